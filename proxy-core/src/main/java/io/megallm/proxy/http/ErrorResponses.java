@@ -1,0 +1,44 @@
+package io.megallm.proxy.http;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaderValues;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpVersion;
+
+import java.nio.charset.StandardCharsets;
+
+/** Every error the proxy itself produces, in the OpenAI shape {@code {"error":{message,type,code}}}. */
+public final class ErrorResponses {
+
+    public static final String INVALID_REQUEST = "invalid_request_error";
+    public static final String AUTHENTICATION = "authentication_error";
+    public static final String PERMISSION = "permission_error";
+    public static final String NOT_FOUND = "not_found_error";
+    public static final String SERVER = "server_error";
+    public static final String UNAVAILABLE = "service_unavailable_error";
+
+    private ErrorResponses() {
+    }
+
+    public static FullHttpResponse error(ByteBufAllocator alloc, HttpResponseStatus status,
+                                         String type, String code, String message) {
+        String body = "{\"error\":{\"message\":" + JsonText.quote(message)
+                + ",\"type\":" + JsonText.quote(type)
+                + ",\"code\":" + JsonText.quote(code) + "}}";
+        return json(alloc, status, body);
+    }
+
+    public static FullHttpResponse json(ByteBufAllocator alloc, HttpResponseStatus status, String body) {
+        byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
+        ByteBuf buf = alloc.buffer(bytes.length).writeBytes(bytes);
+        FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, buf);
+        response.headers()
+                .set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.APPLICATION_JSON)
+                .setInt(HttpHeaderNames.CONTENT_LENGTH, bytes.length);
+        return response;
+    }
+}

@@ -1,0 +1,178 @@
+package io.megallm.proxy.http;
+
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.EventLoop;
+import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpContent;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaderValues;
+import io.netty.handler.codec.http.HttpResponse;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.util.AsciiString;
+import io.netty.util.ReferenceCountUtil;
+
+/**
+ * One request and its answer on a client connection. It owns the request body until the
+ * answer ends, then hands the connection back to the {@link RequestReader} (keep-alive) or
+ * closes it. All methods run on the connection's event loop.
+ */
+public final class Exchange {
+
+    public static final AsciiString X_REQUEST_ID = AsciiString.cached("x-request-id");
+
+    private final RequestReader reader;
+    private final ChannelHandlerContext ctx;
+    private final InboundRequest request;
+    private ClientListener listener;
+    private boolean headSent;
+    private boolean finished;
+    private boolean closeAfter;
+    private int status;
+
+    Exchange(RequestReader reader, ChannelHandlerContext ctx, InboundRequest request) {
+        this.reader = reader;
+        this.ctx = ctx;
+        this.request = request;
+    }
+
+    public InboundRequest request() {
+        return request;
+    }
+
+    public ByteBufAllocator alloc() {
+        return ctx.alloc();
+    }
+
+    public EventLoop eventLoop() {
+        return ctx.channel().eventLoop();
+    }
+
+    public void listen(ClientListener listener) {
+        this.listener = listener;
+    }
+
+    public boolean isWritable() {
+        return ctx.channel().isWritable();
+    }
+
+    public boolean headSent() {
+        return headSent;
+    }
+
+    public boolean finished() {
+        return finished;
+    }
+
+    /** The status sent to the client, 0 before the head went out. */
+    public int status() {
+        return status;
+    }
+
+    public void respondError(HttpResponseStatus status, String type, String code, String message) {
+        respond(ErrorResponses.error(alloc(), status, type, code, message));
+    }
+
+    /** A complete answer in one piece. */
+    public void respond(FullHttpResponse response) {
+        if (finished || headSent) {
+            ReferenceCountUtil.release(response);
+            return;
+        }
+        prepareHead(response);
+        headSent = true;
+        end(ctx.writeAndFlush(response));
+    }
+
+    /** Starts a streamed answer; the head is flushed with the first content or at the end. */
+    public void sendHead(HttpResponse head) {
+        prepareHead(head);
+        headSent = true;
+        ctx.write(head, ctx.voidPromise());
+    }
+
+    /** A body chunk; ownership passes to the connection. A failed write closes the connection. */
+    public void sendContent(HttpContent content) {
+        ctx.write(content, ctx.voidPromise());
+    }
+
+    public void flush() {
+        ctx.flush();
+    }
+
+    /** The end of a streamed answer. */
+    public void sendLast(LastHttpContent last) {
+        end(ctx.writeAndFlush(last));
+    }
+
+    /**
+     * Ends the answer without a clean end of the response: the client sees a broken
+     * transfer, never a silently truncated success.
+     */
+    public void abort() {
+        if (finished) {
+            return;
+        }
+        closeAfter = true;
+        ctx.close();
+        finish();
+    }
+
+    private void end(ChannelFuture written) {
+        if (closeAfter) {
+            written.addListener(ChannelFutureListener.CLOSE);
+        }
+        finish();
+    }
+
+    private void finish() {
+        if (finished) {
+            return;
+        }
+        finished = true;
+        listener = null;
+        request.body().release();
+        reader.exchangeDone(this, closeAfter);
+    }
+
+    private void prepareHead(HttpResponse head) {
+        status = head.status().code();
+        head.setProtocolVersion(HttpVersion.HTTP_1_1);
+        head.headers().set(X_REQUEST_ID, request.requestId());
+        boolean http10 = request.protocolVersion().equals(HttpVersion.HTTP_1_0);
+        closeAfter = closeAfter || !request.keepAlive() || reader.draining();
+        if (http10 && HttpUtil.isTransferEncodingChunked(head)) {
+            // HTTP/1.0 has no chunked framing: the end of the body is the end of the connection.
+            head.headers().remove(HttpHeaderNames.TRANSFER_ENCODING);
+            closeAfter = true;
+        }
+        if (closeAfter) {
+            head.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
+        } else if (http10) {
+            head.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
+        }
+    }
+
+    void clientWritable() {
+        if (listener != null) {
+            listener.onClientWritable();
+        }
+    }
+
+    void clientGone() {
+        ClientListener l = listener;
+        if (l != null) {
+            l.onClientGone();
+        }
+        // Whoever listened has cleaned up; make sure the body is released even if nobody did.
+        if (!finished) {
+            closeAfter = true;
+            finish();
+        }
+    }
+}

@@ -1,0 +1,75 @@
+package io.megallm.proxy.http;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.handler.codec.http.HttpHeaders;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpRequest;
+import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http.HttpVersion;
+
+import java.net.InetSocketAddress;
+
+/**
+ * A client request whose body has been read completely. The body is one reference-counted
+ * buffer (a composite of the received chunks, not a copy) owned by the {@link Exchange};
+ * attempts send {@code retainedDuplicate()}s of it.
+ */
+public final class InboundRequest {
+
+    private final HttpRequest head;
+    private final ByteBuf body;
+    private final String requestId;
+    private final InetSocketAddress remote;
+    private final long startNanos;
+
+    InboundRequest(HttpRequest head, ByteBuf body, String requestId, InetSocketAddress remote, long startNanos) {
+        this.head = head;
+        this.body = body;
+        this.requestId = requestId;
+        this.remote = remote;
+        this.startNanos = startNanos;
+    }
+
+    public HttpMethod method() {
+        return head.method();
+    }
+
+    public String uri() {
+        return head.uri();
+    }
+
+    /** The path without the query string. */
+    public String path() {
+        String uri = head.uri();
+        int q = uri.indexOf('?');
+        return q < 0 ? uri : uri.substring(0, q);
+    }
+
+    public HttpVersion protocolVersion() {
+        return head.protocolVersion();
+    }
+
+    public HttpHeaders headers() {
+        return head.headers();
+    }
+
+    public boolean keepAlive() {
+        return HttpUtil.isKeepAlive(head);
+    }
+
+    public ByteBuf body() {
+        return body;
+    }
+
+    public String requestId() {
+        return requestId;
+    }
+
+    public InetSocketAddress remote() {
+        return remote;
+    }
+
+    public long startNanos() {
+        return startNanos;
+    }
+}

@@ -1,0 +1,97 @@
+package io.megallm.proxy.key;
+
+import io.netty.util.AsciiString;
+
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * One upstream key with its live state and counters. The secret is reachable only as a
+ * ready-made {@code Authorization} value; {@link #toString()} and {@link #masked()} are the
+ * only textual forms, so logging a key by accident still prints the masked form.
+ */
+public final class ApiKey {
+
+    private final String secret;
+    private final String masked;
+    private final AsciiString authorization;
+    private final AtomicReference<KeyState> state = new AtomicReference<>(KeyState.AVAILABLE);
+    private final AtomicLong requests = new AtomicLong();
+    private final AtomicLong failures = new AtomicLong();
+    private volatile int lastStatus;
+
+    ApiKey(String secret) {
+        this.secret = secret;
+        this.masked = mask(secret);
+        this.authorization = AsciiString.cached("Bearer " + secret);
+    }
+
+    /** First 8 and last 4 characters; short keys show less so that masking never reveals a whole key. */
+    public static String mask(String secret) {
+        int n = secret.length();
+        if (n >= 16) {
+            return secret.substring(0, 8) + "…" + secret.substring(n - 4);
+        }
+        if (n >= 8) {
+            return secret.substring(0, 3) + "…" + secret.substring(n - 2);
+        }
+        return "…";
+    }
+
+    public String masked() {
+        return masked;
+    }
+
+    /** The header value {@code Bearer <key>}; the only way the secret leaves this class. */
+    public AsciiString authorization() {
+        return authorization;
+    }
+
+    boolean sameSecret(String other) {
+        return secret.equals(other);
+    }
+
+    String secret() {
+        return secret;
+    }
+
+    public KeyState state() {
+        return state.get();
+    }
+
+    boolean transition(KeyState expected, KeyState next) {
+        return state.compareAndSet(expected, next);
+    }
+
+    void force(KeyState next) {
+        state.set(next);
+    }
+
+    public long requests() {
+        return requests.get();
+    }
+
+    public long failures() {
+        return failures.get();
+    }
+
+    public int lastStatus() {
+        return lastStatus;
+    }
+
+    void recordAttempt() {
+        requests.incrementAndGet();
+    }
+
+    void recordStatus(int status, boolean failure) {
+        lastStatus = status;
+        if (failure) {
+            failures.incrementAndGet();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return masked;
+    }
+}

@@ -1,0 +1,44 @@
+package io.megallm.proxy.key;
+
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+
+/** Parses the key file format: one key a line, trimmed, '#' comments, duplicates once. */
+public final class KeyListParser {
+
+    private KeyListParser() {
+    }
+
+    public static ParsedKeys parse(List<String> lines) {
+        Set<String> keys = new LinkedHashSet<>();
+        List<Integer> malformed = new ArrayList<>();
+        for (int i = 0; i < lines.size(); i++) {
+            String line = lines.get(i).strip();
+            if (i == 0 && !line.isEmpty() && line.charAt(0) == '\uFEFF') {
+                line = line.substring(1).strip();
+            }
+            if (line.isEmpty() || line.startsWith("#")) {
+                continue;
+            }
+            if (!wellFormed(line)) {
+                malformed.add(i + 1);
+                continue;
+            }
+            keys.add(line);
+        }
+        return new ParsedKeys(List.copyOf(keys), List.copyOf(malformed));
+    }
+
+    /** A key goes into an HTTP header, so anything but visible ASCII would break the request. */
+    private static boolean wellFormed(String key) {
+        for (int i = 0; i < key.length(); i++) {
+            char c = key.charAt(i);
+            if (c <= 0x20 || c >= 0x7f) {
+                return false;
+            }
+        }
+        return true;
+    }
+}

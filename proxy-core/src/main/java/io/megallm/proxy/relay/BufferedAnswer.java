@@ -1,0 +1,56 @@
+package io.megallm.proxy.relay;
+
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.CompositeByteBuf;
+import io.netty.buffer.ByteBuf;
+import io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpResponse;
+import io.netty.handler.codec.http.HttpVersion;
+
+/**
+ * An upstream answer that made the request move on (401/402/403/429/5xx). It is kept, body
+ * included, because when there is nowhere left to move, the client gets it as it was.
+ */
+final class BufferedAnswer {
+
+    /** Error bodies are small JSON; one larger than this is not worth holding. */
+    static final int MAX_BODY = 1024 * 1024;
+
+    private final HttpResponse head;
+    private final CompositeByteBuf body;
+
+    BufferedAnswer(HttpResponse head, ByteBufAllocator alloc) {
+        this.head = head;
+        this.body = alloc.compositeBuffer(Integer.MAX_VALUE);
+    }
+
+    int status() {
+        return head.status().code();
+    }
+
+    /** Takes a retained reference to {@code content}; false when the body grew past the cap. */
+    boolean append(ByteBuf content) {
+        if (body.readableBytes() + content.readableBytes() > MAX_BODY) {
+            return false;
+        }
+        if (content.isReadable()) {
+            body.addComponent(true, content.retain());
+        }
+        return true;
+    }
+
+    /** The answer as one response; the buffer's ownership moves into it. */
+    FullHttpResponse toResponse() {
+        HeaderRewriter.stripResponse(head.headers());
+        head.headers().remove(HttpHeaderNames.TRANSFER_ENCODING);
+        head.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, body.readableBytes());
+        return new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, head.status(), body, head.headers(),
+                io.netty.handler.codec.http.EmptyHttpHeaders.INSTANCE);
+    }
+
+    void release() {
+        body.release();
+    }
+}

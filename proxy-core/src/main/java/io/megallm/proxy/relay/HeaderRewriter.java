@@ -1,0 +1,154 @@
+package io.megallm.proxy.relay;
+
+import io.megallm.proxy.http.Exchange;
+import io.megallm.proxy.http.InboundRequest;
+import io.megallm.proxy.upstream.UpstreamTarget;
+import io.netty.handler.codec.http.DefaultHttpHeaders;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaders;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.util.AsciiString;
+
+import java.net.InetSocketAddress;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+
+/** Builds the headers an attempt sends upstream and cleans the headers relayed back (contract §6). */
+public final class HeaderRewriter {
+
+    static final AsciiString X_FORWARDED_FOR = AsciiString.cached("x-forwarded-for");
+    static final AsciiString X_ACCEL_BUFFERING = AsciiString.cached("x-accel-buffering");
+    static final AsciiString NO = AsciiString.cached("no");
+    private static final AsciiString KEEP_ALIVE = AsciiString.cached("keep-alive");
+
+    private HeaderRewriter() {
+    }
+
+    /**
+     * The upstream request headers, minus the per-attempt {@code Authorization}. The body is
+     * sent whole with a Content-Length, so the client's framing headers are not carried over.
+     */
+    public static HttpHeaders upstreamHeaders(InboundRequest request, UpstreamTarget target) {
+        HttpHeaders in = request.headers();
+        List<String> connectionNamed = connectionTokens(in);
+        HttpHeaders out = new DefaultHttpHeaders();
+        for (Iterator<Map.Entry<CharSequence, CharSequence>> it = in.iteratorCharSequence(); it.hasNext(); ) {
+            Map.Entry<CharSequence, CharSequence> e = it.next();
+            CharSequence name = e.getKey();
+            if (isHopByHop(name) || isFraming(name) || named(connectionNamed, name)) {
+                continue;
+            }
+            out.add(name, e.getValue());
+        }
+        out.set(HttpHeaderNames.HOST, target.hostHeader());
+        int length = request.body().readableBytes();
+        if (length > 0 || methodHasBody(request.method())) {
+            out.setInt(HttpHeaderNames.CONTENT_LENGTH, length);
+        }
+        InetSocketAddress remote = request.remote();
+        if (remote != null) {
+            String ip = remote.getAddress() != null ? remote.getAddress().getHostAddress() : remote.getHostString();
+            String prior = in.get(X_FORWARDED_FOR);
+            out.set(X_FORWARDED_FOR, prior == null || prior.isBlank() ? ip : prior + ", " + ip);
+        }
+        out.set(Exchange.X_REQUEST_ID, request.requestId());
+        return out;
+    }
+
+    /** Removes hop-by-hop headers from a response about to be relayed, in place. */
+    public static void stripResponse(HttpHeaders headers) {
+        List<String> connectionNamed = connectionTokens(headers);
+        for (String name : connectionNamed) {
+            headers.remove(name);
+        }
+        headers.remove(HttpHeaderNames.CONNECTION);
+        headers.remove(KEEP_ALIVE);
+        headers.remove(HttpHeaderNames.TE);
+        headers.remove(HttpHeaderNames.TRAILER);
+        headers.remove(HttpHeaderNames.UPGRADE);
+        headers.remove(HttpHeaderNames.PROXY_AUTHENTICATE);
+        headers.remove(HttpHeaderNames.PROXY_AUTHORIZATION);
+        if (hasProxyPrefixed(headers)) {
+            List<String> proxyNames = new ArrayList<>();
+            for (String name : headers.names()) {
+                if (startsWithIgnoreCase(name, "proxy-")) {
+                    proxyNames.add(name);
+                }
+            }
+            proxyNames.forEach(headers::remove);
+        }
+    }
+
+    static boolean isHopByHop(CharSequence name) {
+        return AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.CONNECTION)
+                || AsciiString.contentEqualsIgnoreCase(name, KEEP_ALIVE)
+                || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.TE)
+                || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.TRAILER)
+                || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.UPGRADE)
+                || startsWithIgnoreCase(name, "proxy-");
+    }
+
+    /** Headers the proxy sets itself for every attempt. */
+    private static boolean isFraming(CharSequence name) {
+        return AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.HOST)
+                || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.CONTENT_LENGTH)
+                || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.TRANSFER_ENCODING)
+                || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.AUTHORIZATION)
+                || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.EXPECT)
+                || AsciiString.contentEqualsIgnoreCase(name, X_FORWARDED_FOR)
+                || AsciiString.contentEqualsIgnoreCase(name, Exchange.X_REQUEST_ID);
+    }
+
+    private static boolean methodHasBody(HttpMethod method) {
+        return method.equals(HttpMethod.POST) || method.equals(HttpMethod.PUT) || method.equals(HttpMethod.PATCH);
+    }
+
+    private static List<String> connectionTokens(HttpHeaders headers) {
+        List<String> values = headers.getAll(HttpHeaderNames.CONNECTION);
+        if (values.isEmpty()) {
+            return List.of();
+        }
+        List<String> names = new ArrayList<>(2);
+        for (String v : values) {
+            for (String token : v.split(",")) {
+                String t = token.trim();
+                if (!t.isEmpty() && !t.equalsIgnoreCase("close") && !t.equalsIgnoreCase("keep-alive")) {
+                    names.add(t);
+                }
+            }
+        }
+        return names;
+    }
+
+    private static boolean named(List<String> names, CharSequence name) {
+        for (int i = 0; i < names.size(); i++) {
+            if (AsciiString.contentEqualsIgnoreCase(names.get(i), name)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static boolean hasProxyPrefixed(HttpHeaders headers) {
+        for (Iterator<Map.Entry<CharSequence, CharSequence>> it = headers.iteratorCharSequence(); it.hasNext(); ) {
+            if (startsWithIgnoreCase(it.next().getKey(), "proxy-")) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static boolean startsWithIgnoreCase(CharSequence s, String prefix) {
+        if (s.length() < prefix.length()) {
+            return false;
+        }
+        for (int i = 0; i < prefix.length(); i++) {
+            if (Character.toLowerCase(s.charAt(i)) != prefix.charAt(i)) {
+                return false;
+            }
+        }
+        return true;
+    }
+}

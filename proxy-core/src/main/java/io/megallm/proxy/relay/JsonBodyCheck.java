@@ -1,0 +1,88 @@
+package io.megallm.proxy.relay;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.StreamReadConstraints;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufInputStream;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaders;
+
+import java.io.IOException;
+
+/**
+ * Checks a JSON request body with the streaming parser before any key is spent on it, and
+ * notes the two fields the logs want ({@code model}, {@code stream}). The bytes are only read.
+ */
+public final class JsonBodyCheck {
+
+    private static final JsonFactory FACTORY = JsonFactory.builder()
+            .streamReadConstraints(StreamReadConstraints.builder()
+                    .maxStringLength(Integer.MAX_VALUE)
+                    .maxNestingDepth(1000)
+                    .build())
+            .build();
+
+    /** Outcome of a check: {@code error} is null when the body is fine. */
+    public record Result(String error, String model, boolean stream) {
+        static final Result NOT_JSON = new Result(null, null, false);
+    }
+
+    private JsonBodyCheck() {
+    }
+
+    /** True when the request says it carries JSON, or says nothing and carries a body. */
+    public static boolean appliesTo(HttpHeaders headers, ByteBuf body) {
+        String type = headers.get(HttpHeaderNames.CONTENT_TYPE);
+        if (type == null) {
+            return body.isReadable();
+        }
+        return type.toLowerCase(java.util.Locale.ROOT).contains("json");
+    }
+
+    public static Result check(ByteBuf body) {
+        if (!body.isReadable()) {
+            return new Result("The request body is empty; a JSON body was expected.", null, false);
+        }
+        String model = null;
+        boolean stream = false;
+        try (JsonParser p = FACTORY.createParser((java.io.InputStream) new ByteBufInputStream(body.duplicate(), false))) {
+            JsonToken root = p.nextToken();
+            if (root == null) {
+                return new Result("The request body is empty; a JSON body was expected.", null, false);
+            }
+            if (root == JsonToken.START_OBJECT) {
+                JsonToken t;
+                while ((t = p.nextToken()) != JsonToken.END_OBJECT) {
+                    String field = p.currentName();
+                    t = p.nextToken();
+                    if ("model".equals(field) && t == JsonToken.VALUE_STRING) {
+                        model = p.getText();
+                    } else if ("stream".equals(field) && (t == JsonToken.VALUE_TRUE || t == JsonToken.VALUE_FALSE)) {
+                        stream = t == JsonToken.VALUE_TRUE;
+                    } else {
+                        p.skipChildren();
+                    }
+                }
+            } else {
+                p.skipChildren();
+            }
+            if (p.nextToken() != null) {
+                return new Result("The request body has data after the JSON value.", null, false);
+            }
+        } catch (IOException e) {
+            return new Result("The request body is not valid JSON: " + firstLine(e.getMessage()), null, false);
+        }
+        return new Result(null, model, stream);
+    }
+
+    private static String firstLine(String message) {
+        if (message == null) {
+            return "parse error";
+        }
+        int nl = message.indexOf('\n');
+        String line = nl < 0 ? message : message.substring(0, nl);
+        return line.length() > 200 ? line.substring(0, 200) : line;
+    }
+}

@@ -1,0 +1,63 @@
+package io.megallm.proxy.relay;
+
+import io.megallm.proxy.http.ErrorResponses;
+import io.megallm.proxy.http.Exchange;
+import io.megallm.proxy.http.InboundRequest;
+import io.megallm.proxy.http.ServerLifecycle;
+import io.megallm.proxy.key.KeyPool;
+import io.megallm.proxy.key.KeySelector;
+import io.megallm.proxy.upstream.UpstreamPools;
+import io.netty.handler.codec.http.HttpResponseStatus;
+
+/** Forwards {@code /v1/**} requests upstream with a pool key, failing over as contract §7 says. */
+public final class Relay {
+
+    private final KeyPool keys;
+    private final KeySelector selector;
+    private final UpstreamPools pools;
+    private final RelaySettings settings;
+    private final ServerLifecycle lifecycle;
+
+    public Relay(KeyPool keys, UpstreamPools pools, RelaySettings settings, ServerLifecycle lifecycle) {
+        this.keys = keys;
+        this.selector = new KeySelector(keys);
+        this.pools = pools;
+        this.settings = settings;
+        this.lifecycle = lifecycle;
+    }
+
+    /** Handles a request whose path starts with {@code /v1}; {@code rest} is what follows, query included. */
+    public void forward(Exchange exchange, String rest) {
+        InboundRequest request = exchange.request();
+        JsonBodyCheck.Result body = JsonBodyCheck.Result.NOT_JSON;
+        if (JsonBodyCheck.appliesTo(request.headers(), request.body())) {
+            body = JsonBodyCheck.check(request.body());
+            if (body.error() != null) {
+                exchange.respondError(HttpResponseStatus.BAD_REQUEST, ErrorResponses.INVALID_REQUEST,
+                        "invalid_json", body.error());
+                return;
+            }
+        }
+        new RelayCall(this, exchange, pools.target().pathFor(rest)).start();
+    }
+
+    KeyPool keys() {
+        return keys;
+    }
+
+    KeySelector selector() {
+        return selector;
+    }
+
+    UpstreamPools pools() {
+        return pools;
+    }
+
+    RelaySettings settings() {
+        return settings;
+    }
+
+    ServerLifecycle lifecycle() {
+        return lifecycle;
+    }
+}

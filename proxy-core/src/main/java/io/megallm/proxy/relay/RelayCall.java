@@ -1,0 +1,510 @@
+package io.megallm.proxy.relay;
+
+import io.megallm.proxy.http.ClientListener;
+import io.megallm.proxy.http.ErrorResponses;
+import io.megallm.proxy.http.Exchange;
+import io.megallm.proxy.http.InboundRequest;
+import io.megallm.proxy.key.ApiKey;
+import io.megallm.proxy.key.KeyPool;
+import io.megallm.proxy.upstream.AcquireCallback;
+import io.megallm.proxy.upstream.UpstreamListener;
+import io.megallm.proxy.upstream.UpstreamPool;
+import io.megallm.proxy.upstream.UpstreamPools;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ConnectTimeoutException;
+import io.netty.handler.codec.http.DefaultFullHttpRequest;
+import io.netty.handler.codec.http.EmptyHttpHeaders;
+import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpContent;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaders;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpResponse;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.util.AsciiString;
+import io.netty.util.concurrent.ScheduledFuture;
+
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One client request on its way upstream: the state shared by all its attempts (keys tried,
+ * retries used, the last failed answer). Until the response head goes to the client, any
+ * attempt may be abandoned for another; after it, the relay only streams. Everything runs on
+ * the client connection's event loop, which is also the loop of the upstream connection.
+ */
+final class RelayCall implements UpstreamListener, ClientListener, AcquireCallback, Runnable {
+
+    private enum Phase { ACQUIRING, WAITING_HEAD, BUFFERING, STREAMING, BACKOFF, DONE }
+
+    private enum Failure { NONE, UNREACHABLE, TIMEOUT }
+
+    private static final AsciiString EVENT_STREAM = AsciiString.cached("text/event-stream");
+
+    private final Relay relay;
+    private final Exchange exchange;
+    private final InboundRequest request;
+    private final KeyPool keys;
+    private final UpstreamPool pool;
+    private final HttpHeaders upstreamHeaders;
+    private final String upstreamUri;
+    private final long timeoutNanos;
+    private final ApiKey[] tried;
+    private final ChannelFutureListener onWritten = this::written;
+
+    private Phase phase = Phase.ACQUIRING;
+    private int triedCount;
+    private ApiKey key;
+    private int switches;
+    private int sameKeyRetries;
+    private boolean staleRetried;
+    private Channel upstream;
+    private boolean upstreamReused;
+    private boolean upstreamKeepAlive;
+    private boolean skippingInterim;
+    private FailoverPolicy.Verdict verdict;
+    private BufferedAnswer pendingAnswer;
+    private BufferedAnswer lastAnswer;
+    private Failure lastFailure = Failure.NONE;
+    private boolean streaming;
+    private boolean paused;
+    private long lastActivity;
+    private ScheduledFuture<?> timer;
+    private ScheduledFuture<?> backoff;
+
+    RelayCall(Relay relay, Exchange exchange, String upstreamUri) {
+        this.relay = relay;
+        this.exchange = exchange;
+        this.request = exchange.request();
+        this.keys = relay.keys();
+        this.pool = relay.pools().forLoop(exchange.eventLoop());
+        this.upstreamHeaders = HeaderRewriter.upstreamHeaders(request, relay.pools().target());
+        this.upstreamUri = upstreamUri;
+        this.timeoutNanos = TimeUnit.MILLISECONDS.toNanos(relay.settings().timeoutMillis());
+        this.tried = new ApiKey[relay.settings().maxKeyRetries() + 1];
+    }
+
+    void start() {
+        exchange.listen(this);
+        key = relay.selector().next(tried, 0);
+        if (key == null) {
+            noKeyAvailable();
+            return;
+        }
+        tried[triedCount++] = key;
+        attempt();
+    }
+
+    private void attempt() {
+        if (phase == Phase.DONE) {
+            return;
+        }
+        phase = Phase.ACQUIRING;
+        keys.recordAttempt(key);
+        pool.acquire(this);
+    }
+
+    // ---- connection and request -------------------------------------------------------------
+
+    @Override
+    public void onAcquired(Channel ch, boolean reused) {
+        if (phase != Phase.ACQUIRING) {
+            pool.release(ch);
+            return;
+        }
+        upstream = ch;
+        upstreamReused = reused;
+        UpstreamPools.attach(ch, this);
+        upstreamHeaders.set(HttpHeaderNames.AUTHORIZATION, key.authorization());
+        DefaultFullHttpRequest out = new DefaultFullHttpRequest(HttpVersion.HTTP_1_1, request.method(), upstreamUri,
+                request.body().retainedDuplicate(), upstreamHeaders, EmptyHttpHeaders.INSTANCE);
+        phase = Phase.WAITING_HEAD;
+        skippingInterim = false;
+        touch();
+        armTimer(timeoutNanos);
+        ch.writeAndFlush(out).addListener(onWritten);
+        ch.read();
+    }
+
+    private void written(ChannelFuture f) {
+        if (!f.isSuccess() && phase == Phase.WAITING_HEAD && upstream == f.channel()) {
+            Channel ch = upstream;
+            upstream = null;
+            pool.discard(ch);
+            failedBeforeAnswer(f.cause());
+        }
+    }
+
+    @Override
+    public void onAcquireFailed(Throwable cause, boolean exhausted) {
+        if (phase != Phase.ACQUIRING) {
+            return;
+        }
+        if (exhausted) {
+            respondError(HttpResponseStatus.SERVICE_UNAVAILABLE, ErrorResponses.UNAVAILABLE, "upstream_pool_exhausted",
+                    "All upstream connections are busy; try again shortly.");
+            return;
+        }
+        lastFailure = cause instanceof ConnectTimeoutException ? Failure.TIMEOUT : Failure.UNREACHABLE;
+        retrySameKeyOrSwitch();
+    }
+
+    // ---- upstream events ----------------------------------------------------------------------
+
+    @Override
+    public void onResponseHead(HttpResponse head) {
+        if (phase != Phase.WAITING_HEAD) {
+            return;
+        }
+        touch();
+        int code = head.status().code();
+        if (code >= 100 && code < 200 && code != 101) {
+            // An interim answer (100 Continue); the real one follows.
+            skippingInterim = true;
+            return;
+        }
+        upstreamKeepAlive = HttpUtil.isKeepAlive(head);
+        verdict = FailoverPolicy.classify(code);
+        if (verdict == FailoverPolicy.Verdict.RELAY) {
+            commit(head);
+            return;
+        }
+        judgeKey(head, code);
+        pendingAnswer = new BufferedAnswer(head, exchange.alloc());
+        phase = Phase.BUFFERING;
+    }
+
+    private void judgeKey(HttpResponse head, int code) {
+        switch (verdict) {
+            case KEY_FAILED -> keys.markFailed(key, code);
+            case KEY_COOLING -> {
+                long seconds = RetryAfter.seconds(head.headers().get(HttpHeaderNames.RETRY_AFTER),
+                        System.currentTimeMillis());
+                keys.coolDown(key, code, seconds >= 0 ? seconds : relay.settings().keyCooldownSeconds());
+            }
+            default -> keys.recordTransient(key, code);
+        }
+    }
+
+    private void commit(HttpResponse head) {
+        phase = Phase.STREAMING;
+        keys.recordSuccess(key, head.status().code());
+        releaseAnswers();
+        HttpHeaders h = head.headers();
+        HeaderRewriter.stripResponse(h);
+        String type = h.get(HttpHeaderNames.CONTENT_TYPE);
+        if (type != null && AsciiString.regionMatches(type, true, 0, EVENT_STREAM, 0, EVENT_STREAM.length())) {
+            h.set(HeaderRewriter.X_ACCEL_BUFFERING, HeaderRewriter.NO);
+            streaming = true;
+            relay.lifecycle().streamStarted();
+        }
+        if (!HttpUtil.isContentLengthSet(head) && !HttpUtil.isTransferEncodingChunked(head) && bodyAllowed(head)) {
+            // The upstream ends the body by closing; the client gets chunks so its connection survives.
+            HttpUtil.setTransferEncodingChunked(head, true);
+        }
+        exchange.sendHead(head);
+    }
+
+    private boolean bodyAllowed(HttpResponse head) {
+        int code = head.status().code();
+        return !request.method().equals(HttpMethod.HEAD) && code != 204 && code != 304 && code >= 200;
+    }
+
+    @Override
+    public void onContent(HttpContent content) {
+        touch();
+        if (skippingInterim) {
+            content.release();
+            if (content instanceof LastHttpContent) {
+                skippingInterim = false;
+            }
+            return;
+        }
+        switch (phase) {
+            case STREAMING -> {
+                if (content instanceof LastHttpContent last) {
+                    finishUpstream();
+                    exchange.sendLast(last);
+                    done();
+                } else {
+                    exchange.sendContent(content);
+                }
+            }
+            case BUFFERING -> {
+                boolean kept = pendingAnswer.append(content.content());
+                boolean last = content instanceof LastHttpContent;
+                content.release();
+                if (!kept) {
+                    // Too big to keep: the answer is dropped and the attempt ends here.
+                    pendingAnswer.release();
+                    pendingAnswer = null;
+                    Channel ch = upstream;
+                    upstream = null;
+                    pool.discard(ch);
+                    afterFailedAnswer();
+                } else if (last) {
+                    finishUpstream();
+                    if (lastAnswer != null) {
+                        lastAnswer.release();
+                    }
+                    lastAnswer = pendingAnswer;
+                    pendingAnswer = null;
+                    afterFailedAnswer();
+                }
+            }
+            default -> content.release();
+        }
+    }
+
+    @Override
+    public void onReadComplete() {
+        Channel ch = upstream;
+        if (ch == null) {
+            return;
+        }
+        if (phase == Phase.STREAMING) {
+            exchange.flush();
+            // Read on only while the client keeps up; otherwise wait for its buffer to drain.
+            if (exchange.isWritable()) {
+                ch.read();
+            } else {
+                paused = true;
+            }
+        } else if (phase == Phase.WAITING_HEAD || phase == Phase.BUFFERING) {
+            ch.read();
+        }
+    }
+
+    @Override
+    public void onClientWritable() {
+        if (paused && phase == Phase.STREAMING && upstream != null) {
+            paused = false;
+            touch();
+            upstream.read();
+        }
+    }
+
+    @Override
+    public void onUpstreamClosed(Throwable cause) {
+        Channel ch = upstream;
+        upstream = null;
+        if (ch == null) {
+            return;
+        }
+        pool.discard(ch);
+        switch (phase) {
+            case WAITING_HEAD -> failedBeforeAnswer(cause);
+            case BUFFERING -> {
+                // An incomplete error answer is worth nothing to the client.
+                pendingAnswer.release();
+                pendingAnswer = null;
+                afterFailedAnswer();
+            }
+            case STREAMING -> {
+                exchange.abort();
+                done();
+            }
+            default -> { }
+        }
+    }
+
+    private void failedBeforeAnswer(Throwable cause) {
+        cancelTimer();
+        if (upstreamReused && !staleRetried && !skippingInterim) {
+            // A pooled connection the server had already closed: not the key's fault, not a retry.
+            staleRetried = true;
+            phase = Phase.ACQUIRING;
+            pool.acquireFresh(this);
+            return;
+        }
+        lastFailure = Failure.UNREACHABLE;
+        retrySameKeyOrSwitch();
+    }
+
+    // ---- client events ------------------------------------------------------------------------
+
+    @Override
+    public void onClientGone() {
+        if (phase == Phase.DONE) {
+            return;
+        }
+        Channel ch = upstream;
+        upstream = null;
+        if (ch != null) {
+            // Stop the generation now; a half-read response must never go back to the pool.
+            pool.discard(ch);
+        }
+        done();
+    }
+
+    // ---- timeouts -----------------------------------------------------------------------------
+
+    private void touch() {
+        lastActivity = System.nanoTime();
+    }
+
+    private void armTimer(long delayNanos) {
+        timer = exchange.eventLoop().schedule(this, delayNanos, TimeUnit.NANOSECONDS);
+    }
+
+    private void cancelTimer() {
+        if (timer != null) {
+            timer.cancel(false);
+            timer = null;
+        }
+    }
+
+    /** The silence check: one timer per attempt, re-armed for the remaining time instead of per chunk. */
+    @Override
+    public void run() {
+        timer = null;
+        if (phase != Phase.WAITING_HEAD && phase != Phase.BUFFERING && phase != Phase.STREAMING) {
+            return;
+        }
+        long silent = System.nanoTime() - lastActivity;
+        if (paused || silent < timeoutNanos) {
+            armTimer(paused ? timeoutNanos : timeoutNanos - silent);
+            return;
+        }
+        Channel ch = upstream;
+        upstream = null;
+        if (ch != null) {
+            pool.discard(ch);
+        }
+        switch (phase) {
+            case WAITING_HEAD -> {
+                lastFailure = Failure.TIMEOUT;
+                retrySameKeyOrSwitch();
+            }
+            case BUFFERING -> {
+                pendingAnswer.release();
+                pendingAnswer = null;
+                afterFailedAnswer();
+            }
+            default -> {
+                exchange.abort();
+                done();
+            }
+        }
+    }
+
+    // ---- failover -----------------------------------------------------------------------------
+
+    private void afterFailedAnswer() {
+        if (verdict == FailoverPolicy.Verdict.TRANSIENT) {
+            retrySameKeyOrSwitch();
+        } else {
+            switchKey();
+        }
+    }
+
+    private void retrySameKeyOrSwitch() {
+        cancelTimer();
+        if (sameKeyRetries < relay.settings().maxRetries()) {
+            sameKeyRetries++;
+            phase = Phase.BACKOFF;
+            staleRetried = false;
+            backoff = exchange.eventLoop().schedule(this::attempt, FailoverPolicy.backoffMillis(sameKeyRetries),
+                    TimeUnit.MILLISECONDS);
+            return;
+        }
+        switchKey();
+    }
+
+    private void switchKey() {
+        cancelTimer();
+        if (switches >= relay.settings().maxKeyRetries()) {
+            giveUp();
+            return;
+        }
+        ApiKey next = relay.selector().next(tried, triedCount);
+        if (next == null) {
+            giveUp();
+            return;
+        }
+        switches++;
+        sameKeyRetries = 0;
+        staleRetried = false;
+        key = next;
+        tried[triedCount++] = next;
+        attempt();
+    }
+
+    /** Out of moves: the last upstream answer as it was, or an error of our own if there was none. */
+    private void giveUp() {
+        if (lastAnswer != null) {
+            FullHttpResponse answer = lastAnswer.toResponse();
+            lastAnswer = null;
+            exchange.respond(answer);
+            done();
+            return;
+        }
+        if (lastFailure == Failure.TIMEOUT) {
+            respondError(HttpResponseStatus.GATEWAY_TIMEOUT, ErrorResponses.SERVER, "upstream_timeout",
+                    "The upstream did not answer in time.");
+        } else {
+            respondError(HttpResponseStatus.BAD_GATEWAY, ErrorResponses.SERVER, "upstream_unreachable",
+                    "The upstream could not be reached.");
+        }
+    }
+
+    private void noKeyAvailable() {
+        long retryAfter = keys.secondsUntilNextAvailable();
+        FullHttpResponse response = ErrorResponses.error(exchange.alloc(), HttpResponseStatus.SERVICE_UNAVAILABLE,
+                ErrorResponses.UNAVAILABLE, "no_available_keys",
+                "No upstream key is available right now.");
+        if (retryAfter >= 0) {
+            response.headers().set(HttpHeaderNames.RETRY_AFTER, retryAfter);
+        }
+        exchange.respond(response);
+        done();
+    }
+
+    private void respondError(HttpResponseStatus status, String type, String code, String message) {
+        exchange.respondError(status, type, code, message);
+        done();
+    }
+
+    private void finishUpstream() {
+        cancelTimer();
+        Channel ch = upstream;
+        upstream = null;
+        if (upstreamKeepAlive) {
+            pool.release(ch);
+        } else {
+            pool.discard(ch);
+        }
+    }
+
+    private void releaseAnswers() {
+        if (pendingAnswer != null) {
+            pendingAnswer.release();
+            pendingAnswer = null;
+        }
+        if (lastAnswer != null) {
+            lastAnswer.release();
+            lastAnswer = null;
+        }
+    }
+
+    private void done() {
+        if (phase == Phase.DONE) {
+            return;
+        }
+        phase = Phase.DONE;
+        cancelTimer();
+        if (backoff != null) {
+            backoff.cancel(false);
+            backoff = null;
+        }
+        releaseAnswers();
+        if (streaming) {
+            streaming = false;
+            relay.lifecycle().streamEnded();
+        }
+    }
+}

@@ -1,0 +1,12 @@
+package io.megallm.proxy.relay;
+
+/**
+ * Failover and timing rules of the relay.
+ *
+ * @param timeoutMillis       {@code MEGALLM_TIMEOUT}: wait for response headers, and longest silence between bytes
+ * @param maxRetries          {@code MEGALLM_MAX_RETRIES}: same-key retries on a transient failure
+ * @param maxKeyRetries       {@code MAX_KEY_RETRIES}: switches to another key per request
+ * @param keyCooldownSeconds  {@code KEY_COOLDOWN}: rest after a 429 without Retry-After
+ */
+public record RelaySettings(long timeoutMillis, int maxRetries, int maxKeyRetries, long keyCooldownSeconds) {
+}

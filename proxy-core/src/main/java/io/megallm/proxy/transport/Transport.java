@@ -1,0 +1,57 @@
+package io.megallm.proxy.transport;
+
+import io.netty.channel.IoHandlerFactory;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.ServerChannel;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.epoll.Epoll;
+import io.netty.channel.epoll.EpollIoHandler;
+import io.netty.channel.epoll.EpollServerSocketChannel;
+import io.netty.channel.epoll.EpollSocketChannel;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.channel.socket.nio.NioSocketChannel;
+
+/** Native epoll where the platform has it, NIO elsewhere; both sides of the relay use the same one. */
+public final class Transport {
+
+    private final String name;
+    private final IoHandlerFactory ioHandlerFactory;
+    private final Class<? extends ServerChannel> serverChannel;
+    private final Class<? extends SocketChannel> socketChannel;
+
+    private Transport(String name, IoHandlerFactory factory,
+                      Class<? extends ServerChannel> serverChannel, Class<? extends SocketChannel> socketChannel) {
+        this.name = name;
+        this.ioHandlerFactory = factory;
+        this.serverChannel = serverChannel;
+        this.socketChannel = socketChannel;
+    }
+
+    public static Transport best() {
+        if (!Boolean.getBoolean("megallm.proxy.forceNio") && Epoll.isAvailable()) {
+            return new Transport("epoll", EpollIoHandler.newFactory(), EpollServerSocketChannel.class, EpollSocketChannel.class);
+        }
+        return nio();
+    }
+
+    public static Transport nio() {
+        return new Transport("nio", NioIoHandler.newFactory(), NioServerSocketChannel.class, NioSocketChannel.class);
+    }
+
+    public MultiThreadIoEventLoopGroup newGroup(int threads) {
+        return new MultiThreadIoEventLoopGroup(threads, ioHandlerFactory);
+    }
+
+    public Class<? extends ServerChannel> serverChannel() {
+        return serverChannel;
+    }
+
+    public Class<? extends SocketChannel> socketChannel() {
+        return socketChannel;
+    }
+
+    public String name() {
+        return name;
+    }
+}

@@ -1,0 +1,64 @@
+package io.megallm.proxy.upstream;
+
+import io.netty.channel.Channel;
+import io.netty.channel.EventLoop;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+
+import javax.net.ssl.SSLException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentMap;
+
+/** One {@link UpstreamPool} per event loop, created on first use by that loop. */
+public final class UpstreamPools {
+
+    private final UpstreamTarget target;
+    private final Class<? extends SocketChannel> channelType;
+    private final UpstreamSettings settings;
+    private final ConnectionLimiter limiter;
+    private final SslContext ssl;
+    private final ConcurrentMap<EventLoop, UpstreamPool> pools = new ConcurrentHashMap<>();
+
+    public UpstreamPools(UpstreamTarget target, Class<? extends SocketChannel> channelType, UpstreamSettings settings) {
+        this.target = target;
+        this.channelType = channelType;
+        this.settings = settings;
+        this.limiter = new ConnectionLimiter(settings.maxConnections());
+        this.ssl = target.tls() ? clientTls() : null;
+    }
+
+    private static SslContext clientTls() {
+        try {
+            return SslContextBuilder.forClient().build();
+        } catch (SSLException e) {
+            throw new IllegalStateException("TLS is not available in this JVM", e);
+        }
+    }
+
+    public UpstreamTarget target() {
+        return target;
+    }
+
+    public UpstreamPool forLoop(EventLoop loop) {
+        UpstreamPool pool = pools.get(loop);
+        if (pool != null) {
+            return pool;
+        }
+        return pools.computeIfAbsent(loop, l -> new UpstreamPool(l, channelType, target, ssl, limiter, settings));
+    }
+
+    /** Binds a held connection to the request that now uses it. */
+    public static void attach(Channel ch, UpstreamListener listener) {
+        UpstreamPool.attach(ch, listener);
+    }
+
+    /** Open upstream connections, busy and idle. */
+    public int openConnections() {
+        return limiter.open();
+    }
+
+    public void close() {
+        pools.forEach((loop, pool) -> loop.execute(pool::close));
+    }
+}

@@ -1,0 +1,55 @@
+package io.megallm.proxy.server;
+
+import io.megallm.proxy.server.config.ConfigError;
+import io.megallm.proxy.server.config.ConfigLoader;
+import io.megallm.proxy.server.config.Settings;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import sun.misc.Signal;
+
+import java.nio.file.Path;
+import java.util.concurrent.CountDownLatch;
+
+/** {@code java -jar megallm-proxy.jar}: configure, start, serve until SIGTERM/SIGINT, drain, exit 0. */
+public final class Main {
+
+    private Main() {
+    }
+
+    public static void main(String[] args) {
+        Settings settings;
+        try {
+            settings = ConfigLoader.load(System.getenv(), Path.of(""));
+        } catch (ConfigError e) {
+            System.err.println("megallm-proxy: configuration error: " + e.getMessage());
+            System.exit(2);
+            return;
+        }
+        // Logback reads these when the first logger is created, which is below this line.
+        System.setProperty("LOG_DIR", settings.logDir().toString());
+        System.setProperty("LOG_LEVEL", settings.logLevel());
+        Logger log = LoggerFactory.getLogger(Main.class);
+
+        ProxyServer server = new ProxyServer(settings);
+        try {
+            server.start();
+        } catch (Exception e) {
+            log.error("cannot listen on {}:{}: {}", settings.host(), settings.port(), e.toString());
+            System.exit(1);
+            return;
+        }
+        CountDownLatch stop = new CountDownLatch(1);
+        // Handling the signals ourselves (rather than in a shutdown hook) lets the drain run with
+        // the JVM fully alive and the process exit 0 afterwards.
+        Signal.handle(new Signal("TERM"), s -> stop.countDown());
+        Signal.handle(new Signal("INT"), s -> stop.countDown());
+        try {
+            stop.await();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        log.info("signal received: shutting down");
+        server.shutdown();
+        System.exit(0);
+    }
+}

@@ -1,0 +1,169 @@
+package io.megallm.proxy.server;
+
+import io.megallm.proxy.http.RequestReader;
+import io.megallm.proxy.http.ServerLifecycle;
+import io.megallm.proxy.http.StrictRequestDecoder;
+import io.megallm.proxy.key.KeyPool;
+import io.megallm.proxy.relay.Relay;
+import io.megallm.proxy.relay.RelaySettings;
+import io.megallm.proxy.server.config.Settings;
+import io.megallm.proxy.server.keys.KeyFile;
+import io.megallm.proxy.server.routes.AccessControl;
+import io.megallm.proxy.server.routes.Router;
+import io.megallm.proxy.transport.Transport;
+import io.megallm.proxy.upstream.UpstreamPools;
+import io.megallm.proxy.upstream.UpstreamSettings;
+import io.megallm.proxy.upstream.UpstreamTarget;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.WriteBufferWaterMark;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.handler.codec.http.HttpDecoderConfig;
+import io.netty.handler.codec.http.HttpResponseEncoder;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.net.InetSocketAddress;
+import java.util.concurrent.TimeUnit;
+
+/** The assembled proxy: listening socket, event loops, key pool, relay and routes. */
+public final class ProxyServer {
+
+    private static final Logger log = LoggerFactory.getLogger(ProxyServer.class);
+
+    /** Idle upstream connections are closed after this, before typical 300–400 s server-side cuts. */
+    private static final long UPSTREAM_IDLE_TTL_SECONDS = 240;
+
+    private final Settings settings;
+    private final Transport transport;
+    private final KeyPool keys = new KeyPool();
+    private final KeyFile keyFile;
+    private final ServerLifecycle lifecycle = new ServerLifecycle();
+    private EventLoopGroup boss;
+    private EventLoopGroup workers;
+    private UpstreamPools pools;
+    private Channel listener;
+
+    public ProxyServer(Settings settings) {
+        this(settings, Transport.best());
+    }
+
+    public ProxyServer(Settings settings, Transport transport) {
+        this.settings = settings;
+        this.transport = transport;
+        this.keyFile = new KeyFile(settings.keysFile(), keys);
+    }
+
+    /** Binds the listening socket; throws when the address cannot be bound. */
+    public ProxyServer start() throws InterruptedException {
+        int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
+        boss = transport.newGroup(1);
+        workers = transport.newGroup(threads);
+        keyFile.loadAtStart();
+        UpstreamTarget target = UpstreamTarget.parse(settings.baseUrl());
+        pools = new UpstreamPools(target, transport.socketChannel(), new UpstreamSettings(settings.poolMaxSize(),
+                settings.poolConnections(), settings.timeoutMillis(), UPSTREAM_IDLE_TTL_SECONDS, threads));
+        Relay relay = new Relay(keys, pools, new RelaySettings(settings.timeoutMillis(), settings.maxRetries(),
+                settings.maxKeyRetries(), settings.keyCooldownSeconds()), lifecycle);
+        AccessControl access = new AccessControl(settings.adminToken(), settings.proxyApiKeys());
+        Router router = new Router(relay, keys, keyFile, access);
+        long maxBody = settings.maxRequestBody();
+        HttpDecoderConfig decoderConfig = new HttpDecoderConfig()
+                .setMaxInitialLineLength(8192)
+                .setMaxHeaderSize(16 * 1024)
+                .setMaxChunkSize(64 * 1024);
+
+        ServerBootstrap b = new ServerBootstrap()
+                .group(boss, workers)
+                .channel(transport.serverChannel())
+                .option(ChannelOption.SO_BACKLOG, 4096)
+                .option(ChannelOption.SO_REUSEADDR, true)
+                .childOption(ChannelOption.AUTO_READ, false)
+                .childOption(ChannelOption.TCP_NODELAY, true)
+                .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(32 * 1024, 64 * 1024))
+                .childHandler(new ChannelInitializer<SocketChannel>() {
+                    @Override
+                    protected void initChannel(SocketChannel ch) {
+                        ch.pipeline().addLast("decoder", new StrictRequestDecoder(decoderConfig))
+                                .addLast("encoder", new HttpResponseEncoder())
+                                .addLast("reader", new RequestReader(router, maxBody, lifecycle));
+                    }
+                });
+        try {
+            listener = b.bind(settings.host(), settings.port()).sync().channel();
+        } catch (Exception e) {
+            stopLoops();
+            throw e;
+        }
+        log.info("megallm-proxy {} listening on {} ({} transport, {} event loops) -> {}", Version.VALUE,
+                listener.localAddress(), transport.name(), threads, target);
+        log.info("configuration: {}", settings.summary());
+        if (!access.adminTokenSet()) {
+            log.warn("ADMIN_TOKEN is unset: /admin/* and /metrics answer loopback clients only");
+        }
+        if (!access.clientKeysRequired()) {
+            log.warn("PROXY_API_KEYS is unset: any client that reaches this port can use the key pool");
+        }
+        return this;
+    }
+
+    public int port() {
+        return ((InetSocketAddress) listener.localAddress()).getPort();
+    }
+
+    public KeyPool keys() {
+        return keys;
+    }
+
+    public ServerLifecycle lifecycle() {
+        return lifecycle;
+    }
+
+    public UpstreamPools pools() {
+        return pools;
+    }
+
+    /**
+     * Graceful stop: refuse new connections at once, let requests in flight finish for up to
+     * {@code SHUTDOWN_GRACE}, then close what is left.
+     */
+    public void shutdown() {
+        if (listener != null) {
+            listener.close().syncUninterruptibly();
+        }
+        lifecycle.startDrain();
+        int inFlight = lifecycle.inFlight();
+        if (inFlight > 0) {
+            log.info("draining {} request(s) in flight, up to {}s", inFlight, settings.shutdownGraceSeconds());
+        }
+        boolean idle;
+        try {
+            idle = lifecycle.awaitIdle(settings.shutdownGraceSeconds(), TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            idle = false;
+        }
+        if (!idle) {
+            log.warn("shutdown grace of {}s over: closing {} request(s) still in flight",
+                    settings.shutdownGraceSeconds(), lifecycle.inFlight());
+        }
+        lifecycle.closeAll();
+        if (pools != null) {
+            pools.close();
+        }
+        stopLoops();
+        log.info("megallm-proxy stopped");
+    }
+
+    private void stopLoops() {
+        if (boss != null) {
+            boss.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+        }
+        if (workers != null) {
+            workers.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+        }
+    }
+}

@@ -1,0 +1,233 @@
+package io.megallm.proxy.server.config;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
+import com.typesafe.config.ConfigValue;
+import io.megallm.proxy.upstream.UpstreamTarget;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Builds {@link Settings} from, in rising priority: {@code reference.conf} in the jar, the
+ * optional config file, a {@code .env} file (only for variables not set), and the environment.
+ * Every value is checked here, so that a bad one stops the start with one line that names it.
+ */
+public final class ConfigLoader {
+
+    static final List<String> NAMES = List.of(
+            "MEGALLM_BASE_URL", "MEGALLM_TIMEOUT", "MEGALLM_MAX_RETRIES", "MAX_KEY_RETRIES", "HOST", "PORT",
+            "LOG_LEVEL", "KEYS_FILE", "LOG_DIR", "HTTP_POOL_MAXSIZE", "HTTP_POOL_CONNECTIONS", "MAX_REQUEST_BODY",
+            "KEY_COOLDOWN", "ADMIN_TOKEN", "PROXY_API_KEYS", "SHUTDOWN_GRACE");
+
+    private static final List<String> SECRET_NAMES = List.of("ADMIN_TOKEN", "PROXY_API_KEYS");
+
+    private final Config config;
+    private final Path workDir;
+
+    private ConfigLoader(Config config, Path workDir) {
+        this.config = config;
+        this.workDir = workDir;
+    }
+
+    public static Settings load(Map<String, String> environment, Path workDir) throws ConfigError {
+        Map<String, String> env = new HashMap<>(DotEnv.read(workDir.resolve(".env")));
+        env.putAll(environment);
+
+        Config file = ConfigFactory.empty();
+        String configFile = env.get("CONFIG_FILE");
+        Path path = configFile != null && !configFile.isBlank()
+                ? workDir.resolve(configFile.strip())
+                : workDir.resolve("config/application.conf");
+        if (Files.isRegularFile(path)) {
+            try {
+                file = ConfigFactory.parseFile(path.toFile());
+            } catch (ConfigException e) {
+                throw new ConfigError("CONFIG_FILE=\"" + path + "\" is not valid HOCON (" + firstLine(e.getMessage()) + ")");
+            }
+        } else if (configFile != null && !configFile.isBlank()) {
+            throw new ConfigError("CONFIG_FILE=\"" + configFile + "\" does not exist or is not a file");
+        }
+
+        Map<String, String> fromEnv = new HashMap<>();
+        for (String name : NAMES) {
+            String v = env.get(name);
+            if (v != null) {
+                fromEnv.put(name, v);
+            }
+        }
+        Config merged;
+        try {
+            merged = ConfigFactory.parseMap(fromEnv, "environment")
+                    .withFallback(file)
+                    .withFallback(ConfigFactory.parseResources(ConfigLoader.class.getClassLoader(), "reference.conf"))
+                    .resolve();
+        } catch (ConfigException e) {
+            throw new ConfigError("configuration could not be resolved (" + firstLine(e.getMessage()) + ")");
+        }
+        return new ConfigLoader(merged, workDir).settings();
+    }
+
+    private Settings settings() throws ConfigError {
+        String baseUrl = string("MEGALLM_BASE_URL");
+        try {
+            UpstreamTarget.parse(baseUrl);
+        } catch (IllegalArgumentException e) {
+            throw bad("MEGALLM_BASE_URL", e.getMessage());
+        }
+        double timeout = positiveNumber("MEGALLM_TIMEOUT");
+        int maxRetries = intAtLeast("MEGALLM_MAX_RETRIES", 0, 100);
+        int maxKeyRetries = intAtLeast("MAX_KEY_RETRIES", 0, 10_000);
+        String host = string("HOST").strip();
+        if (host.isEmpty()) {
+            throw bad("HOST", "is empty");
+        }
+        int port = intAtLeast("PORT", 0, 65535);
+        String level = logLevel();
+        Path keysFile = workDir.resolve(nonEmpty("KEYS_FILE"));
+        Path logDir = workDir.resolve(nonEmpty("LOG_DIR"));
+        int poolMax = intAtLeast("HTTP_POOL_MAXSIZE", 1, Integer.MAX_VALUE);
+        int poolIdle = intAtLeast("HTTP_POOL_CONNECTIONS", 0, Integer.MAX_VALUE);
+        long maxBody = bytes("MAX_REQUEST_BODY");
+        long cooldown = (long) Math.ceil(nonNegativeNumber("KEY_COOLDOWN"));
+        String adminToken = optional("ADMIN_TOKEN");
+        List<String> clientKeys = new ArrayList<>();
+        String clientKeyList = optional("PROXY_API_KEYS");
+        if (clientKeyList != null) {
+            for (String k : clientKeyList.split(",")) {
+                if (!k.isBlank()) {
+                    clientKeys.add(k.strip());
+                }
+            }
+        }
+        long grace = (long) Math.ceil(nonNegativeNumber("SHUTDOWN_GRACE"));
+        return new Settings(baseUrl.strip(), timeout, maxRetries, maxKeyRetries, host, port, level, keysFile, logDir,
+                poolMax, poolIdle, maxBody, cooldown, adminToken, List.copyOf(clientKeys), grace);
+    }
+
+    private String string(String name) throws ConfigError {
+        try {
+            ConfigValue v = config.getValue(name);
+            Object raw = v.unwrapped();
+            if (raw == null || raw instanceof Map || raw instanceof List) {
+                throw bad(name, "is not a single value");
+            }
+            return raw.toString();
+        } catch (ConfigException.Missing e) {
+            throw new ConfigError(name + " is not set");
+        }
+    }
+
+    private String nonEmpty(String name) throws ConfigError {
+        String v = string(name).strip();
+        if (v.isEmpty()) {
+            throw bad(name, "is empty");
+        }
+        return v;
+    }
+
+    private String optional(String name) {
+        if (!config.hasPath(name)) {
+            return null;
+        }
+        String v = config.getValue(name).unwrapped().toString().strip();
+        return v.isEmpty() ? null : v;
+    }
+
+    private double number(String name) throws ConfigError {
+        String v = string(name).strip();
+        try {
+            double d = Double.parseDouble(v);
+            if (Double.isNaN(d) || Double.isInfinite(d)) {
+                throw bad(name, "is not a finite number");
+            }
+            return d;
+        } catch (NumberFormatException e) {
+            throw bad(name, "is not a number");
+        }
+    }
+
+    private double positiveNumber(String name) throws ConfigError {
+        double d = number(name);
+        if (d <= 0) {
+            throw bad(name, "must be greater than 0");
+        }
+        return d;
+    }
+
+    private double nonNegativeNumber(String name) throws ConfigError {
+        double d = number(name);
+        if (d < 0) {
+            throw bad(name, "must not be negative");
+        }
+        return d;
+    }
+
+    private int intAtLeast(String name, int min, int max) throws ConfigError {
+        String v = string(name).strip();
+        long n;
+        try {
+            n = Long.parseLong(v);
+        } catch (NumberFormatException e) {
+            throw bad(name, "is not a whole number");
+        }
+        if (n < min) {
+            throw bad(name, min == 0 ? "must not be negative" : "must be at least " + min);
+        }
+        if (n > max) {
+            throw bad(name, "must be at most " + max);
+        }
+        return (int) n;
+    }
+
+    private long bytes(String name) throws ConfigError {
+        long n;
+        try {
+            n = config.getBytes(name);
+        } catch (ConfigException e) {
+            throw bad(name, "is not a size (examples: 10m, 512k, 1048576)");
+        }
+        if (n <= 0) {
+            throw bad(name, "must be greater than 0");
+        }
+        return n;
+    }
+
+    private String logLevel() throws ConfigError {
+        String v = string("LOG_LEVEL").strip().toUpperCase(Locale.ROOT);
+        return switch (v) {
+            case "DEBUG", "INFO", "ERROR" -> v;
+            case "WARNING", "WARN" -> "WARN";
+            default -> throw bad("LOG_LEVEL", "is not one of DEBUG, INFO, WARNING, ERROR");
+        };
+    }
+
+    private ConfigError bad(String name, String why) throws ConfigError {
+        String shown = SECRET_NAMES.contains(name) ? "(hidden)" : quoted(name);
+        return new ConfigError(name + "=" + shown + " " + why);
+    }
+
+    private String quoted(String name) {
+        try {
+            Object raw = config.getValue(name).unwrapped();
+            String s = String.valueOf(raw).replaceAll("\\p{Cntrl}", "?");
+            return "\"" + (s.length() > 200 ? s.substring(0, 200) + "…" : s) + "\"";
+        } catch (ConfigException e) {
+            return "\"\"";
+        }
+    }
+
+    private static String firstLine(String message) {
+        if (message == null) {
+            return "unknown error";
+        }
+        int nl = message.indexOf('\n');
+        return nl < 0 ? message : message.substring(0, nl);
+    }
+}

@@ -1,0 +1,47 @@
+package io.megallm.proxy.server.config;
+
+import java.nio.file.Path;
+import java.util.List;
+
+/** The validated configuration of one proxy process (contract §3). */
+public record Settings(
+        String baseUrl,
+        double timeoutSeconds,
+        int maxRetries,
+        int maxKeyRetries,
+        String host,
+        int port,
+        String logLevel,
+        Path keysFile,
+        Path logDir,
+        int poolMaxSize,
+        int poolConnections,
+        long maxRequestBody,
+        long keyCooldownSeconds,
+        String adminToken,
+        List<String> proxyApiKeys,
+        long shutdownGraceSeconds) {
+
+    public long timeoutMillis() {
+        return Math.max(1L, Math.round(timeoutSeconds * 1000.0));
+    }
+
+    /** A line for the start log: every setting, secrets reduced to whether they are set. */
+    public String summary() {
+        return "base_url=" + baseUrl
+                + " timeout=" + timeoutSeconds + "s"
+                + " max_retries=" + maxRetries
+                + " max_key_retries=" + maxKeyRetries
+                + " listen=" + host + ":" + port
+                + " log_level=" + logLevel
+                + " keys_file=" + keysFile
+                + " log_dir=" + logDir
+                + " pool_maxsize=" + poolMaxSize
+                + " pool_connections=" + poolConnections
+                + " max_request_body=" + maxRequestBody
+                + " key_cooldown=" + keyCooldownSeconds + "s"
+                + " admin_token=" + (adminToken == null ? "unset" : "set")
+                + " proxy_api_keys=" + (proxyApiKeys.isEmpty() ? "unset" : proxyApiKeys.size() + " configured")
+                + " shutdown_grace=" + shutdownGraceSeconds + "s";
+    }
+}

@@ -1,0 +1,98 @@
+package io.megallm.proxy.server.keys;
+
+import io.megallm.proxy.key.KeyListParser;
+import io.megallm.proxy.key.KeyPool;
+import io.megallm.proxy.key.ParsedKeys;
+import io.megallm.proxy.key.ReloadResult;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * The key pool file on disk. A missing file, a directory in its place (what Docker makes of a
+ * bind mount whose source did not exist) or an unreadable file never stops the proxy: it logs
+ * one clear line and serves with what it has.
+ */
+public final class KeyFile {
+
+    private static final Logger log = LoggerFactory.getLogger(KeyFile.class);
+
+    /** What a reload did: {@code result} when the file was read, else {@code problem}. */
+    public record Outcome(ReloadResult result, String problem) {
+    }
+
+    private final Path path;
+    private final KeyPool pool;
+
+    public KeyFile(Path path, KeyPool pool) {
+        this.path = path;
+        this.pool = pool;
+    }
+
+    public Path path() {
+        return path;
+    }
+
+    /** Loads the pool at start; never fails, whatever the file's state. */
+    public ReloadResult loadAtStart() {
+        Outcome outcome = read();
+        if (outcome.problem() != null) {
+            log.error("starting with 0 keys: {}; add keys to the file, then POST /admin/reload-keys", outcome.problem());
+            return pool.reload(List.of());
+        }
+        ReloadResult r = outcome.result();
+        if (r.total() == 0) {
+            log.error("starting with 0 keys: the keys file {} has no keys; add one key a line, then POST /admin/reload-keys",
+                    path);
+        } else {
+            log.info("loaded {} keys from {}", r.total(), path);
+        }
+        return r;
+    }
+
+    /**
+     * Re-reads the file. When it cannot be read the pool is left as it was, so a file caught
+     * in the middle of a deploy does not empty a working pool.
+     */
+    public Outcome reload() {
+        Outcome outcome = read();
+        if (outcome.problem() != null) {
+            log.error("keys not reloaded, the pool is unchanged: {}", outcome.problem());
+            return outcome;
+        }
+        ReloadResult r = outcome.result();
+        log.info("keys reloaded from {}: total={} added={} removed={} kept={}", path, r.total(), r.added(),
+                r.removed(), r.kept());
+        if (r.total() == 0) {
+            log.error("the keys file {} has no keys: every request will get 503 until keys are added", path);
+        }
+        return outcome;
+    }
+
+    private Outcome read() {
+        if (Files.isDirectory(path)) {
+            return new Outcome(null, "the keys file " + path + " is a directory, not a file (Docker creates a"
+                    + " directory when the mounted file does not exist on the host: create the file there)");
+        }
+        if (!Files.exists(path)) {
+            return new Outcome(null, "the keys file " + path + " does not exist");
+        }
+        List<String> lines;
+        try {
+            lines = Files.readAllLines(path, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            return new Outcome(null, "the keys file " + path + " could not be read (" + e.getClass().getSimpleName() + ")");
+        }
+        ParsedKeys parsed = KeyListParser.parse(lines);
+        for (int line : parsed.malformedLines()) {
+            log.warn("keys file {} line {} skipped: a key must not contain white space or control characters",
+                    path, line);
+        }
+        return new Outcome(pool.reload(parsed.keys()), null);
+    }
+}

@@ -1,0 +1,104 @@
+package io.megallm.proxy.server.routes;
+
+import io.megallm.proxy.http.ErrorResponses;
+import io.megallm.proxy.http.Exchange;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaders;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.util.AsciiString;
+
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.util.List;
+
+/**
+ * Who may call what: {@code /admin/*} and {@code /metrics} need {@code ADMIN_TOKEN} (or a
+ * loopback client when it is unset); {@code /v1/**} needs one of {@code PROXY_API_KEYS} when set.
+ * Secrets are compared in constant time and never echoed.
+ */
+public final class AccessControl {
+
+    static final AsciiString X_API_KEY = AsciiString.cached("x-api-key");
+
+    private final byte[] adminToken;
+    private final List<byte[]> clientKeys;
+
+    public AccessControl(String adminToken, List<String> clientKeys) {
+        this.adminToken = adminToken == null ? null : adminToken.getBytes(StandardCharsets.UTF_8);
+        this.clientKeys = clientKeys.stream().map(k -> k.getBytes(StandardCharsets.UTF_8)).toList();
+    }
+
+    /** True when the request may use admin routes; otherwise the error has been sent. */
+    boolean admitAdmin(Exchange exchange) {
+        if (adminToken == null) {
+            InetSocketAddress remote = exchange.request().remote();
+            if (remote != null && remote.getAddress() != null && remote.getAddress().isLoopbackAddress()) {
+                return true;
+            }
+            exchange.respondError(HttpResponseStatus.FORBIDDEN, ErrorResponses.PERMISSION, "admin_loopback_only",
+                    "Admin routes answer only loopback clients while ADMIN_TOKEN is unset.");
+            return false;
+        }
+        String presented = bearer(exchange.request().headers());
+        if (presented == null) {
+            exchange.respondError(HttpResponseStatus.UNAUTHORIZED, ErrorResponses.AUTHENTICATION, "missing_admin_token",
+                    "Admin routes need Authorization: Bearer <ADMIN_TOKEN>.");
+            return false;
+        }
+        if (!MessageDigest.isEqual(adminToken, presented.getBytes(StandardCharsets.UTF_8))) {
+            exchange.respondError(HttpResponseStatus.FORBIDDEN, ErrorResponses.PERMISSION, "invalid_admin_token",
+                    "The admin token is not valid.");
+            return false;
+        }
+        return true;
+    }
+
+    /** True when the request may use the relay; otherwise the 401 has been sent. */
+    boolean admitClient(Exchange exchange) {
+        if (clientKeys.isEmpty()) {
+            return true;
+        }
+        HttpHeaders headers = exchange.request().headers();
+        String presented = bearer(headers);
+        if (presented == null) {
+            presented = headers.get(X_API_KEY);
+        }
+        if (presented != null) {
+            byte[] p = presented.strip().getBytes(StandardCharsets.UTF_8);
+            boolean ok = false;
+            for (byte[] k : clientKeys) {
+                ok |= MessageDigest.isEqual(k, p);
+            }
+            if (ok) {
+                // The client's own key never travels upstream.
+                headers.remove(X_API_KEY);
+                return true;
+            }
+        }
+        exchange.respondError(HttpResponseStatus.UNAUTHORIZED, ErrorResponses.AUTHENTICATION, "invalid_api_key",
+                "A valid proxy API key is required (Authorization: Bearer <key> or x-api-key).");
+        return false;
+    }
+
+    public boolean clientKeysRequired() {
+        return !clientKeys.isEmpty();
+    }
+
+    public boolean adminTokenSet() {
+        return adminToken != null;
+    }
+
+    private static String bearer(HttpHeaders headers) {
+        String auth = headers.get(HttpHeaderNames.AUTHORIZATION);
+        if (auth == null) {
+            return null;
+        }
+        auth = auth.strip();
+        if (auth.regionMatches(true, 0, "Bearer ", 0, 7)) {
+            String v = auth.substring(7).strip();
+            return v.isEmpty() ? null : v;
+        }
+        return null;
+    }
+}

@@ -1,0 +1,155 @@
+package io.megallm.proxy.server.routes;
+
+import io.megallm.proxy.http.ErrorResponses;
+import io.megallm.proxy.http.Exchange;
+import io.megallm.proxy.http.JsonText;
+import io.megallm.proxy.http.RequestRouter;
+import io.megallm.proxy.key.ApiKey;
+import io.megallm.proxy.key.KeyPool;
+import io.megallm.proxy.key.KeyState;
+import io.megallm.proxy.key.KeyStats;
+import io.megallm.proxy.key.ReloadResult;
+import io.megallm.proxy.key.ResetResult;
+import io.megallm.proxy.relay.Relay;
+import io.megallm.proxy.server.Version;
+import io.megallm.proxy.server.keys.KeyFile;
+import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpResponseStatus;
+
+/** Maps a complete request to its answer (contract §5). */
+public final class Router implements RequestRouter {
+
+    private final Relay relay;
+    private final KeyPool keys;
+    private final KeyFile keyFile;
+    private final AccessControl access;
+
+    public Router(Relay relay, KeyPool keys, KeyFile keyFile, AccessControl access) {
+        this.relay = relay;
+        this.keys = keys;
+        this.keyFile = keyFile;
+        this.access = access;
+    }
+
+    @Override
+    public void route(Exchange exchange) {
+        String path = exchange.request().path();
+        if (path.equals("/v1") || path.startsWith("/v1/")) {
+            if (access.admitClient(exchange)) {
+                relay.forward(exchange, exchange.request().uri().substring(3));
+            }
+            return;
+        }
+        HttpMethod method = exchange.request().method();
+        switch (path) {
+            case "/health" -> {
+                if (allow(exchange, method, HttpMethod.GET)) {
+                    health(exchange);
+                }
+            }
+            case "/admin/reload-keys" -> {
+                if (allow(exchange, method, HttpMethod.POST) && access.admitAdmin(exchange)) {
+                    reloadKeys(exchange);
+                }
+            }
+            case "/admin/reset-failed-keys" -> {
+                if (allow(exchange, method, HttpMethod.POST) && access.admitAdmin(exchange)) {
+                    resetKeys(exchange);
+                }
+            }
+            case "/admin/keys" -> {
+                if (allow(exchange, method, HttpMethod.GET) && access.admitAdmin(exchange)) {
+                    listKeys(exchange);
+                }
+            }
+            default -> exchange.respondError(HttpResponseStatus.NOT_FOUND, ErrorResponses.NOT_FOUND, "not_found",
+                    "No route for " + method.name() + " " + truncate(path) + ".");
+        }
+    }
+
+    private static boolean allow(Exchange exchange, HttpMethod actual, HttpMethod expected) {
+        if (actual.equals(expected) || (expected.equals(HttpMethod.GET) && actual.equals(HttpMethod.HEAD))) {
+            return true;
+        }
+        FullHttpResponse response = ErrorResponses.error(exchange.alloc(), HttpResponseStatus.METHOD_NOT_ALLOWED,
+                ErrorResponses.INVALID_REQUEST, "method_not_allowed",
+                "Use " + expected.name() + " for " + exchange.request().path() + ".");
+        response.headers().set(HttpHeaderNames.ALLOW, expected.name());
+        exchange.respond(response);
+        return false;
+    }
+
+    private void health(Exchange exchange) {
+        KeyStats s = keys.stats();
+        boolean healthy = s.available() > 0;
+        String body = "{\"status\":\"" + (healthy ? "healthy" : "unhealthy") + "\",\"key_stats\":{"
+                + "\"total\":" + s.total()
+                + ",\"available\":" + s.available()
+                + ",\"failed\":" + s.failed()
+                + ",\"cooling_down\":" + s.coolingDown()
+                + "},\"version\":" + JsonText.quote(Version.VALUE) + "}";
+        FullHttpResponse response = ErrorResponses.json(exchange.alloc(),
+                healthy ? HttpResponseStatus.OK : HttpResponseStatus.SERVICE_UNAVAILABLE, body);
+        response.headers().set(HttpHeaderNames.CACHE_CONTROL, "no-store");
+        exchange.respond(response);
+    }
+
+    private void reloadKeys(Exchange exchange) {
+        KeyFile.Outcome outcome = keyFile.reload();
+        if (outcome.problem() != null) {
+            exchange.respondError(HttpResponseStatus.INTERNAL_SERVER_ERROR, ErrorResponses.SERVER,
+                    "keys_file_unreadable",
+                    "The keys file could not be read; the pool is unchanged. See app.log for the reason.");
+            return;
+        }
+        ReloadResult r = outcome.result();
+        exchange.respond(ErrorResponses.json(exchange.alloc(), HttpResponseStatus.OK,
+                "{\"total\":" + r.total() + ",\"added\":" + r.added() + ",\"removed\":" + r.removed()
+                        + ",\"kept\":" + r.kept() + "}"));
+    }
+
+    private void resetKeys(Exchange exchange) {
+        ResetResult r = keys.resetFailed();
+        exchange.respond(ErrorResponses.json(exchange.alloc(), HttpResponseStatus.OK,
+                "{\"reset\":" + r.reset() + ",\"total\":" + r.total() + ",\"available\":" + r.available() + "}"));
+    }
+
+    private void listKeys(Exchange exchange) {
+        StringBuilder b = new StringBuilder("{\"keys\":[");
+        long now = keys.now();
+        boolean first = true;
+        for (ApiKey k : keys.keys()) {
+            KeyState s = k.state();
+            KeyState.Kind kind = s.effectiveKind(now);
+            long cooldown = keys.cooldownRemainingSeconds(k);
+            if (!first) {
+                b.append(',');
+            }
+            first = false;
+            b.append("{\"key\":").append(JsonText.quote(k.masked()))
+                    .append(",\"state\":\"").append(stateName(kind)).append('"')
+                    .append(",\"cooldown_remaining_s\":").append(cooldown >= 0 ? Long.toString(cooldown) : "null")
+                    .append(",\"failure_reason\":").append(kind == KeyState.Kind.AVAILABLE ? "null" : JsonText.quote(s.reason()))
+                    .append(",\"requests\":").append(k.requests())
+                    .append(",\"failures\":").append(k.failures())
+                    .append(",\"last_status\":").append(k.lastStatus() == 0 ? "null" : Integer.toString(k.lastStatus()))
+                    .append('}');
+        }
+        b.append("]}");
+        exchange.respond(ErrorResponses.json(exchange.alloc(), HttpResponseStatus.OK, b.toString()));
+    }
+
+    private static String stateName(KeyState.Kind kind) {
+        return switch (kind) {
+            case AVAILABLE -> "available";
+            case COOLING_DOWN -> "cooling_down";
+            case FAILED -> "failed";
+        };
+    }
+
+    private static String truncate(String path) {
+        return path.length() > 100 ? path.substring(0, 100) + "…" : path;
+    }
+}

@@ -1,0 +1,101 @@
+package io.megallm.proxy.server.relay;
+
+import io.megallm.proxy.server.testing.ProxyUnderTest;
+import io.megallm.proxy.testing.MockUpstream;
+import org.junit.jupiter.api.Test;
+
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Contract §6: what goes upstream and what comes back, over real sockets. */
+class ForwardingTest {
+
+    @Test
+    void forwardsWithPoolKeyAndRelaysTheAnswerUnchanged() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            String body = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"h\\u00e9llo\"}]}";
+            p.upstream.otherwise(MockUpstream.json(200, "{\"id\":\"x\",\"usage\":{\"total_tokens\":3}}",
+                    Map.of("X-Upstream", "yes")));
+            HttpResponse<String> r = p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions?foo=bar&x=1"))
+                    .header("Content-Type", "application/json")
+                    .header("Authorization", "Bearer client-supplied-key")
+                    .header("X-Custom", "kept")
+                    .POST(HttpRequest.BodyPublishers.ofString(body)));
+            assertEquals(200, r.statusCode());
+            assertEquals("{\"id\":\"x\",\"usage\":{\"total_tokens\":3}}", r.body());
+            assertEquals("yes", r.headers().firstValue("x-upstream").orElse(null));
+            String requestId = r.headers().firstValue("x-request-id").orElse(null);
+            assertNotNull(requestId);
+
+            MockUpstream.Received seen = p.upstream.take();
+            assertEquals("POST", seen.method());
+            assertEquals("/v1/chat/completions?foo=bar&x=1", seen.uri());
+            assertEquals(p.keys.get(0), seen.key());
+            assertEquals(body, seen.bodyText());
+            assertEquals("kept", seen.headers().get("X-Custom"));
+            assertEquals("127.0.0.1:" + p.upstream.port(), seen.headers().get("Host"));
+            assertEquals("127.0.0.1", seen.headers().get("X-Forwarded-For"));
+            assertEquals(requestId, seen.headers().get("X-Request-Id"));
+        }
+    }
+
+    @Test
+    void keepsTheClientsRequestIdAndAppendsToForwardedFor() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            HttpResponse<String> r = p.send(HttpRequest.newBuilder(p.uri("/v1/models"))
+                    .header("X-Request-Id", "req-abc-123")
+                    .header("X-Forwarded-For", "203.0.113.9")
+                    .GET());
+            assertEquals(200, r.statusCode());
+            assertEquals("req-abc-123", r.headers().firstValue("x-request-id").orElse(null));
+            MockUpstream.Received seen = p.upstream.take();
+            assertEquals("GET", seen.method());
+            assertEquals("/v1/models", seen.uri());
+            assertEquals("req-abc-123", seen.headers().get("X-Request-Id"));
+            assertEquals("203.0.113.9, 127.0.0.1", seen.headers().get("X-Forwarded-For"));
+        }
+    }
+
+    @Test
+    void dropsHopByHopHeadersBothWays() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            p.upstream.otherwise(MockUpstream.json(200, "{}", Map.of("X-Drop-Me", "1", "Connection", "X-Drop-Me",
+                    "Proxy-Foo", "bar")));
+            String raw = RawHttp.exchange(p.port(), "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n"
+                    + "Connection: keep-alive, X-Secret-Hop\r\nX-Secret-Hop: hidden\r\nKeep-Alive: timeout=5\r\n"
+                    + "Proxy-Authorization: Basic Zm9v\r\nTE: trailers\r\nUpgrade: h2c\r\n"
+                    + "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+            assertTrue(raw.startsWith("HTTP/1.1 200"), raw);
+            String lower = raw.toLowerCase();
+            assertFalse(lower.contains("x-drop-me"), raw);
+            assertFalse(lower.contains("proxy-foo"), raw);
+            MockUpstream.Received seen = p.upstream.take();
+            for (String h : new String[]{"X-Secret-Hop", "Keep-Alive", "Proxy-Authorization", "TE", "Upgrade"}) {
+                assertFalse(seen.headers().contains(h), h + " was forwarded");
+            }
+            String connection = seen.headers().get("Connection");
+            assertTrue(connection == null || !connection.toLowerCase().contains("x-secret-hop"));
+        }
+    }
+
+    @Test
+    void otherStatusesAreRelayedAsIsWithoutRetry() throws Exception {
+        for (int status : new int[]{400, 404, 422}) {
+            try (ProxyUnderTest p = ProxyUnderTest.start(3, Map.of())) {
+                String error = "{\"error\":{\"message\":\"bad " + status + "\"}}";
+                p.upstream.otherwise(MockUpstream.json(status, error, Map.of("X-From", "upstream")));
+                HttpResponse<String> r = p.chat();
+                assertEquals(status, r.statusCode());
+                assertEquals(error, r.body());
+                assertEquals("upstream", r.headers().firstValue("x-from").orElse(null));
+                assertEquals(1, p.upstream.requestCount(), "a " + status + " must not be retried");
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+package io.megallm.proxy.server.testing;
+
+import io.megallm.proxy.server.ProxyServer;
+import io.megallm.proxy.server.config.ConfigError;
+import io.megallm.proxy.server.config.ConfigLoader;
+import io.megallm.proxy.testing.MockUpstream;
+
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A real proxy on an ephemeral loopback port in front of a {@link MockUpstream}, configured
+ * through the same loader as the program (environment map + working directory). On close it
+ * checks that no pool key appeared in full in anything the proxy logged.
+ */
+public final class ProxyUnderTest implements AutoCloseable {
+
+    public final MockUpstream upstream;
+    public final ProxyServer server;
+    public final Path workDir;
+    public final List<String> keys;
+    private final int logMark;
+    private final HttpClient http = HttpClient.newBuilder()
+            .version(HttpClient.Version.HTTP_1_1)
+            .connectTimeout(Duration.ofSeconds(5))
+            .build();
+
+    private ProxyUnderTest(MockUpstream upstream, ProxyServer server, Path workDir, List<String> keys, int logMark) {
+        this.upstream = upstream;
+        this.server = server;
+        this.workDir = workDir;
+        this.keys = keys;
+        this.logMark = logMark;
+    }
+
+    /** Keys that look like MegaLLM keys: distinct, long enough that the masked form hides them. */
+    public static List<String> keys(int n) {
+        List<String> keys = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            keys.add("sk-mega-test" + i + "-" + "abcdefghijklmnopqrstuvwxyz".substring(i % 20, i % 20 + 6) + "SECRET" + i + "xyz" + i);
+        }
+        return keys;
+    }
+
+    public static ProxyUnderTest start(int keyCount, Map<String, String> env) throws Exception {
+        return start(keys(keyCount), env);
+    }
+
+    public static ProxyUnderTest start(List<String> keys, Map<String, String> env) throws Exception {
+        MockUpstream upstream = new MockUpstream();
+        Path dir = Files.createTempDirectory("megallm-proxy-test");
+        Files.createDirectories(dir.resolve("data"));
+        Files.writeString(dir.resolve("data/keys.txt"), String.join("\n", keys) + "\n", StandardCharsets.UTF_8);
+        Map<String, String> all = new HashMap<>();
+        all.put("MEGALLM_BASE_URL", upstream.baseUrl());
+        all.put("HOST", "127.0.0.1");
+        all.put("PORT", "0");
+        all.put("MEGALLM_TIMEOUT", "10");
+        all.put("SHUTDOWN_GRACE", "5");
+        all.putAll(env);
+        int mark = LogCapture.size();
+        ProxyServer server;
+        try {
+            server = new ProxyServer(ConfigLoader.load(all, dir)).start();
+        } catch (ConfigError | RuntimeException | InterruptedException e) {
+            upstream.close();
+            throw e;
+        }
+        return new ProxyUnderTest(upstream, server, dir, keys, mark);
+    }
+
+    public int port() {
+        return server.port();
+    }
+
+    public URI uri(String path) {
+        return URI.create("http://127.0.0.1:" + port() + path);
+    }
+
+    public HttpResponse<String> get(String path) throws IOException, InterruptedException {
+        return http.send(HttpRequest.newBuilder(uri(path)).GET().timeout(Duration.ofSeconds(30)).build(),
+                HttpResponse.BodyHandlers.ofString());
+    }
+
+    public HttpResponse<String> post(String path, String json) throws IOException, InterruptedException {
+        return http.send(HttpRequest.newBuilder(uri(path))
+                        .header("Content-Type", "application/json")
+                        .POST(HttpRequest.BodyPublishers.ofString(json))
+                        .timeout(Duration.ofSeconds(30)).build(),
+                HttpResponse.BodyHandlers.ofString());
+    }
+
+    public HttpResponse<String> send(HttpRequest.Builder request) throws IOException, InterruptedException {
+        return http.send(request.timeout(Duration.ofSeconds(30)).build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    public HttpClient client() {
+        return http;
+    }
+
+    public HttpResponse<String> chat() throws IOException, InterruptedException {
+        return post("/v1/chat/completions", "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    }
+
+    /** Every line logged since this proxy started. */
+    public List<String> logLines() {
+        return LogCapture.since(logMark);
+    }
+
+    @Override
+    public void close() throws IOException {
+        server.shutdown();
+        upstream.close();
+        List<String> leaked = new ArrayList<>();
+        for (String line : LogCapture.since(logMark)) {
+            for (String k : keys) {
+                if (line.contains(k)) {
+                    leaked.add(line.replace(k, "<KEY>"));
+                }
+            }
+        }
+        if (!leaked.isEmpty()) {
+            throw new AssertionError("a pool key was logged in full: " + leaked);
+        }
+    }
+}
