@@ -32,13 +32,16 @@ public final class JsonBodyCheck {
     private JsonBodyCheck() {
     }
 
-    /** True when the request says it carries JSON, or says nothing and carries a body. */
+    /**
+     * True when there is a body and the request says it is JSON, or says nothing. An empty body
+     * is not checked: SDKs send {@code Content-Type: application/json} on GETs too.
+     */
     public static boolean appliesTo(HttpHeaders headers, ByteBuf body) {
-        String type = headers.get(HttpHeaderNames.CONTENT_TYPE);
-        if (type == null) {
-            return body.isReadable();
+        if (!body.isReadable()) {
+            return false;
         }
-        return type.toLowerCase(java.util.Locale.ROOT).contains("json");
+        String type = headers.get(HttpHeaderNames.CONTENT_TYPE);
+        return type == null || type.toLowerCase(java.util.Locale.ROOT).contains("json");
     }
 
     public static Result check(ByteBuf body) {

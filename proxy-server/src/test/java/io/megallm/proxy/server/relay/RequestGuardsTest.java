@@ -71,6 +71,17 @@ class RequestGuardsTest {
     }
 
     @Test
+    void anEmptyBodyWithAJsonContentTypeIsForwarded() throws Exception {
+        // The OpenAI SDKs send Content-Type: application/json on GET /v1/models.
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            var r = p.send(java.net.http.HttpRequest.newBuilder(p.uri("/v1/models"))
+                    .header("Content-Type", "application/json").GET());
+            assertEquals(200, r.statusCode());
+            assertEquals(1, p.upstream.requestCount());
+        }
+    }
+
+    @Test
     void requestWithBothContentLengthAndTransferEncodingIsRefused() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
             String raw = RawHttp.exchange(p.port(), "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
