@@ -150,12 +150,17 @@ public final class KeyPool {
     public void markFailed(ApiKey key, int status) {
         key.recordStatus(status, true);
         String reason = "upstream " + status;
-        KeyState s = key.state();
-        if (s.kind() == KeyState.Kind.FAILED) {
-            return;
-        }
-        if (key.transition(s, KeyState.failed(reason))) {
-            log.warn("key {} marked failed: {}", key, reason);
+        KeyState failed = KeyState.failed(reason);
+        // Retry the CAS: a concurrent flip (cooling → available) must not swallow a rejection.
+        for (;;) {
+            KeyState s = key.state();
+            if (s.kind() == KeyState.Kind.FAILED) {
+                return;
+            }
+            if (key.transition(s, failed)) {
+                log.warn("key {} marked failed: {}", key, reason);
+                return;
+            }
         }
     }
 
@@ -164,16 +169,20 @@ public final class KeyPool {
         key.recordStatus(status, true);
         // Capped at a week so that an absurd Retry-After cannot overflow the clock arithmetic.
         long until = now() + TimeUnit.SECONDS.toNanos(Math.min(Math.max(0L, seconds), MAX_COOLDOWN_SECONDS));
-        KeyState s = key.state();
-        if (s.kind() == KeyState.Kind.FAILED) {
-            return;
-        }
-        // A later deadline wins, so two concurrent 429s never shorten a rest.
-        if (s.kind() == KeyState.Kind.COOLING_DOWN && s.untilNanos() - until >= 0) {
-            return;
-        }
-        if (key.transition(s, KeyState.coolingUntil(until, "upstream " + status))) {
-            log.warn("key {} cooling down for {}s after upstream {}", key, seconds, status);
+        KeyState cooling = KeyState.coolingUntil(until, "upstream " + status);
+        for (;;) {
+            KeyState s = key.state();
+            if (s.kind() == KeyState.Kind.FAILED) {
+                return;
+            }
+            // A later deadline wins, so two concurrent 429s never shorten a rest.
+            if (s.kind() == KeyState.Kind.COOLING_DOWN && s.untilNanos() - until >= 0) {
+                return;
+            }
+            if (key.transition(s, cooling)) {
+                log.warn("key {} cooling down for {}s after upstream {}", key, seconds, status);
+                return;
+            }
         }
     }
 }

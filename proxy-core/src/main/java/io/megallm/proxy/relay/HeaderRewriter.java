@@ -50,8 +50,15 @@ public final class HeaderRewriter {
         InetSocketAddress remote = request.remote();
         if (remote != null) {
             String ip = remote.getAddress() != null ? remote.getAddress().getHostAddress() : remote.getHostString();
-            String prior = in.get(X_FORWARDED_FOR);
-            out.set(X_FORWARDED_FOR, prior == null || prior.isBlank() ? ip : prior + ", " + ip);
+            // Several X-Forwarded-For lines are one list (RFC 9110 §5.3); keep them all, in order.
+            List<String> prior = in.getAll(X_FORWARDED_FOR);
+            StringBuilder chain = new StringBuilder();
+            for (String hop : prior) {
+                if (!hop.isBlank()) {
+                    chain.append(hop.strip()).append(", ");
+                }
+            }
+            out.set(X_FORWARDED_FOR, chain.append(ip).toString());
         }
         out.set(Exchange.X_REQUEST_ID, request.requestId());
         return out;

@@ -1,11 +1,27 @@
 package io.megallm.proxy.relay;
 
+import java.time.ZoneOffset;
 import java.time.ZonedDateTime;
+import java.time.format.DateTimeFormatterBuilder;
+import java.time.temporal.ChronoField;
+import java.util.Locale;
 import java.time.format.DateTimeFormatter;
 import java.time.format.DateTimeParseException;
 
 /** Parses a {@code Retry-After} value: delta-seconds or an HTTP date. */
 public final class RetryAfter {
+
+    private static final DateTimeFormatter[] HTTP_DATES = {
+            DateTimeFormatter.RFC_1123_DATE_TIME,
+            // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT (two-digit years taken as 19xx/20xx by the base below)
+            new DateTimeFormatterBuilder().appendPattern("EEEE, dd-MMM-")
+                    .appendValueReduced(ChronoField.YEAR, 2, 2, 1970)
+                    .appendPattern(" HH:mm:ss zzz").toFormatter(Locale.US),
+            // asctime: Sun Nov  6 08:49:37 1994
+            new DateTimeFormatterBuilder().appendPattern("EEE MMM")
+                    .appendLiteral(' ').optionalStart().appendLiteral(' ').optionalEnd()
+                    .appendPattern("d HH:mm:ss yyyy").toFormatter(Locale.US).withZone(ZoneOffset.UTC),
+    };
 
     private RetryAfter() {
     }
@@ -29,12 +45,15 @@ public final class RetryAfter {
                 return -1;
             }
         }
-        try {
-            long at = ZonedDateTime.parse(v, DateTimeFormatter.RFC_1123_DATE_TIME).toInstant().toEpochMilli();
-            long deltaMillis = at - nowEpochMillis;
-            return deltaMillis <= 0 ? 0 : (deltaMillis + 999) / 1000;
-        } catch (DateTimeParseException notADate) {
-            return -1;
+        for (DateTimeFormatter format : HTTP_DATES) {
+            try {
+                long at = ZonedDateTime.parse(v, format).toInstant().toEpochMilli();
+                long deltaMillis = at - nowEpochMillis;
+                return deltaMillis <= 0 ? 0 : (deltaMillis + 999) / 1000;
+            } catch (DateTimeParseException notThisForm) {
+                // try the next of the three forms RFC 9110 §5.6.7 asks recipients to accept
+            }
         }
+        return -1;
     }
 }

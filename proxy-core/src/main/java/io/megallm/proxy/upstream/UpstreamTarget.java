@@ -35,18 +35,46 @@ public final class UpstreamTarget {
         if (!scheme.equals("http") && !scheme.equals("https")) {
             throw new IllegalArgumentException("the scheme must be http or https");
         }
-        String host = uri.getHost();
-        if (host == null || host.isEmpty()) {
-            throw new IllegalArgumentException("the URL has no host");
-        }
         if (uri.getRawQuery() != null || uri.getRawFragment() != null || uri.getRawUserInfo() != null) {
             throw new IllegalArgumentException("the URL must not have a query, fragment or user info");
+        }
+        boolean tls = scheme.equals("https");
+        String host = uri.getHost();
+        int port = uri.getPort();
+        if (host == null) {
+            // java.net.URI leaves the host null for names it deems invalid, such as a Compose
+            // service name with an underscore; such names resolve fine, so read the authority.
+            String authority = uri.getRawAuthority();
+            if (authority == null || authority.isEmpty()) {
+                throw new IllegalArgumentException("the URL has no host");
+            }
+            int colon = authority.lastIndexOf(':');
+            if (colon > 0 && authority.indexOf(']') < colon) {
+                host = authority.substring(0, colon);
+                try {
+                    port = Integer.parseInt(authority.substring(colon + 1));
+                } catch (NumberFormatException e) {
+                    throw new IllegalArgumentException("the port is not a number");
+                }
+            } else {
+                host = authority;
+                port = -1;
+            }
+            if (!host.matches("[A-Za-z0-9._-]+")) {
+                throw new IllegalArgumentException("the host is not valid");
+            }
         }
         if (host.startsWith("[") && host.endsWith("]")) {
             host = host.substring(1, host.length() - 1);
         }
-        boolean tls = scheme.equals("https");
-        int port = uri.getPort() > 0 ? uri.getPort() : (tls ? 443 : 80);
+        if (host.isEmpty()) {
+            throw new IllegalArgumentException("the URL has no host");
+        }
+        if (port == -1) {
+            port = tls ? 443 : 80;
+        } else if (port < 1 || port > 65535) {
+            throw new IllegalArgumentException("the port must be between 1 and 65535");
+        }
         String path = uri.getRawPath() == null ? "" : uri.getRawPath();
         while (path.endsWith("/")) {
             path = path.substring(0, path.length() - 1);

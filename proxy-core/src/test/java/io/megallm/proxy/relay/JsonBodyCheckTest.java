@@ -1,0 +1,222 @@
+package io.megallm.proxy.relay;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.CompositeByteBuf;
+import io.netty.buffer.PooledByteBufAllocator;
+import io.netty.buffer.Unpooled;
+import io.netty.handler.codec.http.DefaultHttpHeaders;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaders;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class JsonBodyCheckTest {
+
+    private final List<ByteBuf> created = new ArrayList<>();
+
+    @AfterEach
+    void releaseAll() {
+        for (ByteBuf b : created) {
+            if (b.refCnt() > 0) {
+                b.release(b.refCnt());
+            }
+        }
+    }
+
+    private ByteBuf buf(String text) {
+        ByteBuf b = PooledByteBufAllocator.DEFAULT.directBuffer();
+        b.writeCharSequence(text, StandardCharsets.UTF_8);
+        created.add(b);
+        return b;
+    }
+
+    private JsonBodyCheck.Result check(String text) {
+        ByteBuf b = buf(text);
+        int reader = b.readerIndex();
+        int writer = b.writerIndex();
+        JsonBodyCheck.Result r = JsonBodyCheck.check(b);
+        assertEquals(reader, b.readerIndex(), "the check must not consume the body");
+        assertEquals(writer, b.writerIndex());
+        assertEquals(1, b.refCnt(), "the check must not retain or release the body");
+        return r;
+    }
+
+    @Test
+    void validObjectGivesModelAndStream() {
+        JsonBodyCheck.Result r = check(
+                "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true}");
+
+        assertNull(r.error());
+        assertEquals("gpt-4o", r.model());
+        assertTrue(r.stream());
+    }
+
+    @Test
+    void streamFalseAndMissingFields() {
+        JsonBodyCheck.Result r = check("{\"stream\":false,\"model\":\"m\"}");
+        assertNull(r.error());
+        assertEquals("m", r.model());
+        assertFalse(r.stream());
+
+        JsonBodyCheck.Result empty = check("{}");
+        assertNull(empty.error());
+        assertNull(empty.model());
+        assertFalse(empty.stream());
+    }
+
+    @Test
+    void nestedFieldsWithTheSameNamesAreNotTakenForTopLevelOnes() {
+        JsonBodyCheck.Result r = check(
+                "{\"messages\":[{\"model\":\"inner\",\"stream\":true}],\"meta\":{\"model\":\"x\"},\"model\":\"outer\"}");
+
+        assertNull(r.error());
+        assertEquals("outer", r.model());
+        assertFalse(r.stream());
+    }
+
+    @Test
+    void fieldsOfTheWrongTypeAreIgnored() {
+        JsonBodyCheck.Result r = check("{\"model\":5,\"stream\":\"yes\"}");
+
+        assertNull(r.error());
+        assertNull(r.model());
+        assertFalse(r.stream());
+    }
+
+    @Test
+    void nonObjectJsonIsValid() {
+        assertNull(check("[1,2,{\"a\":[]}]").error());
+        assertNull(check("42").error());
+        assertNull(check("\"text\"").error());
+    }
+
+    @Test
+    void surroundingWhiteSpaceIsFine() {
+        JsonBodyCheck.Result r = check("  \r\n {\"model\":\"m\"} \n\t ");
+
+        assertNull(r.error());
+        assertEquals("m", r.model());
+    }
+
+    @Test
+    void malformedJsonIsAnError() {
+        assertNotNull(check("{\"model\":").error());
+        assertNotNull(check("{\"model\":\"m\"").error());
+        assertNotNull(check("{\"model\":\"m\",}").error());
+        assertNotNull(check("{model:\"m\"}").error());
+        assertNotNull(check("{'model':'m'}").error());
+        assertNotNull(check("[1,2").error());
+        assertNotNull(check("nope").error());
+        assertNotNull(check("{\"a\":\"unterminated}").error());
+    }
+
+    @Test
+    void errorCarriesNoModelOrStream() {
+        JsonBodyCheck.Result r = check("{\"model\":\"m\",\"stream\":true,");
+
+        assertNotNull(r.error());
+        assertNull(r.model());
+        assertFalse(r.stream());
+    }
+
+    @Test
+    void trailingGarbageAfterTheValueIsAnError() {
+        assertNotNull(check("{\"model\":\"m\"} x").error());
+        assertNotNull(check("{\"model\":\"m\"}{\"model\":\"n\"}").error());
+        assertNotNull(check("{} []").error());
+        assertNotNull(check("{}}").error());
+        assertNotNull(check("42 43").error());
+    }
+
+    @Test
+    void emptyBodyIsAnError() {
+        assertNotNull(check("").error());
+        assertNotNull(check("   \n ").error());
+        assertNotNull(JsonBodyCheck.check(Unpooled.EMPTY_BUFFER).error());
+    }
+
+    @Test
+    void compositeOfSmallBuffersParses() {
+        String json = "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"h\u00e9llo \u2603\"}],"
+                + "\"stream\":true,\"temperature\":0.5}";
+        byte[] bytes = json.getBytes(StandardCharsets.UTF_8);
+        CompositeByteBuf composite = ByteBufAllocator.DEFAULT.compositeBuffer(Integer.MAX_VALUE);
+        created.add(composite);
+        // 3-byte pieces: field names, strings and the multi-byte characters are all split.
+        for (int i = 0; i < bytes.length; i += 3) {
+            ByteBuf piece = PooledByteBufAllocator.DEFAULT.directBuffer(3);
+            piece.writeBytes(bytes, i, Math.min(3, bytes.length - i));
+            composite.addComponent(true, piece);
+        }
+        assertTrue(composite.numComponents() > 10);
+        composite.skipBytes(0);
+        int reader = composite.readerIndex();
+
+        JsonBodyCheck.Result r = JsonBodyCheck.check(composite);
+
+        assertNull(r.error());
+        assertEquals("gpt-4o-mini", r.model());
+        assertTrue(r.stream());
+        assertEquals(reader, composite.readerIndex());
+        assertEquals(bytes.length, composite.readableBytes());
+        assertEquals(1, composite.refCnt());
+    }
+
+    @Test
+    void onlyTheReadableBytesAreChecked() {
+        ByteBuf b = buf("garbage{\"model\":\"m\"}");
+        b.readerIndex("garbage".length());
+
+        JsonBodyCheck.Result r = JsonBodyCheck.check(b);
+
+        assertNull(r.error());
+        assertEquals("m", r.model());
+        assertEquals("garbage".length(), b.readerIndex());
+    }
+
+    @Test
+    void malformedBodyLeavesReaderIndexUnchanged() {
+        check("{\"model\":\"m\",]");
+        check("{\"model\":\"m\"} trailing");
+    }
+
+    @Test
+    void appliesToJsonContentTypes() {
+        ByteBuf body = buf("{}");
+        assertTrue(JsonBodyCheck.appliesTo(headers("application/json"), body));
+        assertTrue(JsonBodyCheck.appliesTo(headers("application/json; charset=utf-8"), body));
+        assertTrue(JsonBodyCheck.appliesTo(headers("Application/JSON"), body));
+        assertTrue(JsonBodyCheck.appliesTo(headers("application/vnd.api+json"), body));
+        assertFalse(JsonBodyCheck.appliesTo(headers("application/json"), Unpooled.EMPTY_BUFFER),
+                "an empty body is not checked: SDKs send a JSON content type on GETs too");
+    }
+
+    @Test
+    void doesNotApplyToOtherContentTypes() {
+        ByteBuf body = buf("not json");
+        assertFalse(JsonBodyCheck.appliesTo(headers("text/plain"), body));
+        assertFalse(JsonBodyCheck.appliesTo(headers("multipart/form-data; boundary=x"), body));
+        assertFalse(JsonBodyCheck.appliesTo(headers("application/octet-stream"), body));
+    }
+
+    @Test
+    void withoutContentTypeAppliesOnlyWhenThereIsABody() {
+        assertTrue(JsonBodyCheck.appliesTo(new DefaultHttpHeaders(), buf("{}")));
+        assertFalse(JsonBodyCheck.appliesTo(new DefaultHttpHeaders(), Unpooled.EMPTY_BUFFER));
+    }
+
+    private static HttpHeaders headers(String contentType) {
+        return new DefaultHttpHeaders().set(HttpHeaderNames.CONTENT_TYPE, contentType);
+    }
+}
