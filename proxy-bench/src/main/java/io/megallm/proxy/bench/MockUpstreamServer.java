@@ -66,7 +66,7 @@ public final class MockUpstreamServer {
 
     public MockUpstreamServer start(String host, int port, int threads) throws InterruptedException {
         Transport transport = Transport.best();
-        group = transport.newGroup(threads);
+        group = transport.newGroup(threads, "mock-upstream");
         server = new ServerBootstrap()
                 .group(group)
                 .channel(transport.serverChannel())

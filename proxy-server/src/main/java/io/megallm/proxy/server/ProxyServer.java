@@ -60,8 +60,8 @@ public final class ProxyServer {
     /** Binds the listening socket; throws when the address cannot be bound. */
     public ProxyServer start() throws InterruptedException {
         int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
-        boss = transport.newGroup(1);
-        workers = transport.newGroup(threads);
+        boss = transport.newGroup(1, "megallm-accept");
+        workers = transport.newGroup(threads, "megallm-io");
         keyFile.loadAtStart();
         UpstreamTarget target = UpstreamTarget.parse(settings.baseUrl());
         pools = new UpstreamPools(target, transport.socketChannel(), new UpstreamSettings(settings.poolMaxSize(),
