@@ -26,6 +26,12 @@ public record Settings(
         return Math.max(1L, Math.round(timeoutSeconds * 1000.0));
     }
 
+    /** Never the record's default, which would print the secrets. */
+    @Override
+    public String toString() {
+        return "Settings[" + summary() + "]";
+    }
+
     /** A line for the start log: every setting, secrets reduced to whether they are set. */
     public String summary() {
         return "base_url=" + baseUrl

@@ -84,7 +84,9 @@ public final class KeyFile {
         }
         List<String> lines;
         try {
-            lines = Files.readAllLines(path, StandardCharsets.UTF_8);
+            // Decoded leniently: a comment in another encoding must not cost the whole pool; a key
+            // line with an undecodable byte is non-ASCII and gets skipped on its own.
+            lines = new String(Files.readAllBytes(path), StandardCharsets.UTF_8).lines().toList();
         } catch (IOException e) {
             return new Outcome(null, "the keys file " + path + " could not be read (" + e.getClass().getSimpleName() + ")");
         }

@@ -1,0 +1,244 @@
+package io.megallm.proxy.server.admin;
+
+import io.megallm.proxy.server.keys.Json;
+import io.megallm.proxy.server.testing.ProxyUnderTest;
+import io.megallm.proxy.testing.MockUpstream;
+import org.junit.jupiter.api.Test;
+
+import java.net.URI;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Contract §5/§6/§9: who may call the admin routes and the relay, and the errors for everyone else. */
+class AdminAccessTest {
+
+    private static final String TOKEN = "s3cret-admin-token-value";
+
+    private static HttpResponse<String> get(ProxyUnderTest p, URI uri, String... headers) throws Exception {
+        HttpRequest.Builder b = HttpRequest.newBuilder(uri).GET();
+        if (headers.length > 0) {
+            b.headers(headers);
+        }
+        return p.send(b);
+    }
+
+    private static HttpResponse<String> chat(ProxyUnderTest p, String... headers) throws Exception {
+        HttpRequest.Builder b = HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
+                .header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(
+                        "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"));
+        if (headers.length > 0) {
+            b.headers(headers);
+        }
+        return p.send(b);
+    }
+
+    private static void assertNoSecretIn(ProxyUnderTest p, HttpResponse<String> r, String... secrets) {
+        for (String s : secrets) {
+            assertFalse(r.body().contains(s), "a secret in the answer: " + r.body());
+            r.headers().map().forEach((name, values) -> values.forEach(
+                    v -> assertFalse(v.contains(s), "a secret in header " + name)));
+            for (String line : p.logLines()) {
+                assertFalse(line.contains(s), "a secret in the log: " + line);
+            }
+        }
+    }
+
+    // ---- ADMIN_TOKEN ---------------------------------------------------------------------------
+
+    @Test
+    void adminTokenIsRequiredWhenSet() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of("ADMIN_TOKEN", TOKEN))) {
+            HttpResponse<String> none = get(p, p.uri("/admin/keys"));
+            assertEquals(401, none.statusCode(), none.body());
+            Json.assertErrorShape(none.body());
+
+            HttpResponse<String> notBearer = get(p, p.uri("/admin/keys"), "Authorization", "Basic " + TOKEN);
+            assertEquals(401, notBearer.statusCode(), notBearer.body());
+            Json.assertErrorShape(notBearer.body());
+
+            HttpResponse<String> wrong = get(p, p.uri("/admin/keys"), "Authorization", "Bearer not-the-token");
+            assertEquals(403, wrong.statusCode(), wrong.body());
+            Json.assertErrorShape(wrong.body());
+
+            HttpResponse<String> prefix = get(p, p.uri("/admin/keys"), "Authorization",
+                    "Bearer " + TOKEN.substring(0, TOKEN.length() - 1));
+            assertEquals(403, prefix.statusCode(), prefix.body());
+
+            HttpResponse<String> right = get(p, p.uri("/admin/keys"), "Authorization", "Bearer " + TOKEN);
+            assertEquals(200, right.statusCode(), right.body());
+            assertTrue(Json.object(right.body()).containsKey("keys"), right.body());
+
+            HttpResponse<String> reset = p.send(HttpRequest.newBuilder(p.uri("/admin/reset-failed-keys"))
+                    .POST(HttpRequest.BodyPublishers.noBody()));
+            assertEquals(401, reset.statusCode(), reset.body());
+            HttpResponse<String> reload = p.send(HttpRequest.newBuilder(p.uri("/admin/reload-keys"))
+                    .header("Authorization", "Bearer wrong").POST(HttpRequest.BodyPublishers.noBody()));
+            assertEquals(403, reload.statusCode(), reload.body());
+            HttpResponse<String> reloadOk = p.send(HttpRequest.newBuilder(p.uri("/admin/reload-keys"))
+                    .header("Authorization", "Bearer " + TOKEN).POST(HttpRequest.BodyPublishers.noBody()));
+            assertEquals(200, reloadOk.statusCode(), reloadOk.body());
+
+            for (HttpResponse<String> r : new HttpResponse[]{none, notBearer, wrong, prefix, right, reset, reload}) {
+                assertNoSecretIn(p, r, TOKEN);
+            }
+        }
+    }
+
+    @Test
+    void healthStaysPublicWhenAdminTokenIsSet() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("ADMIN_TOKEN", TOKEN, "PROXY_API_KEYS", "ck-one"))) {
+            assertEquals(200, p.get("/health").statusCode());
+        }
+    }
+
+    @Test
+    void withoutAdminTokenLoopbackClientsAreAdmitted() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of())) {
+            HttpResponse<String> r = p.get("/admin/keys");
+            assertEquals(200, r.statusCode(), r.body());
+            assertTrue(p.logLines().stream().anyMatch(l -> l.startsWith("WARN ") && l.contains("ADMIN_TOKEN")),
+                    "an unset ADMIN_TOKEN is warned about at start");
+        }
+    }
+
+    @Test
+    void withoutAdminTokenANonLoopbackClientIsRefused() {
+        // Traffic may only go to loopback here, so the non-loopback peer is made at the pipeline level.
+        String raw = PipelineClient.exchange(null, "203.0.113.7", "GET /admin/keys HTTP/1.1\r\nHost: x\r\n\r\n");
+        assertTrue(raw.startsWith("HTTP/1.1 403"), raw);
+        Json.assertErrorShape(raw.substring(raw.indexOf("\r\n\r\n") + 4));
+        String reload = PipelineClient.exchange(null, "203.0.113.7",
+                "POST /admin/reload-keys HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+        assertTrue(reload.startsWith("HTTP/1.1 403"), reload);
+        assertTrue(PipelineClient.exchange(null, "127.0.0.1", "GET /admin/keys HTTP/1.1\r\nHost: x\r\n\r\n")
+                .startsWith("HTTP/1.1 200"), "loopback is admitted");
+    }
+
+    @Test
+    void withAdminTokenANonLoopbackClientWithTheTokenIsAdmitted() {
+        assertTrue(PipelineClient.exchange(TOKEN, "203.0.113.7", "GET /admin/keys HTTP/1.1\r\nHost: x\r\n\r\n")
+                .startsWith("HTTP/1.1 401"));
+        assertTrue(PipelineClient.exchange(TOKEN, "203.0.113.7", "GET /admin/keys HTTP/1.1\r\nHost: x\r\n"
+                + "Authorization: Bearer " + TOKEN + "\r\n\r\n").startsWith("HTTP/1.1 200"));
+    }
+
+    @Test
+    void withoutAdminTokenALoopbackRequestRelayedByAProxyIsRefused() throws Exception {
+        // Nginx on the same host connects from loopback on behalf of anyone on the internet.
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            HttpResponse<String> r = get(p, p.uri("/admin/keys"), "X-Forwarded-For", "198.51.100.4");
+            assertEquals(403, r.statusCode(), r.body());
+            Json.assertErrorShape(r.body());
+            HttpResponse<String> real = get(p, p.uri("/admin/keys"), "X-Real-IP", "198.51.100.4");
+            assertEquals(403, real.statusCode(), real.body());
+        }
+    }
+
+    // ---- PROXY_API_KEYS ----------------------------------------------------------------------------
+
+    @Test
+    void clientKeyIsRequiredBeforeAnyPoolKeyIsUsed() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("PROXY_API_KEYS", "ck-one,ck-two"))) {
+            HttpResponse<String> none = chat(p);
+            assertEquals(401, none.statusCode(), none.body());
+            Json.assertErrorShape(none.body());
+
+            HttpResponse<String> wrong = chat(p, "Authorization", "Bearer ck-three");
+            assertEquals(401, wrong.statusCode(), wrong.body());
+            Json.assertErrorShape(wrong.body());
+
+            HttpResponse<String> wrongApiKey = chat(p, "x-api-key", "ck-on");
+            assertEquals(401, wrongApiKey.statusCode(), wrongApiKey.body());
+
+            HttpResponse<String> poolKey = chat(p, "Authorization", "Bearer " + p.keys.get(0));
+            assertEquals(401, poolKey.statusCode(), "a pool key is not a client key");
+
+            HttpResponse<String> models = p.get("/v1/models");
+            assertEquals(401, models.statusCode(), "every /v1/** route follows PROXY_API_KEYS");
+
+            assertEquals(0, p.upstream.requestCount(), "nothing may reach the upstream without a client key");
+            assertNoSecretIn(p, none, "ck-one", "ck-two");
+            assertNoSecretIn(p, wrong, "ck-one", "ck-two");
+        }
+    }
+
+    @Test
+    void bearerClientKeyIsReplacedByThePoolKey() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("PROXY_API_KEYS", "ck-one,ck-two"))) {
+            HttpResponse<String> r = chat(p, "Authorization", "Bearer ck-two");
+            assertEquals(200, r.statusCode(), r.body());
+            MockUpstream.Received seen = p.upstream.take();
+            assertEquals(p.keys.get(0), seen.key());
+            assertEquals("Bearer " + p.keys.get(0), seen.headers().get("Authorization"));
+            assertEquals(1, seen.headers().getAll("Authorization").size());
+            seen.headers().forEach(h -> assertFalse(h.getValue().contains("ck-two"),
+                    "the client key went upstream in " + h.getKey()));
+        }
+    }
+
+    @Test
+    void xApiKeyClientKeyIsAcceptedAndNotForwarded() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("PROXY_API_KEYS", "ck-one,ck-two"))) {
+            HttpResponse<String> r = chat(p, "x-api-key", "ck-one");
+            assertEquals(200, r.statusCode(), r.body());
+            MockUpstream.Received seen = p.upstream.take();
+            assertEquals(p.keys.get(0), seen.key());
+            assertFalse(seen.headers().contains("x-api-key"), "x-api-key was forwarded upstream");
+            seen.headers().forEach(h -> assertFalse(h.getValue().contains("ck-one"),
+                    "the client key went upstream in " + h.getKey()));
+        }
+    }
+
+    @Test
+    void withoutProxyApiKeysAnyClientMayCallAndAWarningIsLogged() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            assertEquals(200, p.chat().statusCode());
+            assertTrue(p.logLines().stream().anyMatch(l -> l.startsWith("WARN ") && l.contains("PROXY_API_KEYS")),
+                    p.logLines().toString());
+        }
+    }
+
+    // ---- routes ------------------------------------------------------------------------------------
+
+    @Test
+    void unknownRouteIs404WithTheErrorShape() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            for (String path : new String[]{"/nope", "/", "/v2/chat/completions", "/admin", "/admin/unknown",
+                    "/healthz", "/v1x"}) {
+                HttpResponse<String> r = p.get(path);
+                assertEquals(404, r.statusCode(), path + ": " + r.body());
+                Map<String, Object> error = Json.assertErrorShape(r.body());
+                assertTrue(r.headers().firstValue("content-type").orElse("").startsWith("application/json"));
+                assertFalse(((String) error.get("message")).contains("/tmp"), r.body());
+            }
+            assertEquals(0, p.upstream.requestCount());
+        }
+    }
+
+    @Test
+    void wrongMethodIs405WithTheErrorShape() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            HttpResponse<String> r = p.post("/health", "{}");
+            assertEquals(405, r.statusCode(), r.body());
+            Json.assertErrorShape(r.body());
+            assertEquals("GET", r.headers().firstValue("allow").orElse(null));
+
+            HttpResponse<String> del = p.send(HttpRequest.newBuilder(p.uri("/health")).DELETE());
+            assertEquals(405, del.statusCode(), del.body());
+
+            HttpResponse<String> getReload = p.get("/admin/reload-keys");
+            assertEquals(405, getReload.statusCode(), getReload.body());
+            Json.assertErrorShape(getReload.body());
+            assertEquals("POST", getReload.headers().firstValue("allow").orElse(null));
+
+            HttpResponse<String> postKeys = p.post("/admin/keys", "{}");
+            assertEquals(405, postKeys.statusCode(), postKeys.body());
+        }
+    }
+}

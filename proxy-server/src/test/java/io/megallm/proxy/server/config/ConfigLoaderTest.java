@@ -1,0 +1,348 @@
+package io.megallm.proxy.server.config;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Contract §3: defaults, the order of the sources, and one clear line for every bad value. */
+class ConfigLoaderTest {
+
+    private static final String ADMIN_TOKEN = "s3cret-admin-token-value";
+
+    @TempDir
+    Path dir;
+
+    private Settings load(Map<String, String> env) throws ConfigError {
+        return ConfigLoader.load(env, dir);
+    }
+
+    private void write(String relative, String content) throws Exception {
+        Path p = dir.resolve(relative);
+        if (p.getParent() != null) {
+            Files.createDirectories(p.getParent());
+        }
+        Files.writeString(p, content, StandardCharsets.UTF_8);
+    }
+
+    private ConfigError rejected(Map<String, String> env) {
+        ConfigError e = assertThrows(ConfigError.class, () -> load(env));
+        assertOneLine(e);
+        return e;
+    }
+
+    private static void assertOneLine(ConfigError e) {
+        String m = e.getMessage();
+        assertNotNull(m);
+        assertFalse(m.isBlank(), "empty message");
+        assertFalse(m.contains("\n") || m.contains("\r"), "message is not one line: " + m);
+        assertEquals(0, e.getStackTrace().length, "a configuration error carries no stack trace");
+        assertNull(e.getCause());
+    }
+
+    // ---- defaults and overrides ----------------------------------------------------------------
+
+    @Test
+    void everyDefaultOfTheContractTable() throws Exception {
+        Settings s = load(Map.of());
+        assertEquals("https://ai.megallm.io/v1", s.baseUrl());
+        assertEquals(120.0, s.timeoutSeconds());
+        assertEquals(120_000L, s.timeoutMillis());
+        assertEquals(3, s.maxRetries());
+        assertEquals(3, s.maxKeyRetries());
+        assertEquals("0.0.0.0", s.host());
+        assertEquals(8000, s.port());
+        assertEquals("INFO", s.logLevel());
+        assertEquals(dir.resolve("data/keys.txt"), s.keysFile());
+        assertEquals(dir.resolve("logs"), s.logDir());
+        assertEquals(10_000, s.poolMaxSize());
+        assertEquals(100, s.poolConnections());
+        assertEquals(10L * 1024 * 1024, s.maxRequestBody());
+        assertEquals(60L, s.keyCooldownSeconds());
+        assertNull(s.adminToken());
+        assertEquals(List.of(), s.proxyApiKeys());
+        assertEquals(30L, s.shutdownGraceSeconds());
+    }
+
+    @Test
+    void environmentOverridesEveryDefault() throws Exception {
+        Map<String, String> env = new HashMap<>();
+        env.put("MEGALLM_BASE_URL", "http://upstream.internal:8081/api/v1");
+        env.put("MEGALLM_TIMEOUT", "2.5");
+        env.put("MEGALLM_MAX_RETRIES", "0");
+        env.put("MAX_KEY_RETRIES", "7");
+        env.put("HOST", "127.0.0.1");
+        env.put("PORT", "9000");
+        env.put("LOG_LEVEL", "DEBUG");
+        env.put("KEYS_FILE", "secrets/pool.txt");
+        env.put("LOG_DIR", "/var/log/megallm");
+        env.put("HTTP_POOL_MAXSIZE", "50");
+        env.put("HTTP_POOL_CONNECTIONS", "0");
+        env.put("MAX_REQUEST_BODY", "2m");
+        env.put("KEY_COOLDOWN", "15");
+        env.put("ADMIN_TOKEN", ADMIN_TOKEN);
+        env.put("PROXY_API_KEYS", " ck-one , ck-two,,");
+        env.put("SHUTDOWN_GRACE", "0");
+        Settings s = load(env);
+        assertEquals("http://upstream.internal:8081/api/v1", s.baseUrl());
+        assertEquals(2.5, s.timeoutSeconds());
+        assertEquals(2_500L, s.timeoutMillis());
+        assertEquals(0, s.maxRetries());
+        assertEquals(7, s.maxKeyRetries());
+        assertEquals("127.0.0.1", s.host());
+        assertEquals(9000, s.port());
+        assertEquals("DEBUG", s.logLevel());
+        assertEquals(dir.resolve("secrets/pool.txt"), s.keysFile());
+        assertEquals(Path.of("/var/log/megallm"), s.logDir());
+        assertEquals(50, s.poolMaxSize());
+        assertEquals(0, s.poolConnections());
+        assertEquals(2L * 1024 * 1024, s.maxRequestBody());
+        assertEquals(15L, s.keyCooldownSeconds());
+        assertEquals(ADMIN_TOKEN, s.adminToken());
+        assertEquals(List.of("ck-one", "ck-two"), s.proxyApiKeys());
+        assertEquals(0L, s.shutdownGraceSeconds());
+    }
+
+    @Test
+    void unrelatedEnvironmentVariablesAreIgnored() throws Exception {
+        Settings s = load(Map.of("PATH", "/usr/bin:/bin", "HOME", "/root", "JAVA_TOOL_OPTIONS", "${oops",
+                "port", "1234"));
+        assertEquals(8000, s.port());
+    }
+
+    @Test
+    void applicationConfOverridesDefaultsAndEnvironmentOverridesIt() throws Exception {
+        write("config/application.conf", """
+                # operator's file
+                PORT = 9001
+                MEGALLM_TIMEOUT = 5
+                LOG_LEVEL = "debug"
+                MAX_REQUEST_BODY = 1k
+                KEY_COOLDOWN = 90
+                """);
+        Settings fromFile = load(Map.of());
+        assertEquals(9001, fromFile.port());
+        assertEquals(5.0, fromFile.timeoutSeconds());
+        assertEquals("DEBUG", fromFile.logLevel());
+        assertEquals(1024L, fromFile.maxRequestBody());
+        assertEquals(90L, fromFile.keyCooldownSeconds());
+        assertEquals(3, fromFile.maxRetries(), "what the file does not set keeps its default");
+
+        Settings withEnv = load(Map.of("PORT", "9002", "LOG_LEVEL", "ERROR"));
+        assertEquals(9002, withEnv.port());
+        assertEquals("ERROR", withEnv.logLevel());
+        assertEquals(5.0, withEnv.timeoutSeconds(), "the file still applies where the environment is silent");
+    }
+
+    @Test
+    void configFilePointsElsewhereAndReplacesTheDefaultFile() throws Exception {
+        write("config/application.conf", "PORT = 9001\nKEY_COOLDOWN = 90\n");
+        write("etc/proxy.conf", "PORT = 9100\nMAX_KEY_RETRIES = 9\n");
+        Settings s = load(Map.of("CONFIG_FILE", "etc/proxy.conf"));
+        assertEquals(9100, s.port());
+        assertEquals(9, s.maxKeyRetries());
+        assertEquals(60L, s.keyCooldownSeconds(), "config/application.conf is not read when CONFIG_FILE is set");
+
+        Settings absolute = load(Map.of("CONFIG_FILE", dir.resolve("etc/proxy.conf").toAbsolutePath().toString(),
+                "PORT", "9200"));
+        assertEquals(9200, absolute.port(), "the environment still overrides CONFIG_FILE's values");
+        assertEquals(9, absolute.maxKeyRetries());
+    }
+
+    @Test
+    void configFileThatDoesNotExistStopsTheStart() {
+        ConfigError e = rejected(Map.of("CONFIG_FILE", "etc/missing.conf"));
+        assertTrue(e.getMessage().contains("CONFIG_FILE"), e.getMessage());
+        assertTrue(e.getMessage().contains("etc/missing.conf"), e.getMessage());
+    }
+
+    @Test
+    void configFileThatIsADirectoryStopsTheStart() throws Exception {
+        Files.createDirectories(dir.resolve("etc/conf.d"));
+        ConfigError e = rejected(Map.of("CONFIG_FILE", "etc/conf.d"));
+        assertTrue(e.getMessage().contains("CONFIG_FILE"), e.getMessage());
+    }
+
+    @Test
+    void configFileThatIsNotHoconStopsTheStartWithOneLineAndNoSecret() throws Exception {
+        write("config/application.conf", "ADMIN_TOKEN = \"" + ADMIN_TOKEN + "\"\nPORT = {{{ 9001\n");
+        ConfigError e = rejected(Map.of());
+        assertTrue(e.getMessage().contains("application.conf"), e.getMessage());
+        assertFalse(e.getMessage().contains(ADMIN_TOKEN), e.getMessage());
+    }
+
+    @Test
+    void dotEnvSuppliesWhatTheEnvironmentDoesNotSetAndNeverOverridesIt() throws Exception {
+        write(".env", """
+                # local settings
+                export PORT=9100
+                LOG_LEVEL="warning"
+                KEY_COOLDOWN=15 # seconds
+                MEGALLM_TIMEOUT='30'
+                MAX_KEY_RETRIES=5
+                not a variable line
+                """);
+        Settings s = load(Map.of("MAX_KEY_RETRIES", "1"));
+        assertEquals(9100, s.port());
+        assertEquals("WARN", s.logLevel());
+        assertEquals(15L, s.keyCooldownSeconds());
+        assertEquals(30.0, s.timeoutSeconds());
+        assertEquals(1, s.maxKeyRetries(), ".env must not override a variable that is set");
+    }
+
+    @Test
+    void dotEnvOverridesTheConfigFileBecauseItActsAsEnvironment() throws Exception {
+        write("config/application.conf", "PORT = 9001\n");
+        write(".env", "PORT=9100\n");
+        assertEquals(9100, load(Map.of()).port());
+    }
+
+    @Test
+    void dotEnvCanNameTheConfigFile() throws Exception {
+        write("etc/proxy.conf", "PORT = 9300\n");
+        write(".env", "CONFIG_FILE=etc/proxy.conf\n");
+        assertEquals(9300, load(Map.of()).port());
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1k,1024", "10m,10485760", "1048576,1048576", "512K,524288", "1g,1073741824"})
+    void maxRequestBodyIsAHoconSize(String value, long bytes) throws Exception {
+        assertEquals(bytes, load(Map.of("MAX_REQUEST_BODY", value)).maxRequestBody());
+    }
+
+    @ParameterizedTest
+    @CsvSource({"WARNING,WARN", "warning,WARN", "WARN,WARN", "debug,DEBUG", "Info,INFO", "ERROR,ERROR",
+            "' error ',ERROR"})
+    void logLevelIsNormalised(String value, String expected) throws Exception {
+        assertEquals(expected, load(Map.of("LOG_LEVEL", value)).logLevel());
+    }
+
+    // ---- bad values ------------------------------------------------------------------------------
+
+    @ParameterizedTest(name = "{0}={1}")
+    @CsvSource(delimiter = '|', value = {
+            "MEGALLM_TIMEOUT|abc",
+            "MEGALLM_TIMEOUT|-1",
+            "MEGALLM_TIMEOUT|0",
+            "MEGALLM_TIMEOUT|NaN",
+            "PORT|70000",
+            "PORT|x",
+            "PORT|-1",
+            "PORT|80.5",
+            "MEGALLM_MAX_RETRIES|-1",
+            "MAX_KEY_RETRIES|three",
+            "LOG_LEVEL|LOUD",
+            "MEGALLM_BASE_URL|ftp://x",
+            "MEGALLM_BASE_URL|not a url",
+            "MEGALLM_BASE_URL|http://",
+            "MAX_REQUEST_BODY|lots",
+            "MAX_REQUEST_BODY|0",
+            "KEY_COOLDOWN|-5",
+            "KEY_COOLDOWN|soon",
+            "HTTP_POOL_MAXSIZE|0",
+            "HTTP_POOL_CONNECTIONS|-3",
+            "SHUTDOWN_GRACE|-1",
+    })
+    void badValueGivesOneLineNamingTheVariableAndTheValue(String name, String value) {
+        ConfigError e = rejected(Map.of(name, value, "ADMIN_TOKEN", ADMIN_TOKEN));
+        String m = e.getMessage();
+        assertTrue(m.contains(name), "message does not name " + name + ": " + m);
+        assertTrue(m.contains(value), "message does not show the value " + value + ": " + m);
+        assertFalse(m.contains(ADMIN_TOKEN), "the admin token leaked: " + m);
+        assertFalse(m.contains("Exception"), m);
+    }
+
+    @Test
+    void badValueFromTheConfigFileIsNamedToo() throws Exception {
+        write("config/application.conf", "MEGALLM_TIMEOUT = \"abc\"\n");
+        ConfigError e = rejected(Map.of());
+        assertTrue(e.getMessage().contains("MEGALLM_TIMEOUT"), e.getMessage());
+        assertTrue(e.getMessage().contains("abc"), e.getMessage());
+    }
+
+    @Test
+    void emptyHostOrKeysFileIsRejected() {
+        assertTrue(rejected(Map.of("HOST", "  ")).getMessage().contains("HOST"));
+        assertTrue(rejected(Map.of("KEYS_FILE", "")).getMessage().contains("KEYS_FILE"));
+        assertTrue(rejected(Map.of("LOG_DIR", " ")).getMessage().contains("LOG_DIR"));
+    }
+
+    @Test
+    void aValueWithLineBreaksStillGivesOneLine() {
+        ConfigError timeout = rejected(Map.of("MEGALLM_TIMEOUT", "12\nabc"));
+        assertTrue(timeout.getMessage().contains("MEGALLM_TIMEOUT"), timeout.getMessage());
+        ConfigError url = rejected(Map.of("MEGALLM_BASE_URL", "http://host\r\n/v1"));
+        assertTrue(url.getMessage().contains("MEGALLM_BASE_URL"), url.getMessage());
+    }
+
+    @Test
+    void aVeryLongBadValueIsShortenedInTheMessage() {
+        String value = "x".repeat(5000);
+        ConfigError e = rejected(Map.of("PORT", value));
+        assertTrue(e.getMessage().contains("PORT"), e.getMessage());
+        assertTrue(e.getMessage().length() < 1000, "message of " + e.getMessage().length() + " characters");
+    }
+
+    @Test
+    void aStructuredValueInTheConfigFileIsRejected() throws Exception {
+        write("config/application.conf", "PORT = [8000, 8001]\n");
+        ConfigError e = rejected(Map.of());
+        assertTrue(e.getMessage().contains("PORT"), e.getMessage());
+    }
+
+    @Test
+    void blankSecretsCountAsUnset() throws Exception {
+        Settings s = load(Map.of("ADMIN_TOKEN", "   ", "PROXY_API_KEYS", " "));
+        assertNull(s.adminToken(), "a blank ADMIN_TOKEN must not become an empty bearer token");
+        assertEquals(List.of(), s.proxyApiKeys());
+    }
+
+    // ---- secrets -----------------------------------------------------------------------------------
+
+    @Test
+    void summaryNamesEverySettingButNeverTheSecrets() throws Exception {
+        Settings s = load(Map.of("ADMIN_TOKEN", ADMIN_TOKEN, "PROXY_API_KEYS", "ck-client-one,ck-client-two"));
+        String summary = s.summary();
+        assertFalse(summary.contains(ADMIN_TOKEN), summary);
+        assertFalse(summary.contains("ck-client-one"), summary);
+        assertFalse(summary.contains("ck-client-two"), summary);
+        assertTrue(summary.contains("admin_token=set"), summary);
+        assertTrue(summary.contains("base_url=https://ai.megallm.io/v1"), summary);
+        assertFalse(summary.contains("\n"), summary);
+
+        String unset = load(Map.of()).summary();
+        assertTrue(unset.contains("admin_token=unset"), unset);
+        assertTrue(unset.contains("proxy_api_keys=unset"), unset);
+    }
+
+    @Test
+    void adminTokenFromEveryLayerNeverAppearsInErrors() throws Exception {
+        write("config/application.conf", "ADMIN_TOKEN = \"" + ADMIN_TOKEN + "\"\nPORT = 99999\n");
+        ConfigError fromFile = rejected(Map.of());
+        assertTrue(fromFile.getMessage().contains("PORT"), fromFile.getMessage());
+        assertFalse(fromFile.getMessage().contains(ADMIN_TOKEN), fromFile.getMessage());
+
+        write(".env", "ADMIN_TOKEN=" + ADMIN_TOKEN + "\nLOG_LEVEL=LOUD\n");
+        ConfigError fromDotEnv = rejected(Map.of("PORT", "8000"));
+        assertTrue(fromDotEnv.getMessage().contains("LOG_LEVEL"), fromDotEnv.getMessage());
+        assertFalse(fromDotEnv.getMessage().contains(ADMIN_TOKEN), fromDotEnv.getMessage());
+
+        Settings ok = load(Map.of("PORT", "8000", "LOG_LEVEL", "INFO"));
+        assertEquals(ADMIN_TOKEN, ok.adminToken());
+        assertFalse(ok.summary().contains(ADMIN_TOKEN));
+    }
+}

@@ -1,0 +1,367 @@
+package io.megallm.proxy.server.process;
+
+import io.megallm.proxy.testing.MockUpstream;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.handler.codec.http.DefaultHttpContent;
+import io.netty.handler.codec.http.DefaultHttpResponse;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpResponse;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.util.concurrent.ScheduledFuture;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.EOFException;
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.ConnectException;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.Collectors;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * The real program in its own JVM (contract §3 bad values, §10 SIGTERM): exit codes, what an
+ * operator sees on the console, and a graceful drain that lets an open stream finish.
+ */
+class MainProcessTest {
+
+    private static final String POOL_KEY = "sk-mega-process-test-SECRETKEY-0001";
+    private static final int EVENTS = 30;
+
+    @TempDir
+    Path work;
+
+    @TempDir
+    Path out;
+
+    /** The module's runtime classpath, without test classes (they carry logback-test.xml). */
+    private static String runtimeClasspath() {
+        String cp = System.getProperty("java.class.path");
+        List<String> kept = new ArrayList<>();
+        for (String entry : cp.split(File.pathSeparator)) {
+            String e = entry.replace('\\', '/');
+            if (e.endsWith("/test-classes") || e.endsWith("/test-classes/") || e.endsWith("-tests.jar")
+                    || e.contains("surefire")) {
+                continue;
+            }
+            kept.add(entry);
+        }
+        if (kept.stream().noneMatch(e -> e.replace('\\', '/').matches(".*/classes/?"))) {
+            throw new IllegalStateException("no main classes directory on the test classpath: " + cp);
+        }
+        return String.join(File.pathSeparator, kept);
+    }
+
+    private Process launch(Map<String, String> env) throws IOException {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        ProcessBuilder pb = new ProcessBuilder(java, "-Xmx256m", "-cp", runtimeClasspath(),
+                "io.megallm.proxy.server.Main")
+                .directory(work.toFile())
+                .redirectOutput(out.resolve("stdout.txt").toFile())
+                .redirectError(out.resolve("stderr.txt").toFile());
+        // Nothing of the test JVM's environment (PORT, LOG_LEVEL, CONFIG_FILE, ...) may leak in.
+        pb.environment().clear();
+        pb.environment().putAll(env);
+        return pb.start();
+    }
+
+    private String stdout() throws IOException {
+        return Files.readString(out.resolve("stdout.txt"), StandardCharsets.UTF_8);
+    }
+
+    private String stderr() throws IOException {
+        return Files.readString(out.resolve("stderr.txt"), StandardCharsets.UTF_8);
+    }
+
+    private static void stop(Process p) throws InterruptedException {
+        if (p.isAlive()) {
+            p.destroyForcibly();
+            p.waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    // ---- bad configuration ---------------------------------------------------------------------
+
+    private void assertRefusesToStart(Map<String, String> env, String name, String value) throws Exception {
+        Process p = launch(env);
+        try {
+            assertTrue(p.waitFor(30, TimeUnit.SECONDS), "the program did not stop on a bad value");
+            String err = stderr();
+            String all = stdout() + err;
+            assertEquals(2, p.exitValue(), all);
+            List<String> lines = err.lines().filter(l -> !l.isEmpty()).collect(Collectors.toList());
+            assertEquals(1, lines.size(), "stderr must be exactly one line: " + err);
+            assertTrue(lines.get(0).contains(name), lines.get(0));
+            assertTrue(lines.get(0).contains(value), lines.get(0));
+            assertFalse(all.contains("Exception"), all);
+            assertFalse(all.contains("\tat "), all);
+            assertFalse(Files.exists(work.resolve("logs/app.log")) && Files.size(work.resolve("logs/app.log")) > 0,
+                    "nothing should have been logged before the configuration was valid");
+        } finally {
+            stop(p);
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void badValueExitsWith2AndOneLineOnStderr() throws Exception {
+        assertRefusesToStart(Map.of("MEGALLM_TIMEOUT", "abc"), "MEGALLM_TIMEOUT", "abc");
+    }
+
+    @Test
+    @Timeout(60)
+    void badValueFromDotEnvOrConfigFileIsReportedTheSameWay() throws Exception {
+        Files.writeString(work.resolve(".env"), "PORT=70000\n", StandardCharsets.UTF_8);
+        assertRefusesToStart(Map.of(), "PORT", "70000");
+        Files.delete(work.resolve(".env"));
+        Files.createDirectories(work.resolve("config"));
+        Files.writeString(work.resolve("config/application.conf"), "LOG_LEVEL = LOUD\n", StandardCharsets.UTF_8);
+        assertRefusesToStart(Map.of(), "LOG_LEVEL", "LOUD");
+    }
+
+    // ---- SIGTERM drain -----------------------------------------------------------------------------
+
+    /**
+     * An SSE upstream that sends its first event at once and the rest (one every 100 ms, then
+     * [DONE]) only when the test says so, so the test knows the stream is still open while it
+     * checks that the listening socket is gone.
+     */
+    private static final class GatedSse implements MockUpstream.Behavior {
+        private final CompletableFuture<ChannelHandlerContext> started = new CompletableFuture<>();
+
+        @Override
+        public void respond(ChannelHandlerContext ctx, io.netty.handler.codec.http.FullHttpRequest request) {
+            HttpResponse head = new DefaultHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK);
+            head.headers().set(HttpHeaderNames.CONTENT_TYPE, "text/event-stream; charset=utf-8");
+            head.headers().set(HttpHeaderNames.CACHE_CONTROL, "no-cache");
+            HttpUtil.setTransferEncodingChunked(head, true);
+            ctx.write(head);
+            ctx.writeAndFlush(content(MockUpstream.event(0)));
+            started.complete(ctx);
+        }
+
+        void release() throws Exception {
+            ChannelHandlerContext ctx = started.get(10, TimeUnit.SECONDS);
+            AtomicInteger next = new AtomicInteger(1);
+            ScheduledFuture<?>[] task = new ScheduledFuture<?>[1];
+            ctx.executor().execute(() -> task[0] = ctx.executor().scheduleAtFixedRate(() -> {
+                if (!ctx.channel().isActive()) {
+                    task[0].cancel(false);
+                    return;
+                }
+                int i = next.getAndIncrement();
+                if (i < EVENTS) {
+                    ctx.writeAndFlush(content(MockUpstream.event(i)));
+                    return;
+                }
+                task[0].cancel(false);
+                ctx.writeAndFlush(content("data: [DONE]\n\n"));
+                ctx.writeAndFlush(LastHttpContent.EMPTY_LAST_CONTENT);
+            }, 0, 100, TimeUnit.MILLISECONDS));
+        }
+
+        private static DefaultHttpContent content(String s) {
+            return new DefaultHttpContent(Unpooled.copiedBuffer(s, StandardCharsets.UTF_8));
+        }
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    /** True when a connection was accepted, false when it was refused. */
+    private static boolean accepts(int port) throws IOException {
+        try (Socket s = new Socket()) {
+            s.connect(new InetSocketAddress("127.0.0.1", port), 1000);
+            return true;
+        } catch (ConnectException refused) {
+            return false;
+        }
+    }
+
+    private void awaitListening(Process p, int port) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (!accepts(port)) {
+            if (!p.isAlive()) {
+                fail("the program exited with " + p.exitValue() + " before listening:\n" + stdout() + stderr());
+            }
+            if (System.nanoTime() > deadline) {
+                fail("the program did not listen on port " + port + " within 20 s:\n" + stdout() + stderr());
+            }
+            Thread.sleep(50);
+        }
+    }
+
+    private static void awaitRefused(int port) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (accepts(port)) {
+            if (System.nanoTime() > deadline) {
+                fail("new connections were still accepted 10 s after SIGTERM");
+            }
+            Thread.sleep(20);
+        }
+    }
+
+    @Test
+    @Timeout(120)
+    void sigtermRefusesNewConnectionsLetsTheOpenStreamFinishAndExits0() throws Exception {
+        Files.createDirectories(work.resolve("data"));
+        Files.writeString(work.resolve("data/keys.txt"), POOL_KEY + "\n", StandardCharsets.UTF_8);
+        int port = freePort();
+        GatedSse upstream = new GatedSse();
+        try (MockUpstream mock = new MockUpstream()) {
+            mock.otherwise(upstream);
+            Process p = launch(Map.of(
+                    "MEGALLM_BASE_URL", mock.baseUrl(),
+                    "HOST", "127.0.0.1",
+                    "PORT", Integer.toString(port),
+                    "SHUTDOWN_GRACE", "20",
+                    "MEGALLM_TIMEOUT", "30"));
+            try {
+                awaitListening(p, port);
+                String body = "{\"model\":\"gpt-4o\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+                try (Socket s = new Socket()) {
+                    s.connect(new InetSocketAddress("127.0.0.1", port), 5000);
+                    s.setSoTimeout(30_000);
+                    OutputStream o = s.getOutputStream();
+                    o.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body)
+                            .getBytes(StandardCharsets.UTF_8));
+                    o.flush();
+                    InputStream in = s.getInputStream();
+                    String head = readHead(in);
+                    assertTrue(head.startsWith("HTTP/1.1 200"), head);
+                    String lowerHead = head.toLowerCase();
+                    assertTrue(lowerHead.contains("transfer-encoding: chunked"), head);
+                    assertTrue(lowerHead.contains("content-type: text/event-stream"), head);
+
+                    ByteArrayOutputStream raw = new ByteArrayOutputStream();
+                    ByteArrayOutputStream data = new ByteArrayOutputStream();
+                    while (!data.toString(StandardCharsets.UTF_8).contains("data:")) {
+                        if (readChunk(in, raw, data)) {
+                            fail("the stream ended before its first event");
+                        }
+                    }
+
+                    p.destroy(); // SIGTERM
+                    awaitRefused(port);
+                    assertTrue(p.isAlive(), "the program must wait for the open stream");
+
+                    upstream.release();
+                    boolean ended = false;
+                    while (!ended) {
+                        ended = readChunk(in, raw, data);
+                    }
+                    String rawText = raw.toString(StandardCharsets.UTF_8);
+                    assertTrue(rawText.endsWith("0\r\n\r\n"), "no terminating chunk: " + rawText);
+                    StringBuilder expected = new StringBuilder();
+                    for (int i = 0; i < EVENTS; i++) {
+                        expected.append(MockUpstream.event(i));
+                    }
+                    expected.append("data: [DONE]\n\n");
+                    assertEquals(expected.toString(), data.toString(StandardCharsets.UTF_8));
+                }
+
+                assertTrue(p.waitFor(15, TimeUnit.SECONDS), "the program did not exit within 15 s of the stream's end");
+                assertEquals(0, p.exitValue(), stdout() + stderr());
+            } finally {
+                stop(p);
+            }
+            assertEquals(1, mock.requestCount());
+            assertEquals(POOL_KEY, mock.all().get(0).key());
+        }
+
+        Path appLog = work.resolve("logs/app.log");
+        assertTrue(Files.isRegularFile(appLog), "logs/app.log was not written in the working directory");
+        String log = Files.readString(appLog, StandardCharsets.UTF_8);
+        assertTrue(log.contains("listening on"), log);
+        assertTrue(log.contains("loaded 1 keys"), log);
+        assertTrue(log.contains("stopped"), "the shutdown was not logged: " + log);
+        assertFalse(log.contains(POOL_KEY), "the pool key is in app.log in full");
+        assertFalse(log.contains("Exception"), log);
+        String console = stdout() + stderr();
+        assertFalse(console.contains(POOL_KEY), "the pool key is on the console in full");
+        assertFalse(console.contains("\tat "), console);
+    }
+
+    // ---- raw HTTP reading ----------------------------------------------------------------------------
+
+    private static String readHead(InputStream in) throws IOException {
+        ByteArrayOutputStream head = new ByteArrayOutputStream();
+        int last4 = 0;
+        int b;
+        while ((b = in.read()) >= 0) {
+            head.write(b);
+            last4 = (last4 << 8) | b;
+            if (last4 == 0x0d0a0d0a) {
+                return head.toString(StandardCharsets.ISO_8859_1);
+            }
+        }
+        throw new EOFException("connection closed inside the response head: " + head.toString(StandardCharsets.ISO_8859_1));
+    }
+
+    private static String readLine(InputStream in) throws IOException {
+        StringBuilder b = new StringBuilder();
+        int c;
+        while ((c = in.read()) >= 0) {
+            if (c == '\n') {
+                int n = b.length();
+                if (n > 0 && b.charAt(n - 1) == '\r') {
+                    b.setLength(n - 1);
+                }
+                return b.toString();
+            }
+            b.append((char) c);
+        }
+        throw new EOFException("the stream ended inside a line");
+    }
+
+    /** Reads one chunk; its framing goes to {@code raw}, its payload to {@code data}. True at the last chunk. */
+    private static boolean readChunk(InputStream in, ByteArrayOutputStream raw, ByteArrayOutputStream data)
+            throws IOException {
+        String sizeLine = readLine(in);
+        raw.write((sizeLine + "\r\n").getBytes(StandardCharsets.ISO_8859_1));
+        int size = Integer.parseInt(sizeLine.trim().split(";")[0], 16);
+        if (size == 0) {
+            String trailerEnd = readLine(in);
+            assertEquals("", trailerEnd, "unexpected trailer");
+            raw.write("\r\n".getBytes(StandardCharsets.ISO_8859_1));
+            return true;
+        }
+        byte[] payload = in.readNBytes(size);
+        if (payload.length < size) {
+            throw new EOFException("the stream ended inside a chunk");
+        }
+        raw.write(payload);
+        data.write(payload);
+        String crlf = readLine(in);
+        assertEquals("", crlf, "chunk not followed by CRLF");
+        raw.write("\r\n".getBytes(StandardCharsets.ISO_8859_1));
+        return false;
+    }
+}
