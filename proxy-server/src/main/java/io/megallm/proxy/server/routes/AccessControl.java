@@ -20,6 +20,9 @@ import java.util.List;
 public final class AccessControl {
 
     static final AsciiString X_API_KEY = AsciiString.cached("x-api-key");
+    private static final AsciiString X_FORWARDED_FOR = AsciiString.cached("x-forwarded-for");
+    private static final AsciiString X_REAL_IP = AsciiString.cached("x-real-ip");
+    private static final AsciiString FORWARDED = AsciiString.cached("forwarded");
 
     private final byte[] adminToken;
     private final List<byte[]> clientKeys;
@@ -33,11 +36,12 @@ public final class AccessControl {
     boolean admitAdmin(Exchange exchange) {
         if (adminToken == null) {
             InetSocketAddress remote = exchange.request().remote();
-            if (remote != null && remote.getAddress() != null && remote.getAddress().isLoopbackAddress()) {
+            if (remote != null && remote.getAddress() != null && remote.getAddress().isLoopbackAddress()
+                    && !relayedByAProxy(exchange.request().headers())) {
                 return true;
             }
             exchange.respondError(HttpResponseStatus.FORBIDDEN, ErrorResponses.PERMISSION, "admin_loopback_only",
-                    "Admin routes answer only loopback clients while ADMIN_TOKEN is unset.");
+                    "Admin routes answer only local loopback clients while ADMIN_TOKEN is unset.");
             return false;
         }
         String presented = bearer(exchange.request().headers());
@@ -87,6 +91,14 @@ public final class AccessControl {
 
     public boolean adminTokenSet() {
         return adminToken != null;
+    }
+
+    /**
+     * A loopback peer that forwards for someone else (Nginx on the same host) is not a local
+     * operator: without this, everyone who reaches Nginx would be admin.
+     */
+    private static boolean relayedByAProxy(HttpHeaders headers) {
+        return headers.contains(X_FORWARDED_FOR) || headers.contains(X_REAL_IP) || headers.contains(FORWARDED);
     }
 
     private static String bearer(HttpHeaders headers) {
