@@ -35,6 +35,26 @@ public final class Exchange {
     private boolean closeAfter;
     private int status;
 
+    // What the access log and the metrics report once the exchange ends.
+    private String route = "unmatched";
+    private String model;
+    private boolean stream;
+    private String keyMasked;
+    private int attempts;
+    private long headNanos;
+    private long bytesOut;
+    private Ending ending = Ending.COMPLETE;
+
+    /** How an exchange ended. */
+    public enum Ending {
+        /** The answer was sent whole. */
+        COMPLETE,
+        /** The client left before the answer ended. */
+        CLIENT_GONE,
+        /** The proxy cut the answer (the upstream failed after the head went out). */
+        TRUNCATED
+    }
+
     Exchange(RequestReader reader, ChannelHandlerContext ctx, InboundRequest request) {
         this.reader = reader;
         this.ctx = ctx;
@@ -74,6 +94,56 @@ public final class Exchange {
         return status;
     }
 
+    /** A label of bounded cardinality for metrics ("/v1/chat/completions", "/health", …). */
+    public void route(String route) {
+        this.route = route;
+    }
+
+    public String route() {
+        return route;
+    }
+
+    /** What the request body said, for the access log. */
+    public void describe(String model, boolean stream) {
+        this.model = model;
+        this.stream = stream;
+    }
+
+    public String model() {
+        return model;
+    }
+
+    public boolean stream() {
+        return stream;
+    }
+
+    /** Records an upstream attempt with the given (masked) key. */
+    public void attempt(String maskedKey) {
+        this.keyMasked = maskedKey;
+        this.attempts++;
+    }
+
+    public String keyMasked() {
+        return keyMasked;
+    }
+
+    public int attempts() {
+        return attempts;
+    }
+
+    /** Nanoseconds from the first request byte to the response head going out, or -1. */
+    public long timeToHeadNanos() {
+        return headNanos == 0 ? -1 : headNanos - request.startNanos();
+    }
+
+    public long bytesOut() {
+        return bytesOut;
+    }
+
+    public Ending ending() {
+        return ending;
+    }
+
     public void respondError(HttpResponseStatus status, String type, String code, String message) {
         respond(ErrorResponses.error(alloc(), status, type, code, message));
     }
@@ -86,6 +156,7 @@ public final class Exchange {
         }
         prepareHead(response);
         headSent = true;
+        bytesOut += response.content().readableBytes();
         end(ctx.writeAndFlush(response));
     }
 
@@ -98,6 +169,7 @@ public final class Exchange {
 
     /** A body chunk; ownership passes to the connection. A failed write closes the connection. */
     public void sendContent(HttpContent content) {
+        bytesOut += content.content().readableBytes();
         ctx.write(content, ctx.voidPromise());
     }
 
@@ -107,6 +179,7 @@ public final class Exchange {
 
     /** The end of a streamed answer. */
     public void sendLast(LastHttpContent last) {
+        bytesOut += last.content().readableBytes();
         end(ctx.writeAndFlush(last));
     }
 
@@ -119,6 +192,7 @@ public final class Exchange {
             return;
         }
         closeAfter = true;
+        ending = Ending.TRUNCATED;
         ctx.close();
         finish();
     }
@@ -142,6 +216,7 @@ public final class Exchange {
 
     private void prepareHead(HttpResponse head) {
         status = head.status().code();
+        headNanos = System.nanoTime();
         head.setProtocolVersion(HttpVersion.HTTP_1_1);
         head.headers().set(X_REQUEST_ID, request.requestId());
         boolean http10 = request.protocolVersion().equals(HttpVersion.HTTP_1_0);
@@ -171,6 +246,7 @@ public final class Exchange {
         }
         // Whoever listened has cleaned up; make sure the body is released even if nobody did.
         if (!finished) {
+            ending = Ending.CLIENT_GONE;
             closeAfter = true;
             finish();
         }

@@ -45,6 +45,7 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     private final RequestRouter router;
     private final long maxBody;
     private final ServerLifecycle lifecycle;
+    private final ExchangeObserver observer;
 
     private ChannelHandlerContext ctx;
     private HttpRequest head;
@@ -56,9 +57,14 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     private ArrayDeque<Object> waiting;
 
     public RequestReader(RequestRouter router, long maxBody, ServerLifecycle lifecycle) {
+        this(router, maxBody, lifecycle, ExchangeObserver.NONE);
+    }
+
+    public RequestReader(RequestRouter router, long maxBody, ServerLifecycle lifecycle, ExchangeObserver observer) {
         this.router = router;
         this.maxBody = maxBody;
         this.lifecycle = lifecycle;
+        this.observer = observer;
     }
 
     boolean draining() {
@@ -205,6 +211,11 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
         }
         current = null;
         lifecycle.requestEnded();
+        try {
+            observer.onEnd(exchange);
+        } catch (RuntimeException e) {
+            log.warn("exchange observer failed", e);
+        }
         if (close || !ctx.channel().isActive()) {
             // The close itself follows the last write; nothing more is read from this connection.
             rejected = true;

@@ -57,6 +57,10 @@ public final class ServerLifecycle {
         return inFlight.get();
     }
 
+    public int openConnections() {
+        return clients.size();
+    }
+
     public int activeStreams() {
         return activeStreams.get();
     }

@@ -17,21 +17,30 @@ public final class Relay {
     private final UpstreamPools pools;
     private final RelaySettings settings;
     private final ServerLifecycle lifecycle;
+    private final RelayEvents events;
 
     public Relay(KeyPool keys, UpstreamPools pools, RelaySettings settings, ServerLifecycle lifecycle) {
+        this(keys, pools, settings, lifecycle, RelayEvents.NONE);
+    }
+
+    public Relay(KeyPool keys, UpstreamPools pools, RelaySettings settings, ServerLifecycle lifecycle,
+                 RelayEvents events) {
         this.keys = keys;
         this.selector = new KeySelector(keys);
         this.pools = pools;
         this.settings = settings;
         this.lifecycle = lifecycle;
+        this.events = events;
     }
 
     /** Handles a request whose path starts with {@code /v1}; {@code rest} is what follows, query included. */
     public void forward(Exchange exchange, String rest) {
         InboundRequest request = exchange.request();
         JsonBodyCheck.Result body = JsonBodyCheck.Result.NOT_JSON;
+        events.requestBytes(request.body().readableBytes());
         if (JsonBodyCheck.appliesTo(request.headers(), request.body())) {
             body = JsonBodyCheck.check(request.body());
+            exchange.describe(body.model(), body.stream());
             if (body.error() != null) {
                 exchange.respondError(HttpResponseStatus.BAD_REQUEST, ErrorResponses.INVALID_REQUEST,
                         "invalid_json", body.error());
@@ -59,5 +68,9 @@ public final class Relay {
 
     ServerLifecycle lifecycle() {
         return lifecycle;
+    }
+
+    RelayEvents events() {
+        return events;
     }
 }

@@ -55,6 +55,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private final long timeoutNanos;
     private final ApiKey[] tried;
     private final ChannelFutureListener onWritten = this::written;
+    private final RelayEvents events;
 
     private Phase phase = Phase.ACQUIRING;
     private int triedCount;
@@ -73,6 +74,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private boolean streaming;
     private boolean paused;
     private long lastActivity;
+    private long attemptStart;
     private ScheduledFuture<?> timer;
     private ScheduledFuture<?> backoff;
 
@@ -86,6 +88,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         this.upstreamUri = upstreamUri;
         this.timeoutNanos = TimeUnit.MILLISECONDS.toNanos(relay.settings().timeoutMillis());
         this.tried = new ApiKey[relay.settings().maxKeyRetries() + 1];
+        this.events = relay.events();
     }
 
     void start() {
@@ -105,6 +108,8 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         }
         phase = Phase.ACQUIRING;
         keys.recordAttempt(key);
+        exchange.attempt(key.masked());
+        attemptStart = System.nanoTime();
         pool.acquire(this);
     }
 
@@ -150,6 +155,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             return;
         }
         lastFailure = cause instanceof ConnectTimeoutException ? Failure.TIMEOUT : Failure.UNREACHABLE;
+        events.attempt(lastFailure == Failure.TIMEOUT ? RelayEvents.Outcome.TIMEOUT : RelayEvents.Outcome.CONNECT_ERROR);
         retrySameKeyOrSwitch();
     }
 
@@ -169,6 +175,8 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         }
         upstreamKeepAlive = HttpUtil.isKeepAlive(head);
         verdict = FailoverPolicy.classify(code);
+        events.upstreamHead(System.nanoTime() - attemptStart);
+        events.attempt(outcomeOf(code));
         if (verdict == FailoverPolicy.Verdict.RELAY) {
             commit(head);
             return;
@@ -176,6 +184,16 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         judgeKey(head, code);
         pendingAnswer = new BufferedAnswer(head, exchange.alloc());
         phase = Phase.BUFFERING;
+    }
+
+    private static RelayEvents.Outcome outcomeOf(int code) {
+        return switch (code) {
+            case 401 -> RelayEvents.Outcome.STATUS_401;
+            case 402 -> RelayEvents.Outcome.STATUS_402;
+            case 403 -> RelayEvents.Outcome.STATUS_403;
+            case 429 -> RelayEvents.Outcome.STATUS_429;
+            default -> code >= 500 ? RelayEvents.Outcome.STATUS_5XX : RelayEvents.Outcome.OK;
+        };
     }
 
     private void judgeKey(HttpResponse head, int code) {
@@ -228,6 +246,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             case STREAMING -> {
                 if (content instanceof LastHttpContent last) {
                     finishUpstream();
+                    events.upstreamDone(System.nanoTime() - attemptStart);
                     exchange.sendLast(last);
                     done();
                 } else {
@@ -305,6 +324,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
                 afterFailedAnswer();
             }
             case STREAMING -> {
+                events.truncated();
                 exchange.abort();
                 done();
             }
@@ -322,6 +342,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             return;
         }
         lastFailure = Failure.UNREACHABLE;
+        events.attempt(RelayEvents.Outcome.CONNECT_ERROR);
         retrySameKeyOrSwitch();
     }
 
@@ -337,6 +358,9 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         if (ch != null) {
             // Stop the generation now; a half-read response must never go back to the pool.
             pool.discard(ch);
+        }
+        if (phase == Phase.ACQUIRING || phase == Phase.WAITING_HEAD || phase == Phase.BACKOFF) {
+            events.attempt(RelayEvents.Outcome.CLIENT_CANCELLED);
         }
         done();
     }
@@ -378,6 +402,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         switch (phase) {
             case WAITING_HEAD -> {
                 lastFailure = Failure.TIMEOUT;
+                events.attempt(RelayEvents.Outcome.TIMEOUT);
                 retrySameKeyOrSwitch();
             }
             case BUFFERING -> {
@@ -386,6 +411,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
                 afterFailedAnswer();
             }
             default -> {
+                events.truncated();
                 exchange.abort();
                 done();
             }
@@ -406,6 +432,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         cancelTimer();
         if (sameKeyRetries < relay.settings().maxRetries()) {
             sameKeyRetries++;
+            events.retry();
             phase = Phase.BACKOFF;
             staleRetried = false;
             backoff = exchange.eventLoop().schedule(this::attempt, FailoverPolicy.backoffMillis(sameKeyRetries),
@@ -427,6 +454,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             return;
         }
         switches++;
+        events.keySwitch();
         sameKeyRetries = 0;
         staleRetried = false;
         key = next;

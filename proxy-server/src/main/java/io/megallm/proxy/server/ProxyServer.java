@@ -1,12 +1,15 @@
 package io.megallm.proxy.server;
 
+import io.megallm.proxy.http.ExchangeObserver;
 import io.megallm.proxy.http.RequestReader;
 import io.megallm.proxy.http.ServerLifecycle;
 import io.megallm.proxy.http.StrictRequestDecoder;
 import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.relay.Relay;
 import io.megallm.proxy.relay.RelaySettings;
+import io.megallm.proxy.server.access.AccessLog;
 import io.megallm.proxy.server.config.Settings;
+import io.megallm.proxy.server.metrics.ProxyMetrics;
 import io.megallm.proxy.server.keys.KeyFile;
 import io.megallm.proxy.server.routes.AccessControl;
 import io.megallm.proxy.server.routes.Router;
@@ -45,6 +48,7 @@ public final class ProxyServer {
     private EventLoopGroup boss;
     private EventLoopGroup workers;
     private UpstreamPools pools;
+    private ProxyMetrics metrics;
     private Channel listener;
 
     public ProxyServer(Settings settings) {
@@ -66,10 +70,17 @@ public final class ProxyServer {
         UpstreamTarget target = UpstreamTarget.parse(settings.baseUrl());
         pools = new UpstreamPools(target, transport.socketChannel(), new UpstreamSettings(settings.poolMaxSize(),
                 settings.poolConnections(), settings.timeoutMillis(), UPSTREAM_IDLE_TTL_SECONDS, threads));
+        metrics = new ProxyMetrics(keys, lifecycle, pools);
         Relay relay = new Relay(keys, pools, new RelaySettings(settings.timeoutMillis(), settings.maxRetries(),
-                settings.maxKeyRetries(), settings.keyCooldownSeconds()), lifecycle);
+                settings.maxKeyRetries(), settings.keyCooldownSeconds()), lifecycle, metrics);
         AccessControl access = new AccessControl(settings.adminToken(), settings.proxyApiKeys());
-        Router router = new Router(relay, keys, keyFile, access);
+        Router router = new Router(relay, keys, keyFile, access, metrics);
+        AccessLog accessLog = new AccessLog();
+        ProxyMetrics m = metrics;
+        ExchangeObserver observer = exchange -> {
+            m.onEnd(exchange);
+            accessLog.onEnd(exchange);
+        };
         long maxBody = settings.maxRequestBody();
         HttpDecoderConfig decoderConfig = new HttpDecoderConfig()
                 .setMaxInitialLineLength(8192)
@@ -89,7 +100,7 @@ public final class ProxyServer {
                     protected void initChannel(SocketChannel ch) {
                         ch.pipeline().addLast("decoder", new StrictRequestDecoder(decoderConfig))
                                 .addLast("encoder", new HttpResponseEncoder())
-                                .addLast("reader", new RequestReader(router, maxBody, lifecycle));
+                                .addLast("reader", new RequestReader(router, maxBody, lifecycle, observer));
                     }
                 });
         try {

@@ -13,6 +13,7 @@ import io.megallm.proxy.key.ResetResult;
 import io.megallm.proxy.relay.Relay;
 import io.megallm.proxy.server.Version;
 import io.megallm.proxy.server.keys.KeyFile;
+import io.megallm.proxy.server.metrics.ProxyMetrics;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpMethod;
@@ -25,25 +26,43 @@ public final class Router implements RequestRouter {
     private final KeyPool keys;
     private final KeyFile keyFile;
     private final AccessControl access;
+    private final ProxyMetrics metrics;
 
     public Router(Relay relay, KeyPool keys, KeyFile keyFile, AccessControl access) {
+        this(relay, keys, keyFile, access, null);
+    }
+
+    public Router(Relay relay, KeyPool keys, KeyFile keyFile, AccessControl access, ProxyMetrics metrics) {
         this.relay = relay;
         this.keys = keys;
         this.keyFile = keyFile;
         this.access = access;
+        this.metrics = metrics;
     }
 
     @Override
     public void route(Exchange exchange) {
         String path = exchange.request().path();
         if (path.equals("/v1") || path.startsWith("/v1/")) {
+            exchange.route(RouteLabels.forRelay(path));
             if (access.admitClient(exchange)) {
                 relay.forward(exchange, exchange.request().uri().substring(3));
             }
             return;
         }
         HttpMethod method = exchange.request().method();
+        exchange.route(RouteLabels.forLocal(path));
         switch (path) {
+            case "/metrics" -> {
+                if (metrics != null && allow(exchange, method, HttpMethod.GET) && access.admitAdmin(exchange)) {
+                    FullHttpResponse response = ErrorResponses.json(exchange.alloc(), HttpResponseStatus.OK,
+                            metrics.scrape());
+                    response.headers().set(HttpHeaderNames.CONTENT_TYPE, ProxyMetrics.contentType());
+                    exchange.respond(response);
+                } else if (metrics == null) {
+                    notFound(exchange, method, path);
+                }
+            }
             case "/health" -> {
                 if (allow(exchange, method, HttpMethod.GET)) {
                     health(exchange);
@@ -64,9 +83,13 @@ public final class Router implements RequestRouter {
                     listKeys(exchange);
                 }
             }
-            default -> exchange.respondError(HttpResponseStatus.NOT_FOUND, ErrorResponses.NOT_FOUND, "not_found",
-                    "No route for " + method.name() + " " + truncate(path) + ".");
+            default -> notFound(exchange, method, path);
         }
+    }
+
+    private static void notFound(Exchange exchange, HttpMethod method, String path) {
+        exchange.respondError(HttpResponseStatus.NOT_FOUND, ErrorResponses.NOT_FOUND, "not_found",
+                "No route for " + method.name() + " " + truncate(path) + ".");
     }
 
     private static boolean allow(Exchange exchange, HttpMethod actual, HttpMethod expected) {

@@ -1,0 +1,187 @@
+package io.megallm.proxy.server.metrics;
+
+import io.megallm.proxy.http.Exchange;
+import io.megallm.proxy.http.ExchangeObserver;
+import io.megallm.proxy.http.ServerLifecycle;
+import io.megallm.proxy.key.ApiKey;
+import io.megallm.proxy.key.KeyPool;
+import io.megallm.proxy.key.KeyState;
+import io.megallm.proxy.relay.RelayEvents;
+import io.megallm.proxy.upstream.UpstreamPools;
+
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * The proxy's metrics. Our own few lines instead of a metrics library: on the request path
+ * every update is a lock-free {@link LongAdder} add into a counter resolved once (arrays indexed
+ * by enum, a map read for the per-request label set), nothing per chunk, and a scrape reads
+ * the pool and the adders. Client libraries we looked at take a lock while a scrape runs.
+ */
+public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
+
+    private final KeyPool keys;
+    private final ServerLifecycle lifecycle;
+    private final UpstreamPools pools;
+    private final Map<String, LongAdder> requests = new ConcurrentHashMap<>();
+    private final LongAdder[] attempts = new LongAdder[RelayEvents.Outcome.values().length];
+    private final LongAdder[] endings = new LongAdder[Exchange.Ending.values().length];
+    private final LongAdder keySwitches = new LongAdder();
+    private final LongAdder retries = new LongAdder();
+    private final LongAdder truncated = new LongAdder();
+    private final LongAdder requestBytes = new LongAdder();
+    private final LongAdder responseBytes = new LongAdder();
+    private final Histogram upstreamHead = new Histogram();
+    private final Histogram upstreamDone = new Histogram();
+    private final Histogram requestDuration = new Histogram();
+
+    public ProxyMetrics(KeyPool keys, ServerLifecycle lifecycle, UpstreamPools pools) {
+        this.keys = keys;
+        this.lifecycle = lifecycle;
+        this.pools = pools;
+        for (int i = 0; i < attempts.length; i++) {
+            attempts[i] = new LongAdder();
+        }
+        for (int i = 0; i < endings.length; i++) {
+            endings[i] = new LongAdder();
+        }
+    }
+
+    // ---- recording (event loops) ----------------------------------------------------------------
+
+    @Override
+    public void attempt(Outcome outcome) {
+        attempts[outcome.ordinal()].increment();
+    }
+
+    @Override
+    public void keySwitch() {
+        keySwitches.increment();
+    }
+
+    @Override
+    public void retry() {
+        retries.increment();
+    }
+
+    @Override
+    public void upstreamHead(long nanos) {
+        upstreamHead.recordNanos(nanos);
+    }
+
+    @Override
+    public void upstreamDone(long nanos) {
+        upstreamDone.recordNanos(nanos);
+    }
+
+    @Override
+    public void truncated() {
+        truncated.increment();
+    }
+
+    @Override
+    public void requestBytes(long bytes) {
+        requestBytes.add(bytes);
+    }
+
+    @Override
+    public void onEnd(Exchange exchange) {
+        String key = exchange.route() + '\u0000' + methodClass(exchange.request().method().name()) + '\u0000'
+                + (exchange.status() == 0 ? "none" : Integer.toString(exchange.status()));
+        LongAdder counter = requests.get(key);
+        if (counter == null) {
+            counter = requests.computeIfAbsent(key, k -> new LongAdder());
+        }
+        counter.increment();
+        endings[exchange.ending().ordinal()].increment();
+        responseBytes.add(exchange.bytesOut());
+        requestDuration.recordNanos(System.nanoTime() - exchange.request().startNanos());
+    }
+
+    private static String methodClass(String method) {
+        return switch (method) {
+            case "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS" -> method;
+            default -> "OTHER";
+        };
+    }
+
+    // ---- exposition (a scrape) -----------------------------------------------------------------
+
+    public static String contentType() {
+        return PrometheusText.CONTENT_TYPE;
+    }
+
+    public String scrape() {
+        PrometheusText t = new PrometheusText();
+        t.family("megallm_requests_total", "counter", "Requests answered, by route, method and status.");
+        requests.forEach((k, v) -> {
+            String[] parts = k.split("\u0000", 3);
+            t.sample("megallm_requests_total", v.sum(), "route", parts[0], "method", parts[1], "status", parts[2]);
+        });
+        t.family("megallm_request_endings_total", "counter",
+                "Requests by how they ended: complete, client_gone (client disconnected), truncated (upstream failed mid-answer).");
+        for (Exchange.Ending e : Exchange.Ending.values()) {
+            t.sample("megallm_request_endings_total", endings[e.ordinal()].sum(), "ending", e.name().toLowerCase());
+        }
+        t.family("megallm_upstream_attempts_total", "counter", "Upstream attempts by outcome.");
+        for (Outcome o : Outcome.values()) {
+            t.sample("megallm_upstream_attempts_total", attempts[o.ordinal()].sum(), "outcome", outcomeLabel(o));
+        }
+        t.family("megallm_key_switches_total", "counter", "Times a request moved to another key.")
+                .sample("megallm_key_switches_total", keySwitches.sum());
+        t.family("megallm_retries_total", "counter", "Same-key retries after a transient failure.")
+                .sample("megallm_retries_total", retries.sum());
+        t.family("megallm_truncated_streams_total", "counter", "Answers cut because the upstream failed after the head.")
+                .sample("megallm_truncated_streams_total", truncated.sum());
+        t.family("megallm_request_body_bytes_total", "counter", "Request body bytes received for /v1.")
+                .sample("megallm_request_body_bytes_total", requestBytes.sum());
+        t.family("megallm_response_bytes_total", "counter", "Response body bytes sent to clients.")
+                .sample("megallm_response_bytes_total", responseBytes.sum());
+        t.family("megallm_active_connections", "gauge", "Open client connections.")
+                .sample("megallm_active_connections", lifecycle.openConnections());
+        t.family("megallm_active_requests", "gauge", "Requests in flight, streams included.")
+                .sample("megallm_active_requests", lifecycle.inFlight());
+        t.family("megallm_active_streams", "gauge", "Event streams being relayed.")
+                .sample("megallm_active_streams", lifecycle.activeStreams());
+        t.family("megallm_upstream_connections", "gauge", "Open upstream connections, busy and idle.")
+                .sample("megallm_upstream_connections", pools == null ? 0 : pools.openConnections());
+
+        long now = keys.now();
+        t.family("megallm_key_state", "gauge", "1 for the state each key (masked) is in.");
+        for (ApiKey k : keys.keys()) {
+            KeyState.Kind kind = k.state().effectiveKind(now);
+            for (KeyState.Kind s : KeyState.Kind.values()) {
+                t.sample("megallm_key_state", s == kind ? 1 : 0, "key", k.masked(), "state", s.name().toLowerCase());
+            }
+        }
+        t.family("megallm_key_requests_total", "counter", "Upstream attempts per key (masked).");
+        for (ApiKey k : keys.keys()) {
+            t.sample("megallm_key_requests_total", k.requests(), "key", k.masked());
+        }
+        t.family("megallm_key_failures_total", "counter", "Rejections (401/402/403/429) per key (masked).");
+        for (ApiKey k : keys.keys()) {
+            t.sample("megallm_key_failures_total", k.failures(), "key", k.masked());
+        }
+        t.histogram("megallm_upstream_ttfb_seconds", "Upstream time to response head, per attempt.", upstreamHead);
+        t.histogram("megallm_upstream_duration_seconds", "Upstream time from attempt start to the end of a relayed answer.",
+                upstreamDone);
+        t.histogram("megallm_request_duration_seconds", "Time from request start to the end of its answer.",
+                requestDuration);
+        return t.toString();
+    }
+
+    private static String outcomeLabel(Outcome o) {
+        return switch (o) {
+            case OK -> "ok";
+            case STATUS_401 -> "401";
+            case STATUS_402 -> "402";
+            case STATUS_403 -> "403";
+            case STATUS_429 -> "429";
+            case STATUS_5XX -> "5xx";
+            case TIMEOUT -> "timeout";
+            case CONNECT_ERROR -> "connect_error";
+            case CLIENT_CANCELLED -> "client_cancelled";
+        };
+    }
+}
