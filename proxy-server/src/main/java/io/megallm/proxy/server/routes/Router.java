@@ -27,6 +27,7 @@ public final class Router implements RequestRouter {
     private final KeyFile keyFile;
     private final AccessControl access;
     private final ProxyMetrics metrics;
+    private final DocsRoutes docs = new DocsRoutes();
 
     public Router(Relay relay, KeyPool keys, KeyFile keyFile, AccessControl access) {
         this(relay, keys, keyFile, access, null);
@@ -52,6 +53,9 @@ public final class Router implements RequestRouter {
         }
         HttpMethod method = exchange.request().method();
         exchange.route(RouteLabels.forLocal(path));
+        if (docs.handle(exchange, path)) {
+            return;
+        }
         switch (path) {
             case "/metrics" -> {
                 if (metrics != null && allow(exchange, method, HttpMethod.GET) && access.admitAdmin(exchange)) {
