@@ -11,6 +11,7 @@ import io.megallm.proxy.server.access.AccessLog;
 import io.megallm.proxy.server.config.Settings;
 import io.megallm.proxy.server.metrics.ProxyMetrics;
 import io.megallm.proxy.server.keys.KeyFile;
+import io.megallm.proxy.server.keys.KeyFileWatcher;
 import io.megallm.proxy.server.routes.AccessControl;
 import io.megallm.proxy.server.routes.Router;
 import io.megallm.proxy.transport.Transport;
@@ -49,6 +50,7 @@ public final class ProxyServer {
     private EventLoopGroup workers;
     private UpstreamPools pools;
     private ProxyMetrics metrics;
+    private KeyFileWatcher watcher;
     private Channel listener;
 
     public ProxyServer(Settings settings) {
@@ -67,6 +69,7 @@ public final class ProxyServer {
         boss = transport.newGroup(1, "megallm-accept");
         workers = transport.newGroup(threads, "megallm-io");
         keyFile.loadAtStart();
+        watcher = new KeyFileWatcher(keyFile).start();
         UpstreamTarget target = UpstreamTarget.parse(settings.baseUrl());
         pools = new UpstreamPools(target, transport.socketChannel(), new UpstreamSettings(settings.poolMaxSize(),
                 settings.poolConnections(), settings.timeoutMillis(), UPSTREAM_IDLE_TTL_SECONDS, threads));
@@ -133,6 +136,10 @@ public final class ProxyServer {
         return lifecycle;
     }
 
+    public KeyFileWatcher watcher() {
+        return watcher;
+    }
+
     public UpstreamPools pools() {
         return pools;
     }
@@ -142,6 +149,9 @@ public final class ProxyServer {
      * {@code SHUTDOWN_GRACE}, then close what is left.
      */
     public void shutdown() {
+        if (watcher != null) {
+            watcher.close();
+        }
         if (listener != null) {
             listener.close().syncUninterruptibly();
         }

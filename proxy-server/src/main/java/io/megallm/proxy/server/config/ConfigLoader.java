@@ -97,18 +97,44 @@ public final class ConfigLoader {
         long maxBody = bytes("MAX_REQUEST_BODY");
         long cooldown = (long) Math.ceil(nonNegativeNumber("KEY_COOLDOWN"));
         String adminToken = optional("ADMIN_TOKEN");
-        List<String> clientKeys = new ArrayList<>();
-        String clientKeyList = optional("PROXY_API_KEYS");
-        if (clientKeyList != null) {
-            for (String k : clientKeyList.split(",")) {
-                if (!k.isBlank()) {
-                    clientKeys.add(k.strip());
-                }
-            }
-        }
+        List<String> clientKeys = clientKeys(optional("PROXY_API_KEYS"));
         long grace = (long) Math.ceil(nonNegativeNumber("SHUTDOWN_GRACE"));
         return new Settings(baseUrl.strip(), timeout, maxRetries, maxKeyRetries, host, port, level, keysFile, logDir,
                 poolMax, poolIdle, maxBody, cooldown, adminToken, List.copyOf(clientKeys), grace);
+    }
+
+    /** {@code a,b,c}, or {@code @path} to a file of one key a line ('#' comments, blanks ignored). */
+    private List<String> clientKeys(String value) throws ConfigError {
+        List<String> keys = new ArrayList<>();
+        if (value == null) {
+            return keys;
+        }
+        if (value.startsWith("@")) {
+            Path file = workDir.resolve(value.substring(1).strip());
+            List<String> lines;
+            try {
+                lines = new String(Files.readAllBytes(file), java.nio.charset.StandardCharsets.UTF_8).lines().toList();
+            } catch (java.io.IOException e) {
+                throw new ConfigError("PROXY_API_KEYS names the file " + file + ", which could not be read ("
+                        + e.getClass().getSimpleName() + ")");
+            }
+            for (String line : lines) {
+                String k = line.strip();
+                if (!k.isEmpty() && !k.startsWith("#")) {
+                    keys.add(k);
+                }
+            }
+            if (keys.isEmpty()) {
+                throw new ConfigError("PROXY_API_KEYS names the file " + file + ", which has no keys");
+            }
+            return keys;
+        }
+        for (String k : value.split(",")) {
+            if (!k.isBlank()) {
+                keys.add(k.strip());
+            }
+        }
+        return keys;
     }
 
     private String string(String name) throws ConfigError {

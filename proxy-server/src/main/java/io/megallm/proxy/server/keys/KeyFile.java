@@ -74,7 +74,34 @@ public final class KeyFile {
         return outcome;
     }
 
+    /**
+     * A reload because the file changed on disk. Unlike an operator's explicit reload, a file
+     * that turned empty keeps the pool: editors truncate before they write, and a watcher that
+     * applied that moment would throw away every key's state.
+     */
+    public Outcome reloadChanged() {
+        Outcome peek = read(false);
+        if (peek.problem() != null) {
+            log.error("keys file changed but was not reloaded, the pool is unchanged: {}", peek.problem());
+            return peek;
+        }
+        if (peek.result() == null) {
+            log.warn("keys file {} changed and has no keys now; the pool is unchanged (POST /admin/reload-keys applies an empty file)",
+                    path);
+            return new Outcome(null, "the keys file has no keys");
+        }
+        ReloadResult r = peek.result();
+        log.info("keys file changed, reloaded: total={} added={} removed={} kept={}", r.total(), r.added(),
+                r.removed(), r.kept());
+        return peek;
+    }
+
     private Outcome read() {
+        return read(true);
+    }
+
+    /** With {@code applyEmpty} false, a file without keys leaves the pool alone and the result is null. */
+    private Outcome read(boolean applyEmpty) {
         if (Files.isDirectory(path)) {
             return new Outcome(null, "the keys file " + path + " is a directory, not a file (Docker creates a"
                     + " directory when the mounted file does not exist on the host: create the file there)");
@@ -94,6 +121,9 @@ public final class KeyFile {
         for (int line : parsed.malformedLines()) {
             log.warn("keys file {} line {} skipped: a key must not contain white space or control characters",
                     path, line);
+        }
+        if (parsed.keys().isEmpty() && !applyEmpty) {
+            return new Outcome(null, null);
         }
         return new Outcome(pool.reload(parsed.keys()), null);
     }

@@ -304,6 +304,12 @@ class MainProcessTest {
         assertTrue(log.contains("stopped"), "the shutdown was not logged: " + log);
         assertFalse(log.contains(POOL_KEY), "the pool key is in app.log in full");
         assertFalse(log.contains("Exception"), log);
+        Path accessLog = work.resolve("logs/access.log");
+        assertTrue(Files.isRegularFile(accessLog), "logs/access.log was not written in the working directory");
+        String access = Files.readString(accessLog, StandardCharsets.UTF_8);
+        assertTrue(access.contains(" method=POST path=/v1/chat/completions ") && access.contains(" stream=true ")
+                && access.contains(" status=200 ") && access.contains(" end=complete"), access);
+        assertFalse(access.contains(POOL_KEY), "the pool key is in access.log in full");
         String console = stdout() + stderr();
         assertFalse(console.contains(POOL_KEY), "the pool key is on the console in full");
         assertFalse(console.contains("\tat "), console);

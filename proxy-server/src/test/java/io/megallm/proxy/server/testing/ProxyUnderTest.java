@@ -31,12 +31,15 @@ public final class ProxyUnderTest implements AutoCloseable {
     public final Path workDir;
     public final List<String> keys;
     private final int logMark;
+    private final Map<String, String> env;
     private final HttpClient http = HttpClient.newBuilder()
             .version(HttpClient.Version.HTTP_1_1)
             .connectTimeout(Duration.ofSeconds(5))
             .build();
 
-    private ProxyUnderTest(MockUpstream upstream, ProxyServer server, Path workDir, List<String> keys, int logMark) {
+    private ProxyUnderTest(MockUpstream upstream, ProxyServer server, Path workDir, List<String> keys, int logMark,
+                           Map<String, String> env) {
+        this.env = env;
         this.upstream = upstream;
         this.server = server;
         this.workDir = workDir;
@@ -77,7 +80,7 @@ public final class ProxyUnderTest implements AutoCloseable {
             upstream.close();
             throw e;
         }
-        return new ProxyUnderTest(upstream, server, dir, keys, mark);
+        return new ProxyUnderTest(upstream, server, dir, keys, mark, all);
     }
 
     public int port() {
@@ -118,20 +121,50 @@ public final class ProxyUnderTest implements AutoCloseable {
         return LogCapture.since(logMark);
     }
 
+    /**
+     * Stops everything, then checks what an operator can see — every log line, /metrics and
+     * /admin/keys — for any pool key or client key in full.
+     */
     @Override
     public void close() throws IOException {
-        server.shutdown();
-        upstream.close();
+        List<String> secrets = new ArrayList<>(keys);
+        String clientKeys = env.get("PROXY_API_KEYS");
+        if (clientKeys != null && !clientKeys.startsWith("@")) {
+            for (String k : clientKeys.split(",")) {
+                if (!k.isBlank()) {
+                    secrets.add(k.strip());
+                }
+            }
+        }
+        List<String> seen = new ArrayList<>();
+        try {
+            for (String path : new String[]{"/metrics", "/admin/keys"}) {
+                HttpRequest.Builder b = HttpRequest.newBuilder(uri(path)).GET().timeout(Duration.ofSeconds(10));
+                String token = env.get("ADMIN_TOKEN");
+                if (token != null && !token.isBlank()) {
+                    b.header("Authorization", "Bearer " + token.strip());
+                }
+                seen.add(path + ": " + http.send(b.build(), HttpResponse.BodyHandlers.ofString()).body());
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (IOException e) {
+            seen.add("(operator views not readable: " + e + ")");
+        } finally {
+            server.shutdown();
+            upstream.close();
+        }
+        seen.addAll(LogCapture.since(logMark));
         List<String> leaked = new ArrayList<>();
-        for (String line : LogCapture.since(logMark)) {
-            for (String k : keys) {
+        for (String line : seen) {
+            for (String k : secrets) {
                 if (line.contains(k)) {
                     leaked.add(line.replace(k, "<KEY>"));
                 }
             }
         }
         if (!leaked.isEmpty()) {
-            throw new AssertionError("a pool key was logged in full: " + leaked);
+            throw new AssertionError("a key appeared in full where an operator can see it: " + leaked);
         }
     }
 }

@@ -1,0 +1,216 @@
+package io.megallm.proxy.server.ops;
+
+import io.megallm.proxy.key.ApiKey;
+import io.megallm.proxy.key.KeyState;
+import io.megallm.proxy.server.testing.ProxyUnderTest;
+import io.megallm.proxy.testing.MockUpstream;
+import org.junit.jupiter.api.Test;
+
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Issue 3: metrics, access log, live key reload. */
+class OperatorSurfaceTest {
+
+    private static ApiKey key(ProxyUnderTest p, String secret) {
+        String masked = ApiKey.mask(secret);
+        return p.server.keys().keys().stream().filter(k -> k.masked().equals(masked)).findFirst().orElseThrow();
+    }
+
+    @Test
+    void metricsCountWhatTheTestDid() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(3, Map.of())) {
+            p.upstream.on(p.keys.get(1), MockUpstream.json(401, "{}"));
+            for (int i = 0; i < 3; i++) {
+                assertEquals(200, p.chat().statusCode());
+            }
+            assertEquals(404, p.get("/nope").statusCode());
+            assertEquals(200, p.get("/health").statusCode());
+
+            HttpResponse<String> r = p.get("/metrics");
+            assertEquals(200, r.statusCode());
+            assertTrue(r.headers().firstValue("content-type").orElse("").startsWith("text/plain; version=0.0.4"));
+            PrometheusParser m = PrometheusParser.parse(r.body());
+
+            assertEquals(3, m.value("megallm_requests_total", "route", "/v1/chat/completions", "method", "POST", "status", "200"));
+            assertEquals(1, m.value("megallm_requests_total", "route", "unmatched", "method", "GET", "status", "404"));
+            assertEquals(1, m.value("megallm_requests_total", "route", "/health", "method", "GET", "status", "200"));
+            // Three requests: key 0 ok, key 1 rejected then key 2 ok, key 0 ok.
+            assertEquals(3, m.value("megallm_upstream_attempts_total", "outcome", "ok"));
+            assertEquals(1, m.value("megallm_upstream_attempts_total", "outcome", "401"));
+            assertEquals(1, m.value("megallm_key_switches_total"));
+            assertEquals(0, m.value("megallm_retries_total"));
+            assertEquals(1, m.value("megallm_key_state", "key", ApiKey.mask(p.keys.get(1)), "state", "failed"));
+            assertEquals(1, m.value("megallm_key_state", "key", ApiKey.mask(p.keys.get(0)), "state", "available"));
+            assertEquals(2, m.value("megallm_key_requests_total", "key", ApiKey.mask(p.keys.get(0))));
+            assertEquals(4, m.value("megallm_upstream_ttfb_seconds_count"));
+            assertEquals(4, m.value("megallm_upstream_ttfb_seconds_bucket", "le", "+Inf"));
+            assertEquals(3, m.value("megallm_upstream_duration_seconds_count"));
+            assertEquals("histogram", m.types.get("megallm_upstream_ttfb_seconds"));
+            assertTrue(m.value("megallm_response_bytes_total") > 0);
+            assertTrue(m.value("megallm_request_body_bytes_total") > 0);
+            assertEquals(0, m.value("megallm_active_streams"));
+            for (String k : p.keys) {
+                assertFalse(r.body().contains(k), "a full key in /metrics");
+            }
+        }
+    }
+
+    @Test
+    void metricsFollowTheAdminRule() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("ADMIN_TOKEN", "metrics-admin-token-0001"))) {
+            assertEquals(401, p.get("/metrics").statusCode());
+            HttpResponse<String> ok = p.send(HttpRequest.newBuilder(p.uri("/metrics"))
+                    .header("Authorization", "Bearer metrics-admin-token-0001").GET());
+            assertEquals(200, ok.statusCode());
+            PrometheusParser.parse(ok.body());
+        }
+    }
+
+    @Test
+    void accessLogHasOneLinePerRequestWithItsFields() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of())) {
+            p.upstream.on(p.keys.get(0), MockUpstream.json(429, "{}", Map.of("Retry-After", "30")));
+            HttpResponse<String> r = p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions?secret=query"))
+                    .header("Content-Type", "application/json")
+                    .header("X-Forwarded-For", "198.51.100.23")
+                    .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"gpt-4o mini\",\"stream\":false}")));
+            assertEquals(200, r.statusCode());
+            String rid = r.headers().firstValue("x-request-id").orElseThrow();
+            String line = awaitAccessLine(p, rid);
+            assertTrue(line.contains(" method=POST "), line);
+            assertTrue(line.contains(" path=/v1/chat/completions "), line);
+            assertFalse(line.contains("secret=query"), "the query string stays out of the log");
+            assertTrue(line.contains(" model=gpt-4o_mini "), line);
+            assertTrue(line.contains(" stream=false "), line);
+            assertTrue(line.contains(" status=200 "), line);
+            assertTrue(line.contains(" key=" + ApiKey.mask(p.keys.get(1)) + " "), line);
+            assertTrue(line.contains(" attempts=2 "), line);
+            assertTrue(line.contains(" client=127.0.0.1:"), line);
+            assertTrue(line.contains(" xff=198.51.100.23 "), line);
+            assertTrue(line.matches(".* ttfb_ms=[0-9.]+ duration_ms=[0-9.]+ bytes=[0-9]+ end=complete"), line);
+        }
+    }
+
+    @Test
+    void accessLogSaysWhenTheClientLeft() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            p.upstream.otherwise(MockUpstream.sse(10_000, 20));
+            String body = "{\"model\":\"m\",\"stream\":true}";
+            try (Socket s = new Socket()) {
+                s.connect(new InetSocketAddress("127.0.0.1", p.port()), 5000);
+                OutputStream out = s.getOutputStream();
+                out.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Request-Id: leaving-client-1\r\n"
+                        + "Content-Type: application/json\r\nContent-Length: " + body.length() + "\r\n\r\n" + body)
+                        .getBytes(StandardCharsets.ISO_8859_1));
+                out.flush();
+                InputStream in = s.getInputStream();
+                byte[] buf = new byte[4096];
+                String got = "";
+                while (!got.contains("data:")) {
+                    int n = in.read(buf);
+                    assertTrue(n > 0);
+                    got += new String(buf, 0, n, StandardCharsets.ISO_8859_1);
+                }
+            }
+            String line = awaitAccessLine(p, "leaving-client-1");
+            assertTrue(line.contains(" stream=true "), line);
+            assertTrue(line.endsWith(" end=client_gone"), line);
+            p.upstream.awaitClosedStream(5, TimeUnit.SECONDS);
+        }
+    }
+
+    /** The access line of a request; the line is written when the exchange ends, just after the answer. */
+    private static String awaitAccessLine(ProxyUnderTest p, String rid) throws InterruptedException {
+        for (int i = 0; i < 200; i++) {
+            List<String> hits = p.logLines().stream().filter(l -> l.contains("megallm.access") && l.contains("rid=" + rid + " ")).toList();
+            if (!hits.isEmpty()) {
+                assertEquals(1, hits.size(), "one line per request");
+                return hits.get(0).substring(hits.get(0).indexOf(" - ") + 3);
+            }
+            Thread.sleep(25);
+        }
+        throw new AssertionError("no access line for " + rid);
+    }
+
+    @Test
+    void anInPlaceEditIsPickedUpAndKeptKeysKeepTheirState() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of())) {
+            p.upstream.on(p.keys.get(0), MockUpstream.json(401, "{}"));
+            assertEquals(200, p.chat().statusCode());
+            assertEquals(KeyState.Kind.FAILED, key(p, p.keys.get(0)).state().kind());
+
+            String added = "sk-mega-added-by-edit-000000000042";
+            Path file = p.workDir.resolve("data/keys.txt");
+            Files.writeString(file, p.keys.get(0) + "\n" + added + "\n");
+            assertTrue(p.server.watcher().awaitReloads(1, 10, TimeUnit.SECONDS), "the edit was not picked up");
+            assertEquals(2, p.server.keys().stats().total());
+            assertEquals(KeyState.Kind.FAILED, key(p, p.keys.get(0)).state().kind(), "a kept key keeps its state");
+            assertEquals(KeyState.Kind.AVAILABLE, key(p, added).state().kind());
+        }
+    }
+
+    @Test
+    void anAtomicRenameIsPickedUp() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            Path file = p.workDir.resolve("data/keys.txt");
+            Path tmp = p.workDir.resolve("data/.keys.txt.tmp");
+            Files.writeString(tmp, p.keys.get(0) + "\nsk-mega-added-by-rename-0000000007\nsk-mega-added-by-rename-0000000008\n");
+            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            assertTrue(p.server.watcher().awaitReloads(1, 10, TimeUnit.SECONDS), "the rename was not picked up");
+            assertEquals(3, p.server.keys().stats().total());
+        }
+    }
+
+    @Test
+    void aFileThatBecomesUnreadableOrEmptyKeepsThePool() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of())) {
+            Path file = p.workDir.resolve("data/keys.txt");
+            Files.delete(file);
+            Files.createDirectory(file);
+            assertTrue(p.server.watcher().awaitChanges(1, 10, TimeUnit.SECONDS));
+            assertEquals(2, p.server.keys().stats().total(), "a directory in place of the file keeps the pool");
+            assertTrue(p.logLines().stream().anyMatch(l -> l.startsWith("ERROR") && l.contains("is a directory")));
+
+            Files.delete(file);
+            Files.writeString(file, "# emptied by an editor\n");
+            assertTrue(p.server.watcher().awaitChanges(2, 10, TimeUnit.SECONDS));
+            assertEquals(2, p.server.keys().stats().total(), "a file without keys keeps the pool");
+
+            Path tmp = p.workDir.resolve("data/next");
+            Files.writeString(tmp, p.keys.get(0) + "\n");
+            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            assertTrue(p.server.watcher().awaitReloads(1, 10, TimeUnit.SECONDS));
+            assertEquals(1, p.server.keys().stats().total());
+        }
+    }
+
+    @Test
+    void clientKeysMayComeFromAFile() throws Exception {
+        Path dir = Files.createTempDirectory("client-keys");
+        Path list = dir.resolve("clients.txt");
+        Files.writeString(list, "# client keys\nck-file-one-000001\n\nck-file-two-000002\n");
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("PROXY_API_KEYS", "@" + list))) {
+            assertEquals(401, p.chat().statusCode());
+            HttpResponse<String> ok = p.send(HttpRequest.newBuilder(p.uri("/v1/models"))
+                    .header("Authorization", "Bearer ck-file-two-000002").GET());
+            assertEquals(200, ok.statusCode());
+            assertEquals(p.keys.get(0), p.upstream.take().key());
+        }
+    }
+}
