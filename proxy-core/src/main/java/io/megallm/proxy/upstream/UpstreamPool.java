@@ -14,10 +14,17 @@ import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.util.concurrent.ScheduledFuture;
 
+import io.netty.resolver.AddressResolverGroup;
+
+import io.netty.util.NetUtil;
+
+import javax.net.ssl.SNIHostName;
 import javax.net.ssl.SSLEngine;
+import java.net.InetSocketAddress;
 import javax.net.ssl.SSLParameters;
 import java.util.ArrayDeque;
 import java.util.Iterator;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -41,7 +48,8 @@ public final class UpstreamPool {
     private boolean closed;
 
     UpstreamPool(EventLoop loop, Class<? extends SocketChannel> channelType, UpstreamTarget target,
-                 SslContext ssl, ConnectionLimiter limiter, UpstreamSettings settings) {
+                 SslContext ssl, ConnectionLimiter limiter, UpstreamSettings settings,
+                 AddressResolverGroup<InetSocketAddress> resolver) {
         this.loop = loop;
         this.target = target;
         this.limiter = limiter;
@@ -51,6 +59,7 @@ public final class UpstreamPool {
         this.bootstrap = new Bootstrap()
                 .group(loop)
                 .channel(channelType)
+                .resolver(resolver)
                 .option(ChannelOption.AUTO_READ, false)
                 .option(ChannelOption.TCP_NODELAY, true)
                 .option(ChannelOption.SO_KEEPALIVE, true)
@@ -64,6 +73,10 @@ public final class UpstreamPool {
                             SSLEngine engine = ssl.newEngine(ch.alloc(), target.host(), target.port());
                             SSLParameters params = engine.getSSLParameters();
                             params.setEndpointIdentificationAlgorithm("HTTPS");
+                            // The JDK sends SNI on its own only for names with a dot; say it always.
+                            if (!NetUtil.isValidIpV4Address(target.host()) && !NetUtil.isValidIpV6Address(target.host())) {
+                                params.setServerNames(List.of(new SNIHostName(target.host())));
+                            }
                             engine.setSSLParameters(params);
                             p.addLast("tls", new SslHandler(engine));
                         }

@@ -19,6 +19,7 @@ public final class UpstreamPools {
     private final ConnectionLimiter limiter;
     private final SslContext ssl;
     private final ConcurrentMap<EventLoop, UpstreamPool> pools = new ConcurrentHashMap<>();
+    private final OffloadedResolverGroup resolver = new OffloadedResolverGroup();
 
     public UpstreamPools(UpstreamTarget target, Class<? extends SocketChannel> channelType, UpstreamSettings settings) {
         this.target = target;
@@ -45,7 +46,7 @@ public final class UpstreamPools {
         if (pool != null) {
             return pool;
         }
-        return pools.computeIfAbsent(loop, l -> new UpstreamPool(l, channelType, target, ssl, limiter, settings));
+        return pools.computeIfAbsent(loop, l -> new UpstreamPool(l, channelType, target, ssl, limiter, settings, resolver));
     }
 
     /** Binds a held connection to the request that now uses it. */
@@ -60,5 +61,6 @@ public final class UpstreamPools {
 
     public void close() {
         pools.forEach((loop, pool) -> loop.execute(pool::close));
+        resolver.close();
     }
 }
