@@ -1,6 +1,7 @@
 package io.megallm.proxy.http;
 
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
@@ -9,6 +10,7 @@ import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaderValues;
+import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpUtil;
@@ -153,6 +155,13 @@ public final class Exchange {
         if (finished || headSent) {
             ReferenceCountUtil.release(response);
             return;
+        }
+        if (request.method().equals(HttpMethod.HEAD) && response.content().isReadable()) {
+            // The headers (Content-Length included) as for GET, never the body: a keep-alive
+            // client would read it as the start of the next response.
+            FullHttpResponse head = response.replace(Unpooled.EMPTY_BUFFER);
+            response.release();
+            response = head;
         }
         prepareHead(response);
         headSent = true;

@@ -139,4 +139,25 @@ class RequestGuardsTest {
             assertEquals("{}", p.upstream.take().bodyText());
         }
     }
+
+    @Test
+    void headOnALocalRouteHasNoBodyAndKeepsTheConnectionUsable() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            try (Socket s = RawHttp.connect(p.port())) {
+                OutputStream out = s.getOutputStream();
+                InputStream in = s.getInputStream();
+                out.write("HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1));
+                out.flush();
+                String head = RawHttp.readHead(in, new ByteArrayOutputStream());
+                assertTrue(head.startsWith("HTTP/1.1 200"), head);
+                assertTrue(head.toLowerCase().contains("content-length: "), head);
+                // No body follows: the next bytes on the connection are the next response.
+                out.write("GET /health HTTP/1.1\r\nHost: x\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1));
+                out.flush();
+                String next = RawHttp.readResponse(in);
+                assertTrue(next.startsWith("HTTP/1.1 200"), next);
+                assertTrue(next.contains("\"status\":\"healthy\""), next);
+            }
+        }
+    }
 }
