@@ -135,13 +135,20 @@ class OperatorSurfaceTest {
         }
     }
 
-    /** The access line of a request; the line is written when the exchange ends, just after the answer. */
+    /**
+     * The access line of a request. Lines are handed to logback at the end of the event loop's
+     * iteration, just after the answer went out, several to an event: split them.
+     */
     private static String awaitAccessLine(ProxyUnderTest p, String rid) throws InterruptedException {
         for (int i = 0; i < 200; i++) {
-            List<String> hits = p.logLines().stream().filter(l -> l.contains("megallm.access") && l.contains("rid=" + rid + " ")).toList();
+            List<String> hits = p.logLines().stream()
+                    .filter(l -> l.startsWith("INFO megallm.access - "))
+                    .flatMap(l -> l.substring("INFO megallm.access - ".length()).lines())
+                    .filter(l -> l.contains(" rid=" + rid + " ")).toList();
             if (!hits.isEmpty()) {
                 assertEquals(1, hits.size(), "one line per request");
-                return hits.get(0).substring(hits.get(0).indexOf(" - ") + 3);
+                assertTrue(hits.get(0).matches("\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z rid=.*"), hits.get(0));
+                return hits.get(0);
             }
             Thread.sleep(25);
         }
