@@ -1,0 +1,167 @@
+package io.megallm.proxy.bench;
+
+import io.megallm.proxy.bench.harness.BenchConfig;
+import io.megallm.proxy.bench.harness.Harness;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.LocalDate;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * {@code java -jar megallm-proxy-bench.jar <command>}:
+ * <ul>
+ *   <li>{@code mock [port] [events] [intervalMs] [threads]} (or just {@code [port] …}): the mock upstream;</li>
+ *   <li>{@code bench --quick|--full [options]}: the load harness and its report;</li>
+ *   <li>{@code jmh [JMH options]}: the JMH microbenchmarks (same as {@code org.openjdk.jmh.Main}).</li>
+ * </ul>
+ */
+public final class BenchMain {
+
+    static final String USAGE = """
+            usage: java -jar proxy-bench/target/megallm-proxy-bench.jar <command>
+
+              mock [port] [events] [intervalMs] [threads]
+                  the mock MegaLLM upstream (defaults 9000 20 50 1); the first argument may also be the port
+                  itself: `megallm-proxy-bench.jar 9000 20 100`
+              bench --quick | --full [options]
+                  the load harness: mock, direct, HAProxy (mode tcp), Nginx and megallm-proxy, side by side;
+                  writes proxy-bench/results/<date>/REPORT.md, results.json and PNG charts
+                  --out DIR              report directory (default proxy-bench/results/<yyyy-MM-dd>)
+                  --peers a,b,c          subset of direct,haproxy,nginx,proxy
+                  --proxy-jar PATH       megallm-proxy.jar (default proxy-server/target/megallm-proxy.jar)
+                  --proxy-jvm-opts "..." JVM options of the proxy process (default: none, JVM ergonomics)
+                  --no-pin               do not pin processes to cores with taskset
+                  --no-profile           skip the profiling at the end (JFR, strace, access-log what-if)
+                  --keep-work            keep the temp work directory (peer logs and configurations)
+              jmh [JMH options]
+                  the microbenchmarks, e.g. `jmh -prof gc RelayChunk` (`jmh -h` lists JMH's options)
+              jfr FILE.jfr
+                  summarises a JFR recording of the proxy (threads, hot methods, allocation sites)
+            """;
+
+    private BenchMain() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        if (args.length == 0 || Character.isDigit(args[0].charAt(0))) {
+            MockUpstreamServer.main(args);
+            return;
+        }
+        String command = args[0];
+        String[] rest = Arrays.copyOfRange(args, 1, args.length);
+        switch (command) {
+            case "mock" -> MockUpstreamServer.main(rest);
+            case "bench" -> System.exit(bench(rest));
+            case "jmh" -> org.openjdk.jmh.Main.main(rest);
+            case "jfr" -> {
+                if (rest.length != 1) {
+                    System.err.print("jfr needs one recording file\n" + USAGE);
+                    System.exit(2);
+                }
+                Path file = Path.of(rest[0]);
+                StringBuilder b = new StringBuilder();
+                io.megallm.proxy.bench.harness.ReportWriter.profile(b,
+                        io.megallm.proxy.bench.harness.JfrProfile.summarize(file, file.getFileName().toString(),
+                                Double.NaN, null));
+                System.out.print(b);
+            }
+            case "-h", "--help", "help" -> System.out.print(USAGE);
+            default -> {
+                System.err.print("unknown command: " + command + "\n" + USAGE);
+                System.exit(2);
+            }
+        }
+    }
+
+    static int bench(String[] args) throws Exception {
+        System.setProperty("java.awt.headless", "true");
+        BenchConfig cfg = null;
+        Path out = null;
+        Path jar = null;
+        List<String> peers = null;
+        List<String> jvmOpts = List.of();
+        boolean pin = true;
+        boolean profile = true;
+        boolean keepWork = false;
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            switch (a) {
+                case "--quick" -> cfg = BenchConfig.quick();
+                case "--full" -> cfg = BenchConfig.full();
+                case "--out" -> out = Path.of(value(args, ++i, a));
+                case "--proxy-jar" -> jar = Path.of(value(args, ++i, a));
+                case "--peers" -> peers = List.of(value(args, ++i, a).split(","));
+                case "--proxy-jvm-opts" -> jvmOpts = List.of(value(args, ++i, a).trim().split("\\s+"));
+                case "--no-pin" -> pin = false;
+                case "--no-profile" -> profile = false;
+                case "--keep-work" -> keepWork = true;
+                default -> {
+                    System.err.print("unknown option: " + a + "\n" + USAGE);
+                    return 2;
+                }
+            }
+        }
+        if (cfg == null) {
+            System.err.print("bench needs --quick or --full\n" + USAGE);
+            return 2;
+        }
+        if (peers != null) {
+            for (String p : peers) {
+                if (!BenchConfig.ALL_PEERS.contains(p)) {
+                    System.err.println("unknown peer: " + p + " (known: " + BenchConfig.ALL_PEERS + ")");
+                    return 2;
+                }
+            }
+            cfg = cfg.withPeers(peers);
+        }
+        if (jar == null) {
+            jar = findProxyJar();
+        }
+        if (cfg.peers().contains("proxy") && (jar == null || !Files.isRegularFile(jar))) {
+            System.err.println("megallm-proxy.jar not found (" + jar + "): build it first with "
+                    + "`mvn -B -q -DskipTests install`, or pass --proxy-jar");
+            return 2;
+        }
+        if (out == null) {
+            Path base = Files.isDirectory(Path.of("proxy-bench")) ? Path.of("proxy-bench", "results") : Path.of("results");
+            out = base.resolve(LocalDate.now().toString());
+        }
+        cfg = cfg.withOutDir(out).withProxyJar(jar).withProxyJvmOptions(jvmOpts.stream().filter(s -> !s.isEmpty())
+                .toList()).withPin(pin).withProfile(profile).withKeepWork(keepWork);
+        new Harness(cfg, System.out).run();
+        return 0;
+    }
+
+    private static String value(String[] args, int i, String option) {
+        if (i >= args.length) {
+            throw new IllegalArgumentException(option + " needs a value");
+        }
+        return args[i];
+    }
+
+    /** proxy-server/target/megallm-proxy.jar under the working directory, or next to this jar's module. */
+    static Path findProxyJar() {
+        List<Path> candidates = new ArrayList<>();
+        candidates.add(Path.of("proxy-server", "target", "megallm-proxy.jar"));
+        candidates.add(Path.of("..", "proxy-server", "target", "megallm-proxy.jar"));
+        try {
+            Path self = Path.of(BenchMain.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+            // proxy-bench/target/megallm-proxy-bench.jar -> proxy-server/target/megallm-proxy.jar
+            Path module = self.getParent() == null ? null : self.getParent().getParent();
+            if (module != null && module.getParent() != null) {
+                candidates.add(module.getParent().resolve("proxy-server/target/megallm-proxy.jar"));
+            }
+        } catch (Exception e) {
+            // no code source: only the working-directory candidates
+        }
+        for (Path c : candidates) {
+            if (Files.isRegularFile(c)) {
+                return c.toAbsolutePath().normalize();
+            }
+        }
+        return candidates.get(0).toAbsolutePath();
+    }
+}

@@ -1,0 +1,146 @@
+package io.megallm.proxy.bench.harness;
+
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * What one harness run does. {@link #quick()} fits in under 3 minutes on 2 cores, {@link #full()}
+ * is the thorough run, {@link #smoke(Path)} is the few-second run of the test suite.
+ *
+ * @param mode                 quick, full or smoke
+ * @param connectionLevels     closed-loop connection counts
+ * @param trials               closed-loop trials per level and peer (peers interleaved, order rotated)
+ * @param warmupSeconds        per closed-loop run, not measured
+ * @param measureSeconds       per closed-loop run, measured
+ * @param peerWarmupSeconds    per peer before anything is measured (JIT, connection pools)
+ * @param openLoopConnections  connections of the open-loop client
+ * @param openLoopSeconds      per open-loop run, measured (after 1 s not measured)
+ * @param streamCounts         concurrent SSE stream counts
+ * @param streamEvents         events per stream
+ * @param streamIntervalMs     ms between events
+ * @param streamTrials         trials per stream count and peer
+ * @param heldStreams          concurrent open streams held
+ * @param holdSeconds          how long they are held
+ * @param heldOpenPerSecond    how fast they are opened
+ * @param slowReaderSeconds    how long the 10 KB/s reader reads
+ * @param slowReaderPeers      peers the slow reader runs against
+ * @param profile              record a JFR profile of our proxy after the measured scenarios
+ * @param profileSeconds       length of each profiled load
+ * @param peers                peers to run (direct, nginx, haproxy, proxy)
+ * @param outDir               where REPORT.md, results.json and the charts go
+ * @param proxyJar             megallm-proxy.jar; null runs the proxy inside the harness JVM
+ * @param proxyJvmOptions      JVM options of the proxy process
+ * @param inProcessMock        run the mock inside the harness JVM (smoke test)
+ * @param pin                  pin processes to cores with taskset
+ * @param keepWork             keep the temporary work directory (peer logs, configurations, strace output)
+ */
+public record BenchConfig(
+        String mode,
+        List<Integer> connectionLevels,
+        int trials,
+        double warmupSeconds,
+        double measureSeconds,
+        double peerWarmupSeconds,
+        int openLoopConnections,
+        double openLoopSeconds,
+        List<Integer> streamCounts,
+        int streamEvents,
+        long streamIntervalMs,
+        int streamTrials,
+        int heldStreams,
+        double holdSeconds,
+        int heldOpenPerSecond,
+        double slowReaderSeconds,
+        List<String> slowReaderPeers,
+        boolean profile,
+        double profileSeconds,
+        List<String> peers,
+        Path outDir,
+        Path proxyJar,
+        List<String> proxyJvmOptions,
+        boolean inProcessMock,
+        boolean pin,
+        boolean keepWork) {
+
+    public static final List<String> ALL_PEERS = List.of(Peers.DIRECT, Peers.HAPROXY, Peers.NGINX, Peers.PROXY);
+
+    public static BenchConfig quick() {
+        return new BenchConfig("quick", List.of(16, 64, 256), 2, 0.5, 1.5, 20.0,
+                64, 2.0,
+                List.of(100), 40, 25, 2,
+                1000, 2.5, 4000,
+                4.0, List.of(Peers.PROXY, Peers.NGINX),
+                true, 3.0,
+                ALL_PEERS, null, null, List.of(), false, true, false);
+    }
+
+    public static BenchConfig full() {
+        return new BenchConfig("full", List.of(16, 64, 256), 5, 1.0, 5.0, 40.0,
+                64, 10.0,
+                List.of(100, 1000), 100, 50, 3,
+                10000, 15.0, 2500,
+                30.0, List.of(Peers.PROXY, Peers.NGINX, Peers.HAPROXY),
+                true, 15.0,
+                ALL_PEERS, null, null, List.of(), false, true, false);
+    }
+
+    /** A few seconds end to end: mock and proxy in this JVM, plus direct (and Nginx/HAProxy if installed). */
+    public static BenchConfig smoke(Path outDir) {
+        return new BenchConfig("smoke", List.of(4), 1, 0.2, 0.5, 0.3,
+                4, 0.5,
+                List.of(5), 5, 10, 1,
+                20, 0.5, 2000,
+                1.0, List.of(Peers.PROXY),
+                false, 0,
+                ALL_PEERS, outDir, null, List.of(), true, false, false);
+    }
+
+    public BenchConfig withOutDir(Path dir) {
+        return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
+                openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
+                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
+                profileSeconds, peers, dir, proxyJar, proxyJvmOptions, inProcessMock, pin, keepWork);
+    }
+
+    public BenchConfig withProxyJar(Path jar) {
+        return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
+                openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
+                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
+                profileSeconds, peers, outDir, jar, proxyJvmOptions, inProcessMock, pin, keepWork);
+    }
+
+    public BenchConfig withPeers(List<String> list) {
+        return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
+                openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
+                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
+                profileSeconds, list, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin, keepWork);
+    }
+
+    public BenchConfig withProfile(boolean on) {
+        return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
+                openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
+                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, on,
+                profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin, keepWork);
+    }
+
+    public BenchConfig withPin(boolean on) {
+        return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
+                openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
+                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
+                profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, on, keepWork);
+    }
+
+    public BenchConfig withKeepWork(boolean keep) {
+        return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
+                openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
+                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
+                profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin, keep);
+    }
+
+    public BenchConfig withProxyJvmOptions(List<String> options) {
+        return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
+                openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
+                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
+                profileSeconds, peers, outDir, proxyJar, options, inProcessMock, pin, keepWork);
+    }
+}

@@ -1,0 +1,928 @@
+package io.megallm.proxy.bench.harness;
+
+import io.megallm.proxy.bench.harness.LoadClient.LoadResult;
+import io.megallm.proxy.bench.harness.LoadClient.StreamSet;
+import io.megallm.proxy.bench.harness.LoadClient.StreamStats;
+import io.megallm.proxy.bench.harness.Peers.Peer;
+import io.megallm.proxy.bench.harness.Results.HeldRow;
+import io.megallm.proxy.bench.harness.Results.NonStreamRow;
+import io.megallm.proxy.bench.harness.Results.OpenLoopRow;
+import io.megallm.proxy.bench.harness.Results.ProfileSummary;
+import io.megallm.proxy.bench.harness.Results.RunRecord;
+import io.megallm.proxy.bench.harness.Results.ScenarioLoad;
+import io.megallm.proxy.bench.harness.Results.SlowReaderRow;
+import io.megallm.proxy.bench.harness.Results.StreamRow;
+import io.netty.buffer.ByteBuf;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.net.InetSocketAddress;
+import java.net.StandardSocketOptions;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.LocalDate;
+import java.time.OffsetDateTime;
+import java.time.format.DateTimeFormatter;
+import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The load harness: starts the mock, the peers and the load client, runs the scenarios with
+ * the peers interleaved, and writes the report. Every wait is bounded.
+ */
+public final class Harness {
+
+    private final BenchConfig cfg;
+    private final PrintStream out;
+    private final long t0 = System.nanoTime();
+    private final List<Peer> peers = new ArrayList<>();
+    private final List<Results.Skipped> skipped = new ArrayList<>();
+    private final List<Results.PeerInfo> peerInfo = new ArrayList<>();
+    private final List<String> notes = new ArrayList<>();
+    private final List<RunRecord> runs = new ArrayList<>();
+    private final List<ScenarioLoad> load = new ArrayList<>();
+    private final List<NonStreamRow> nonStream = new ArrayList<>();
+    private final List<OpenLoopRow> openLoop = new ArrayList<>();
+    private final List<StreamRow> streaming = new ArrayList<>();
+    private final List<HeldRow> held = new ArrayList<>();
+    private final List<SlowReaderRow> slow = new ArrayList<>();
+    private final List<ProfileSummary> profiles = new ArrayList<>();
+    private final List<Results.SyscallRow> syscalls = new ArrayList<>();
+    private final List<Results.WhatIfRow> whatIf = new ArrayList<>();
+    private Service mock;
+    private LoadClient client;
+    private Path work;
+    private Pinning pin;
+    private WakeupProbe.Result wakeup = new WakeupProbe.Result(Double.NaN, Double.NaN, null);
+
+    public Harness(BenchConfig cfg, PrintStream out) {
+        this.cfg = cfg;
+        this.out = out;
+    }
+
+    /** Runs everything and writes the report into {@code cfg.outDir()}. */
+    public Results run() throws Exception {
+        String startedAt = OffsetDateTime.now().truncatedTo(ChronoUnit.SECONDS).toString();
+        int cores = Runtime.getRuntime().availableProcessors();
+        pin = cfg.pin() ? Pinning.forMachine(cores, true) : Pinning.none();
+        String pinNote = pin.pinSelf();
+        if (!pinNote.isEmpty()) {
+            notes.add(pinNote);
+        }
+        work = Files.createTempDirectory("megallm-bench-");
+        Thread hook = new Thread(this::closeAll, "bench-cleanup");
+        Runtime.getRuntime().addShutdownHook(hook);
+        log("work directory " + work + (cfg.keepWork() ? " (kept)" : " (deleted at the end; --keep-work keeps it)")
+                + "; " + pin.describe());
+        idleCheck();
+        wakeup = WakeupProbe.measure(pin.enabled() ? pin.peerCpus() : null, 500);
+        log(String.format(Locale.ROOT, "hop through a blocking relay thread: %.1f us on the same core, %s us across cores",
+                wakeup.sameCoreUs(), ReportWriter.f(wakeup.crossCoreUs(), 1)));
+        try {
+            mock = cfg.inProcessMock() ? Peers.mockInProcess()
+                    : Peers.mockProcess(work, pin, absoluteClasspath());
+            log("mock upstream on 127.0.0.1:" + mock.port() + (mock.pid() > 0 ? " (pid " + mock.pid() + ")" : ""));
+            client = new LoadClient();
+            startPeers();
+            warmUp();
+            scenario("non-stream closed loop", this::nonStreamScenario);
+            scenario("non-stream open loop", this::openLoopScenario);
+            for (int count : cfg.streamCounts()) {
+                scenario("streaming, " + count + " streams", () -> streamScenario(count));
+            }
+            scenario("open streams held", this::heldScenario);
+            scenario("slow reader", this::slowReaderScenario);
+            if (cfg.profile()) {
+                profile();
+                syscallCounts();
+                accessLogWhatIf();
+            }
+        } finally {
+            closeAll();
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException e) {
+                // shutting down already
+            }
+        }
+        if (!cfg.keepWork()) {
+            // Peers' logs (the access logs of Nginx and the proxy run to hundreds of MB) are not kept.
+            deleteTree(work);
+        }
+        Results r = results(startedAt, cores);
+        Path dir = cfg.outDir();
+        List<String> chartNotes = ReportWriter.write(r, dir);
+        chartNotes.forEach(n -> log("note: " + n));
+        log("report: " + dir.resolve(ReportWriter.REPORT) + " (" + ReportWriter.f(seconds(), 0) + " s in all)");
+        return r;
+    }
+
+    // ---- set-up -----------------------------------------------------------------------------
+
+    private void startPeers() {
+        for (String name : BenchConfig.ALL_PEERS) {
+            if (!cfg.peers().contains(name)) {
+                continue;
+            }
+            try {
+                Peer p = switch (name) {
+                    case Peers.DIRECT -> new Peer(Peers.DIRECT, "the mock itself, no hop (the limit)", mock.port(), null);
+                    case Peers.NGINX -> Peers.nginx(work, pin, mock.port());
+                    case Peers.HAPROXY -> Peers.haproxy(work, pin, mock.port());
+                    case Peers.PROXY -> cfg.proxyJar() == null ? Peers.proxyInProcess(work, mock.port())
+                            : Peers.proxyProcess(cfg.proxyJar(), cfg.proxyJvmOptions(), work, pin, mock.port());
+                    default -> throw new IllegalArgumentException(name);
+                };
+                String description = p.description();
+                if (p.name().equals(Peers.PROXY) && p.pid() > 0) {
+                    description += "; " + jvmFlags(p.pid()) + "; " + buildOf(cfg.proxyJar());
+                }
+                peers.add(p);
+                peerInfo.add(new Results.PeerInfo(p.name(), description));
+                log("peer " + p.name() + " on 127.0.0.1:" + p.port() + (p.pid() > 0 ? " (pid " + p.pid() + ")" : ""));
+            } catch (Exception e) {
+                skipped.add(new Results.Skipped(name, e.getMessage()));
+                log("peer " + name + " SKIPPED: " + e.getMessage());
+            }
+        }
+    }
+
+    private static String jvmFlags(long pid) {
+        Tools.Result r = Tools.run(List.of(Tools.jdkTool("jcmd"), Long.toString(pid), "VM.flags"), 20);
+        if (r.code() != 0) {
+            return "JVM flags unknown";
+        }
+        Matcher gc = Pattern.compile("-XX:\\+Use(\\w+)GC\\b").matcher(r.output());
+        Matcher heap = Pattern.compile("-XX:MaxHeapSize=(\\d+)").matcher(r.output());
+        String g = gc.find() ? gc.group(1) + " GC" : "default GC";
+        String h = heap.find() ? (Long.parseLong(heap.group(1)) >> 20) + " MB max heap" : "default heap";
+        return "JVM ergonomics chose " + g + ", " + h;
+    }
+
+    /** Which code the jar holds: its time, and the repository's commit when it sits in one. */
+    static String buildOf(Path jar) {
+        String when;
+        try {
+            when = Files.getLastModifiedTime(jar).toInstant().truncatedTo(ChronoUnit.SECONDS).toString();
+        } catch (IOException e) {
+            when = "?";
+        }
+        Path root = jar.toAbsolutePath().getParent() == null ? null : jar.toAbsolutePath().getParent().getParent();
+        root = root == null ? null : root.getParent();
+        String commit = "";
+        if (root != null && Tools.has("git")) {
+            Tools.Result head = Tools.run(List.of("git", "-C", root.toString(), "rev-parse", "--short", "HEAD"), 10);
+            if (head.code() == 0) {
+                Tools.Result dirty = Tools.run(List.of("git", "-C", root.toString(), "status", "--porcelain",
+                        "--", "proxy-core", "proxy-server"), 10);
+                commit = ", repository at commit " + head.output().trim()
+                        + (dirty.code() == 0 && !dirty.output().isBlank() ? " with uncommitted changes in proxy-core/proxy-server" : "");
+            }
+        }
+        return "jar built " + when + commit;
+    }
+
+    /** One second of /proc/stat before anything starts: is something else using the machine? */
+    private void idleCheck() {
+        long[] s0 = Procfs.systemTicks();
+        long own0 = Procfs.cpuTicks(ProcessHandle.current().pid());
+        ProcessService.sleep(1000);
+        long[] s1 = Procfs.systemTicks();
+        long own1 = Procfs.cpuTicks(ProcessHandle.current().pid());
+        double other = ((s1[0] - s0[0]) - (own1 - own0)) / (double) Procfs.TICKS_PER_SECOND;
+        String la = Procfs.loadavg();
+        log(String.format(Locale.ROOT, "before start: loadavg %s, other processes used %.2f cores", la, other));
+        if (other > 0.3) {
+            notes.add(String.format(Locale.ROOT, "the machine was busy before the run: other processes used %.2f "
+                    + "cores in the second before it started (loadavg %s); numbers may be noisy", other, la));
+        }
+    }
+
+    /**
+     * Warms every peer up before anything is measured. A JVM on one core compiles its hot code
+     * for several seconds while it serves, so our proxy is driven in rounds (64 connections,
+     * a burst at 256, a burst of streams) until its throughput is steady: three rounds within
+     * 8 % of their mean, or {@code peerWarmupSeconds}.
+     */
+    private void warmUp() throws Exception {
+        for (Peer p : peers) {
+            boolean jvm = p.name().equals(Peers.PROXY);
+            warmPeer(p, jvm ? cfg.peerWarmupSeconds() : Math.min(1.0, cfg.peerWarmupSeconds()), jvm);
+        }
+    }
+
+    private void warmPeer(Peer p, double budget, boolean untilSteady) throws Exception {
+        double round = Math.min(1.0, budget);
+        long deadline = System.nanoTime() + (long) (budget * 1e9);
+        List<Double> seen = new ArrayList<>();
+        do {
+            seen.add(closedRun(p, 64, 0, round).result().throughput());
+            closedRun(p, 256, 0, round / 3);
+            StreamSet set = client.streams(addr(p), Requests.stream(p.port(), 10, 10, 0), 50, 5000, false, false);
+            await(set.ended(), 10);
+        } while (untilSteady && !steady(seen) && System.nanoTime() < deadline);
+        log(String.format(Locale.ROOT, "warm-up of %s: %d round(s), %s req/s at 64 connections in the last",
+                p.name(), seen.size(), ReportWriter.f(seen.get(seen.size() - 1), 0)));
+    }
+
+    /** The last three values within 8 % of their mean (rounds of 1 s on a shared core jitter by a few %). */
+    static boolean steady(List<Double> values) {
+        if (values.size() < 3) {
+            return false;
+        }
+        List<Double> last = values.subList(values.size() - 3, values.size());
+        double mean = last.stream().mapToDouble(Double::doubleValue).average().orElse(0);
+        return mean > 0 && last.stream().allMatch(v -> Math.abs(v - mean) <= 0.08 * mean);
+    }
+
+    // ---- scenarios --------------------------------------------------------------------------
+
+    @FunctionalInterface
+    interface Body {
+        void run() throws Exception;
+    }
+
+    private void scenario(String name, Body body) throws Exception {
+        String la = Procfs.loadavg();
+        long[] s0 = Procfs.systemTicks();
+        long own0 = ownTicks();
+        long w0 = System.nanoTime();
+        log("== " + name + " (loadavg " + la + ")");
+        body.run();
+        long[] s1 = Procfs.systemTicks();
+        long own1 = ownTicks();
+        double wall = (System.nanoTime() - w0) / 1e9;
+        double other = ((s1[0] - s0[0]) - (own1 - own0)) / (double) Procfs.TICKS_PER_SECOND / wall;
+        load.add(new ScenarioLoad(name, la, Math.max(0, other), wall));
+    }
+
+    private long ownTicks() {
+        long sum = Procfs.cpuTicks(ProcessHandle.current().pid());
+        if (mock != null && mock.pid() > 0) {
+            sum += Procfs.cpuTicksTree(mock.pid());
+        }
+        for (Peer p : peers) {
+            if (p.pid() > 0) {
+                sum += Procfs.cpuTicksTree(p.pid());
+            }
+        }
+        return sum;
+    }
+
+    /** Outcome of one closed-loop run with the peer's CPU use during the measured window. */
+    record ClosedOutcome(LoadResult result, double peerCpuSeconds) {
+    }
+
+    private ClosedOutcome closedRun(Peer p, int connections, double warmup, double measure) throws Exception {
+        long start = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(20);
+        long warmNanos = (long) (warmup * 1e9);
+        long measureNanos = (long) (measure * 1e9);
+        CompletableFuture<LoadResult> f = client.closedLoop(addr(p), Requests.nonStream(p.port()), connections,
+                start, warmNanos, measureNanos);
+        sleepUntil(start + warmNanos);
+        long c0 = p.pid() > 0 ? Procfs.cpuTicksTree(p.pid()) : 0;
+        sleepUntil(start + warmNanos + measureNanos);
+        long c1 = p.pid() > 0 ? Procfs.cpuTicksTree(p.pid()) : 0;
+        LoadResult r = await(f, measure + warmup + 30);
+        return new ClosedOutcome(r, p.pid() > 0 ? (c1 - c0) / (double) Procfs.TICKS_PER_SECOND : Double.NaN);
+    }
+
+    private void nonStreamScenario() throws Exception {
+        Map<String, List<Double>> rps = new LinkedHashMap<>();
+        Map<String, LatencyRecorder> lat = new HashMap<>();
+        Map<String, long[]> counts = new HashMap<>(); // ok, errors
+        Map<String, Double> cpu = new HashMap<>();
+        for (int trial = 1; trial <= cfg.trials(); trial++) {
+            for (int conns : cfg.connectionLevels()) {
+                for (Peer p : rotated(peers, trial - 1)) {
+                    String la = Procfs.loadavg();
+                    ClosedOutcome o = closedRun(p, conns, cfg.warmupSeconds(), cfg.measureSeconds());
+                    LoadResult r = o.result();
+                    String k = p.name() + "/" + conns;
+                    rps.computeIfAbsent(k, x -> new ArrayList<>()).add(r.throughput());
+                    lat.computeIfAbsent(k, x -> new LatencyRecorder()).addAll(r.latencies());
+                    long[] c = counts.computeIfAbsent(k, x -> new long[2]);
+                    c[0] += r.ok();
+                    c[1] += r.errors();
+                    cpu.merge(k, o.peerCpuSeconds(), Double::sum);
+                    LatencySummary s = r.latencies().summary();
+                    runs.add(new RunRecord("non-stream closed loop", p.name(), trial, conns, cfg.measureSeconds(),
+                            r.throughput(), r.ok(), r.errors(), s.p50Ms(), s.p99Ms(),
+                            o.peerCpuSeconds() / cfg.measureSeconds(), la));
+                    log(String.format(Locale.ROOT, "trial %d, %3d conns, %-7s %9.0f req/s  p50 %.2f  p99 %.2f ms  errors %d  "
+                                    + "peer CPU %.2f cores", trial, conns, p.name(), r.throughput(), s.p50Ms(), s.p99Ms(),
+                            r.errors(), o.peerCpuSeconds() / cfg.measureSeconds()));
+                }
+            }
+        }
+        for (int conns : cfg.connectionLevels()) {
+            for (Peer p : peers) {
+                String k = p.name() + "/" + conns;
+                List<Double> t = rps.get(k);
+                if (t == null) {
+                    continue;
+                }
+                long[] c = counts.get(k);
+                double cpuUs = cpu.get(k) * 1e6 / Math.max(1, c[0]);
+                nonStream.add(new NonStreamRow(p.name(), conns, t.size(),
+                        Percentiles.median(t.stream().mapToDouble(Double::doubleValue).toArray()), t,
+                        lat.get(k).summary(), c[0], c[1], cpuUs));
+            }
+        }
+    }
+
+    /** Half the lowest closed-loop peak among the proxying peers (direct's when it is alone). */
+    double openLoopRate() {
+        double lowest = Double.MAX_VALUE;
+        double direct = 0;
+        for (NonStreamRow x : nonStream) {
+            double peak = nonStream.stream().filter(y -> y.peer().equals(x.peer()))
+                    .mapToDouble(NonStreamRow::throughputRps).max().orElse(0);
+            if (x.peer().equals(Peers.DIRECT)) {
+                direct = peak;
+            } else {
+                lowest = Math.min(lowest, peak);
+            }
+        }
+        double base = lowest == Double.MAX_VALUE ? direct : lowest;
+        return Math.max(1, base / 2);
+    }
+
+    private void openLoopScenario() throws Exception {
+        double rate = openLoopRate();
+        log(String.format(Locale.ROOT, "rate %.0f req/s for every peer", rate));
+        for (Peer p : rotated(peers, 1)) {
+            long start = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(50);
+            long warm = (long) (Math.min(1.0, 2 * cfg.warmupSeconds()) * 1e9);
+            long measure = (long) (cfg.openLoopSeconds() * 1e9);
+            String la = Procfs.loadavg();
+            LoadResult r = await(client.openLoop(addr(p), Requests.nonStream(p.port()), cfg.openLoopConnections(), rate,
+                    start, warm, measure), cfg.openLoopSeconds() + 30);
+            LatencySummary s = r.latencies().summary();
+            openLoop.add(new OpenLoopRow(p.name(), cfg.openLoopConnections(), rate, r.throughput(), s, r.ok(),
+                    r.errors()));
+            runs.add(new RunRecord("non-stream open loop", p.name(), 1, cfg.openLoopConnections(),
+                    cfg.openLoopSeconds(), r.throughput(), r.ok(), r.errors(), s.p50Ms(), s.p99Ms(), Double.NaN, la));
+            log(String.format(Locale.ROOT, "open loop %-7s %8.0f req/s  p50 %.3f  p99 %.3f  p99.9 %.3f ms  errors %d",
+                    p.name(), r.throughput(), s.p50Ms(), s.p99Ms(), s.p999Ms(), r.errors()));
+        }
+    }
+
+    private void streamScenario(int count) throws Exception {
+        Map<String, StreamStats> merged = new LinkedHashMap<>();
+        Map<String, long[]> counters = new HashMap<>(); // events, completed, errors
+        int events = cfg.streamEvents();
+        long interval = cfg.streamIntervalMs();
+        double expectSeconds = events * interval / 1000.0;
+        for (int trial = 1; trial <= cfg.streamTrials(); trial++) {
+            for (Peer p : rotated(peers, trial - 1)) {
+                String la = Procfs.loadavg();
+                StreamSet set = client.streams(addr(p), Requests.stream(p.port(), events, interval, 0), count,
+                        Math.max(2000, count * 10), true, false);
+                StreamStats s;
+                try {
+                    s = await(set.ended(), expectSeconds + 20);
+                } catch (TimeoutException e) {
+                    set.closeAll();
+                    s = set.statsNow();
+                }
+                StreamStats m = merged.computeIfAbsent(p.name(), x -> new StreamStats());
+                m.ttfb.addAll(s.ttfb);
+                m.perEvent.addAll(s.perEvent);
+                long[] c = counters.computeIfAbsent(p.name(), x -> new long[3]);
+                c[0] += s.events;
+                c[1] += s.completed;
+                c[2] += s.errors() + (count - s.completed - s.errors() > 0 ? count - s.completed - s.errors() : 0);
+                LatencySummary ev = s.perEvent.summary();
+                runs.add(new RunRecord("streaming " + count, p.name(), trial, count, expectSeconds, Double.NaN,
+                        s.events, s.errors(), ev.p50Ms(), ev.p99Ms(), Double.NaN, la));
+                log(String.format(Locale.ROOT, "trial %d, %d streams, %-7s events %d/%d  per-event p50 %.3f  p99 %.3f ms"
+                                + "  TTFB p99 %.2f ms  errors %d", trial, count, p.name(), s.events, (long) count * events,
+                        ev.p50Ms(), ev.p99Ms(), s.ttfb.summary().p99Ms(), s.errors()));
+            }
+        }
+        for (Peer p : peers) {
+            StreamStats m = merged.get(p.name());
+            if (m == null) {
+                continue;
+            }
+            long[] c = counters.get(p.name());
+            streaming.add(new StreamRow(p.name(), count, events, interval, cfg.streamTrials(),
+                    (long) count * events * cfg.streamTrials(), c[0], c[1], m.ttfb.summary(), m.perEvent.summary(), c[2]));
+        }
+    }
+
+    private void heldScenario() throws Exception {
+        int n = Math.min(cfg.heldStreams(), Peers.maxRelayedConnections());
+        if (n < cfg.heldStreams()) {
+            notes.add(String.format(Locale.ROOT, "open streams held: %d instead of %d, because a process may open at "
+                    + "most %d files here (hard limit, not raisable without CAP_SYS_RESOURCE) and a relayed stream "
+                    + "holds two sockets in the peer", n, cfg.heldStreams(), Procfs.maxOpenFilesHard()));
+            log(notes.get(notes.size() - 1));
+        }
+        for (Peer p : peers) {
+            if (p.name().equals(Peers.DIRECT)) {
+                continue;
+            }
+            double rssBefore = rssMb(p);
+            long baseline = Math.max(0, MockStats.get(mock.port(), "active_streams"));
+            StreamSet set = client.streams(addr(p), Requests.stream(p.port(), 1_000_000, 1000, 0), n,
+                    cfg.heldOpenPerSecond(), false, true);
+            long deadline = System.nanoTime() + (long) ((n / (double) cfg.heldOpenPerSecond() + 15) * 1e9);
+            double peak = rssBefore;
+            while (System.nanoTime() < deadline) {
+                if (set.establishedNow() + set.errorsNow() >= n) {
+                    break;
+                }
+                peak = Math.max(peak, rssMb(p));
+                ProcessService.sleep(100);
+            }
+            long holdEnd = System.nanoTime() + (long) (cfg.holdSeconds() * 1e9);
+            while (System.nanoTime() < holdEnd) {
+                peak = Math.max(peak, rssMb(p));
+                ProcessService.sleep(250);
+            }
+            peak = Math.max(peak, rssMb(p));
+            double heap = heapAfterGcMb(p);
+            long established = set.establishedNow();
+            long receiving = set.receivingNow();
+            long errors = set.errorsNow();
+            set.closeAll();
+            long closedAt = System.nanoTime();
+            double closedSeconds = Double.NaN;
+            long limit = closedAt + TimeUnit.SECONDS.toNanos(10);
+            while (System.nanoTime() < limit) {
+                long active = MockStats.get(mock.port(), "active_streams");
+                if (active >= 0 && active <= baseline) {
+                    closedSeconds = (System.nanoTime() - closedAt) / 1e9;
+                    break;
+                }
+                ProcessService.sleep(20);
+            }
+            try {
+                await(set.ended(), 10);
+            } catch (TimeoutException e) {
+                notes.add("held streams on " + p.name() + ": some client connections did not close within 10 s");
+            }
+            held.add(new HeldRow(p.name(), n, established, receiving, errors, rssBefore, peak, heap, closedSeconds,
+                    cfg.holdSeconds()));
+            log(String.format(Locale.ROOT, "%-7s %d/%d established, %d receiving, %d errors, RSS %.0f -> peak %.0f MB, "
+                            + "heap after GC %s MB, upstream closed after %s s", p.name(), established, n, receiving, errors,
+                    rssBefore, peak, ReportWriter.f(heap, 1), ReportWriter.f(closedSeconds, 2)));
+            // Let the peer settle (closed sockets, freed buffers) before the next one.
+            ProcessService.sleep(500);
+        }
+    }
+
+    private void slowReaderScenario() throws Exception {
+        for (Peer p : peers) {
+            if (!cfg.slowReaderPeers().contains(p.name())) {
+                continue;
+            }
+            Map<String, Long> before = MockStats.fetch(mock.port());
+            List<Double> samples = new ArrayList<>();
+            long bytes = 0;
+            long startNanos;
+            long endNanos;
+            try (SocketChannel ch = SocketChannel.open()) {
+                ch.setOption(StandardSocketOptions.SO_RCVBUF, 8192);
+                ch.connect(addr(p));
+                ch.configureBlocking(false);
+                ByteBuffer req = ByteBuffer.wrap(Requests.text(p.port(), Requests.STREAM_BODY,
+                        "X-Mock-Events: 10000000\r\nX-Mock-Interval-Ms: 1\r\nX-Mock-Pad: 4096\r\n")
+                        .getBytes(StandardCharsets.US_ASCII));
+                while (req.hasRemaining()) {
+                    ch.write(req);
+                }
+                ByteBuffer buf = ByteBuffer.allocateDirect(1024);
+                startNanos = System.nanoTime();
+                long end = startNanos + (long) (cfg.slowReaderSeconds() * 1e9);
+                long tick = startNanos;
+                int ticks = 0;
+                samples.add(rssMb(p));
+                boolean eof = false;
+                while (System.nanoTime() < end && !eof) {
+                    buf.clear();
+                    while (buf.hasRemaining()) {
+                        int n = ch.read(buf);
+                        if (n < 0) {
+                            eof = true;
+                            notes.add("slow reader via " + p.name() + ": the stream ended early");
+                            break;
+                        }
+                        if (n == 0) {
+                            break;
+                        }
+                        bytes += n;
+                    }
+                    if (++ticks % 5 == 0) {
+                        samples.add(rssMb(p));
+                    }
+                    tick += TimeUnit.MILLISECONDS.toNanos(100);
+                    sleepUntil(tick);
+                }
+                endNanos = System.nanoTime();
+                samples.add(rssMb(p));
+            }
+            ProcessService.sleep(300);
+            Map<String, Long> after = MockStats.fetch(mock.port());
+            double secs = (endNanos - startNanos) / 1e9;
+            long sent = after.getOrDefault("events_sent", 0L) - before.getOrDefault("events_sent", 0L);
+            long skippedEv = after.getOrDefault("events_skipped", 0L) - before.getOrDefault("events_skipped", 0L);
+            double max = samples.stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN);
+            slow.add(new SlowReaderRow(p.name(), secs, bytes, bytes / 1000.0 / secs, samples.get(0),
+                    samples.get(samples.size() - 1), max, sent, skippedEv, samples));
+            log(String.format(Locale.ROOT, "slow reader via %-7s %.1f KB/s for %.0f s, RSS %.1f -> %.1f MB (max %.1f), "
+                            + "mock sent %d events, skipped %d", p.name(), bytes / 1000.0 / secs, secs, samples.get(0),
+                    samples.get(samples.size() - 1), max, sent, skippedEv));
+        }
+    }
+
+    /**
+     * JFR recordings of our proxy under non-streaming and streaming load. Starting a recording
+     * makes the JVM recompile for a few seconds, so each recording first runs the same load
+     * unmeasured and only the window after it is summarised.
+     */
+    private void profile() throws Exception {
+        Peer p = peers.stream().filter(x -> x.name().equals(Peers.PROXY)).findFirst().orElse(null);
+        if (p == null || p.pid() <= 0) {
+            notes.add("no JFR profile: the proxy did not run as its own process");
+            return;
+        }
+        Path dir = cfg.outDir().resolve("profile");
+        Files.createDirectories(dir);
+        double secs = cfg.profileSeconds();
+        Path f1 = dir.resolve("proxy-nonstream.jfr");
+        Tools.Result started = JfrProfile.start(p.pid(), "bench-nonstream", f1);
+        if (started.code() != 0) {
+            notes.add("no JFR profile: jcmd JFR.start failed: " + started.output());
+            return;
+        }
+        log("== JFR profile of the proxy, non-stream, 64 connections, " + secs + " s (after " + secs + " s unrecorded)");
+        closedRun(p, 64, 0, secs);
+        java.time.Instant from = java.time.Instant.now();
+        ClosedOutcome o = closedRun(p, 64, 0, secs);
+        java.time.Instant to = java.time.Instant.now();
+        JfrProfile.stop(p.pid(), "bench-nonstream");
+        profiles.add(JfrProfile.summarize(f1, "non-stream, 64 connections, closed loop", secs,
+                String.format(Locale.ROOT, "Load during the summarised window: %.0f req/s (JFR on).",
+                        o.result().throughput()), from, to));
+
+        Path f2 = dir.resolve("proxy-stream.jfr");
+        JfrProfile.start(p.pid(), "bench-stream", f2);
+        int events = (int) Math.max(4, secs * 1000 / 25);
+        log("== JFR profile of the proxy, 200 SSE streams, " + events + " events each (twice, the first unrecorded)");
+        StreamStats s = null;
+        java.time.Instant sFrom = null;
+        double sSecs = 0;
+        for (int round = 0; round < 2; round++) {
+            if (round == 1) {
+                sFrom = java.time.Instant.now();
+            }
+            long s0 = System.nanoTime();
+            StreamSet set = client.streams(addr(p), Requests.stream(p.port(), events, 25, 0), 200, 5000, false, false);
+            try {
+                s = await(set.ended(), secs + 20);
+            } catch (TimeoutException e) {
+                set.closeAll();
+                s = set.statsNow();
+            }
+            sSecs = (System.nanoTime() - s0) / 1e9;
+        }
+        java.time.Instant sTo = java.time.Instant.now();
+        JfrProfile.stop(p.pid(), "bench-stream");
+        profiles.add(JfrProfile.summarize(f2, "streaming, 200 SSE streams, one event per 25 ms each", sSecs,
+                String.format(Locale.ROOT, "Load during the summarised window: %d events relayed in %.1f s (%.0f "
+                        + "events/s, JFR on).", s.events, sSecs, s.events / sSecs), sFrom, sTo));
+    }
+
+    /**
+     * {@code strace -c -f} on each peer process during a few seconds of non-streaming load, then
+     * during 100 SSE streams: system calls per answered request and per relayed event.
+     */
+    private void syscallCounts() throws Exception {
+        if (!Tools.has("strace")) {
+            notes.add("no syscall counts: strace is not installed");
+            return;
+        }
+        double secs = Math.max(1.0, Math.min(2.0, cfg.profileSeconds()));
+        log("== syscalls per request and per event (strace -c -f)");
+        for (Peer p : peers) {
+            if (p.pid() <= 0) {
+                continue;
+            }
+            Path out = work.resolve("strace-" + p.name() + ".txt");
+            Process st = strace(p, out);
+            if (st == null) {
+                continue;
+            }
+            long requests = closedRun(p, 64, 0, secs).result().ok();
+            stop(st);
+            Results.SyscallRow row = parseStrace(p.name(), "non-stream, per request",
+                    Files.exists(out) ? Files.readString(out) : "", requests);
+            syscalls.add(row);
+            log(String.format(Locale.ROOT, "%-7s %.2f syscalls per request over %d requests", p.name(), row.perRequest(),
+                    requests));
+        }
+        for (Peer p : peers) {
+            if (p.pid() <= 0) {
+                continue;
+            }
+            Path out = work.resolve("strace-stream-" + p.name() + ".txt");
+            Process st = strace(p, out);
+            if (st == null) {
+                continue;
+            }
+            StreamSet set = client.streams(addr(p), Requests.stream(p.port(), 40, 25, 0), 100, 5000, false, false);
+            StreamStats s;
+            try {
+                s = await(set.ended(), 20);
+            } catch (TimeoutException e) {
+                set.closeAll();
+                s = set.statsNow();
+            }
+            stop(st);
+            Results.SyscallRow row = parseStrace(p.name(), "100 SSE streams, per event",
+                    Files.exists(out) ? Files.readString(out) : "", s.events);
+            syscalls.add(row);
+            log(String.format(Locale.ROOT, "%-7s %.2f syscalls per relayed event over %d events", p.name(),
+                    row.perRequest(), s.events));
+        }
+    }
+
+    private Process strace(Peer p, Path out) throws IOException {
+        List<String> cmd = new ArrayList<>(List.of("strace", "-c", "-f", "-o", out.toString()));
+        List<Long> pids = new ArrayList<>();
+        pids.add(p.pid());
+        pids.addAll(Procfs.descendants(p.pid()));
+        for (long pid : pids) {
+            cmd.add("-p");
+            cmd.add(Long.toString(pid));
+        }
+        Process st = new ProcessBuilder(cmd).redirectErrorStream(true)
+                .redirectOutput(work.resolve(out.getFileName() + ".log").toFile()).start();
+        ProcessService.sleep(800);
+        if (!st.isAlive()) {
+            notes.add("no syscall counts for " + p.name() + ": strace exited with " + st.exitValue());
+            return null;
+        }
+        return st;
+    }
+
+    private static void stop(Process st) throws InterruptedException {
+        st.destroy();
+        if (!st.waitFor(20, TimeUnit.SECONDS)) {
+            st.destroyForcibly();
+        }
+    }
+
+    /**
+     * Attribution: the same proxy jar with the access log switched off (its own logback.xml with
+     * the {@code megallm.access} logger at OFF, passed as {@code -Dlogback.configurationFile}),
+     * measured right after the proxy as shipped, same load.
+     */
+    private void accessLogWhatIf() throws Exception {
+        Peer shipped = peers.stream().filter(x -> x.name().equals(Peers.PROXY)).findFirst().orElse(null);
+        if (shipped == null || shipped.pid() <= 0 || cfg.proxyJar() == null) {
+            return;
+        }
+        String xml;
+        try (java.util.zip.ZipFile zip = new java.util.zip.ZipFile(cfg.proxyJar().toFile())) {
+            java.util.zip.ZipEntry e = zip.getEntry("logback.xml");
+            if (e == null) {
+                notes.add("no access-log what-if: the proxy jar has no logback.xml");
+                return;
+            }
+            xml = new String(zip.getInputStream(e).readAllBytes(), StandardCharsets.UTF_8);
+        }
+        String off = xml.replaceFirst("(<logger\\s+name=\"megallm\\.access\"\\s+level=\")[A-Za-z]+(\")", "$1OFF$2");
+        if (off.equals(xml)) {
+            notes.add("no access-log what-if: no megallm.access logger found in the proxy's logback.xml");
+            return;
+        }
+        Path conf = work.resolve("logback-no-access-log.xml");
+        Files.writeString(conf, off);
+        List<String> opts = new ArrayList<>(cfg.proxyJvmOptions());
+        opts.add("-Dlogback.configurationFile=" + conf.toAbsolutePath());
+        log("== what-if: the proxy with its access log off");
+        Peer variant;
+        try {
+            variant = Peers.proxyProcess(cfg.proxyJar(), opts, work.resolve("what-if"), pin, mock.port());
+        } catch (IOException e) {
+            notes.add("no access-log what-if: " + e.getMessage());
+            return;
+        }
+        try {
+            Peer named = new Peer("proxy, access log off", variant.description(), variant.port(), variant.service());
+            warmPeer(named, Math.min(10, cfg.peerWarmupSeconds()), true);
+            double secs = Math.max(1.0, cfg.measureSeconds());
+            for (Peer p : List.of(shipped, named)) {
+                ClosedOutcome o = closedRun(p, 64, cfg.warmupSeconds(), secs);
+                LatencySummary l = o.result().latencies().summary();
+                double cpuUs = o.peerCpuSeconds() * 1e6 / Math.max(1, o.result().ok());
+                whatIf.add(new Results.WhatIfRow(p == shipped ? "proxy as shipped (access log to file and console)"
+                        : "proxy, access log off (-Dlogback.configurationFile, megallm.access OFF)", 64,
+                        o.result().throughput(), l.p50Ms(), l.p99Ms(), cpuUs));
+                log(String.format(Locale.ROOT, "%-22s %8.0f req/s  p99 %.2f ms  %.1f µs CPU/request", p.name(),
+                        o.result().throughput(), l.p99Ms(), cpuUs));
+            }
+        } finally {
+            variant.service().close();
+        }
+    }
+
+    /** Reads the table {@code strace -c} prints. */
+    static Results.SyscallRow parseStrace(String peer, String load, String text, long requests) {
+        List<Results.SyscallEntry> entries = new ArrayList<>();
+        long total = 0;
+        for (String line : text.split("\n")) {
+            String[] f = line.trim().split("\\s+");
+            if (f.length < 5 || f[0].startsWith("%") || f[0].startsWith("-")) {
+                continue;
+            }
+            String name = f[f.length - 1];
+            long calls;
+            try {
+                Double.parseDouble(f[0]);
+                calls = Long.parseLong(f[3]);
+            } catch (NumberFormatException e) {
+                continue;
+            }
+            if (name.equals("total")) {
+                total = calls;
+            } else {
+                entries.add(new Results.SyscallEntry(name, requests > 0 ? calls / (double) requests : Double.NaN));
+            }
+        }
+        entries.sort(Comparator.comparingDouble(Results.SyscallEntry::perRequest).reversed());
+        List<Results.SyscallEntry> top = entries.subList(0, Math.min(6, entries.size()));
+        String note = requests <= 0 ? "no request answered while traced" : (total == 0 ? "strace printed no table" : "");
+        return new Results.SyscallRow(peer, load, requests, requests > 0 ? total / (double) requests : Double.NaN,
+                new ArrayList<>(top), note);
+    }
+
+    // ---- helpers ----------------------------------------------------------------------------
+
+    private double rssMb(Peer p) {
+        if (p.pid() <= 0) {
+            return Double.NaN;
+        }
+        long kb = Procfs.rssKbTree(p.pid());
+        return kb < 0 ? Double.NaN : kb / 1024.0;
+    }
+
+    /** Heap in use after a full GC, for the proxy's JVM; NaN for other peers or when jcmd/jstat fail. */
+    private double heapAfterGcMb(Peer p) {
+        if (!p.name().equals(Peers.PROXY) || p.pid() <= 0) {
+            return Double.NaN;
+        }
+        Tools.run(List.of(Tools.jdkTool("jcmd"), Long.toString(p.pid()), "GC.run"), 30);
+        Tools.Result r = Tools.run(List.of(Tools.jdkTool("jstat"), "-gc", Long.toString(p.pid())), 30);
+        return parseJstatUsedMb(r.output());
+    }
+
+    /** Sums the used columns (S0U S1U EU OU) of {@code jstat -gc} output, in MB. */
+    static double parseJstatUsedMb(String output) {
+        String[] lines = output.trim().split("\n");
+        if (lines.length < 2) {
+            return Double.NaN;
+        }
+        String[] head = lines[0].trim().split("\\s+");
+        String[] vals = lines[1].trim().split("\\s+");
+        double kb = 0;
+        boolean any = false;
+        for (int i = 0; i < head.length && i < vals.length; i++) {
+            if (head[i].equals("S0U") || head[i].equals("S1U") || head[i].equals("EU") || head[i].equals("OU")) {
+                try {
+                    kb += Double.parseDouble(vals[i]);
+                    any = true;
+                } catch (NumberFormatException e) {
+                    return Double.NaN;
+                }
+            }
+        }
+        return any ? kb / 1024.0 : Double.NaN;
+    }
+
+    static void deleteTree(Path root) {
+        if (root == null || !Files.exists(root)) {
+            return;
+        }
+        try (var paths = Files.walk(root)) {
+            paths.sorted(Comparator.reverseOrder()).forEach(p -> {
+                try {
+                    Files.deleteIfExists(p);
+                } catch (IOException e) {
+                    // best effort
+                }
+            });
+        } catch (IOException e) {
+            // best effort
+        }
+    }
+
+    /** This JVM's class path with absolute entries (the mock runs in another directory). */
+    static String absoluteClasspath() {
+        StringBuilder b = new StringBuilder();
+        for (String e : System.getProperty("java.class.path").split(java.io.File.pathSeparator)) {
+            if (!e.isEmpty()) {
+                b.append(b.length() == 0 ? "" : java.io.File.pathSeparator).append(Path.of(e).toAbsolutePath());
+            }
+        }
+        return b.toString();
+    }
+
+    static <T> List<T> rotated(List<T> list, int by) {
+        List<T> out = new ArrayList<>(list.size());
+        for (int i = 0; i < list.size(); i++) {
+            out.add(list.get((i + by) % list.size()));
+        }
+        return out;
+    }
+
+    private static InetSocketAddress addr(Peer p) {
+        return new InetSocketAddress("127.0.0.1", p.port());
+    }
+
+    private static <T> T await(CompletableFuture<T> f, double seconds) throws Exception {
+        try {
+            return f.get((long) (seconds * 1000), TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw (e.getCause() instanceof Exception ex) ? ex : e;
+        }
+    }
+
+    private static void sleepUntil(long nanoTime) {
+        long left = nanoTime - System.nanoTime();
+        if (left > 0) {
+            try {
+                TimeUnit.NANOSECONDS.sleep(left);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted", e);
+            }
+        }
+    }
+
+    private double seconds() {
+        return (System.nanoTime() - t0) / 1e9;
+    }
+
+    private void log(String line) {
+        out.printf(Locale.ROOT, "[%5.1fs] %s%n", seconds(), line);
+        out.flush();
+    }
+
+    private synchronized void closeAll() {
+        for (int i = peers.size() - 1; i >= 0; i--) {
+            Service s = peers.get(i).service();
+            if (s != null) {
+                try {
+                    s.close();
+                } catch (RuntimeException e) {
+                    // best effort
+                }
+            }
+        }
+        if (client != null) {
+            client.close();
+            client = null;
+        }
+        if (mock != null) {
+            mock.close();
+        }
+    }
+
+    private Results results(String startedAt, int cores) {
+        // The shaded jar keeps one io.netty.versions.properties; any artifact in it has the release's version.
+        String netty = io.netty.util.Version.identify().values().stream().map(io.netty.util.Version::artifactVersion)
+                .findFirst().orElse("?");
+        Results.MachineInfo machine = new Results.MachineInfo(cores, Procfs.cpuModel(), Procfs.memTotalMb(),
+                Procfs.kernel(), System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version"),
+                io.megallm.proxy.transport.Transport.best().name(), netty, Peers.nginxVersion(),
+                Peers.haproxyVersion(), wakeup.sameCoreUs(), wakeup.crossCoreUs());
+        String clientText = "the harness's own Netty HTTP/1.1 client (keep-alive, one event-loop thread, "
+                + machine.nettyTransport() + "; requests pre-encoded, answers parsed without allocation), closed loop "
+                + "at " + cfg.connectionLevels() + " connections and open loop at a fixed rate; SSE streams one "
+                + "connection each. Loopback only (127.0.0.1).";
+        peerInfo.sort(Comparator.comparingInt(x -> BenchConfig.ALL_PEERS.indexOf(x.name())));
+        openLoop.sort(Comparator.comparingInt(x -> BenchConfig.ALL_PEERS.indexOf(x.peer())));
+        return new Results(LocalDate.now().format(DateTimeFormatter.ISO_LOCAL_DATE), cfg.mode(), startedAt, seconds(),
+                machine, pin.describe(), clientText, peerInfo, skipped, cfg, nonStream, openLoop, streaming, held, slow,
+                load, runs, profiles, syscalls, whatIf, notes);
+    }
+}

@@ -1,0 +1,497 @@
+package io.megallm.proxy.bench.harness;
+
+import io.megallm.proxy.bench.harness.Results.HeldRow;
+import io.megallm.proxy.bench.harness.Results.NonStreamRow;
+import io.megallm.proxy.bench.harness.Results.OpenLoopRow;
+import io.megallm.proxy.bench.harness.Results.ProfileSummary;
+import io.megallm.proxy.bench.harness.Results.SlowReaderRow;
+import io.megallm.proxy.bench.harness.Results.StreamRow;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+import java.util.TreeSet;
+
+/** Writes REPORT.md, results.json and the charts of one run into its directory. */
+public final class ReportWriter {
+
+    public static final String REPORT = "REPORT.md";
+    public static final String JSON = "results.json";
+
+    private ReportWriter() {
+    }
+
+    /** Writes everything; returns notes about what could not be written (charts). */
+    public static List<String> write(Results r, Path dir) throws IOException {
+        Files.createDirectories(dir);
+        List<String> chartNotes = new ArrayList<>();
+        List<String> charts;
+        try {
+            charts = Charts.draw(r, dir);
+        } catch (RuntimeException | Error e) {
+            charts = List.of();
+            chartNotes.add("charts not drawn: " + e);
+        }
+        Files.writeString(dir.resolve(JSON), Json.write(r), StandardCharsets.UTF_8);
+        Files.writeString(dir.resolve(REPORT), markdown(r, charts, chartNotes), StandardCharsets.UTF_8);
+        return chartNotes;
+    }
+
+    // ---- markdown ---------------------------------------------------------------------------
+
+    public static String markdown(Results r, List<String> charts, List<String> chartNotes) {
+        StringBuilder b = new StringBuilder(32 * 1024);
+        b.append("# megallm-proxy load report, ").append(r.date()).append(" (").append(r.mode()).append(" mode)\n\n");
+        b.append("Reproduce: `").append(command(r.mode())).append("` (after `mvn -B -q -DskipTests install`). ")
+                .append("Started ").append(r.startedAt()).append(", took ").append(f(r.durationSeconds(), 0))
+                .append(" s.\n\n");
+
+        Results.MachineInfo m = r.machine();
+        b.append("## Machine and method\n\n");
+        b.append("- Machine: ").append(m.cores()).append(" cores (").append(m.cpu()).append("), ")
+                .append(m.memoryMb()).append(" MB RAM, Linux ").append(m.kernel()).append("; ").append(m.jdk())
+                .append("; Netty ").append(m.nettyVersion()).append(", ").append(m.nettyTransport())
+                .append(" transport (load client, mock and proxy alike).\n");
+        b.append("- Placement: ").append(r.placement()).append(".\n");
+        if (!Double.isNaN(m.hopSameCoreUs())) {
+            b.append("- Cost of one hop on this machine, before any proxy logic: a 160-byte message through a plain "
+                    + "blocking relay thread and back takes ").append(f(m.hopSameCoreUs(), 1))
+                    .append(" µs with the relay on the client's core");
+            if (!Double.isNaN(m.hopCrossCoreUs())) {
+                b.append(" and ").append(f(m.hopCrossCoreUs(), 1)).append(" µs with it on the peers' core");
+                if (m.hopCrossCoreUs() > 3 * m.hopSameCoreUs()) {
+                    b.append(" (waking an idle vCPU is slow here: every proxied peer pays that on the way in and out, "
+                            + "direct pays none, so compare the proxied peers with each other; HAProxy is the floor)");
+                }
+            }
+            b.append(".\n");
+        }
+        b.append("- Load client: ").append(r.client()).append("\n");
+        b.append("- Peers:\n");
+        for (Results.PeerInfo p : r.peers()) {
+            b.append("  - **").append(p.name()).append("**: ").append(p.description()).append('\n');
+        }
+        for (Results.Skipped s : r.skipped()) {
+            b.append("  - **").append(s.peer()).append("**: SKIPPED: ").append(s.reason()).append('\n');
+        }
+        b.append("- Upstream: the proxy-bench mock (fixed " + io.megallm.proxy.bench.MockUpstreamServer.COMPLETION.length()
+                + "-byte completion; SSE events carry `sent_ns` = "
+                + "`System.nanoTime()` at send, CLOCK_MONOTONIC, the clock the client reads at arrival).\n");
+        b.append("- Ratios: proxy/nginx and proxy/direct divide the proxy's number by the other peer's; "
+                + "\"added\" latency is the proxy's percentile minus direct's (the mock alone).\n");
+        for (String n : r.notes()) {
+            b.append("- Note: ").append(n).append('\n');
+        }
+        for (String n : chartNotes) {
+            b.append("- Note: ").append(n).append('\n');
+        }
+        b.append('\n');
+
+        if (!charts.isEmpty()) {
+            b.append("Charts: ");
+            for (int i = 0; i < charts.size(); i++) {
+                b.append(i == 0 ? "" : ", ").append('[').append(charts.get(i)).append("](").append(charts.get(i))
+                        .append(')');
+            }
+            b.append("\n\n");
+            for (String c : charts) {
+                b.append("![").append(c).append("](").append(c).append(")\n");
+            }
+            b.append('\n');
+        }
+
+        targets(b, r);
+        nonStream(b, r);
+        openLoop(b, r);
+        streaming(b, r);
+        held(b, r);
+        slowReader(b, r);
+        load(b, r);
+        syscalls(b, r);
+        whatIf(b, r);
+        profiles(b, r);
+        return b.toString();
+    }
+
+    static String command(String mode) {
+        return "java -jar proxy-bench/target/megallm-proxy-bench.jar bench --" + mode;
+    }
+
+    /** The contract §12 targets with what this run found. */
+    static void targets(StringBuilder b, Results r) {
+        b.append("## Contract §12 targets in this run\n\n");
+        b.append("| target | this run | met |\n|---|---|---|\n");
+        TreeSet<Integer> levels = new TreeSet<>();
+        r.nonStream().forEach(x -> levels.add(x.connections()));
+        for (int c : levels) {
+            Optional<NonStreamRow> p = ns(r, Peers.PROXY, c);
+            Optional<NonStreamRow> n = ns(r, Peers.NGINX, c);
+            if (p.isPresent() && n.isPresent()) {
+                double ratio = p.get().throughputRps() / n.get().throughputRps();
+                b.append("| non-stream throughput ≥ Nginx's, ").append(c).append(" conns | ")
+                        .append(f(p.get().throughputRps(), 0)).append(" vs ").append(f(n.get().throughputRps(), 0))
+                        .append(" req/s (×").append(f(ratio, 2)).append(") | ").append(yes(ratio >= 1.0)).append(" |\n");
+                b.append("| non-stream p99 ≤ Nginx's, ").append(c).append(" conns | ")
+                        .append(f(p.get().latency().p99Ms(), 2)).append(" vs ")
+                        .append(f(n.get().latency().p99Ms(), 2)).append(" ms | ")
+                        .append(yes(p.get().latency().p99Ms() <= n.get().latency().p99Ms())).append(" |\n");
+            }
+        }
+        Optional<OpenLoopRow> op = ol(r, Peers.PROXY);
+        Optional<OpenLoopRow> od = ol(r, Peers.DIRECT);
+        Optional<OpenLoopRow> on = ol(r, Peers.NGINX);
+        if (op.isPresent() && od.isPresent()) {
+            double added = op.get().latency().p99Ms() - od.get().latency().p99Ms();
+            b.append("| open loop: added p99 over direct < 1 ms (cores to spare) | +").append(f(added, 2))
+                    .append(" ms at ").append(f(op.get().targetRps(), 0)).append(" req/s | ")
+                    .append(yes(added < 1.0)).append(" |\n");
+            if (on.isPresent()) {
+                double addedN = on.get().latency().p99Ms() - od.get().latency().p99Ms();
+                b.append("| open loop on 2 cores: added p99 no worse than Nginx's | +").append(f(added, 2))
+                        .append(" vs +").append(f(addedN, 2)).append(" ms | ").append(yes(added <= addedN))
+                        .append(" |\n");
+            }
+        }
+        TreeSet<Integer> counts = new TreeSet<>();
+        r.streaming().forEach(x -> counts.add(x.streams()));
+        for (int c : counts) {
+            Optional<StreamRow> p = st(r, Peers.PROXY, c);
+            Optional<StreamRow> n = st(r, Peers.NGINX, c);
+            if (p.isPresent() && n.isPresent()) {
+                b.append("| ").append(c).append(" streams: per-event p99 ≤ Nginx's | ")
+                        .append(f(p.get().perEvent().p99Ms(), 2)).append(" vs ")
+                        .append(f(n.get().perEvent().p99Ms(), 2)).append(" ms | ")
+                        .append(yes(p.get().perEvent().p99Ms() <= n.get().perEvent().p99Ms())).append(" |\n");
+                b.append("| ").append(c).append(" streams: TTFB p99 ≤ Nginx's | ")
+                        .append(f(p.get().ttfb().p99Ms(), 2)).append(" vs ")
+                        .append(f(n.get().ttfb().p99Ms(), 2)).append(" ms | ")
+                        .append(yes(p.get().ttfb().p99Ms() <= n.get().ttfb().p99Ms())).append(" |\n");
+            }
+        }
+        for (HeldRow h : r.held()) {
+            if (h.peer().equals(Peers.PROXY)) {
+                boolean ok = h.errors() == 0 && h.established() == h.streams() && h.rssPeakMb() < 512;
+                b.append("| ").append(h.streams()).append(" open streams: no error, RSS < 512 MB | ")
+                        .append(h.errors()).append(" errors, ").append(h.established()).append('/').append(h.streams())
+                        .append(" established, RSS peak ").append(f(h.rssPeakMb(), 0)).append(" MB | ")
+                        .append(yes(ok)).append(h.streams() >= 10000 ? "" : r.mode().equals("quick")
+                                ? " (at " + h.streams() + "; 10,000 in --full)"
+                                : " (at " + h.streams() + ": the open-files limit, see the notes)")
+                        .append(" |\n");
+                if (!Double.isNaN(h.upstreamClosedSeconds())) {
+                    b.append("| clients leave: every upstream stream closed within 2 s | ")
+                            .append(f(h.upstreamClosedSeconds(), 2)).append(" s | ")
+                            .append(yes(h.upstreamClosedSeconds() <= 2.0)).append(" |\n");
+                }
+            }
+        }
+        b.append("| relay allocates 0 heap bytes per relayed chunk | measured by JMH, not by this harness: "
+                + "`RelayChunkBenchmark` with `-prof gc` (see README, Performance) | — |\n\n");
+    }
+
+    static void nonStream(StringBuilder b, Results r) {
+        if (r.nonStream().isEmpty()) {
+            return;
+        }
+        b.append("## Non-streaming: throughput and latency, closed loop\n\n");
+        b.append("Each connection sends its next request when the previous answer ended (keep-alive). ")
+                .append("Throughput is the median over ").append(r.config().trials()).append(" trial(s) of ")
+                .append(f(r.config().measureSeconds(), 1)).append(" s (after ")
+                .append(f(r.config().warmupSeconds(), 1))
+                .append(" s not measured), peers interleaved, order rotated each trial; latency (request sent → "
+                        + "last byte of the answer) pools all trials. Peer CPU is the peer process's CPU time per "
+                        + "answered request.\n\n");
+        b.append("| conns | peer | req/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | peer CPU µs/req |\n");
+        b.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (NonStreamRow x : r.nonStream()) {
+            b.append("| ").append(x.connections()).append(" | ").append(x.peer()).append(" | ")
+                    .append(f(x.throughputRps(), 0)).append(" | ").append(f(x.latency().p50Ms(), 2)).append(" | ")
+                    .append(f(x.latency().p99Ms(), 2)).append(" | ").append(f(x.latency().p999Ms(), 2)).append(" | ")
+                    .append(f(x.latency().maxMs(), 1)).append(" | ").append(x.errors()).append(" | ")
+                    .append(f(x.peerCpuUsPerRequest(), 1)).append(" |\n");
+        }
+        b.append("\nRatios:\n\n| conns | req/s proxy/nginx | req/s proxy/direct | p99 proxy/nginx | p99 added over direct (ms) |"
+                + "\n|---:|---:|---:|---:|---:|\n");
+        TreeSet<Integer> levels = new TreeSet<>();
+        r.nonStream().forEach(x -> levels.add(x.connections()));
+        for (int c : levels) {
+            Optional<NonStreamRow> p = ns(r, Peers.PROXY, c);
+            Optional<NonStreamRow> n = ns(r, Peers.NGINX, c);
+            Optional<NonStreamRow> d = ns(r, Peers.DIRECT, c);
+            b.append("| ").append(c).append(" | ")
+                    .append(ratio(p.map(x -> x.throughputRps()), n.map(x -> x.throughputRps()))).append(" | ")
+                    .append(ratio(p.map(x -> x.throughputRps()), d.map(x -> x.throughputRps()))).append(" | ")
+                    .append(ratio(p.map(x -> x.latency().p99Ms()), n.map(x -> x.latency().p99Ms()))).append(" | ")
+                    .append(diff(p.map(x -> x.latency().p99Ms()), d.map(x -> x.latency().p99Ms()))).append(" |\n");
+        }
+        b.append('\n');
+    }
+
+    static void openLoop(StringBuilder b, Results r) {
+        if (r.openLoop().isEmpty()) {
+            return;
+        }
+        OpenLoopRow first = r.openLoop().get(0);
+        b.append("## Non-streaming: latency at a fixed rate, open loop\n\n");
+        b.append("All peers get the same rate: half the lowest closed-loop peak among the proxying peers (")
+                .append(f(first.targetRps(), 0)).append(" req/s), over ").append(first.connections())
+                .append(" keep-alive connections, ").append(f(r.config().openLoopSeconds(), 1))
+                .append(" s measured. Latency counts from the moment a request was due, so a request that "
+                        + "waits for a free connection shows it (no coordinated omission).\n\n");
+        b.append("| peer | target req/s | achieved req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | added p99 over direct (ms) | errors |\n");
+        b.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        Optional<OpenLoopRow> d = ol(r, Peers.DIRECT);
+        for (OpenLoopRow x : r.openLoop()) {
+            b.append("| ").append(x.peer()).append(" | ").append(f(x.targetRps(), 0)).append(" | ")
+                    .append(f(x.achievedRps(), 0)).append(" | ").append(f(x.latency().p50Ms(), 3)).append(" | ")
+                    .append(f(x.latency().p90Ms(), 3)).append(" | ").append(f(x.latency().p99Ms(), 3)).append(" | ")
+                    .append(f(x.latency().p999Ms(), 3)).append(" | ")
+                    .append(diff(Optional.of(x.latency().p99Ms()), d.map(y -> y.latency().p99Ms()))).append(" | ")
+                    .append(x.errors()).append(" |\n");
+        }
+        Optional<OpenLoopRow> p = ol(r, Peers.PROXY);
+        Optional<OpenLoopRow> n = ol(r, Peers.NGINX);
+        b.append("\nRatios: p99 proxy/nginx ").append(ratio(p.map(x -> x.latency().p99Ms()), n.map(x -> x.latency().p99Ms())))
+                .append(", p99 proxy/direct ").append(ratio(p.map(x -> x.latency().p99Ms()), d.map(x -> x.latency().p99Ms())))
+                .append(".\n\n");
+    }
+
+    static void streaming(StringBuilder b, Results r) {
+        if (r.streaming().isEmpty()) {
+            return;
+        }
+        StreamRow first = r.streaming().get(0);
+        b.append("## Streaming: concurrent SSE streams\n\n");
+        b.append("Each stream is its own connection; the mock sends ").append(first.eventsPerStream())
+                .append(" events ").append(first.intervalMs()).append(" ms apart. Per-event latency = arrival at "
+                        + "the client (nanoTime when the read returned) − `sent_ns`; TTFB = request written → first "
+                        + "response byte. ").append(first.trials()).append(" trial(s) per peer, pooled.\n\n");
+        b.append("| streams | peer | events received/expected | TTFB p50 ms | TTFB p99 ms | per-event p50 ms | per-event p99 ms | per-event p99.9 ms | added per-event p99 over direct (ms) | errors |\n");
+        b.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (StreamRow x : r.streaming()) {
+            Optional<StreamRow> d = st(r, Peers.DIRECT, x.streams());
+            b.append("| ").append(x.streams()).append(" | ").append(x.peer()).append(" | ")
+                    .append(x.eventsReceived()).append('/').append(x.eventsExpected()).append(" | ")
+                    .append(f(x.ttfb().p50Ms(), 2)).append(" | ").append(f(x.ttfb().p99Ms(), 2)).append(" | ")
+                    .append(f(x.perEvent().p50Ms(), 3)).append(" | ").append(f(x.perEvent().p99Ms(), 3)).append(" | ")
+                    .append(f(x.perEvent().p999Ms(), 3)).append(" | ")
+                    .append(diff(Optional.of(x.perEvent().p99Ms()), d.map(y -> y.perEvent().p99Ms()))).append(" | ")
+                    .append(x.errors()).append(" |\n");
+        }
+        b.append("\nRatios (per-event p99 / TTFB p99):\n\n| streams | proxy/nginx | proxy/direct |\n|---:|---:|---:|\n");
+        TreeSet<Integer> counts = new TreeSet<>();
+        r.streaming().forEach(x -> counts.add(x.streams()));
+        for (int c : counts) {
+            Optional<StreamRow> p = st(r, Peers.PROXY, c);
+            Optional<StreamRow> n = st(r, Peers.NGINX, c);
+            Optional<StreamRow> d = st(r, Peers.DIRECT, c);
+            b.append("| ").append(c).append(" | ")
+                    .append(ratio(p.map(x -> x.perEvent().p99Ms()), n.map(x -> x.perEvent().p99Ms()))).append(" / ")
+                    .append(ratio(p.map(x -> x.ttfb().p99Ms()), n.map(x -> x.ttfb().p99Ms()))).append(" | ")
+                    .append(ratio(p.map(x -> x.perEvent().p99Ms()), d.map(x -> x.perEvent().p99Ms()))).append(" / ")
+                    .append(ratio(p.map(x -> x.ttfb().p99Ms()), d.map(x -> x.ttfb().p99Ms()))).append(" |\n");
+        }
+        b.append('\n');
+    }
+
+    static void held(StringBuilder b, Results r) {
+        if (r.held().isEmpty()) {
+            return;
+        }
+        b.append("## Open streams held\n\n");
+        b.append("Streams opened at a bounded rate, held for ").append(f(r.held().get(0).holdSeconds(), 0))
+                .append(" s (the mock sends one event a second on each), then every client hangs up at once. RSS is "
+                        + "VmRSS of the peer's processes (/proc; Nginx: master + worker); heap after GC is read with "
+                        + "`jcmd GC.run` + `jstat -gc` (JVM peers only); \"upstream closed\" is the time from the "
+                        + "hang-up until the mock counts no open stream. Direct is not run here (the peer would be "
+                        + "the mock itself).\n\n");
+        b.append("| peer | streams | established | receiving events | errors | RSS before MB | RSS peak MB | heap after GC MB | upstream closed after s |\n");
+        b.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (HeldRow x : r.held()) {
+            b.append("| ").append(x.peer()).append(" | ").append(x.streams()).append(" | ").append(x.established())
+                    .append(" | ").append(x.receiving()).append(" | ").append(x.errors()).append(" | ")
+                    .append(f(x.rssBeforeMb(), 0)).append(" | ").append(f(x.rssPeakMb(), 0)).append(" | ")
+                    .append(f(x.heapAfterGcMb(), 1)).append(" | ").append(f(x.upstreamClosedSeconds(), 2)).append(" |\n");
+        }
+        b.append('\n');
+    }
+
+    static void slowReader(StringBuilder b, Results r) {
+        if (r.slowReader().isEmpty()) {
+            return;
+        }
+        b.append("## Slow reader\n\n");
+        b.append("One client reads a fast stream (the mock offers ~4 KB events every 1 ms, ~4 MB/s) at 10 KB/s "
+                + "(1 KiB every 100 ms, receive buffer 8 KiB). A proxy that honours backpressure stops reading "
+                + "from the mock, the mock finds its connection unwritable and skips events, and the proxy's "
+                + "memory stays flat.\n\n");
+        b.append("| peer | seconds | bytes read | KB/s | RSS start MB | RSS end MB | RSS max MB | mock events sent / skipped |\n");
+        b.append("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (SlowReaderRow x : r.slowReader()) {
+            b.append("| ").append(x.peer()).append(" | ").append(f(x.seconds(), 1)).append(" | ")
+                    .append(x.bytesRead()).append(" | ").append(f(x.readKBps(), 1)).append(" | ")
+                    .append(f(x.rssStartMb(), 1)).append(" | ").append(f(x.rssEndMb(), 1)).append(" | ")
+                    .append(f(x.rssMaxMb(), 1)).append(" | ").append(x.mockEventsSent()).append(" / ")
+                    .append(x.mockEventsSkipped()).append(" |\n");
+        }
+        b.append('\n');
+    }
+
+    static void load(StringBuilder b, Results r) {
+        if (r.load().isEmpty()) {
+            return;
+        }
+        b.append("## Machine load\n\n");
+        b.append("`/proc/loadavg` read before each scenario (our own previous scenario counts in it), and the CPU "
+                + "that processes other than the harness, the mock and the peers used during the scenario "
+                + "(/proc/stat busy time minus ours; a noisy run shows here).\n\n");
+        b.append("| scenario | loadavg before (1/5/15 min) | other processes' CPU (cores) | seconds |\n|---|---|---:|---:|\n");
+        for (Results.ScenarioLoad l : r.load()) {
+            b.append("| ").append(l.scenario()).append(" | ").append(l.loadavgBefore()).append(" | ")
+                    .append(f(l.otherCpuCores(), 2)).append(" | ").append(f(l.seconds(), 0)).append(" |\n");
+        }
+        b.append('\n');
+    }
+
+    static void syscalls(StringBuilder b, Results r) {
+        if (r.syscalls().isEmpty()) {
+            return;
+        }
+        b.append("## System calls per request and per event\n\n");
+        b.append("`strace -c -f` attached to each peer (all its threads and processes) during a few seconds of "
+                + "closed-loop non-streaming load (64 connections), then during 100 SSE streams (40 events each). "
+                + "strace slows the peer down; the counts per answered request or relayed event stay valid. "
+                + "On loopback a syscall also carries the kernel's TCP work, so fewer calls is less CPU.\n\n");
+        b.append("| load | peer | requests or events | syscalls each | most frequent (calls each) |\n"
+                + "|---|---|---:|---:|---|\n");
+        for (Results.SyscallRow x : r.syscalls()) {
+            b.append("| ").append(x.load()).append(' ');
+            StringBuilder top = new StringBuilder();
+            for (Results.SyscallEntry e : x.top()) {
+                top.append(top.length() == 0 ? "" : ", ").append(e.name()).append(' ').append(f(e.perRequest(), 2));
+            }
+            b.append("| ").append(x.peer()).append(" | ").append(x.requests()).append(" | ")
+                    .append(f(x.perRequest(), 2)).append(" | ").append(top).append(x.note() == null || x.note().isEmpty()
+                            ? "" : " (" + x.note() + ")").append(" |\n");
+        }
+        b.append('\n');
+    }
+
+    static void whatIf(StringBuilder b, Results r) {
+        if (r.whatIf().isEmpty()) {
+            return;
+        }
+        b.append("## What the access log costs (what-if)\n\n");
+        b.append("The same megallm-proxy.jar started a second time with its own logback.xml, changed in one place "
+                + "(logger `megallm.access` at OFF), and measured right after the proxy as shipped: closed loop, "
+                + "same connections, same core. Not a configuration the proxy offers; it attributes cost.\n\n");
+        b.append("| variant | conns | req/s | p50 ms | p99 ms | CPU µs/request |\n|---|---:|---:|---:|---:|---:|\n");
+        for (Results.WhatIfRow x : r.whatIf()) {
+            b.append("| ").append(x.variant()).append(" | ").append(x.connections()).append(" | ")
+                    .append(f(x.throughputRps(), 0)).append(" | ").append(f(x.p50Ms(), 2)).append(" | ")
+                    .append(f(x.p99Ms(), 2)).append(" | ").append(f(x.cpuUsPerRequest(), 1)).append(" |\n");
+        }
+        b.append('\n');
+    }
+
+    static void profiles(StringBuilder b, Results r) {
+        if (r.profiles().isEmpty()) {
+            return;
+        }
+        b.append("## Profile of our proxy (JFR)\n\n");
+        b.append("Recorded after the measured scenarios (so JFR did not disturb them) with `jcmd <pid> JFR.start "
+                + "settings=profile`. Starting a recording makes the JVM recompile for a few seconds, so the same "
+                + "load runs once unrecorded and only the window after it is summarised. Execution samples show "
+                + "where the proxy's core goes, allocation samples (weighted by bytes; each thread's first sample, "
+                + "which carries everything it allocated before, is dropped) show what it allocates. Summarise any "
+                + "recording with `java -jar proxy-bench/target/megallm-proxy-bench.jar jfr FILE.jfr`.\n\n");
+        for (ProfileSummary p : r.profiles()) {
+            profile(b, p);
+        }
+    }
+
+    /** One recording's summary in Markdown (also used by {@code megallm-proxy-bench.jar jfr <file>}). */
+    public static void profile(StringBuilder b, ProfileSummary p) {
+        {
+            b.append("### ").append(p.load()).append("\n\n");
+            if (p.note() != null && !p.note().isEmpty()) {
+                b.append(p.note()).append("\n\n");
+            }
+            b.append("Recording: `profile/").append(p.file()).append("`, ").append(f(p.seconds(), 1)).append(" s, ")
+                    .append(p.executionSamples()).append(" Java execution samples; allocation ≈ ")
+                    .append(f(p.allocatedMbPerSecond(), 1)).append(" MB/s; ").append(p.gcCount())
+                    .append(" GCs, ").append(f(p.gcPauseMs(), 1)).append(" ms total pause; ")
+                    .append(p.monitorBlocks()).append(" contended monitor enters.\n\n");
+            entries(b, "Threads (share of all Java execution samples)", p.threads(), false);
+            entries(b, "Hot methods on the event loops (top frame, share of their Java samples)", p.hotMethods(), false);
+            entries(b, "Proxy methods on the event loops' stacks (io.megallm.*, share of their Java samples that "
+                    + "include them)", p.hotProxyMethods(), false);
+            entries(b, "Native code on the event loops (top frame, share of their native samples)",
+                    p.nativeMethods(), false);
+            entries(b, "Allocation by thread (share of sampled bytes)", p.allocationByThread(), true);
+            entries(b, "Allocation sites (top frame, share of sampled bytes)", p.allocationSites(), true);
+            entries(b, "Allocations by nearest io.megallm.* frame (share of sampled bytes)",
+                    p.allocationByProxyFrame(), true);
+            entries(b, "Allocated classes (share of sampled bytes)", p.allocatedClasses(), true);
+        }
+    }
+
+    private static void entries(StringBuilder b, String title, List<Results.Entry> list, boolean bytes) {
+        if (list.isEmpty()) {
+            return;
+        }
+        b.append("**").append(title).append("**\n\n| # | ").append(bytes ? "site" : "method")
+                .append(" | share |\n|---:|---|---:|\n");
+        int i = 1;
+        for (Results.Entry e : list) {
+            b.append("| ").append(i++).append(" | `").append(e.name()).append("` | ").append(f(e.percent(), 1))
+                    .append(" % |\n");
+        }
+        b.append('\n');
+    }
+
+    // ---- helpers ----------------------------------------------------------------------------
+
+    static Optional<NonStreamRow> ns(Results r, String peer, int conns) {
+        return r.nonStream().stream().filter(x -> x.peer().equals(peer) && x.connections() == conns).findFirst();
+    }
+
+    static Optional<OpenLoopRow> ol(Results r, String peer) {
+        return r.openLoop().stream().filter(x -> x.peer().equals(peer)).findFirst();
+    }
+
+    static Optional<StreamRow> st(Results r, String peer, int streams) {
+        return r.streaming().stream().filter(x -> x.peer().equals(peer) && x.streams() == streams).findFirst();
+    }
+
+    static String ratio(Optional<Double> a, Optional<Double> b) {
+        if (a.isEmpty() || b.isEmpty() || Double.isNaN(a.get()) || Double.isNaN(b.get()) || b.get() == 0) {
+            return "—";
+        }
+        return "×" + f(a.get() / b.get(), 2);
+    }
+
+    static String diff(Optional<Double> a, Optional<Double> b) {
+        if (a.isEmpty() || b.isEmpty() || Double.isNaN(a.get()) || Double.isNaN(b.get())) {
+            return "—";
+        }
+        double d = a.get() - b.get();
+        return (d >= 0 ? "+" : "") + f(d, 3);
+    }
+
+    static String yes(boolean ok) {
+        return ok ? "yes" : "**no**";
+    }
+
+    public static String f(double v, int decimals) {
+        if (Double.isNaN(v) || Double.isInfinite(v)) {
+            return "—";
+        }
+        return String.format(Locale.ROOT, "%." + decimals + "f", v);
+    }
+}
