@@ -163,19 +163,14 @@ public final class LoadClient implements AutoCloseable {
                     connectErrors, statusErrors, closedErrors));
         }
 
-        final class Conn extends ChannelInboundHandlerAdapter implements ResponseParser.Listener {
-            Channel ch;
-            ResponseParser parser;
+        final class Conn extends ParsingConnection {
             long sentAt;
-            int status;
             boolean retired;
             boolean everActive;
 
             @Override
-            public void channelActive(ChannelHandlerContext ctx) {
-                ch = ctx.channel();
+            void active() {
                 everActive = true;
-                parser = new ResponseParser(ch.alloc(), this);
                 if (System.nanoTime() >= measureEnd || finished) {
                     retired = true;
                     ch.close();
@@ -187,26 +182,6 @@ public final class LoadClient implements AutoCloseable {
             void send() {
                 sentAt = System.nanoTime();
                 ch.writeAndFlush(request.duplicate(), ch.voidPromise());
-            }
-
-            @Override
-            public void channelRead(ChannelHandlerContext ctx, Object msg) {
-                try {
-                    parser.feed((ByteBuf) msg);
-                } catch (ResponseParser.ParseException e) {
-                    ctx.close();
-                } finally {
-                    ReferenceCountUtil.release(msg);
-                }
-            }
-
-            @Override
-            public void onHead(int status) {
-                this.status = status;
-            }
-
-            @Override
-            public void onBody(ByteBuf buf, int index, int length) {
             }
 
             @Override
@@ -394,17 +369,12 @@ public final class LoadClient implements AutoCloseable {
                     measureNanos / 1e9, latencies, connectErrors, statusErrors, closedErrors + overflow + unanswered));
         }
 
-        final class Conn extends ChannelInboundHandlerAdapter implements ResponseParser.Listener {
-            Channel ch;
-            ResponseParser parser;
+        final class Conn extends ParsingConnection {
             long intended;
-            int status;
             boolean inFlight;
 
             @Override
-            public void channelActive(ChannelHandlerContext ctx) {
-                ch = ctx.channel();
-                parser = new ResponseParser(ch.alloc(), this);
+            void active() {
                 if (!finished) {
                     free.addFirst(this);
                     // Requests queued while this connection was being opened.
@@ -423,26 +393,6 @@ public final class LoadClient implements AutoCloseable {
                 inFlight = true;
                 busy++;
                 ch.writeAndFlush(request.duplicate(), ch.voidPromise());
-            }
-
-            @Override
-            public void channelRead(ChannelHandlerContext ctx, Object msg) {
-                try {
-                    parser.feed((ByteBuf) msg);
-                } catch (ResponseParser.ParseException e) {
-                    ctx.close();
-                } finally {
-                    ReferenceCountUtil.release(msg);
-                }
-            }
-
-            @Override
-            public void onHead(int status) {
-                this.status = status;
-            }
-
-            @Override
-            public void onBody(ByteBuf buf, int index, int length) {
             }
 
             @Override
@@ -600,20 +550,15 @@ public final class LoadClient implements AutoCloseable {
             }
         }
 
-        final class StreamConn extends ChannelInboundHandlerAdapter implements ResponseParser.Listener, SseScanner.Sink {
-            Channel ch;
-            ResponseParser parser;
+        final class StreamConn extends ParsingConnection implements SseScanner.Sink {
             final SseScanner scanner = new SseScanner();
             long sentAt;
             long readAt;
-            int status;
             boolean gotEvent;
             boolean complete;
 
             @Override
-            public void channelActive(ChannelHandlerContext ctx) {
-                ch = ctx.channel();
-                parser = new ResponseParser(ch.alloc(), this);
+            void active() {
                 sentAt = System.nanoTime();
                 ch.writeAndFlush(request.duplicate(), ch.voidPromise());
             }
@@ -621,14 +566,12 @@ public final class LoadClient implements AutoCloseable {
             @Override
             public void channelRead(ChannelHandlerContext ctx, Object msg) {
                 readAt = System.nanoTime();
-                try {
-                    parser.feed((ByteBuf) msg);
-                } catch (ResponseParser.ParseException e) {
-                    stats.parseErrors++;
-                    ctx.close();
-                } finally {
-                    ReferenceCountUtil.release(msg);
-                }
+                super.channelRead(ctx, msg);
+            }
+
+            @Override
+            void parseError() {
+                stats.parseErrors++;
             }
 
             @Override
@@ -684,6 +627,49 @@ public final class LoadClient implements AutoCloseable {
             public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
                 ctx.close();
             }
+        }
+    }
+
+    /**
+     * A load connection that feeds what it reads to a {@link ResponseParser}; a parse error
+     * closes it. Subclasses say what happens when it connects and when an answer ends.
+     */
+    abstract static class ParsingConnection extends ChannelInboundHandlerAdapter implements ResponseParser.Listener {
+        Channel ch;
+        ResponseParser parser;
+        int status;
+
+        abstract void active();
+
+        void parseError() {
+        }
+
+        @Override
+        public final void channelActive(ChannelHandlerContext ctx) {
+            ch = ctx.channel();
+            parser = new ResponseParser(ch.alloc(), this);
+            active();
+        }
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            try {
+                parser.feed((ByteBuf) msg);
+            } catch (ResponseParser.ParseException e) {
+                parseError();
+                ctx.close();
+            } finally {
+                ReferenceCountUtil.release(msg);
+            }
+        }
+
+        @Override
+        public void onHead(int status) {
+            this.status = status;
+        }
+
+        @Override
+        public void onBody(ByteBuf buf, int index, int length) {
         }
     }
 }
