@@ -1,15 +1,16 @@
 package io.megallm.proxy.http;
 
+import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;
-import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.EventLoop;
+import io.netty.handler.codec.http.DefaultLastHttpContent;
 import io.netty.handler.codec.http.FullHttpResponse;
-import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaderValues;
+import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseStatus;
@@ -30,6 +31,8 @@ public final class Exchange {
 
     private final RequestReader reader;
     private final ChannelHandlerContext ctx;
+    // The encoder's context: a write from it goes out past the encoder, bytes as they are.
+    private final ChannelHandlerContext encoder;
     private final InboundRequest request;
     private ClientListener listener;
     private boolean headSent;
@@ -57,9 +60,10 @@ public final class Exchange {
         TRUNCATED
     }
 
-    Exchange(RequestReader reader, ChannelHandlerContext ctx, InboundRequest request) {
+    Exchange(RequestReader reader, ChannelHandlerContext ctx, ChannelHandlerContext encoder, InboundRequest request) {
         this.reader = reader;
         this.ctx = ctx;
+        this.encoder = encoder;
         this.request = request;
     }
 
@@ -156,7 +160,7 @@ public final class Exchange {
             ReferenceCountUtil.release(response);
             return;
         }
-        if (request.method().equals(HttpMethod.HEAD) && response.content().isReadable()) {
+        if (headRequest() && response.content().isReadable()) {
             // The headers (Content-Length included) as for GET, never the body: a keep-alive
             // client would read it as the start of the next response.
             FullHttpResponse head = response.replace(Unpooled.EMPTY_BUFFER);
@@ -166,30 +170,39 @@ public final class Exchange {
         prepareHead(response);
         headSent = true;
         bytesOut += response.content().readableBytes();
-        end(ctx.writeAndFlush(response));
+        end(response);
     }
 
-    /** Starts a streamed answer; the head is flushed with the first content or at the end. */
-    public void sendHead(HttpResponse head) {
+    /**
+     * Starts a streamed answer; the head is flushed with the first body bytes or at the end.
+     * Returns true when the client's body is chunked and the upstream's chunk framing may be
+     * passed to it unchanged ({@link #sendBody(ByteBuf, boolean)} with {@code framed}).
+     */
+    public boolean sendHead(HttpResponse head) {
         prepareHead(head);
         headSent = true;
         ctx.write(head, ctx.voidPromise());
+        return encoder != null && HttpUtil.isTransferEncodingChunked(head) && !headRequest();
     }
 
-    /** A body chunk; ownership passes to the connection. A failed write closes the connection. */
-    public void sendContent(HttpContent content) {
-        bytesOut += content.content().readableBytes();
-        ctx.write(content, ctx.voidPromise());
+    /**
+     * Body bytes; ownership passes to the connection. {@code framed}: the bytes carry their own
+     * chunk framing and go out as they are. A failed write closes the connection.
+     */
+    public void sendBody(ByteBuf bytes, boolean framed) {
+        bytesOut += bytes.readableBytes();
+        (framed ? encoder : ctx).write(bytes, ctx.voidPromise());
     }
 
     public void flush() {
         ctx.flush();
     }
 
-    /** The end of a streamed answer. */
-    public void sendLast(LastHttpContent last) {
-        bytesOut += last.content().readableBytes();
-        end(ctx.writeAndFlush(last));
+    /** The end of a streamed answer, with the upstream's trailers if it sent any. */
+    public void sendEnd(HttpHeaders trailers) {
+        LastHttpContent last = trailers.isEmpty() ? LastHttpContent.EMPTY_LAST_CONTENT
+                : new DefaultLastHttpContent(Unpooled.EMPTY_BUFFER, trailers);
+        end(last);
     }
 
     /**
@@ -206,9 +219,12 @@ public final class Exchange {
         finish();
     }
 
-    private void end(ChannelFuture written) {
+    private void end(Object last) {
         if (closeAfter) {
-            written.addListener(ChannelFutureListener.CLOSE);
+            ctx.writeAndFlush(last).addListener(ChannelFutureListener.CLOSE);
+        } else {
+            // No promise to allocate when nobody waits for the write.
+            ctx.writeAndFlush(last, ctx.voidPromise());
         }
         finish();
     }
@@ -219,11 +235,21 @@ public final class Exchange {
         }
         finished = true;
         listener = null;
+        if (encoder != null) {
+            ((ResponseEncoder) encoder.handler()).headRequest(false);
+        }
         request.body().release();
         reader.exchangeDone(this, closeAfter);
     }
 
+    private boolean headRequest() {
+        return request.method().equals(HttpMethod.HEAD);
+    }
+
     private void prepareHead(HttpResponse head) {
+        if (encoder != null) {
+            ((ResponseEncoder) encoder.handler()).headRequest(headRequest());
+        }
         status = head.status().code();
         headNanos = System.nanoTime();
         head.setProtocolVersion(HttpVersion.HTTP_1_1);

@@ -48,6 +48,7 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     private final ExchangeObserver observer;
 
     private ChannelHandlerContext ctx;
+    private ChannelHandlerContext encoder;
     private HttpRequest head;
     private CompositeByteBuf body;
     private long bodyBytes;
@@ -74,6 +75,7 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     @Override
     public void handlerAdded(ChannelHandlerContext ctx) {
         this.ctx = ctx;
+        this.encoder = ctx.pipeline().context(ResponseEncoder.class);
     }
 
     @Override
@@ -182,7 +184,7 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
         ByteBuf content = body != null ? body : Unpooled.EMPTY_BUFFER;
         head = null;
         body = null;
-        Exchange exchange = new Exchange(this, ctx,
+        Exchange exchange = new Exchange(this, ctx, encoder,
                 new InboundRequest(request, content, requestId(request), remote(), startNanos));
         current = exchange;
         lifecycle.requestStarted();

@@ -10,6 +10,7 @@ import io.megallm.proxy.upstream.AcquireCallback;
 import io.megallm.proxy.upstream.UpstreamListener;
 import io.megallm.proxy.upstream.UpstreamPool;
 import io.megallm.proxy.upstream.UpstreamPools;
+import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
@@ -17,7 +18,6 @@ import io.netty.channel.ConnectTimeoutException;
 import io.netty.handler.codec.http.DefaultFullHttpRequest;
 import io.netty.handler.codec.http.EmptyHttpHeaders;
 import io.netty.handler.codec.http.FullHttpResponse;
-import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpMethod;
@@ -25,7 +25,6 @@ import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
-import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.util.AsciiString;
 import io.netty.util.concurrent.ScheduledFuture;
 
@@ -66,7 +65,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private Channel upstream;
     private boolean upstreamReused;
     private boolean upstreamKeepAlive;
-    private boolean skippingInterim;
+    private boolean framedBody;
     private FailoverPolicy.Verdict verdict;
     private BufferedAnswer pendingAnswer;
     private BufferedAnswer lastAnswer;
@@ -123,12 +122,11 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         }
         upstream = ch;
         upstreamReused = reused;
-        UpstreamPools.attach(ch, this);
+        UpstreamPools.attach(ch, this, request.method().equals(HttpMethod.HEAD));
         upstreamHeaders.set(HttpHeaderNames.AUTHORIZATION, key.authorization());
         DefaultFullHttpRequest out = new DefaultFullHttpRequest(HttpVersion.HTTP_1_1, request.method(), upstreamUri,
                 request.body().retainedDuplicate(), upstreamHeaders, EmptyHttpHeaders.INSTANCE);
         phase = Phase.WAITING_HEAD;
-        skippingInterim = false;
         touch();
         armTimer(timeoutNanos);
         ch.writeAndFlush(out).addListener(onWritten);
@@ -162,28 +160,25 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     // ---- upstream events ----------------------------------------------------------------------
 
     @Override
-    public void onResponseHead(HttpResponse head) {
+    public boolean onResponseHead(HttpResponse head, boolean chunked) {
         if (phase != Phase.WAITING_HEAD) {
-            return;
+            return false;
         }
         touch();
         int code = head.status().code();
-        if (code >= 100 && code < 200 && code != 101) {
-            // An interim answer (100 Continue); the real one follows.
-            skippingInterim = true;
-            return;
-        }
         upstreamKeepAlive = HttpUtil.isKeepAlive(head);
         verdict = FailoverPolicy.classify(code);
         events.upstreamHead(System.nanoTime() - attemptStart);
         events.attempt(outcomeOf(code));
         if (verdict == FailoverPolicy.Verdict.RELAY) {
             commit(head);
-            return;
+            // The upstream's chunks go to the client as they are when the client gets chunks too.
+            return chunked && framedBody;
         }
         judgeKey(head, code);
         pendingAnswer = new BufferedAnswer(head, exchange.alloc());
         phase = Phase.BUFFERING;
+        return false;
     }
 
     private static RelayEvents.Outcome outcomeOf(int code) {
@@ -224,7 +219,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             // The upstream ends the body by closing; the client gets chunks so its connection survives.
             HttpUtil.setTransferEncodingChunked(head, true);
         }
-        exchange.sendHead(head);
+        framedBody = exchange.sendHead(head);
     }
 
     private boolean bodyAllowed(HttpResponse head) {
@@ -233,30 +228,13 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     }
 
     @Override
-    public void onContent(HttpContent content) {
+    public void onBody(ByteBuf bytes) {
         touch();
-        if (skippingInterim) {
-            content.release();
-            if (content instanceof LastHttpContent) {
-                skippingInterim = false;
-            }
-            return;
-        }
         switch (phase) {
-            case STREAMING -> {
-                if (content instanceof LastHttpContent last) {
-                    finishUpstream();
-                    events.upstreamDone(System.nanoTime() - attemptStart);
-                    exchange.sendLast(last);
-                    done();
-                } else {
-                    exchange.sendContent(content);
-                }
-            }
+            case STREAMING -> exchange.sendBody(bytes, framedBody);
             case BUFFERING -> {
-                boolean kept = pendingAnswer.append(content.content());
-                boolean last = content instanceof LastHttpContent;
-                content.release();
+                boolean kept = pendingAnswer.append(bytes);
+                bytes.release();
                 if (!kept) {
                     // Too big to keep: the answer is dropped and the attempt ends here.
                     pendingAnswer.release();
@@ -265,17 +243,32 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
                     upstream = null;
                     pool.discard(ch);
                     afterFailedAnswer();
-                } else if (last) {
-                    finishUpstream();
-                    if (lastAnswer != null) {
-                        lastAnswer.release();
-                    }
-                    lastAnswer = pendingAnswer;
-                    pendingAnswer = null;
-                    afterFailedAnswer();
                 }
             }
-            default -> content.release();
+            default -> bytes.release();
+        }
+    }
+
+    @Override
+    public void onResponseEnd(HttpHeaders trailers) {
+        touch();
+        switch (phase) {
+            case STREAMING -> {
+                finishUpstream();
+                events.upstreamDone(System.nanoTime() - attemptStart);
+                exchange.sendEnd(trailers);
+                done();
+            }
+            case BUFFERING -> {
+                finishUpstream();
+                if (lastAnswer != null) {
+                    lastAnswer.release();
+                }
+                lastAnswer = pendingAnswer;
+                pendingAnswer = null;
+                afterFailedAnswer();
+            }
+            default -> { }
         }
     }
 
@@ -334,7 +327,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
 
     private void failedBeforeAnswer(Throwable cause) {
         cancelTimer();
-        if (upstreamReused && !staleRetried && !skippingInterim) {
+        if (upstreamReused && !staleRetried) {
             // A pooled connection the server had already closed: not the key's fault, not a retry.
             staleRetried = true;
             phase = Phase.ACQUIRING;

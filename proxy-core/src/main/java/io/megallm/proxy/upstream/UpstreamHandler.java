@@ -1,25 +1,29 @@
 package io.megallm.proxy.upstream;
 
+import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
-import io.netty.handler.codec.http.HttpContent;
+import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpResponse;
 import io.netty.util.ReferenceCountUtil;
 
 /**
- * The last handler of an upstream connection: passes the decoded response to whichever
- * request holds the connection now. An idle pooled connection has no listener, and anything
- * it receives (the server closing it, or stray bytes) ends it.
+ * The last handler of an upstream connection: reads the response off the socket's buffers
+ * ({@link ResponseParser}) and passes it to whichever request holds the connection now. An idle
+ * pooled connection has no listener, and anything it receives (the server closing it, or stray
+ * bytes) ends it.
  */
-final class UpstreamHandler extends ChannelInboundHandlerAdapter {
+final class UpstreamHandler extends ChannelInboundHandlerAdapter implements ResponseParser.Sink {
 
+    private final ResponseParser parser = new ResponseParser(this);
     private UpstreamListener listener;
     private long idleSinceNanos;
     private boolean used;
 
-    void attach(UpstreamListener listener) {
+    void attach(UpstreamListener listener, boolean headRequest) {
         this.listener = listener;
         this.used = true;
+        parser.reset(headRequest);
     }
 
     void detach(long nowNanos) {
@@ -37,33 +41,40 @@ final class UpstreamHandler extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
-        UpstreamListener l = listener;
-        if (l == null) {
+        if (listener == null || !(msg instanceof ByteBuf bytes)) {
             ReferenceCountUtil.release(msg);
             ctx.close();
             return;
         }
-        if (msg instanceof HttpResponse head) {
-            if (head.decoderResult().isFailure()) {
-                ReferenceCountUtil.release(msg);
-                detachAndClose(ctx, head.decoderResult().cause());
-                return;
-            }
-            l.onResponseHead(head);
+        try {
+            parser.feed(bytes, ctx.alloc());
+        } catch (MalformedResponseException e) {
+            detachAndClose(ctx, e);
         }
-        if (msg instanceof HttpContent content) {
-            if (content.decoderResult().isFailure()) {
-                content.release();
-                detachAndClose(ctx, content.decoderResult().cause());
-                return;
-            }
-            // The listener may have detached (and pooled or closed us) while handling the head.
-            UpstreamListener now = listener;
-            if (now == null) {
-                content.release();
-                return;
-            }
-            now.onContent(content);
+    }
+
+    @Override
+    public boolean onHead(HttpResponse head, boolean chunked) {
+        UpstreamListener l = listener;
+        return l != null && l.onResponseHead(head, chunked);
+    }
+
+    @Override
+    public void onBody(ByteBuf bytes) {
+        // The listener may have let go of the connection (pooled or closed it) on the way.
+        UpstreamListener l = listener;
+        if (l == null) {
+            bytes.release();
+            return;
+        }
+        l.onBody(bytes);
+    }
+
+    @Override
+    public void onEnd(HttpHeaders trailers) {
+        UpstreamListener l = listener;
+        if (l != null) {
+            l.onResponseEnd(trailers);
         }
     }
 
@@ -77,6 +88,12 @@ final class UpstreamHandler extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
+        if (listener != null && parser.closed()) {
+            // A body that runs until the close has just ended, cleanly.
+            listener = null;
+            return;
+        }
+        parser.releaseBuffers();
         UpstreamListener l = listener;
         listener = null;
         if (l != null) {
@@ -85,11 +102,17 @@ final class UpstreamHandler extends ChannelInboundHandlerAdapter {
     }
 
     @Override
+    public void handlerRemoved(ChannelHandlerContext ctx) {
+        parser.releaseBuffers();
+    }
+
+    @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
         detachAndClose(ctx, cause);
     }
 
     private void detachAndClose(ChannelHandlerContext ctx, Throwable cause) {
+        parser.releaseBuffers();
         UpstreamListener l = listener;
         listener = null;
         ctx.close();

@@ -9,7 +9,7 @@ import io.netty.channel.ChannelPipeline;
 import io.netty.channel.EventLoop;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.socket.SocketChannel;
-import io.netty.handler.codec.http.HttpClientCodec;
+import io.netty.handler.codec.http.HttpRequestEncoder;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.util.concurrent.ScheduledFuture;
@@ -80,7 +80,7 @@ public final class UpstreamPool {
                             engine.setSSLParameters(params);
                             p.addLast("tls", new SslHandler(engine));
                         }
-                        p.addLast("http", new HttpClientCodec(4096, 64 * 1024, 64 * 1024));
+                        p.addLast("http", new HttpRequestEncoder());
                         p.addLast("relay", new UpstreamHandler());
                     }
                 });
@@ -177,8 +177,8 @@ public final class UpstreamPool {
         ch.close();
     }
 
-    static void attach(Channel ch, UpstreamListener listener) {
-        ch.pipeline().get(UpstreamHandler.class).attach(listener);
+    static void attach(Channel ch, UpstreamListener listener, boolean headRequest) {
+        ch.pipeline().get(UpstreamHandler.class).attach(listener, headRequest);
     }
 
     int idleCount() {

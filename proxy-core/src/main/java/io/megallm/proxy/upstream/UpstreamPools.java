@@ -50,8 +50,8 @@ public final class UpstreamPools {
     }
 
     /** Binds a held connection to the request that now uses it. */
-    public static void attach(Channel ch, UpstreamListener listener) {
-        UpstreamPool.attach(ch, listener);
+    public static void attach(Channel ch, UpstreamListener listener, boolean headRequest) {
+        UpstreamPool.attach(ch, listener, headRequest);
     }
 
     /** Open upstream connections, busy and idle. */

@@ -14,7 +14,6 @@ import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpObjectAggregator;
 import io.netty.handler.codec.http.HttpResponseDecoder;
-import io.netty.handler.codec.http.HttpResponseEncoder;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpVersion;
 import org.junit.jupiter.api.AfterEach;
@@ -72,7 +71,7 @@ class RequestReaderTest {
     private EmbeddedChannel open(RequestRouter router, long maxBody) {
         channel = new EmbeddedChannel(
                 new StrictRequestDecoder(new HttpDecoderConfig()),
-                new HttpResponseEncoder(),
+                new ResponseEncoder(),
                 new RequestReader(router, maxBody, lifecycle));
         return channel;
     }

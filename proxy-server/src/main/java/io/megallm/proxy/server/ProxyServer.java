@@ -26,7 +26,7 @@ import io.netty.channel.EventLoopGroup;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.codec.http.HttpDecoderConfig;
-import io.netty.handler.codec.http.HttpResponseEncoder;
+import io.megallm.proxy.http.ResponseEncoder;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -102,7 +102,7 @@ public final class ProxyServer {
                     @Override
                     protected void initChannel(SocketChannel ch) {
                         ch.pipeline().addLast("decoder", new StrictRequestDecoder(decoderConfig))
-                                .addLast("encoder", new HttpResponseEncoder())
+                                .addLast("encoder", new ResponseEncoder())
                                 .addLast("reader", new RequestReader(router, maxBody, lifecycle, observer));
                     }
                 });

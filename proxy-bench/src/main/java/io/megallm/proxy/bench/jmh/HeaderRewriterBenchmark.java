@@ -11,7 +11,7 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
 import io.netty.handler.codec.http.HttpDecoderConfig;
 import io.netty.handler.codec.http.HttpHeaders;
-import io.netty.handler.codec.http.HttpResponseEncoder;
+import io.megallm.proxy.http.ResponseEncoder;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -90,7 +90,7 @@ public class HeaderRewriterBenchmark {
         BenchLogging.quiet();
         Exchange[] captured = new Exchange[1];
         channel = new RemoteEmbeddedChannel(new StrictRequestDecoder(new HttpDecoderConfig()),
-                new HttpResponseEncoder(), new RequestReader(ex -> captured[0] = ex, 10 << 20, new ServerLifecycle()));
+                new ResponseEncoder(), new RequestReader(ex -> captured[0] = ex, 10 << 20, new ServerLifecycle()));
         channel.writeInbound(Unpooled.copiedBuffer(REQUEST, StandardCharsets.US_ASCII));
         if (captured[0] == null) {
             throw new IllegalStateException("the request did not reach the router");

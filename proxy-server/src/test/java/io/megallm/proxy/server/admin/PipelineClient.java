@@ -17,7 +17,7 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.handler.codec.http.HttpDecoderConfig;
-import io.netty.handler.codec.http.HttpResponseEncoder;
+import io.megallm.proxy.http.ResponseEncoder;
 
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
@@ -50,7 +50,7 @@ final class PipelineClient {
                 return peer;
             }
         };
-        ch.pipeline().addLast(new StrictRequestDecoder(new HttpDecoderConfig()), new HttpResponseEncoder(),
+        ch.pipeline().addLast(new StrictRequestDecoder(new HttpDecoderConfig()), new ResponseEncoder(),
                 new RequestReader(router, 1024 * 1024, lifecycle));
         ch.pipeline().fireChannelActive();
         ch.writeInbound(Unpooled.copiedBuffer(request, StandardCharsets.ISO_8859_1));

@@ -2,10 +2,15 @@ package io.megallm.proxy.server.relay;
 
 import io.megallm.proxy.server.testing.ProxyUnderTest;
 import io.megallm.proxy.testing.MockUpstream;
+import io.netty.buffer.Unpooled;
 import org.junit.jupiter.api.Test;
 
+import java.io.ByteArrayOutputStream;
+import java.io.InputStream;
+import java.net.Socket;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -81,6 +86,32 @@ class ForwardingTest {
             }
             String connection = seen.headers().get("Connection");
             assertTrue(connection == null || !connection.toLowerCase().contains("x-secret-hop"));
+        }
+    }
+
+    @Test
+    void aHeadAnswerHasNoBodyAndTheConnectionCarriesOn() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            // A chunked head without a body, as an upstream answers HEAD.
+            p.upstream.otherwise((ctx, req) -> ctx.pipeline().firstContext().writeAndFlush(Unpooled.copiedBuffer(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+                    StandardCharsets.ISO_8859_1)));
+            try (Socket s = RawHttp.connect(p.port())) {
+                s.getOutputStream().write("HEAD /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
+                        .getBytes(StandardCharsets.ISO_8859_1));
+                InputStream in = s.getInputStream();
+                String head = RawHttp.readHead(in, new ByteArrayOutputStream());
+                assertTrue(head.startsWith("HTTP/1.1 200"), head);
+                // Raw as well: the mock's own codec, which saw no answer to the HEAD, would drop this body.
+                p.upstream.otherwise((ctx, req) -> ctx.pipeline().firstContext().writeAndFlush(Unpooled.copiedBuffer(
+                        "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{\"data\":[]}", StandardCharsets.ISO_8859_1)));
+                s.getOutputStream().write("GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
+                        .getBytes(StandardCharsets.ISO_8859_1));
+                // Had the HEAD answer carried a terminating chunk, it would come first here.
+                String next = RawHttp.readResponse(in);
+                assertTrue(next.startsWith("HTTP/1.1 200"), next);
+                assertTrue(next.endsWith("{\"data\":[]}"), next);
+            }
         }
     }
 

@@ -124,6 +124,34 @@ class StreamingTest {
     }
 
     @Test
+    void chunkFramingAndTrailersReachTheClientAsTheUpstreamSentThem() throws Exception {
+        String event = MockUpstream.event(0);
+        // Leading zeros, a chunk extension, a trailer: nothing a decoder and re-encoder would keep.
+        String chunks = "00" + Integer.toHexString(event.length()) + ";ext=1\r\n" + event + "\r\n5\r\nhello\r\n";
+        String end = "0\r\nX-Trailer: done\r\n\r\n";
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            p.upstream.otherwise((ctx, req) -> ctx.pipeline().firstContext().writeAndFlush(Unpooled.copiedBuffer(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            + chunks + end, StandardCharsets.ISO_8859_1)));
+            try (Socket s = openStream(p)) {
+                InputStream in = s.getInputStream();
+                String head = RawHttp.readHead(in, new ByteArrayOutputStream()).toLowerCase();
+                assertTrue(head.contains("transfer-encoding: chunked"), head);
+                byte[] body = in.readNBytes(chunks.length() + end.length());
+                assertEquals(chunks + end, new String(body, StandardCharsets.ISO_8859_1));
+
+                // The response ended where the upstream ended it: its connection was pooled and
+                // serves the next request, and the client connection carries on.
+                p.upstream.otherwise(MockUpstream.json(200, "{}"));
+                s.getOutputStream().write(streamRequest().getBytes(StandardCharsets.ISO_8859_1));
+                String next = RawHttp.readResponse(in);
+                assertTrue(next.startsWith("HTTP/1.1 200"), next);
+                assertEquals(1, p.upstream.connectionsOpened());
+            }
+        }
+    }
+
+    @Test
     void clientHangUpMidStreamClosesTheUpstreamConnection() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
             p.upstream.otherwise(MockUpstream.sse(10_000, 20));
