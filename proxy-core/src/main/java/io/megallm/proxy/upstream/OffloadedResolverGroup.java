@@ -4,6 +4,7 @@ import io.netty.resolver.AddressResolver;
 import io.netty.resolver.AddressResolverGroup;
 import io.netty.resolver.InetNameResolver;
 import io.netty.util.concurrent.EventExecutor;
+import io.netty.util.NetUtil;
 import io.netty.util.concurrent.Promise;
 
 import java.net.InetAddress;
@@ -11,6 +12,7 @@ import java.net.InetSocketAddress;
 import java.net.UnknownHostException;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadPoolExecutor;
@@ -21,10 +23,24 @@ import java.util.concurrent.TimeUnit;
  * domains, the JVM's DNS cache, as every other program on the box) but on a small thread pool
  * of its own. Netty's default resolver calls the same blocking lookup on the event loop, where
  * one slow DNS answer would stall every stream that loop carries.
+ *
+ * <p>An address literal needs no lookup, and a name looked up less than {@link #TTL_NANOS} ago
+ * is answered from the last lookup: both on the loop itself, so a new upstream connection does
+ * not cost two thread hand-offs (to the lookup thread and back) when nothing is to be looked up.
  */
 final class OffloadedResolverGroup extends AddressResolverGroup<InetSocketAddress> {
 
+    /** As long as the JVM keeps a successful lookup by default (networkaddress.cache.ttl). */
+    static final long TTL_NANOS = TimeUnit.SECONDS.toNanos(30);
+
     private final ExecutorService lookups;
+    private final ConcurrentHashMap<String, Resolved> recent = new ConcurrentHashMap<>();
+
+    private record Resolved(List<InetAddress> addresses, long atNanos) {
+        boolean fresh(long now) {
+            return now - atNanos < TTL_NANOS;
+        }
+    }
 
     OffloadedResolverGroup() {
         ThreadPoolExecutor pool = new ThreadPoolExecutor(2, 2, 30, TimeUnit.SECONDS, new LinkedBlockingQueue<>(),
@@ -42,9 +58,14 @@ final class OffloadedResolverGroup extends AddressResolverGroup<InetSocketAddres
         return new InetNameResolver(loop) {
             @Override
             protected void doResolve(String host, Promise<InetAddress> promise) {
+                List<InetAddress> known = known(host);
+                if (known != null) {
+                    promise.trySuccess(known.get(0));
+                    return;
+                }
                 lookups.execute(() -> {
                     try {
-                        promise.trySuccess(InetAddress.getByName(host));
+                        promise.trySuccess(lookUp(host).get(0));
                     } catch (UnknownHostException | SecurityException e) {
                         promise.tryFailure(e);
                     }
@@ -53,15 +74,40 @@ final class OffloadedResolverGroup extends AddressResolverGroup<InetSocketAddres
 
             @Override
             protected void doResolveAll(String host, Promise<List<InetAddress>> promise) {
+                List<InetAddress> known = known(host);
+                if (known != null) {
+                    promise.trySuccess(known);
+                    return;
+                }
                 lookups.execute(() -> {
                     try {
-                        promise.trySuccess(Arrays.asList(InetAddress.getAllByName(host)));
+                        promise.trySuccess(lookUp(host));
                     } catch (UnknownHostException | SecurityException e) {
                         promise.tryFailure(e);
                     }
                 });
             }
         }.asAddressResolver();
+    }
+
+    /** The addresses of a literal, or of a name looked up a moment ago; null when a lookup is due. */
+    List<InetAddress> known(String host) {
+        byte[] literal = NetUtil.createByteArrayFromIpAddressString(host);
+        if (literal != null) {
+            try {
+                return List.of(InetAddress.getByAddress(host, literal));
+            } catch (UnknownHostException e) {
+                return null;
+            }
+        }
+        Resolved r = recent.get(host);
+        return r != null && r.fresh(System.nanoTime()) ? r.addresses() : null;
+    }
+
+    private List<InetAddress> lookUp(String host) throws UnknownHostException {
+        List<InetAddress> addresses = Arrays.asList(InetAddress.getAllByName(host));
+        recent.put(host, new Resolved(addresses, System.nanoTime()));
+        return addresses;
     }
 
     @Override

@@ -46,7 +46,6 @@ public final class ProxyServer {
     private final KeyPool keys = new KeyPool();
     private final KeyFile keyFile;
     private final ServerLifecycle lifecycle = new ServerLifecycle();
-    private EventLoopGroup boss;
     private EventLoopGroup workers;
     private UpstreamPools pools;
     private ProxyMetrics metrics;
@@ -66,7 +65,6 @@ public final class ProxyServer {
     /** Binds the listening socket; throws when the address cannot be bound. */
     public ProxyServer start() throws InterruptedException {
         int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
-        boss = transport.newGroup(1, "megallm-accept");
         workers = transport.newGroup(threads, "megallm-io");
         keyFile.loadAtStart();
         watcher = new KeyFileWatcher(keyFile).start();
@@ -91,7 +89,9 @@ public final class ProxyServer {
                 .setMaxChunkSize(64 * 1024);
 
         ServerBootstrap b = new ServerBootstrap()
-                .group(boss, workers)
+                // Accepting on an I/O loop, as Nginx's workers do: with one loop (one core) a new
+                // connection starts on the thread that serves it, with no hand-off.
+                .group(workers)
                 .channel(transport.serverChannel())
                 .option(ChannelOption.SO_BACKLOG, 4096)
                 .option(ChannelOption.SO_REUSEADDR, true)
@@ -180,9 +180,6 @@ public final class ProxyServer {
     }
 
     private void stopLoops() {
-        if (boss != null) {
-            boss.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
-        }
         if (workers != null) {
             workers.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
         }
