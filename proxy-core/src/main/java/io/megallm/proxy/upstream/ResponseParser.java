@@ -248,14 +248,8 @@ final class ResponseParser {
             }
             int colon = headerName(h, pos, to);
             AsciiString name = new AsciiString(h, pos, colon - pos, false);
-            int vs = colon + 1;
-            while (vs < to && (h[vs] == ' ' || h[vs] == '\t')) {
-                vs++;
-            }
-            int ve = to;
-            while (ve > vs && (h[ve - 1] == ' ' || h[ve - 1] == '\t')) {
-                ve--;
-            }
+            int vs = skipWhitespace(h, colon + 1, to);
+            int ve = trimWhitespace(h, vs, to);
             for (int i = vs; i < ve; i++) {
                 if (h[i] == 0 || h[i] == '\r') {
                     throw new MalformedResponseException("forbidden character in a header value");
@@ -340,6 +334,20 @@ final class ResponseParser {
             }
         }
         return h.length;
+    }
+
+    private static int skipWhitespace(byte[] h, int from, int to) {
+        while (from < to && (h[from] == ' ' || h[from] == '\t')) {
+            from++;
+        }
+        return from;
+    }
+
+    private static int trimWhitespace(byte[] h, int from, int to) {
+        while (to > from && (h[to - 1] == ' ' || h[to - 1] == '\t')) {
+            to--;
+        }
+        return to;
     }
 
     private static int trimCr(byte[] h, int from, int lf) {
@@ -650,14 +658,8 @@ final class ResponseParser {
             int to = trimCr(t, pos, end);
             if (to > pos) {
                 int colon = headerName(t, pos, to);
-                int vs = colon + 1;
-                while (vs < to && (t[vs] == ' ' || t[vs] == '\t')) {
-                    vs++;
-                }
-                int ve = to;
-                while (ve > vs && (t[ve - 1] == ' ' || t[ve - 1] == '\t')) {
-                    ve--;
-                }
+                int vs = skipWhitespace(t, colon + 1, to);
+                int ve = trimWhitespace(t, vs, to);
                 trailers.add(new AsciiString(t, pos, colon - pos, false), new AsciiString(t, vs, ve - vs, false));
             }
             pos = end + 1;
