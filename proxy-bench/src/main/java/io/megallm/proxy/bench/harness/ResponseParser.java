@@ -227,37 +227,31 @@ public final class ResponseParser {
     }
 
     private static boolean nameIs(ByteBuf b, int from, int to, String name) {
-        if (to - from != name.length()) {
-            return false;
-        }
-        for (int i = 0; i < name.length(); i++) {
-            int c = b.getByte(from + i);
-            if (c >= 'A' && c <= 'Z') {
-                c += 32;
-            }
-            if (c != name.charAt(i)) {
-                return false;
-            }
-        }
-        return true;
+        return to - from == name.length() && lowerMatches(b, from, name);
     }
 
     private static boolean containsChunked(ByteBuf b, int from, int to) {
         String word = "chunked";
-        outer:
         for (int i = from; i <= to - word.length(); i++) {
-            for (int k = 0; k < word.length(); k++) {
-                int c = b.getByte(i + k);
-                if (c >= 'A' && c <= 'Z') {
-                    c += 32;
-                }
-                if (c != word.charAt(k)) {
-                    continue outer;
-                }
+            if (lowerMatches(b, i, word)) {
+                return true;
             }
-            return true;
         }
         return false;
+    }
+
+    /** Whether the bytes at {@code at}, ASCII letters lowered, are {@code word} (lower case). */
+    private static boolean lowerMatches(ByteBuf b, int at, String word) {
+        for (int i = 0; i < word.length(); i++) {
+            int c = b.getByte(at + i);
+            if (c >= 'A' && c <= 'Z') {
+                c += 32;
+            }
+            if (c != word.charAt(i)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static long parseDecimal(ByteBuf b, int from, int to) {
