@@ -89,14 +89,14 @@ class OperatorSurfaceTest {
             HttpResponse<String> r = p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions?secret=query"))
                     .header("Content-Type", "application/json")
                     .header("X-Forwarded-For", "198.51.100.23")
-                    .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"gpt-4o mini\",\"stream\":false}")));
+                    .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"gpt-4o mini\\u00e9\",\"stream\":false}")));
             assertEquals(200, r.statusCode());
             String rid = r.headers().firstValue("x-request-id").orElseThrow();
             String line = awaitAccessLine(p, rid);
             assertTrue(line.contains(" method=POST "), line);
             assertTrue(line.contains(" path=/v1/chat/completions "), line);
             assertFalse(line.contains("secret=query"), "the query string stays out of the log");
-            assertTrue(line.contains(" model=gpt-4o_mini "), line);
+            assertTrue(line.contains(" model=gpt-4o_mini\u00e9 "), line);
             assertTrue(line.contains(" stream=false "), line);
             assertTrue(line.contains(" status=200 "), line);
             assertTrue(line.contains(" key=" + ApiKey.mask(p.keys.get(1)) + " "), line);

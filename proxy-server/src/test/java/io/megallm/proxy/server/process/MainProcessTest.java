@@ -1,5 +1,6 @@
 package io.megallm.proxy.server.process;
 
+import io.megallm.proxy.key.ApiKey;
 import io.megallm.proxy.testing.MockUpstream;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandlerContext;
@@ -49,6 +50,8 @@ import static org.junit.jupiter.api.Assertions.fail;
 class MainProcessTest {
 
     private static final String POOL_KEY = "sk-mega-process-test-SECRETKEY-0001";
+    /** Not ASCII, and beyond the Basic Multilingual Plane: the access log must still be UTF-8. */
+    private static final String MODEL = "gpt-4o-caf\u00e9-\uD83D\uDE42";
     private static final int EVENTS = 30;
 
     @TempDir
@@ -244,7 +247,7 @@ class MainProcessTest {
                     "MEGALLM_TIMEOUT", "30"));
             try {
                 awaitListening(p, port);
-                String body = "{\"model\":\"gpt-4o\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+                String body = "{\"model\":\"" + MODEL + "\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
                 try (Socket s = new Socket()) {
                     s.connect(new InetSocketAddress("127.0.0.1", port), 5000);
                     s.setSoTimeout(30_000);
@@ -309,6 +312,8 @@ class MainProcessTest {
         String access = Files.readString(accessLog, StandardCharsets.UTF_8);
         assertTrue(access.contains(" method=POST path=/v1/chat/completions ") && access.contains(" stream=true ")
                 && access.contains(" status=200 ") && access.contains(" end=complete"), access);
+        assertTrue(access.contains(" model=" + MODEL + " "), access);
+        assertTrue(access.contains(" key=" + ApiKey.mask(POOL_KEY) + " "), access);
         assertFalse(access.contains(POOL_KEY), "the pool key is in access.log in full");
         String console = stdout() + stderr();
         assertFalse(console.contains(POOL_KEY), "the pool key is on the console in full");

@@ -4,6 +4,7 @@ import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.classic.spi.IThrowableProxy;
 import ch.qos.logback.core.AppenderBase;
 
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -15,8 +16,13 @@ public final class LogCapture extends AppenderBase<ILoggingEvent> {
 
     @Override
     protected void append(ILoggingEvent event) {
+        String message = event.getFormattedMessage();
+        if ("megallm.access".equals(event.getLoggerName())) {
+            // Access messages are UTF-8 bytes one per char; their appenders write them with ISO-8859-1.
+            message = new String(message.getBytes(StandardCharsets.ISO_8859_1), StandardCharsets.UTF_8);
+        }
         StringBuilder b = new StringBuilder(event.getLevel().toString()).append(' ')
-                .append(event.getLoggerName()).append(" - ").append(event.getFormattedMessage());
+                .append(event.getLoggerName()).append(" - ").append(message);
         for (IThrowableProxy t = event.getThrowableProxy(); t != null; t = t.getCause()) {
             b.append(" | ").append(t.getClassName()).append(": ").append(t.getMessage());
         }
