@@ -316,6 +316,9 @@ class MainProcessTest {
         assertTrue(access.contains(" key=" + ApiKey.mask(POOL_KEY) + " "), access);
         assertFalse(access.contains(POOL_KEY), "the pool key is in access.log in full");
         String console = stdout() + stderr();
+        assertTrue(console.contains(" path=/v1/chat/completions ") && console.contains(" model=" + MODEL + " "),
+                "the access line is not on the console: " + console);
+        assertFalse(console.contains("|-WARN") || console.contains("|-ERROR"), "logback reports a problem: " + console);
         assertFalse(console.contains(POOL_KEY), "the pool key is on the console in full");
         assertFalse(console.contains("\tat "), console);
     }
