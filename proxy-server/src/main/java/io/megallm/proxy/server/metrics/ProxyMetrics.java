@@ -11,6 +11,7 @@ import io.megallm.proxy.upstream.UpstreamPools;
 
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
@@ -24,7 +25,8 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
     private final KeyPool keys;
     private final ServerLifecycle lifecycle;
     private final UpstreamPools pools;
-    private final Map<String, LongAdder> requests = new ConcurrentHashMap<>();
+    /** Per route label: one adder per method class and status (0 = no status), made on first use. */
+    private final Map<String, AtomicReferenceArray<LongAdder>> requests = new ConcurrentHashMap<>();
     private final LongAdder[] attempts = new LongAdder[RelayEvents.Outcome.values().length];
     private final LongAdder[] endings = new LongAdder[Exchange.Ending.values().length];
     private final LongAdder keySwitches = new LongAdder();
@@ -85,13 +87,23 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
         requestBytes.add(bytes);
     }
 
+    /**
+     * Counts the request under its route, method and status by index: a label string built and
+     * hashed per request cost more than the rest of this method.
+     */
     @Override
     public void onEnd(Exchange exchange) {
-        String key = exchange.route() + '\u0000' + methodClass(exchange.request().method().name()) + '\u0000'
-                + (exchange.status() == 0 ? "none" : Integer.toString(exchange.status()));
-        LongAdder counter = requests.get(key);
+        String route = exchange.route();
+        AtomicReferenceArray<LongAdder> byRoute = requests.get(route);
+        if (byRoute == null) {
+            byRoute = requests.computeIfAbsent(route, r -> new AtomicReferenceArray<>(METHOD_CLASSES.length * STATUSES));
+        }
+        int status = exchange.status();
+        int i = methodClass(exchange.request().method().name()) * STATUSES + (status > 0 && status < STATUSES ? status : 0);
+        LongAdder counter = byRoute.get(i);
         if (counter == null) {
-            counter = requests.computeIfAbsent(key, k -> new LongAdder());
+            byRoute.compareAndSet(i, null, new LongAdder());
+            counter = byRoute.get(i);
         }
         counter.increment();
         endings[exchange.ending().ordinal()].increment();
@@ -99,10 +111,20 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
         requestDuration.recordNanos(System.nanoTime() - exchange.request().startNanos());
     }
 
-    private static String methodClass(String method) {
+    private static final String[] METHOD_CLASSES = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "OTHER"};
+    /** HTTP status codes have three digits; index 0 stands for "none". */
+    private static final int STATUSES = 1000;
+
+    private static int methodClass(String method) {
         return switch (method) {
-            case "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS" -> method;
-            default -> "OTHER";
+            case "GET" -> 0;
+            case "POST" -> 1;
+            case "PUT" -> 2;
+            case "PATCH" -> 3;
+            case "DELETE" -> 4;
+            case "HEAD" -> 5;
+            case "OPTIONS" -> 6;
+            default -> 7;
         };
     }
 
@@ -115,9 +137,15 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
     public String scrape() {
         PrometheusText t = new PrometheusText();
         t.family("megallm_requests_total", "counter", "Requests answered, by route, method and status.");
-        requests.forEach((k, v) -> {
-            String[] parts = k.split("\u0000", 3);
-            t.sample("megallm_requests_total", v.sum(), "route", parts[0], "method", parts[1], "status", parts[2]);
+        requests.forEach((route, counters) -> {
+            for (int i = 0; i < counters.length(); i++) {
+                LongAdder c = counters.get(i);
+                if (c != null) {
+                    int status = i % STATUSES;
+                    t.sample("megallm_requests_total", c.sum(), "route", route, "method", METHOD_CLASSES[i / STATUSES],
+                            "status", status == 0 ? "none" : Integer.toString(status));
+                }
+            }
         });
         t.family("megallm_request_endings_total", "counter",
                 "Requests by how they ended: complete, client_gone (client disconnected), truncated (upstream failed mid-answer).");
