@@ -49,6 +49,7 @@ public final class ProxyServer {
     private EventLoopGroup workers;
     private UpstreamPools pools;
     private ProxyMetrics metrics;
+    private AccessLog accessLog;
     private KeyFileWatcher watcher;
     private Channel listener;
 
@@ -76,7 +77,8 @@ public final class ProxyServer {
                 settings.maxKeyRetries(), settings.keyCooldownSeconds()), lifecycle, metrics);
         AccessControl access = new AccessControl(settings.adminToken(), settings.proxyApiKeys());
         Router router = new Router(relay, keys, keyFile, access, metrics);
-        AccessLog accessLog = new AccessLog();
+        accessLog = new AccessLog();
+        AccessLog accessLog = this.accessLog;
         ProxyMetrics m = metrics;
         ExchangeObserver observer = exchange -> {
             m.onEnd(exchange);
@@ -176,6 +178,9 @@ public final class ProxyServer {
             pools.close();
         }
         stopLoops();
+        if (accessLog != null) {
+            accessLog.flushStopped();
+        }
         log.info("megallm-proxy stopped");
     }
 

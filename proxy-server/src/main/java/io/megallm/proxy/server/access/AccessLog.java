@@ -11,18 +11,25 @@ import java.net.InetSocketAddress;
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
 
 /**
  * One line per finished request in {@code access.log} (logger {@code megallm.access}). Fields are
  * {@code name=value}, values without spaces, so the line greps and splits. The key is the masked
  * form; the query string is left out because clients put secrets there.
  *
- * <p>Lines are collected per event loop and handed to logback once per loop iteration, as one
- * event of several lines: a logback event per request (a queue hand-off and a thread wake-up
- * each) cost as much CPU as the whole relay under load. Each line carries its own timestamp.
+ * <p>Lines are collected per event loop and handed to logback as one event of many lines, at
+ * most {@value #FLUSH_MILLIS} ms after the first of them or when {@value #FLUSH_AT} bytes are
+ * waiting, as Nginx's {@code access_log ... buffer= flush=} does. Each hand-off wakes logback's
+ * writer thread, which on a one-core budget shares the event loop's core, and makes one write per
+ * appender: a logback event per request cost as much CPU as the whole relay under load, one per
+ * loop iteration still about 1 µs per request. Each line carries its own timestamp, and
+ * {@link #flushStopped()} writes what is left once the loops have stopped.
  *
- * <p>A line is built as its UTF-8 bytes, one byte per char, and the access appenders write it
- * back with ISO-8859-1, byte for byte (see logback.xml). The masked key's {@code …} would
+ * <p>A line is built as its UTF-8 bytes, one byte per char, and {@link AccessLineEncoder} writes
+ * it back byte for byte. The masked key's {@code …} would
  * otherwise turn every line into a two-byte-per-char string that is widened on the event loop and
  * transcoded again by each appender: about 1 µs per request, 6 % of the proxy's CPU under load.
  * Header values and the path already arrive that way from Netty (one char per received byte), so
@@ -33,18 +40,23 @@ public final class AccessLog implements ExchangeObserver {
     private static final Logger log = LoggerFactory.getLogger("megallm.access");
     private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss.SSSXXX")
             .withZone(ZoneOffset.UTC);
-    private static final int FLUSH_AT = 32 * 1024;
+    static final int FLUSH_AT = 64 * 1024;
+    static final long FLUSH_MILLIS = 100;
 
+    /** Every event loop's batch, for the last flush after the loops have stopped. */
+    private final Queue<Batch> all = new ConcurrentLinkedQueue<>();
     private final FastThreadLocal<Batch> batches = new FastThreadLocal<>() {
         @Override
         protected Batch initialValue() {
-            return new Batch();
+            Batch b = new Batch();
+            all.add(b);
+            return b;
         }
     };
 
-    /** The lines of one event loop waiting for the end of its current iteration. */
+    /** The lines of one event loop waiting for their flush. */
     private static final class Batch implements Runnable {
-        final StringBuilder lines = new StringBuilder(4096);
+        final StringBuilder lines = new StringBuilder(FLUSH_AT + 1024);
         boolean scheduled;
         long stampMillis = -1;
         String stamp;
@@ -57,14 +69,29 @@ public final class AccessLog implements ExchangeObserver {
             return stamp;
         }
 
+        /** The timer. */
         @Override
         public void run() {
             scheduled = false;
+            write();
+        }
+
+        void write() {
             if (lines.length() > 0) {
-                lines.setLength(lines.length() - 1);
+                // Newline included: AccessLineEncoder writes the message as it is.
                 log.info(lines.toString());
                 lines.setLength(0);
             }
+        }
+    }
+
+    /**
+     * Hands the lines still waiting to logback. Only once the event loops have terminated: the
+     * batches belong to them until then.
+     */
+    public void flushStopped() {
+        for (Batch b : all) {
+            b.write();
         }
     }
 
@@ -105,10 +132,10 @@ public final class AccessLog implements ExchangeObserver {
                 .append(" end=").append(ending(ex.ending()))
                 .append('\n');
         if (b.length() >= FLUSH_AT) {
-            batch.run();
+            batch.write();
         } else if (!batch.scheduled) {
             batch.scheduled = true;
-            ex.eventLoop().execute(batch);
+            ex.eventLoop().schedule(batch, FLUSH_MILLIS, TimeUnit.MILLISECONDS);
         }
     }
 
