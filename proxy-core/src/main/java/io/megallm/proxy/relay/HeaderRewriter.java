@@ -3,13 +3,13 @@ package io.megallm.proxy.relay;
 import io.megallm.proxy.http.Exchange;
 import io.megallm.proxy.http.InboundRequest;
 import io.megallm.proxy.upstream.UpstreamTarget;
-import io.netty.handler.codec.http.DefaultHttpHeaders;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.util.AsciiString;
 
 import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
@@ -27,41 +27,49 @@ public final class HeaderRewriter {
     }
 
     /**
-     * The upstream request headers, minus the per-attempt {@code Authorization}. The body is
-     * sent whole with a Content-Length, so the client's framing headers are not carried over.
+     * The upstream request head as bytes, request line and headers, all but the per-attempt
+     * {@code Authorization} line and the blank line that ends the head: built once per request and
+     * copied into each attempt's buffer, instead of a header map per request that the encoder
+     * walks again. The body is sent whole with a Content-Length, so the client's framing headers
+     * are not carried over. Names and values as Netty decoded them are one char per received byte
+     * and go out as those bytes.
      */
-    public static HttpHeaders upstreamHeaders(InboundRequest request, UpstreamTarget target) {
+    public static byte[] upstreamHead(InboundRequest request, UpstreamTarget target, String uri) {
         HttpHeaders in = request.headers();
         List<String> connectionNamed = connectionTokens(in);
-        HttpHeaders out = new DefaultHttpHeaders();
+        StringBuilder b = new StringBuilder(512);
+        b.append(request.method().name()).append(' ').append(uri).append(" HTTP/1.1\r\n");
+        line(b, HttpHeaderNames.HOST, target.hostHeader());
         for (Iterator<Map.Entry<CharSequence, CharSequence>> it = in.iteratorCharSequence(); it.hasNext(); ) {
             Map.Entry<CharSequence, CharSequence> e = it.next();
             CharSequence name = e.getKey();
             if (isHopByHop(name) || isFraming(name) || named(connectionNamed, name)) {
                 continue;
             }
-            out.add(name, e.getValue());
+            line(b, name, e.getValue());
         }
-        out.set(HttpHeaderNames.HOST, target.hostHeader());
         int length = request.body().readableBytes();
         if (length > 0 || methodHasBody(request.method())) {
-            out.setInt(HttpHeaderNames.CONTENT_LENGTH, length);
+            b.append(HttpHeaderNames.CONTENT_LENGTH).append(": ").append(length).append("\r\n");
         }
         InetSocketAddress remote = request.remote();
         if (remote != null) {
             String ip = remote.getAddress() != null ? remote.getAddress().getHostAddress() : remote.getHostString();
+            b.append(X_FORWARDED_FOR).append(": ");
             // Several X-Forwarded-For lines are one list (RFC 9110 §5.3); keep them all, in order.
-            List<String> prior = in.getAll(X_FORWARDED_FOR);
-            StringBuilder chain = new StringBuilder();
-            for (String hop : prior) {
+            for (String hop : in.getAll(X_FORWARDED_FOR)) {
                 if (!hop.isBlank()) {
-                    chain.append(hop.strip()).append(", ");
+                    b.append(hop.strip()).append(", ");
                 }
             }
-            out.set(X_FORWARDED_FOR, chain.append(ip).toString());
+            b.append(ip).append("\r\n");
         }
-        out.set(Exchange.X_REQUEST_ID, request.requestId());
-        return out;
+        line(b, Exchange.X_REQUEST_ID, request.requestId());
+        return b.toString().getBytes(StandardCharsets.ISO_8859_1);
+    }
+
+    private static void line(StringBuilder b, CharSequence name, CharSequence value) {
+        b.append(name).append(": ").append(value).append("\r\n");
     }
 
     /** Removes hop-by-hop headers from a response about to be relayed, in place. */

@@ -9,7 +9,6 @@ import io.netty.channel.ChannelPipeline;
 import io.netty.channel.EventLoop;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.socket.SocketChannel;
-import io.netty.handler.codec.http.HttpRequestEncoder;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.util.concurrent.ScheduledFuture;
@@ -80,7 +79,7 @@ public final class UpstreamPool {
                             engine.setSSLParameters(params);
                             p.addLast("tls", new SslHandler(engine));
                         }
-                        p.addLast("http", new HttpRequestEncoder());
+                        // No request encoder: RelayCall writes the request head as bytes.
                         p.addLast("relay", new UpstreamHandler());
                     }
                 });

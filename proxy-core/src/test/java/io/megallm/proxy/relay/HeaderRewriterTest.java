@@ -5,11 +5,13 @@ import io.megallm.proxy.http.TestRequests;
 import io.megallm.proxy.upstream.UpstreamTarget;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
+import io.netty.channel.embedded.EmbeddedChannel;
 import io.netty.handler.codec.http.DefaultHttpHeaders;
 import io.netty.handler.codec.http.DefaultHttpRequest;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpRequest;
+import io.netty.handler.codec.http.HttpRequestDecoder;
 import io.netty.handler.codec.http.HttpVersion;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -52,28 +54,52 @@ class HeaderRewriterTest {
         return TestRequests.inbound(head, buf, requestId, remote);
     }
 
+    /**
+     * The headers of the head {@link HeaderRewriter#upstreamHead} builds, as an HTTP server reads
+     * them: the bytes, with an Authorization line and the blank line added as each attempt does,
+     * go through Netty's request decoder.
+     */
+    private static HttpHeaders upstreamHeaders(InboundRequest request, UpstreamTarget target) {
+        byte[] head = HeaderRewriter.upstreamHead(request, target, "/v1/chat/completions");
+        EmbeddedChannel server = new EmbeddedChannel(new HttpRequestDecoder());
+        try {
+            server.writeInbound(Unpooled.wrappedBuffer(head,
+                    "authorization: Bearer pool-key\r\n\r\n".getBytes(StandardCharsets.US_ASCII)));
+            HttpRequest decoded = server.readInbound();
+            assertTrue(decoded.decoderResult().isSuccess(), () -> new String(head, StandardCharsets.ISO_8859_1));
+            assertEquals("/v1/chat/completions", decoded.uri());
+            assertEquals(request.method(), decoded.method());
+            HttpHeaders headers = decoded.headers();
+            assertEquals(List.of("Bearer pool-key"), headers.getAll("authorization"));
+            headers.remove("authorization");
+            return headers;
+        } finally {
+            server.finishAndReleaseAll();
+        }
+    }
+
     private InboundRequest post(String... headerPairs) {
         return request(HttpMethod.POST, BODY, "req-1", LOCAL, headerPairs);
     }
 
     @Test
     void hostIsReplacedByTheTargetsHostHeader() {
-        HttpHeaders out = HeaderRewriter.upstreamHeaders(post("Host", "proxy.example:8000"), MEGALLM);
+        HttpHeaders out = upstreamHeaders(post("Host", "proxy.example:8000"), MEGALLM);
         assertEquals(List.of("ai.megallm.io"), out.getAll("host"));
 
         UpstreamTarget local = UpstreamTarget.parse("http://localhost:8080/v1");
         assertEquals(List.of("localhost:8080"),
-                HeaderRewriter.upstreamHeaders(post("Host", "proxy.example"), local).getAll("host"));
+                upstreamHeaders(post("Host", "proxy.example"), local).getAll("host"));
     }
 
     @Test
     void hostIsSetEvenWhenTheClientSentNone() {
-        assertEquals("ai.megallm.io", HeaderRewriter.upstreamHeaders(post(), MEGALLM).get("host"));
+        assertEquals("ai.megallm.io", upstreamHeaders(post(), MEGALLM).get("host"));
     }
 
     @Test
     void hopByHopHeadersAreNotForwarded() {
-        HttpHeaders out = HeaderRewriter.upstreamHeaders(post(
+        HttpHeaders out = upstreamHeaders(post(
                 "Connection", "keep-alive, Upgrade",
                 "Keep-Alive", "timeout=5",
                 "Proxy-Authorization", "Basic dXNlcjpwYXNz",
@@ -98,7 +124,7 @@ class HeaderRewriterTest {
 
     @Test
     void headersNamedInConnectionAreNotForwarded() {
-        HttpHeaders out = HeaderRewriter.upstreamHeaders(post(
+        HttpHeaders out = upstreamHeaders(post(
                 "Connection", "close, X-Hop-One",
                 "connection", "x-hop-two ,keep-alive",
                 "X-Hop-One", "1",
@@ -113,53 +139,53 @@ class HeaderRewriterTest {
 
     @Test
     void clientAuthorizationIsNotForwarded() {
-        HttpHeaders out = HeaderRewriter.upstreamHeaders(post("Authorization", "Bearer client-access-key"), MEGALLM);
+        HttpHeaders out = upstreamHeaders(post("Authorization", "Bearer client-access-key"), MEGALLM);
 
         assertFalse(out.contains("authorization"), "the pool key is added per attempt, never the client's");
     }
 
     @Test
     void requestIdIsTheExchangesOneExactlyOnce() {
-        HttpHeaders fromClient = HeaderRewriter.upstreamHeaders(
+        HttpHeaders fromClient = upstreamHeaders(
                 request(HttpMethod.POST, BODY, "client-id-7", LOCAL, "X-Request-Id", "client-id-7"), MEGALLM);
         assertEquals(List.of("client-id-7"), fromClient.getAll("x-request-id"));
 
-        HttpHeaders generated = HeaderRewriter.upstreamHeaders(
+        HttpHeaders generated = upstreamHeaders(
                 request(HttpMethod.POST, BODY, "0123456789abcdef0123456789abcdef", LOCAL), MEGALLM);
         assertEquals(List.of("0123456789abcdef0123456789abcdef"), generated.getAll("x-request-id"));
 
-        HttpHeaders replaced = HeaderRewriter.upstreamHeaders(
+        HttpHeaders replaced = upstreamHeaders(
                 request(HttpMethod.POST, BODY, "generated-id", LOCAL, "x-request-id", "bad id with spaces"), MEGALLM);
         assertEquals(List.of("generated-id"), replaced.getAll("x-request-id"));
     }
 
     @Test
     void forwardedForGetsTheClientAddress() {
-        HttpHeaders out = HeaderRewriter.upstreamHeaders(post(), MEGALLM);
+        HttpHeaders out = upstreamHeaders(post(), MEGALLM);
 
         assertEquals(List.of("127.0.0.1"), out.getAll("x-forwarded-for"));
     }
 
     @Test
     void forwardedForIsAppendedToWhatTheClientSent() {
-        HttpHeaders out = HeaderRewriter.upstreamHeaders(post("X-Forwarded-For", "1.2.3.4"), MEGALLM);
+        HttpHeaders out = upstreamHeaders(post("X-Forwarded-For", "1.2.3.4"), MEGALLM);
 
         assertEquals(List.of("1.2.3.4, 127.0.0.1"), out.getAll("x-forwarded-for"));
 
-        HttpHeaders chain = HeaderRewriter.upstreamHeaders(post("X-Forwarded-For", "1.2.3.4, 5.6.7.8"), MEGALLM);
+        HttpHeaders chain = upstreamHeaders(post("X-Forwarded-For", "1.2.3.4, 5.6.7.8"), MEGALLM);
         assertEquals(List.of("1.2.3.4, 5.6.7.8, 127.0.0.1"), chain.getAll("x-forwarded-for"));
     }
 
     @Test
     void blankForwardedForIsReplaced() {
-        HttpHeaders out = HeaderRewriter.upstreamHeaders(post("X-Forwarded-For", ""), MEGALLM);
+        HttpHeaders out = upstreamHeaders(post("X-Forwarded-For", ""), MEGALLM);
 
         assertEquals(List.of("127.0.0.1"), out.getAll("x-forwarded-for"));
     }
 
     @Test
     void forwardedForKeepsEveryHopWhenSentOnSeveralLines() {
-        HttpHeaders out = HeaderRewriter.upstreamHeaders(
+        HttpHeaders out = upstreamHeaders(
                 post("X-Forwarded-For", "1.2.3.4", "X-Forwarded-For", "5.6.7.8"), MEGALLM);
 
         assertEquals(List.of("1.2.3.4, 5.6.7.8, 127.0.0.1"), out.getAll("x-forwarded-for"));
@@ -168,7 +194,7 @@ class HeaderRewriterTest {
     @Test
     void ipv6ClientAddress() {
         InetSocketAddress v6 = new InetSocketAddress("::1", 40000);
-        HttpHeaders out = HeaderRewriter.upstreamHeaders(request(HttpMethod.POST, BODY, "r", v6), MEGALLM);
+        HttpHeaders out = upstreamHeaders(request(HttpMethod.POST, BODY, "r", v6), MEGALLM);
 
         String xff = out.get("x-forwarded-for");
         assertTrue(xff.equals("0:0:0:0:0:0:0:1") || xff.equals("::1"), xff);
@@ -176,7 +202,7 @@ class HeaderRewriterTest {
 
     @Test
     void contentLengthIsTheBodyLengthAndTransferEncodingIsDropped() {
-        HttpHeaders out = HeaderRewriter.upstreamHeaders(post(
+        HttpHeaders out = upstreamHeaders(post(
                 "Transfer-Encoding", "chunked",
                 "Expect", "100-continue"), MEGALLM);
 
@@ -188,7 +214,7 @@ class HeaderRewriterTest {
 
     @Test
     void wrongClientContentLengthIsReplaced() {
-        HttpHeaders out = HeaderRewriter.upstreamHeaders(post("Content-Length", "999"), MEGALLM);
+        HttpHeaders out = upstreamHeaders(post("Content-Length", "999"), MEGALLM);
 
         assertEquals(List.of(String.valueOf(BODY.length())), out.getAll("content-length"));
     }
@@ -196,22 +222,22 @@ class HeaderRewriterTest {
     @Test
     void multiByteBodyLengthCountsBytes() {
         String body = "{\"content\":\"h\u00e9llo \u2603\"}";
-        HttpHeaders out = HeaderRewriter.upstreamHeaders(request(HttpMethod.POST, body, "r", LOCAL), MEGALLM);
+        HttpHeaders out = upstreamHeaders(request(HttpMethod.POST, body, "r", LOCAL), MEGALLM);
 
         assertEquals(body.getBytes(StandardCharsets.UTF_8).length, out.getInt("content-length"));
     }
 
     @Test
     void emptyPostSaysZeroAndEmptyGetSaysNothing() {
-        assertEquals("0", HeaderRewriter.upstreamHeaders(request(HttpMethod.POST, "", "r", LOCAL), MEGALLM)
+        assertEquals("0", upstreamHeaders(request(HttpMethod.POST, "", "r", LOCAL), MEGALLM)
                 .get("content-length"));
-        assertNull(HeaderRewriter.upstreamHeaders(request(HttpMethod.GET, "", "r", LOCAL), MEGALLM)
+        assertNull(upstreamHeaders(request(HttpMethod.GET, "", "r", LOCAL), MEGALLM)
                 .get("content-length"));
     }
 
     @Test
     void otherHeadersKeepAllTheirValuesInOrder() {
-        HttpHeaders out = HeaderRewriter.upstreamHeaders(post(
+        HttpHeaders out = upstreamHeaders(post(
                 "X-Multi", "one", "X-Multi", "two", "Cookie", "a=1"), MEGALLM);
 
         assertEquals(List.of("one", "two"), out.getAll("x-multi"));
@@ -222,7 +248,7 @@ class HeaderRewriterTest {
     void theClientsRequestHeadersAreLeftUntouched() {
         InboundRequest req = post("Connection", "keep-alive", "Authorization", "Bearer x", "Host", "h");
 
-        HeaderRewriter.upstreamHeaders(req, MEGALLM);
+        upstreamHeaders(req, MEGALLM);
 
         assertEquals("keep-alive", req.headers().get("connection"));
         assertEquals("Bearer x", req.headers().get("authorization"));
