@@ -34,6 +34,7 @@ public final class Exchange {
     // The encoder's context: a write from it goes out past the encoder, bytes as they are.
     private final ChannelHandlerContext encoder;
     private final InboundRequest request;
+    private final boolean headRequest;
     private ClientListener listener;
     private boolean headSent;
     private boolean finished;
@@ -65,6 +66,7 @@ public final class Exchange {
         this.ctx = ctx;
         this.encoder = encoder;
         this.request = request;
+        this.headRequest = request.method().equals(HttpMethod.HEAD);
     }
 
     public InboundRequest request() {
@@ -243,7 +245,7 @@ public final class Exchange {
     }
 
     private boolean headRequest() {
-        return request.method().equals(HttpMethod.HEAD);
+        return headRequest;
     }
 
     private void prepareHead(HttpResponse head) {

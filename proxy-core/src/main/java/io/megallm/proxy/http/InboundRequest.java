@@ -20,14 +20,22 @@ public final class InboundRequest {
     private final ByteBuf body;
     private final String requestId;
     private final InetSocketAddress remote;
+    private final String clientIp;
     private final long startNanos;
 
-    InboundRequest(HttpRequest head, ByteBuf body, String requestId, InetSocketAddress remote, long startNanos) {
+    InboundRequest(HttpRequest head, ByteBuf body, String requestId, InetSocketAddress remote, String clientIp,
+                   long startNanos) {
         this.head = head;
         this.body = body;
         this.requestId = requestId;
         this.remote = remote;
+        this.clientIp = clientIp;
         this.startNanos = startNanos;
+    }
+
+    /** The address part of a peer as text ("127.0.0.1", "::1"). */
+    static String ipOf(InetSocketAddress a) {
+        return a.getAddress() != null ? a.getAddress().getHostAddress() : a.getHostString();
     }
 
     public HttpMethod method() {
@@ -67,6 +75,11 @@ public final class InboundRequest {
 
     public InetSocketAddress remote() {
         return remote;
+    }
+
+    /** {@link #remote()}'s address as text, made once per connection; null without a remote. */
+    public String clientIp() {
+        return clientIp;
     }
 
     public long startNanos() {

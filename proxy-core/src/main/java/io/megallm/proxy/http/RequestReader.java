@@ -26,7 +26,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.net.InetSocketAddress;
-import java.net.SocketAddress;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import java.util.concurrent.ThreadLocalRandom;
 
@@ -41,6 +41,7 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
 
     private static final Logger log = LoggerFactory.getLogger(RequestReader.class);
     private static final int MAX_REQUEST_ID_LENGTH = 128;
+    private static final byte[] HEX = "0123456789abcdef".getBytes(StandardCharsets.US_ASCII);
 
     private final RequestRouter router;
     private final long maxBody;
@@ -50,7 +51,11 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     private ChannelHandlerContext ctx;
     private ChannelHandlerContext encoder;
     private HttpRequest head;
-    private CompositeByteBuf body;
+    /** The body so far: the first received buffer itself, a composite once a second one comes. */
+    private ByteBuf body;
+    /** The connection's peer and its address as text, looked up once per connection. */
+    private InetSocketAddress remote;
+    private String clientIp;
     private long bodyBytes;
     private long startNanos;
     private boolean rejected;
@@ -171,11 +176,17 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
             rejectTooLarge();
             return false;
         }
+        // No consolidation: the body stays the buffers the socket filled, most often just one.
         if (body == null) {
-            // No consolidation: the body stays the buffers the socket filled.
-            body = ctx.alloc().compositeBuffer(Integer.MAX_VALUE);
+            body = bytes;
+        } else if (body instanceof CompositeByteBuf composite) {
+            composite.addComponent(true, bytes);
+        } else {
+            CompositeByteBuf composite = ctx.alloc().compositeBuffer(Integer.MAX_VALUE);
+            composite.addComponent(true, body);
+            composite.addComponent(true, bytes);
+            body = composite;
         }
-        body.addComponent(true, bytes);
         return true;
     }
 
@@ -184,8 +195,9 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
         ByteBuf content = body != null ? body : Unpooled.EMPTY_BUFFER;
         head = null;
         body = null;
+        InetSocketAddress peer = remote();
         Exchange exchange = new Exchange(this, ctx, encoder,
-                new InboundRequest(request, content, requestId(request), remote(), startNanos));
+                new InboundRequest(request, content, requestId(request), peer, clientIp, startNanos));
         current = exchange;
         lifecycle.requestStarted();
         try {
@@ -330,8 +342,11 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     }
 
     private InetSocketAddress remote() {
-        SocketAddress a = ctx.channel().remoteAddress();
-        return a instanceof InetSocketAddress inet ? inet : null;
+        if (remote == null && ctx.channel().remoteAddress() instanceof InetSocketAddress inet) {
+            remote = inet;
+            clientIp = InboundRequest.ipOf(inet);
+        }
+        return remote;
     }
 
     private static String requestId(HttpRequest request) {
@@ -340,7 +355,10 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
             return given;
         }
         ThreadLocalRandom r = ThreadLocalRandom.current();
-        return hex16(r.nextLong()) + hex16(r.nextLong());
+        byte[] id = new byte[32];
+        hex(r.nextLong(), id, 0);
+        hex(r.nextLong(), id, 16);
+        return new String(id, StandardCharsets.US_ASCII);
     }
 
     private static boolean validId(String id) {
@@ -356,8 +374,11 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
         return true;
     }
 
-    private static String hex16(long v) {
-        String s = Long.toHexString(v);
-        return "0000000000000000".substring(s.length()) + s;
+    /** 16 lowercase hex digits of {@code v} at {@code at}, leading zeros included. */
+    private static void hex(long v, byte[] out, int at) {
+        for (int i = at + 15; i >= at; i--) {
+            out[i] = HEX[(int) (v & 15)];
+            v >>>= 4;
+        }
     }
 }

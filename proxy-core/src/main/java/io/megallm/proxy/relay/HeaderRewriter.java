@@ -8,7 +8,6 @@ import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.util.AsciiString;
 
-import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -52,9 +51,8 @@ public final class HeaderRewriter {
         if (length > 0 || methodHasBody(request.method())) {
             b.append(HttpHeaderNames.CONTENT_LENGTH).append(": ").append(length).append("\r\n");
         }
-        InetSocketAddress remote = request.remote();
-        if (remote != null) {
-            String ip = remote.getAddress() != null ? remote.getAddress().getHostAddress() : remote.getHostString();
+        String ip = request.clientIp();
+        if (ip != null) {
             b.append(X_FORWARDED_FOR).append(": ");
             // Several X-Forwarded-For lines are one list (RFC 9110 §5.3); keep them all, in order.
             for (String hop : in.getAll(X_FORWARDED_FOR)) {

@@ -13,6 +13,7 @@ public final class TestRequests {
 
     /** The request takes the body as is; the caller keeps responsibility for releasing it. */
     public static InboundRequest inbound(HttpRequest head, ByteBuf body, String requestId, InetSocketAddress remote) {
-        return new InboundRequest(head, body, requestId, remote, System.nanoTime());
+        return new InboundRequest(head, body, requestId, remote, remote == null ? null : InboundRequest.ipOf(remote),
+                System.nanoTime());
     }
 }

@@ -7,7 +7,6 @@ import io.netty.util.concurrent.FastThreadLocal;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-import java.net.InetSocketAddress;
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
@@ -108,7 +107,7 @@ public final class AccessLog implements ExchangeObserver {
         b.append(batch.stamp(System.currentTimeMillis()))
                 .append(" rid=").append(r.requestId())
                 .append(" client=");
-        address(b, r.remote());
+        address(b, r);
         b.append(" xff=");
         bytesToken(b, r.headers().get("x-forwarded-for"), 200);
         b.append(" method=").append(r.method().name()).append(" path=");
@@ -147,13 +146,12 @@ public final class AccessLog implements ExchangeObserver {
         };
     }
 
-    private static void address(StringBuilder b, InetSocketAddress a) {
-        if (a == null) {
+    private static void address(StringBuilder b, InboundRequest r) {
+        if (r.clientIp() == null) {
             b.append('-');
             return;
         }
-        b.append(a.getAddress() != null ? a.getAddress().getHostAddress() : a.getHostString())
-                .append(':').append(a.getPort());
+        b.append(r.clientIp()).append(':').append(r.remote().getPort());
     }
 
     /** Milliseconds with one decimal, without String.format. */
