@@ -8,8 +8,10 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufInputStream;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
+import io.netty.util.concurrent.FastThreadLocal;
 
 import java.io.IOException;
+import java.io.InputStream;
 
 /**
  * Checks a JSON request body with the streaming parser before any key is spent on it, and
@@ -23,6 +25,14 @@ public final class JsonBodyCheck {
                     .maxNestingDepth(1000)
                     .build())
             .build();
+
+    private static final int SCRATCH_SIZE = 64 * 1024;
+    private static final FastThreadLocal<byte[]> SCRATCH = new FastThreadLocal<>() {
+        @Override
+        protected byte[] initialValue() {
+            return new byte[SCRATCH_SIZE];
+        }
+    };
 
     /** Outcome of a check: {@code error} is null when the body is fine. */
     public record Result(String error, String model, boolean stream) {
@@ -50,7 +60,7 @@ public final class JsonBodyCheck {
         }
         String model = null;
         boolean stream = false;
-        try (JsonParser p = FACTORY.createParser((java.io.InputStream) new ByteBufInputStream(body.duplicate(), false))) {
+        try (JsonParser p = parser(body)) {
             JsonToken root = p.nextToken();
             if (root == null) {
                 return new Result("The request body is empty; a JSON body was expected.", null, false);
@@ -78,6 +88,24 @@ public final class JsonBodyCheck {
             return new Result("The request body is not valid JSON: " + firstLine(e.getMessage()), null, false);
         }
         return new Result(null, model, stream);
+    }
+
+    /**
+     * A parser over the body's bytes. Jackson parses a byte array in place; a body up to
+     * {@value #SCRATCH_SIZE} bytes in native memory is copied into the thread's scratch array once
+     * instead of being pulled through an InputStream into Jackson's own buffer.
+     */
+    private static JsonParser parser(ByteBuf body) throws IOException {
+        int n = body.readableBytes();
+        if (body.hasArray()) {
+            return FACTORY.createParser(body.array(), body.arrayOffset() + body.readerIndex(), n);
+        }
+        if (n <= SCRATCH_SIZE) {
+            byte[] scratch = SCRATCH.get();
+            body.getBytes(body.readerIndex(), scratch, 0, n);
+            return FACTORY.createParser(scratch, 0, n);
+        }
+        return FACTORY.createParser((InputStream) new ByteBufInputStream(body.duplicate(), false));
     }
 
     private static String firstLine(String message) {

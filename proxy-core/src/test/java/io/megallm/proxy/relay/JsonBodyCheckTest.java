@@ -186,6 +186,40 @@ class JsonBodyCheckTest {
     }
 
     @Test
+    void aHeapBodyIsReadFromItsReaderIndex() {
+        ByteBuf b = Unpooled.wrappedBuffer("xx{\"model\":\"h\",\"stream\":true}".getBytes(StandardCharsets.UTF_8));
+        created.add(b);
+        b.readerIndex(2);
+
+        JsonBodyCheck.Result r = JsonBodyCheck.check(b);
+
+        assertNull(r.error());
+        assertEquals("h", r.model());
+        assertTrue(r.stream());
+        assertEquals(2, b.readerIndex());
+    }
+
+    @Test
+    void bodiesLargerThanTheScratchArrayAreStreamed() {
+        String big = "{\"messages\":[{\"content\":\"" + "a".repeat(200_000) + "\"}],\"model\":\"big\"}";
+        JsonBodyCheck.Result r = check(big);
+        assertNull(r.error());
+        assertEquals("big", r.model());
+        assertTrue(check(big.substring(0, big.length() - 1)).error().startsWith("The request body is not valid JSON"));
+    }
+
+    @Test
+    void aShortBodyAfterALongerOneSeesOnlyItsOwnBytes() {
+        assertNull(check("{\"model\":\"first\",\"messages\":[{\"content\":\"" + "b".repeat(30_000) + "\"}]}").error());
+
+        JsonBodyCheck.Result r = check("{\"model\":\"m\"}");
+
+        assertNull(r.error());
+        assertEquals("m", r.model());
+        assertTrue(check("{\"model\":").error().startsWith("The request body is not valid JSON"));
+    }
+
+    @Test
     void malformedBodyLeavesReaderIndexUnchanged() {
         check("{\"model\":\"m\",]");
         check("{\"model\":\"m\"} trailing");
