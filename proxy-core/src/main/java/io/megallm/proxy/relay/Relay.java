@@ -7,7 +7,11 @@ import io.megallm.proxy.http.ServerLifecycle;
 import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.key.KeySelector;
 import io.megallm.proxy.upstream.UpstreamPools;
+import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http.HttpResponseStatus;
+
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentMap;
 
 /** Forwards {@code /v1/**} requests upstream with a pool key, failing over as contract §7 says. */
 public final class Relay {
@@ -18,6 +22,7 @@ public final class Relay {
     private final RelaySettings settings;
     private final ServerLifecycle lifecycle;
     private final RelayEvents events;
+    private final ConcurrentMap<EventLoop, SilenceWatch> watches = new ConcurrentHashMap<>();
 
     public Relay(KeyPool keys, UpstreamPools pools, RelaySettings settings, ServerLifecycle lifecycle) {
         this(keys, pools, settings, lifecycle, RelayEvents.NONE);
@@ -48,6 +53,12 @@ public final class Relay {
             }
         }
         new RelayCall(this, exchange, pools.target().pathFor(rest)).start();
+    }
+
+    /** The silence timeouts of one event loop, made on first use there. */
+    SilenceWatch silenceWatch(EventLoop loop) {
+        SilenceWatch w = watches.get(loop);
+        return w != null ? w : watches.computeIfAbsent(loop, SilenceWatch::new);
     }
 
     KeyPool keys() {

@@ -77,7 +77,8 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private boolean paused;
     private long lastActivity;
     private long attemptStart;
-    private ScheduledFuture<?> timer;
+    private final SilenceWatch watch;
+    private final SilenceWatch.Entry silence = new SilenceWatch.Entry(this);
     private ScheduledFuture<?> backoff;
 
     RelayCall(Relay relay, Exchange exchange, String upstreamUri) {
@@ -86,6 +87,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         this.request = exchange.request();
         this.keys = relay.keys();
         this.pool = relay.pools().forLoop(exchange.eventLoop());
+        this.watch = relay.silenceWatch(exchange.eventLoop());
         this.upstreamHead = HeaderRewriter.upstreamHead(request, relay.pools().target(), upstreamUri);
         this.timeoutNanos = TimeUnit.MILLISECONDS.toNanos(relay.settings().timeoutMillis());
         this.tried = new ApiKey[relay.settings().maxKeyRetries() + 1];
@@ -380,20 +382,16 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     }
 
     private void armTimer(long delayNanos) {
-        timer = exchange.eventLoop().schedule(this, delayNanos, TimeUnit.NANOSECONDS);
+        watch.arm(silence, delayNanos);
     }
 
     private void cancelTimer() {
-        if (timer != null) {
-            timer.cancel(false);
-            timer = null;
-        }
+        watch.disarm(silence);
     }
 
     /** The silence check: one timer per attempt, re-armed for the remaining time instead of per chunk. */
     @Override
     public void run() {
-        timer = null;
         if (phase != Phase.WAITING_HEAD && phase != Phase.BUFFERING && phase != Phase.STREAMING) {
             return;
         }
