@@ -42,7 +42,7 @@ public final class HeaderRewriter {
         for (Iterator<Map.Entry<CharSequence, CharSequence>> it = in.iteratorCharSequence(); it.hasNext(); ) {
             Map.Entry<CharSequence, CharSequence> e = it.next();
             CharSequence name = e.getKey();
-            if (isHopByHop(name) || isFraming(name) || named(connectionNamed, name)) {
+            if (notForwarded(name) || named(connectionNamed, name)) {
                 continue;
             }
             line(b, name, e.getValue());
@@ -101,6 +101,33 @@ public final class HeaderRewriter {
                 || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.TRAILER)
                 || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.UPGRADE)
                 || startsWithIgnoreCase(name, "proxy-");
+    }
+
+    /**
+     * Hop-by-hop headers and those the proxy sets itself for every attempt: the names of
+     * {@link #isHopByHop} and {@link #isFraming}, sorted by length first, so that a header costs
+     * one comparison or none instead of thirteen.
+     */
+    private static boolean notForwarded(CharSequence name) {
+        int n = name.length();
+        if (n >= 6 && (name.charAt(0) | 0x20) == 'p' && startsWithIgnoreCase(name, "proxy-")) {
+            return true;
+        }
+        return switch (n) {
+            case 2 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.TE);
+            case 4 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.HOST);
+            case 6 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.EXPECT);
+            case 7 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.TRAILER)
+                    || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.UPGRADE);
+            case 10 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.CONNECTION)
+                    || AsciiString.contentEqualsIgnoreCase(name, KEEP_ALIVE);
+            case 12 -> AsciiString.contentEqualsIgnoreCase(name, Exchange.X_REQUEST_ID);
+            case 13 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.AUTHORIZATION);
+            case 14 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.CONTENT_LENGTH);
+            case 15 -> AsciiString.contentEqualsIgnoreCase(name, X_FORWARDED_FOR);
+            case 17 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.TRANSFER_ENCODING);
+            default -> false;
+        };
     }
 
     /** Headers the proxy sets itself for every attempt. */

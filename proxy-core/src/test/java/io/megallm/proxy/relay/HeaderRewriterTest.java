@@ -123,6 +123,33 @@ class HeaderRewriterTest {
     }
 
     @Test
+    void droppedNamesAreMatchedWhateverTheirCaseAndNamesOfTheSameLengthPass() {
+        HttpHeaders out = upstreamHeaders(post(
+                "CONNECTION", "close", "kEEP-aLIVE", "x", "tE", "x", "TRAILER", "x", "UpGrade", "x",
+                "PROXY-X", "x", "EXPECT", "100-continue", "HOST", "h", "AUTHORIZATION", "Bearer c",
+                "CONTENT-LENGTH", "1", "X-FORWARDED-FOR", "1.2.3.4", "X-REQUEST-ID", "given",
+                "TRANSFER-ENCODING", "identity",
+                // Same lengths as dropped names, other letters: forwarded.
+                "tx", "1", "hose", "2", "expert", "3", "trailed", "4", "connectio_", "5", "x-request-ix", "6",
+                "authorizatio_", "7", "content-lengtx", "8", "x-forwarded-fox", "9", "transfer-encodin_", "10",
+                "proxy", "11"), MEGALLM);
+
+        assertEquals(List.of("ai.megallm.io"), out.getAll("host"));
+        assertEquals(List.of("req-1"), out.getAll("x-request-id"));
+        assertEquals(List.of("1.2.3.4, 127.0.0.1"), out.getAll("x-forwarded-for"));
+        assertEquals(List.of(String.valueOf(BODY.length())), out.getAll("content-length"));
+        for (String gone : List.of("connection", "keep-alive", "te", "trailer", "upgrade", "proxy-x", "expect",
+                "transfer-encoding")) {
+            assertFalse(out.contains(gone), gone + " was forwarded");
+        }
+        String[] kept = {"tx", "hose", "expert", "trailed", "connectio_", "x-request-ix", "authorizatio_",
+                "content-lengtx", "x-forwarded-fox", "transfer-encodin_", "proxy"};
+        for (int i = 0; i < kept.length; i++) {
+            assertEquals(String.valueOf(i + 1), out.get(kept[i]), kept[i] + " was not forwarded");
+        }
+    }
+
+    @Test
     void headersNamedInConnectionAreNotForwarded() {
         HttpHeaders out = upstreamHeaders(post(
                 "Connection", "close, X-Hop-One",
