@@ -216,7 +216,7 @@ public final class Harness {
      * Warms every peer up before anything is measured. A JVM on one core compiles its hot code
      * for several seconds while it serves, so our proxy is driven in rounds (64 connections,
      * a burst at 256, a burst of streams) until its throughput is steady: three rounds within
-     * 8 % of their mean, or {@code peerWarmupSeconds}.
+     * {@value #STEADY_SPREAD} of their mean, or {@code peerWarmupSeconds}.
      */
     private void warmUp() throws Exception {
         for (Peer p : peers) {
@@ -239,14 +239,19 @@ public final class Harness {
                 p.name(), seen.size(), ReportWriter.f(seen.get(seen.size() - 1), 0)));
     }
 
-    /** The last three values within 8 % of their mean (rounds of 1 s on a shared core jitter by a few %). */
+    /**
+     * The last three rounds within 3 % of their mean. 8 % let the JVM stop after about 7 s while
+     * C2 was still compiling: the same process ran 3-5 % faster a few seconds later.
+     */
+    static final double STEADY_SPREAD = 0.03;
+
     static boolean steady(List<Double> values) {
         if (values.size() < 3) {
             return false;
         }
         List<Double> last = values.subList(values.size() - 3, values.size());
         double mean = last.stream().mapToDouble(Double::doubleValue).average().orElse(0);
-        return mean > 0 && last.stream().allMatch(v -> Math.abs(v - mean) <= 0.08 * mean);
+        return mean > 0 && last.stream().allMatch(v -> Math.abs(v - mean) <= STEADY_SPREAD * mean);
     }
 
     // ---- scenarios --------------------------------------------------------------------------
