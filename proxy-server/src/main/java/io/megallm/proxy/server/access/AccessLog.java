@@ -169,19 +169,15 @@ public final class AccessLog implements ExchangeObserver {
      * for a space-separated line: no spaces, quotes or control characters.
      */
     static void bytesToken(StringBuilder b, String v, int max) {
-        if (v == null || v.isEmpty()) {
-            b.append('-');
-            return;
-        }
-        int n = Math.min(v.length(), max);
-        for (int i = 0; i < n; i++) {
-            char c = v.charAt(i);
-            b.append(c > 0xff ? '_' : safe(c));
-        }
+        token(b, v, max, false);
     }
 
     /** A text value, written as its UTF-8 bytes one per char and made safe like {@link #bytesToken}. */
     static void textToken(StringBuilder b, String v, int max) {
+        token(b, v, max, true);
+    }
+
+    private static void token(StringBuilder b, String v, int max, boolean text) {
         if (v == null || v.isEmpty()) {
             b.append('-');
             return;
@@ -191,6 +187,8 @@ public final class AccessLog implements ExchangeObserver {
             char c = v.charAt(i);
             if (c < 0x80) {
                 b.append(safe(c));
+            } else if (!text) {
+                b.append(c > 0xff ? '_' : c);
             } else if (Character.isHighSurrogate(c) && i + 1 < n && Character.isLowSurrogate(v.charAt(i + 1))) {
                 int cp = Character.toCodePoint(c, v.charAt(++i));
                 b.append((char) (0xf0 | (cp >> 18))).append((char) (0x80 | ((cp >> 12) & 0x3f)))
