@@ -188,9 +188,8 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         events.upstreamHead(System.nanoTime() - attemptStart);
         events.attempt(outcomeOf(code));
         if (verdict == FailoverPolicy.Verdict.RELAY) {
-            commit(head);
-            // The upstream's chunks go to the client as they are when the client gets chunks too.
-            return chunked && framedBody;
+            commit(head, chunked);
+            return framedBody;
         }
         judgeKey(head, code);
         pendingAnswer = new BufferedAnswer(head, exchange.alloc());
@@ -220,7 +219,8 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         }
     }
 
-    private void commit(HttpResponse head) {
+    /** {@code upstreamChunked}: the upstream's body comes in chunks (not by length or until its close). */
+    private void commit(HttpResponse head, boolean upstreamChunked) {
         phase = Phase.STREAMING;
         keys.recordSuccess(key, head.status().code());
         releaseAnswers();
@@ -236,7 +236,9 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             // The upstream ends the body by closing; the client gets chunks so its connection survives.
             HttpUtil.setTransferEncodingChunked(head, true);
         }
-        framedBody = exchange.sendHead(head);
+        // The upstream's chunks go to the client as they are when the client gets chunks too. A
+        // body that ends with the upstream's close has no framing of its own: the encoder frames it.
+        framedBody = exchange.sendHead(head) && upstreamChunked;
     }
 
     private boolean bodyAllowed(HttpResponse head) {

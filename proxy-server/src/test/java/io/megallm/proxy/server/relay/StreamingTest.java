@@ -152,6 +152,29 @@ class StreamingTest {
     }
 
     @Test
+    void anAnswerThatEndsWithTheUpstreamsCloseReachesTheClientInChunks() throws Exception {
+        String body = "{\"hello\":\"until close\"}";
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            // No Content-Length, not chunked: the body ends when the upstream closes.
+            p.upstream.otherwise((ctx, req) -> ctx.pipeline().firstContext().writeAndFlush(Unpooled.copiedBuffer(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + body, StandardCharsets.ISO_8859_1))
+                    .addListener(ChannelFutureListener.CLOSE));
+            try (Socket s = openStream(p)) {
+                InputStream in = s.getInputStream();
+                String head = RawHttp.readHead(in, new ByteArrayOutputStream()).toLowerCase();
+                assertTrue(head.contains("transfer-encoding: chunked"), head);
+                String framed = Integer.toHexString(body.length()) + "\r\n" + body + "\r\n0\r\n\r\n";
+                assertEquals(framed, new String(in.readNBytes(framed.length()), StandardCharsets.ISO_8859_1));
+
+                // The client connection carries on.
+                p.upstream.otherwise(MockUpstream.json(200, "{}"));
+                s.getOutputStream().write(streamRequest().getBytes(StandardCharsets.ISO_8859_1));
+                assertTrue(RawHttp.readResponse(in).startsWith("HTTP/1.1 200"));
+            }
+        }
+    }
+
+    @Test
     void clientHangUpMidStreamClosesTheUpstreamConnection() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
             p.upstream.otherwise(MockUpstream.sse(10_000, 20));
