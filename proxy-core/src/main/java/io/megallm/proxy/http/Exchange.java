@@ -6,7 +6,6 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.EventLoop;
-import io.netty.handler.codec.http.DefaultLastHttpContent;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaderValues;
@@ -16,7 +15,6 @@ import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
-import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.util.AsciiString;
 import io.netty.util.ReferenceCountUtil;
 
@@ -37,6 +35,13 @@ public final class Exchange {
     private final boolean headRequest;
     private ClientListener listener;
     private boolean headSent;
+    // A relayed answer (sendHead, sendBody, sendEnd) is written as bytes past the encoder.
+    /** The client's body is chunked; bytes without framing of their own get chunk lines. */
+    private boolean chunkedOut;
+    /** HEAD, 204, 304: the head says what a body would be, and none follows. */
+    private boolean noBody;
+    /** The head, and the first body bytes if they fit, not written yet: one write at the flush. */
+    private ByteBuf held;
     private boolean finished;
     private boolean closeAfter;
     private int status;
@@ -176,15 +181,18 @@ public final class Exchange {
     }
 
     /**
-     * Starts a streamed answer; the head is flushed with the first body bytes or at the end.
-     * Returns true when the client's body is chunked and the upstream's chunk framing may be
-     * passed to it unchanged ({@link #sendBody(ByteBuf, boolean)} with {@code framed}).
+     * Starts a relayed answer; the head is flushed with the first body bytes or at the end.
+     * Returns true when the client's body is chunked, so that an upstream's chunks may be passed
+     * to it unchanged ({@link #sendBody(ByteBuf, boolean)} with {@code framed}).
      */
     public boolean sendHead(HttpResponse head) {
         prepareHead(head);
         headSent = true;
-        ctx.write(head, ctx.voidPromise());
-        return encoder != null && HttpUtil.isTransferEncodingChunked(head) && !headRequest();
+        int code = head.status().code();
+        noBody = headRequest || code == 204 || code == 304;
+        chunkedOut = !noBody && HttpUtil.isTransferEncodingChunked(head);
+        held = HeadBytes.head(ctx.alloc(), head);
+        return chunkedOut;
     }
 
     /**
@@ -192,19 +200,60 @@ public final class Exchange {
      * chunk framing and go out as they are. A failed write closes the connection.
      */
     public void sendBody(ByteBuf bytes, boolean framed) {
-        bytesOut += bytes.readableBytes();
-        (framed ? encoder : ctx).write(bytes, ctx.voidPromise());
+        int n = bytes.readableBytes();
+        bytesOut += n;
+        if (noBody || n == 0) {
+            bytes.release();
+            return;
+        }
+        if (chunkedOut && !framed) {
+            write(HeadBytes.chunkLine(ctx.alloc(), n));
+            write(bytes);
+            write(HeadBytes.chunkEnd(ctx.alloc()));
+        } else {
+            write(bytes);
+        }
+    }
+
+    /** Behind the held head while it has room (one buffer, one write), else after it. */
+    private void write(ByteBuf bytes) {
+        if (held != null) {
+            if (held.writableBytes() >= bytes.readableBytes()) {
+                held.writeBytes(bytes);
+                bytes.release();
+                return;
+            }
+            writeHeld();
+        }
+        encoder.write(bytes, ctx.voidPromise());
+    }
+
+    private void writeHeld() {
+        ByteBuf h = held;
+        held = null;
+        encoder.write(h, ctx.voidPromise());
     }
 
     public void flush() {
+        if (held != null) {
+            writeHeld();
+        }
         ctx.flush();
     }
 
-    /** The end of a streamed answer, with the upstream's trailers if it sent any. */
+    /** The end of a relayed answer, with the upstream's trailers if it sent any. */
     public void sendEnd(HttpHeaders trailers) {
-        LastHttpContent last = trailers.isEmpty() ? LastHttpContent.EMPTY_LAST_CONTENT
-                : new DefaultLastHttpContent(Unpooled.EMPTY_BUFFER, trailers);
-        end(last);
+        if (chunkedOut) {
+            write(HeadBytes.lastChunk(ctx.alloc(), trailers));
+        }
+        ByteBuf last = held != null ? held : Unpooled.EMPTY_BUFFER;
+        held = null;
+        if (closeAfter) {
+            encoder.writeAndFlush(last).addListener(ChannelFutureListener.CLOSE);
+        } else {
+            encoder.writeAndFlush(last, ctx.voidPromise());
+        }
+        finish();
     }
 
     /**
@@ -236,10 +285,12 @@ public final class Exchange {
             return;
         }
         finished = true;
-        listener = null;
-        if (encoder != null) {
-            ((ResponseEncoder) encoder.handler()).headRequest(false);
+        if (held != null) {
+            held.release();
+            held = null;
         }
+        listener = null;
+        ((ResponseEncoder) encoder.handler()).headRequest(false);
         request.body().release();
         reader.exchangeDone(this, closeAfter);
     }
@@ -249,9 +300,7 @@ public final class Exchange {
     }
 
     private void prepareHead(HttpResponse head) {
-        if (encoder != null) {
-            ((ResponseEncoder) encoder.handler()).headRequest(headRequest());
-        }
+        ((ResponseEncoder) encoder.handler()).headRequest(headRequest());
         status = head.status().code();
         headNanos = System.nanoTime();
         head.setProtocolVersion(HttpVersion.HTTP_1_1);

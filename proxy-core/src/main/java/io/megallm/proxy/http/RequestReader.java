@@ -81,6 +81,9 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     public void handlerAdded(ChannelHandlerContext ctx) {
         this.ctx = ctx;
         this.encoder = ctx.pipeline().context(ResponseEncoder.class);
+        if (encoder == null) {
+            throw new IllegalStateException("a ResponseEncoder must come before the RequestReader");
+        }
     }
 
     @Override

@@ -4,9 +4,9 @@ import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseEncoder;
 
 /**
- * The client connection's response encoder. It knows when the answer is to a HEAD request (an
- * answer without a body whatever its headers say), and its context is where a chunked body
- * that keeps the upstream's framing is written past it, unchanged.
+ * The client connection's response encoder, for the proxy's own answers. It knows when the answer
+ * is to a HEAD request (an answer without a body whatever its headers say). Relayed answers are
+ * framed by {@link Exchange} and written from this encoder's context, past it, as bytes.
  */
 public final class ResponseEncoder extends HttpResponseEncoder {
 
