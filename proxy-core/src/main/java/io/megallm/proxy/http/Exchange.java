@@ -167,7 +167,7 @@ public final class Exchange {
             ReferenceCountUtil.release(response);
             return;
         }
-        if (headRequest() && response.content().isReadable()) {
+        if (headRequest && response.content().isReadable()) {
             // The headers (Content-Length included) as for GET, never the body: a keep-alive
             // client would read it as the start of the next response.
             FullHttpResponse head = response.replace(Unpooled.EMPTY_BUFFER);
@@ -177,7 +177,7 @@ public final class Exchange {
         prepareHead(response);
         headSent = true;
         bytesOut += response.content().readableBytes();
-        end(response);
+        end(ctx, response);
     }
 
     /**
@@ -248,12 +248,7 @@ public final class Exchange {
         }
         ByteBuf last = held != null ? held : Unpooled.EMPTY_BUFFER;
         held = null;
-        if (closeAfter) {
-            encoder.writeAndFlush(last).addListener(ChannelFutureListener.CLOSE);
-        } else {
-            encoder.writeAndFlush(last, ctx.voidPromise());
-        }
-        finish();
+        end(encoder, last);
     }
 
     /**
@@ -270,12 +265,13 @@ public final class Exchange {
         finish();
     }
 
-    private void end(Object last) {
+    /** The last write of an answer, from {@code from}: the connection ({@code ctx}) or past the encoder. */
+    private void end(ChannelHandlerContext from, Object last) {
         if (closeAfter) {
-            ctx.writeAndFlush(last).addListener(ChannelFutureListener.CLOSE);
+            from.writeAndFlush(last).addListener(ChannelFutureListener.CLOSE);
         } else {
             // No promise to allocate when nobody waits for the write.
-            ctx.writeAndFlush(last, ctx.voidPromise());
+            from.writeAndFlush(last, ctx.voidPromise());
         }
         finish();
     }
@@ -295,12 +291,8 @@ public final class Exchange {
         reader.exchangeDone(this, closeAfter);
     }
 
-    private boolean headRequest() {
-        return headRequest;
-    }
-
     private void prepareHead(HttpResponse head) {
-        ((ResponseEncoder) encoder.handler()).headRequest(headRequest());
+        ((ResponseEncoder) encoder.handler()).headRequest(headRequest);
         status = head.status().code();
         headNanos = System.nanoTime();
         head.setProtocolVersion(HttpVersion.HTTP_1_1);

@@ -23,7 +23,8 @@ final class HeadBytes {
     private static final byte[] HTTP_1_1 = {'H', 'T', 'T', 'P', '/', '1', '.', '1', ' '};
     private static final byte[] COLON_SPACE = {':', ' '};
     private static final byte[] LAST_CHUNK = {'0', '\r', '\n'};
-    private static final byte[] HEX = {'0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e', 'f'};
+    /** Lowercase hex digits, for chunk sizes here and generated request ids in {@link RequestReader}. */
+    static final byte[] HEX = {'0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e', 'f'};
     private static final short CRLF = ('\r' << 8) | '\n';
 
     private HeadBytes() {

@@ -41,7 +41,6 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
 
     private static final Logger log = LoggerFactory.getLogger(RequestReader.class);
     private static final int MAX_REQUEST_ID_LENGTH = 128;
-    private static final byte[] HEX = "0123456789abcdef".getBytes(StandardCharsets.US_ASCII);
 
     private final RequestRouter router;
     private final long maxBody;
@@ -380,7 +379,7 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     /** 16 lowercase hex digits of {@code v} at {@code at}, leading zeros included. */
     private static void hex(long v, byte[] out, int at) {
         for (int i = at + 15; i >= at; i--) {
-            out[i] = HEX[(int) (v & 15)];
+            out[i] = HeadBytes.HEX[(int) (v & 15)];
             v >>>= 4;
         }
     }

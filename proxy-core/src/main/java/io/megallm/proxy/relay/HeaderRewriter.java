@@ -42,7 +42,7 @@ public final class HeaderRewriter {
         for (Iterator<Map.Entry<CharSequence, CharSequence>> it = in.iteratorCharSequence(); it.hasNext(); ) {
             Map.Entry<CharSequence, CharSequence> e = it.next();
             CharSequence name = e.getKey();
-            if (notForwarded(name) || named(connectionNamed, name)) {
+            if (isHopByHop(name) || setPerAttempt(name) || named(connectionNamed, name)) {
                 continue;
             }
             line(b, name, e.getValue());
@@ -73,54 +73,46 @@ public final class HeaderRewriter {
     /** Removes hop-by-hop headers from a response about to be relayed, in place. */
     public static void stripResponse(HttpHeaders headers) {
         List<String> connectionNamed = connectionTokens(headers);
-        for (String name : connectionNamed) {
-            headers.remove(name);
-        }
-        headers.remove(HttpHeaderNames.CONNECTION);
-        headers.remove(KEEP_ALIVE);
-        headers.remove(HttpHeaderNames.TE);
-        headers.remove(HttpHeaderNames.TRAILER);
-        headers.remove(HttpHeaderNames.UPGRADE);
-        headers.remove(HttpHeaderNames.PROXY_AUTHENTICATE);
-        headers.remove(HttpHeaderNames.PROXY_AUTHORIZATION);
-        if (hasProxyPrefixed(headers)) {
-            List<String> proxyNames = new ArrayList<>();
-            for (String name : headers.names()) {
-                if (startsWithIgnoreCase(name, "proxy-")) {
-                    proxyNames.add(name);
+        List<CharSequence> gone = null;
+        for (Iterator<Map.Entry<CharSequence, CharSequence>> it = headers.iteratorCharSequence(); it.hasNext(); ) {
+            CharSequence name = it.next().getKey();
+            if (isHopByHop(name) || named(connectionNamed, name)) {
+                if (gone == null) {
+                    gone = new ArrayList<>(4);
                 }
+                gone.add(name);
             }
-            proxyNames.forEach(headers::remove);
         }
-    }
-
-    static boolean isHopByHop(CharSequence name) {
-        return AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.CONNECTION)
-                || AsciiString.contentEqualsIgnoreCase(name, KEEP_ALIVE)
-                || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.TE)
-                || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.TRAILER)
-                || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.UPGRADE)
-                || startsWithIgnoreCase(name, "proxy-");
+        if (gone != null) {
+            gone.forEach(headers::remove);
+        }
     }
 
     /**
-     * Hop-by-hop headers and those the proxy sets itself for every attempt: the names of
-     * {@link #isHopByHop} and {@link #isFraming}, sorted by length first, so that a header costs
-     * one comparison or none instead of thirteen.
+     * Headers that do not cross the proxy in either direction: Connection, Keep-Alive, TE,
+     * Trailer, Upgrade and every Proxy-*. Chosen by name length first, so that a header costs one
+     * comparison or none.
      */
-    private static boolean notForwarded(CharSequence name) {
+    static boolean isHopByHop(CharSequence name) {
         int n = name.length();
         if (n >= 6 && (name.charAt(0) | 0x20) == 'p' && startsWithIgnoreCase(name, "proxy-")) {
             return true;
         }
         return switch (n) {
             case 2 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.TE);
-            case 4 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.HOST);
-            case 6 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.EXPECT);
             case 7 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.TRAILER)
                     || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.UPGRADE);
             case 10 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.CONNECTION)
                     || AsciiString.contentEqualsIgnoreCase(name, KEEP_ALIVE);
+            default -> false;
+        };
+    }
+
+    /** Request headers the proxy sets itself for every attempt (or drops: Expect), by length first. */
+    private static boolean setPerAttempt(CharSequence name) {
+        return switch (name.length()) {
+            case 4 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.HOST);
+            case 6 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.EXPECT);
             case 12 -> AsciiString.contentEqualsIgnoreCase(name, Exchange.X_REQUEST_ID);
             case 13 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.AUTHORIZATION);
             case 14 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.CONTENT_LENGTH);
@@ -128,17 +120,6 @@ public final class HeaderRewriter {
             case 17 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.TRANSFER_ENCODING);
             default -> false;
         };
-    }
-
-    /** Headers the proxy sets itself for every attempt. */
-    private static boolean isFraming(CharSequence name) {
-        return AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.HOST)
-                || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.CONTENT_LENGTH)
-                || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.TRANSFER_ENCODING)
-                || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.AUTHORIZATION)
-                || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.EXPECT)
-                || AsciiString.contentEqualsIgnoreCase(name, X_FORWARDED_FOR)
-                || AsciiString.contentEqualsIgnoreCase(name, Exchange.X_REQUEST_ID);
     }
 
     private static boolean methodHasBody(HttpMethod method) {
@@ -165,15 +146,6 @@ public final class HeaderRewriter {
     private static boolean named(List<String> names, CharSequence name) {
         for (int i = 0; i < names.size(); i++) {
             if (AsciiString.contentEqualsIgnoreCase(names.get(i), name)) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    private static boolean hasProxyPrefixed(HttpHeaders headers) {
-        for (Iterator<Map.Entry<CharSequence, CharSequence>> it = headers.iteratorCharSequence(); it.hasNext(); ) {
-            if (startsWithIgnoreCase(it.next().getKey(), "proxy-")) {
                 return true;
             }
         }

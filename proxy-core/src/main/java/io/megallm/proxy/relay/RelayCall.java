@@ -237,7 +237,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             HttpUtil.setTransferEncodingChunked(head, true);
         }
         // The upstream's chunks go to the client as they are when the client gets chunks too. A
-        // body that ends with the upstream's close has no framing of its own: the encoder frames it.
+        // body that ends with the upstream's close has no framing of its own: the exchange frames it.
         framedBody = exchange.sendHead(head) && upstreamChunked;
     }
 

@@ -78,10 +78,8 @@ public final class ProxyServer {
         AccessControl access = new AccessControl(settings.adminToken(), settings.proxyApiKeys());
         Router router = new Router(relay, keys, keyFile, access, metrics);
         accessLog = new AccessLog();
-        AccessLog accessLog = this.accessLog;
-        ProxyMetrics m = metrics;
         ExchangeObserver observer = exchange -> {
-            m.onEnd(exchange);
+            metrics.onEnd(exchange);
             accessLog.onEnd(exchange);
         };
         long maxBody = settings.maxRequestBody();

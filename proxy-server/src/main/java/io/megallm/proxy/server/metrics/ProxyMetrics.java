@@ -13,6 +13,8 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.stream.Collectors;
+import java.util.stream.IntStream;
 
 /**
  * The proxy's metrics. Our own few lines instead of a metrics library: on the request path
@@ -115,17 +117,12 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
     /** HTTP status codes have three digits; index 0 stands for "none". */
     private static final int STATUSES = 1000;
 
+    private static final Map<String, Integer> METHOD_INDEX = IntStream.range(0, METHOD_CLASSES.length - 1).boxed()
+            .collect(Collectors.toUnmodifiableMap(i -> METHOD_CLASSES[i], i -> i));
+
+    /** The index of a method's label in {@link #METHOD_CLASSES}; "OTHER" (the last) for the rest. */
     private static int methodClass(String method) {
-        return switch (method) {
-            case "GET" -> 0;
-            case "POST" -> 1;
-            case "PUT" -> 2;
-            case "PATCH" -> 3;
-            case "DELETE" -> 4;
-            case "HEAD" -> 5;
-            case "OPTIONS" -> 6;
-            default -> 7;
-        };
+        return METHOD_INDEX.getOrDefault(method, METHOD_CLASSES.length - 1);
     }
 
     // ---- exposition (a scrape) -----------------------------------------------------------------
