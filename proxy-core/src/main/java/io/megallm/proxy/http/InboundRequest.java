@@ -1,29 +1,26 @@
 package io.megallm.proxy.http;
 
 import io.netty.buffer.ByteBuf;
-import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpMethod;
-import io.netty.handler.codec.http.HttpRequest;
-import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 
 import java.net.InetSocketAddress;
 
 /**
  * A client request whose body has been read completely. The body is one reference-counted
- * buffer (a composite of the received chunks, not a copy) owned by the {@link Exchange};
+ * buffer (slices of the received buffers, not a copy) owned by the {@link Exchange};
  * attempts send {@code retainedDuplicate()}s of it.
  */
 public final class InboundRequest {
 
-    private final HttpRequest head;
+    private final RequestHead head;
     private final ByteBuf body;
     private final String requestId;
     private final InetSocketAddress remote;
     private final String clientIp;
     private final long startNanos;
 
-    InboundRequest(HttpRequest head, ByteBuf body, String requestId, InetSocketAddress remote, String clientIp,
+    InboundRequest(RequestHead head, ByteBuf body, String requestId, InetSocketAddress remote, String clientIp,
                    long startNanos) {
         this.head = head;
         this.body = body;
@@ -54,15 +51,15 @@ public final class InboundRequest {
     }
 
     public HttpVersion protocolVersion() {
-        return head.protocolVersion();
+        return head.version();
     }
 
-    public HttpHeaders headers() {
+    public RequestHeaders headers() {
         return head.headers();
     }
 
     public boolean keepAlive() {
-        return HttpUtil.isKeepAlive(head);
+        return head.keepAlive();
     }
 
     public ByteBuf body() {

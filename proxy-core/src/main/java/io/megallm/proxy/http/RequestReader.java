@@ -6,36 +6,28 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
-import io.netty.handler.codec.DecoderResult;
-import io.netty.handler.codec.TooLongFrameException;
+import io.netty.handler.codec.ByteToMessageDecoder;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.FullHttpResponse;
-import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaderValues;
-import io.netty.handler.codec.http.HttpHeaders;
-import io.netty.handler.codec.http.HttpRequest;
 import io.netty.handler.codec.http.HttpResponseStatus;
-import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
-import io.netty.handler.codec.http.LastHttpContent;
-import io.netty.handler.codec.http.TooLongHttpHeaderException;
-import io.netty.handler.codec.http.TooLongHttpLineException;
 import io.netty.util.ReferenceCountUtil;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayDeque;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
- * Reads one request at a time from a client connection (auto-read is off), checks what must
- * be checked before anything else happens (decoder errors, request smuggling, body size), keeps
- * the body as a composite of the received buffers and hands the complete request to the
- * {@link RequestRouter}. While an answer is in progress it keeps one read armed, so that a
- * client that hangs up is noticed at once; pipelined requests wait their turn.
+ * Reads one request at a time from a client connection (auto-read is off): parses the head in
+ * place ({@link RequestHeadParser}), checks what must be checked before anything else happens
+ * (malformed HTTP, request smuggling, body size), keeps the body as the received buffers and hands
+ * the complete request to the {@link RequestRouter}. While an answer is in progress it keeps one
+ * read armed, so that a client that hangs up is noticed at once; bytes of a pipelined request wait
+ * in the cumulation, unread, until the answer ends.
  */
 public final class RequestReader extends ChannelInboundHandlerAdapter {
 
@@ -46,20 +38,27 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     private final long maxBody;
     private final ServerLifecycle lifecycle;
     private final ExchangeObserver observer;
+    private final RequestHeadParser parser = new RequestHeadParser();
+    private final ChunkedBodyDecoder chunks = new ChunkedBodyDecoder(RequestHeadParser.MAX_HEADER_SECTION);
+    private final ChunkedBodyDecoder.Sink bodySink = this::appendBody;
 
     private ChannelHandlerContext ctx;
     private ChannelHandlerContext encoder;
-    private HttpRequest head;
-    /** The body so far: the first received buffer itself, a composite once a second one comes. */
+    /** Received bytes not yet read: the rest of a head, a body, or pipelined requests. */
+    private ByteBuf cumulation;
+    private RequestHead head;
+    /** The body so far: the first slice itself, a composite once a second one comes. */
     private ByteBuf body;
     /** The connection's peer and its address as text, looked up once per connection. */
     private InetSocketAddress remote;
     private String clientIp;
     private long bodyBytes;
+    /** Content-Length bytes still to come; unused for a chunked body. */
+    private long bodyRemaining;
     private long startNanos;
     private boolean rejected;
+    private boolean processing;
     private Exchange current;
-    private ArrayDeque<Object> waiting;
 
     public RequestReader(RequestRouter router, long maxBody, ServerLifecycle lifecycle) {
         this(router, maxBody, lifecycle, ExchangeObserver.NONE);
@@ -94,112 +93,106 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
-        if (rejected) {
+        if (rejected || !(msg instanceof ByteBuf bytes)) {
             ReferenceCountUtil.release(msg);
             return;
         }
-        if (current != null || (waiting != null && !waiting.isEmpty())) {
-            // A pipelined request: hold it and stop reading until the current answer ends.
-            if (waiting == null) {
-                waiting = new ArrayDeque<>(4);
-            }
-            waiting.add(msg);
-            return;
+        cumulation = cumulation == null ? bytes
+                : ByteToMessageDecoder.MERGE_CUMULATOR.cumulate(ctx.alloc(), cumulation, bytes);
+        if (current == null) {
+            process();
         }
-        handle(msg);
     }
 
-    private void handle(Object msg) {
-        if (msg instanceof HttpRequest request) {
-            if (!startRequest(request)) {
-                ReferenceCountUtil.release(msg);
-                return;
-            }
-        }
-        if (msg instanceof HttpContent content) {
-            if (head == null) {
-                content.release();
-                return;
-            }
-            if (!appendContent(content)) {
-                return;
-            }
-            if (content instanceof LastHttpContent) {
+    /** Reads requests from the cumulation until one is in progress, or more bytes are needed. */
+    private void process() {
+        processing = true;
+        try {
+            while (current == null && !rejected && cumulation != null && cumulation.isReadable()) {
+                if (head == null) {
+                    RequestHead h = parser.parse(cumulation);
+                    if (h == null) {
+                        break;
+                    }
+                    startRequest(h);
+                }
+                if (!readBody()) {
+                    break;
+                }
                 dispatch();
-                return;
             }
+        } catch (BadRequest e) {
+            reject(e.status, e.code, e.getMessage());
+        } finally {
+            processing = false;
         }
-        ctx.read();
+        if (cumulation != null && !cumulation.isReadable()) {
+            cumulation.release();
+            cumulation = null;
+        }
+        // Read on while a request is incomplete, and once while an answer runs, to see a hang-up;
+        // bytes already waiting behind an answer are enough until it ends.
+        if (!rejected && (current == null || cumulation == null)) {
+            ctx.read();
+        }
     }
 
-    private boolean startRequest(HttpRequest request) {
-        DecoderResult result = request.decoderResult();
-        if (result.isFailure()) {
-            rejectDecoderFailure(result.cause());
-            return false;
+    private void startRequest(RequestHead h) throws BadRequest {
+        if (h.contentLength() > maxBody) {
+            throw tooLarge();
         }
-        HttpHeaders headers = request.headers();
-        if (headers.contains(HttpHeaderNames.CONTENT_LENGTH) && headers.contains(HttpHeaderNames.TRANSFER_ENCODING)) {
-            reject(HttpResponseStatus.BAD_REQUEST, "request_smuggling",
-                    "A request must not carry both Content-Length and Transfer-Encoding.");
-            return false;
-        }
-        long declared = HttpUtil.getContentLength(request, -1L);
-        if (declared > maxBody) {
-            rejectTooLarge();
-            return false;
-        }
-        if (HttpUtil.is100ContinueExpected(request)) {
-            headers.remove(HttpHeaderNames.EXPECT);
+        if (h.expectContinue()) {
+            // Answered here, hop by hop: the upstream gets the whole body and no Expect.
+            h.headers().remove(HttpHeaderNames.EXPECT);
             ctx.writeAndFlush(new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.CONTINUE,
                     Unpooled.EMPTY_BUFFER));
         }
-        head = request;
+        head = h;
         bodyBytes = 0;
+        bodyRemaining = Math.max(0, h.contentLength());
         startNanos = System.nanoTime();
-        return true;
     }
 
-    private boolean appendContent(HttpContent content) {
-        if (content.decoderResult().isFailure()) {
-            content.release();
-            rejectDecoderFailure(content.decoderResult().cause());
-            return false;
+    /** Moves body bytes out of the cumulation; true once the body is complete. */
+    private boolean readBody() throws BadRequest {
+        if (head.chunked()) {
+            return chunks.decode(cumulation, bodySink);
         }
-        ByteBuf bytes = content.content();
-        int n = bytes.readableBytes();
-        if (n == 0) {
-            content.release();
-            return true;
+        int n = (int) Math.min(bodyRemaining, cumulation.readableBytes());
+        if (n > 0) {
+            appendBody(cumulation.readRetainedSlice(n));
+            bodyRemaining -= n;
         }
-        bodyBytes += n;
+        return bodyRemaining == 0;
+    }
+
+    private void appendBody(ByteBuf part) throws BadRequest {
+        bodyBytes += part.readableBytes();
         if (bodyBytes > maxBody) {
-            content.release();
-            rejectTooLarge();
-            return false;
+            part.release();
+            throw tooLarge();
         }
-        // No consolidation: the body stays the buffers the socket filled, most often just one.
+        // No consolidation: the body stays slices of the buffers the socket filled, most often one.
         if (body == null) {
-            body = bytes;
+            body = part;
         } else if (body instanceof CompositeByteBuf composite) {
-            composite.addComponent(true, bytes);
+            composite.addComponent(true, part);
         } else {
             CompositeByteBuf composite = ctx.alloc().compositeBuffer(Integer.MAX_VALUE);
             composite.addComponent(true, body);
-            composite.addComponent(true, bytes);
+            composite.addComponent(true, part);
             body = composite;
         }
-        return true;
     }
 
     private void dispatch() {
-        HttpRequest request = head;
+        RequestHead request = head;
         ByteBuf content = body != null ? body : Unpooled.EMPTY_BUFFER;
         head = null;
         body = null;
         InetSocketAddress peer = remote();
         Exchange exchange = new Exchange(this, ctx, encoder,
-                new InboundRequest(request, content, requestId(request), peer, clientIp, startNanos));
+                new InboundRequest(request, content, requestId(request.headers()), peer, clientIp, startNanos));
         current = exchange;
         lifecycle.requestStarted();
         try {
@@ -214,10 +207,6 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
                             "internal_error", "The proxy failed to handle this request.");
                 }
             }
-        }
-        if (current == exchange) {
-            // Keep one read armed while the answer runs, so a hang-up is seen at once.
-            ctx.read();
         }
     }
 
@@ -235,14 +224,11 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
         if (close || !ctx.channel().isActive()) {
             // The close itself follows the last write; nothing more is read from this connection.
             rejected = true;
-            releaseWaiting();
+            releasePartial();
             return;
         }
-        while (current == null && waiting != null && !waiting.isEmpty() && !rejected) {
-            handle(waiting.poll());
-        }
-        if (current == null && !rejected) {
-            ctx.read();
+        if (!processing) {
+            process();
         }
     }
 
@@ -262,7 +248,7 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
         if (evt == ServerLifecycle.DRAIN) {
-            if (current == null && head == null) {
+            if (current == null && head == null && cumulation == null) {
                 ctx.close();
             }
             return;
@@ -274,7 +260,6 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     public void channelInactive(ChannelHandlerContext ctx) {
         rejected = true;
         releasePartial();
-        releaseWaiting();
         Exchange exchange = current;
         if (exchange != null) {
             exchange.clientGone();
@@ -285,7 +270,6 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     @Override
     public void handlerRemoved(ChannelHandlerContext ctx) {
         releasePartial();
-        releaseWaiting();
     }
 
     @Override
@@ -294,24 +278,8 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
         ctx.close();
     }
 
-    private void rejectDecoderFailure(Throwable cause) {
-        if (cause instanceof TooLongHttpHeaderException) {
-            reject(HttpResponseStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large",
-                    "The request headers are too large.");
-        } else if (cause instanceof TooLongHttpLineException) {
-            reject(HttpResponseStatus.REQUEST_URI_TOO_LONG, "uri_too_long", "The request line is too long.");
-        } else if (cause instanceof RequestSmugglingException) {
-            reject(HttpResponseStatus.BAD_REQUEST, "request_smuggling",
-                    "A request must not carry both Content-Length and Transfer-Encoding.");
-        } else if (cause instanceof TooLongFrameException) {
-            reject(HttpResponseStatus.BAD_REQUEST, "bad_request", "A part of the request is too long.");
-        } else {
-            reject(HttpResponseStatus.BAD_REQUEST, "malformed_http", "The request is not valid HTTP/1.1.");
-        }
-    }
-
-    private void rejectTooLarge() {
-        reject(HttpResponseStatus.REQUEST_ENTITY_TOO_LARGE, "request_too_large",
+    private BadRequest tooLarge() {
+        return new BadRequest(HttpResponseStatus.REQUEST_ENTITY_TOO_LARGE, "request_too_large",
                 "The request body is larger than the " + maxBody + " bytes this proxy accepts.");
     }
 
@@ -319,7 +287,6 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     private void reject(HttpResponseStatus status, String code, String message) {
         rejected = true;
         releasePartial();
-        releaseWaiting();
         FullHttpResponse response = ErrorResponses.error(ctx.alloc(), status,
                 ErrorResponses.INVALID_REQUEST, code, message);
         response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
@@ -328,18 +295,14 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
 
     private void releasePartial() {
         head = null;
+        chunks.reset();
         if (body != null) {
             body.release();
             body = null;
         }
-    }
-
-    private void releaseWaiting() {
-        if (waiting != null) {
-            Object m;
-            while ((m = waiting.poll()) != null) {
-                ReferenceCountUtil.release(m);
-            }
+        if (cumulation != null) {
+            cumulation.release();
+            cumulation = null;
         }
     }
 
@@ -351,8 +314,8 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
         return remote;
     }
 
-    private static String requestId(HttpRequest request) {
-        String given = request.headers().get(Exchange.X_REQUEST_ID);
+    private static String requestId(RequestHeaders headers) {
+        String given = headers.get(Exchange.X_REQUEST_ID);
         if (given != null && validId(given)) {
             return given;
         }

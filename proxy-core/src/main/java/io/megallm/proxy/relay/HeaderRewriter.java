@@ -2,13 +2,13 @@ package io.megallm.proxy.relay;
 
 import io.megallm.proxy.http.Exchange;
 import io.megallm.proxy.http.InboundRequest;
+import io.megallm.proxy.http.RequestHeaders;
 import io.megallm.proxy.upstream.UpstreamTarget;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.util.AsciiString;
 
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
@@ -28,51 +28,103 @@ public final class HeaderRewriter {
     /**
      * The upstream request head as bytes, request line and headers, all but the per-attempt
      * {@code Authorization} line and the blank line that ends the head: built once per request and
-     * copied into each attempt's buffer, instead of a header map per request that the encoder
-     * walks again. The body is sent whole with a Content-Length, so the client's framing headers
-     * are not carried over. Names and values as Netty decoded them are one char per received byte
-     * and go out as those bytes.
+     * copied into each attempt's buffer. The client's header lines that cross go out as the bytes
+     * they came in, copied by range from the parsed head. The body is sent whole with a
+     * Content-Length, so the client's framing headers are not carried over.
      */
     public static byte[] upstreamHead(InboundRequest request, UpstreamTarget target, String uri) {
-        HttpHeaders in = request.headers();
-        List<String> connectionNamed = connectionTokens(in);
-        StringBuilder b = new StringBuilder(512);
-        b.append(request.method().name()).append(' ').append(uri).append(" HTTP/1.1\r\n");
-        line(b, HttpHeaderNames.HOST, target.hostHeader());
-        for (Iterator<Map.Entry<CharSequence, CharSequence>> it = in.iteratorCharSequence(); it.hasNext(); ) {
-            Map.Entry<CharSequence, CharSequence> e = it.next();
-            CharSequence name = e.getKey();
-            if (isHopByHop(name) || setPerAttempt(name) || named(connectionNamed, name)) {
-                continue;
-            }
-            line(b, name, e.getValue());
-        }
+        RequestHeaders in = request.headers();
+        List<String> connectionNamed = connectionTokens(in.getAll(HttpHeaderNames.CONNECTION));
+        int n = in.size();
+        boolean[] keep = new boolean[n];
+        String method = request.method().name();
+        String host = target.hostHeader();
         int length = request.body().readableBytes();
-        if (length > 0 || methodHasBody(request.method())) {
-            b.append(HttpHeaderNames.CONTENT_LENGTH).append(": ").append(length).append("\r\n");
-        }
-        String ip = request.clientIp();
-        if (ip != null) {
-            b.append(X_FORWARDED_FOR).append(": ");
-            // Several X-Forwarded-For lines are one list (RFC 9110 §5.3); keep them all, in order.
-            for (String hop : in.getAll(X_FORWARDED_FOR)) {
-                if (!hop.isBlank()) {
-                    b.append(hop.strip()).append(", ");
+        String contentLength = length > 0 || methodHasBody(request.method()) ? Integer.toString(length) : null;
+        String forwardedFor = forwardedFor(in, request.clientIp());
+        String id = request.requestId();
+        int size = method.length() + 1 + uri.length() + " HTTP/1.1\r\n".length()
+                + lineLength(HttpHeaderNames.HOST, host) + lineLength(Exchange.X_REQUEST_ID, id);
+        for (int i = 0; i < n; i++) {
+            if (!in.removed(i)) {
+                AsciiString name = in.nameView(i);
+                if (!isHopByHop(name) && !setPerAttempt(name) && !named(connectionNamed, name)) {
+                    keep[i] = true;
+                    size += in.lineLength(i);
                 }
             }
-            b.append(ip).append("\r\n");
         }
-        line(b, Exchange.X_REQUEST_ID, request.requestId());
-        return b.toString().getBytes(StandardCharsets.ISO_8859_1);
+        if (contentLength != null) {
+            size += lineLength(HttpHeaderNames.CONTENT_LENGTH, contentLength);
+        }
+        if (forwardedFor != null) {
+            size += lineLength(X_FORWARDED_FOR, forwardedFor);
+        }
+        byte[] out = new byte[size];
+        int at = text(method, out, 0);
+        out[at++] = ' ';
+        at = text(uri, out, at);
+        at = text(" HTTP/1.1\r\n", out, at);
+        at = line(HttpHeaderNames.HOST, host, out, at);
+        for (int i = 0; i < n; i++) {
+            if (keep[i]) {
+                at = in.writeLine(i, out, at);
+            }
+        }
+        if (contentLength != null) {
+            at = line(HttpHeaderNames.CONTENT_LENGTH, contentLength, out, at);
+        }
+        if (forwardedFor != null) {
+            at = line(X_FORWARDED_FOR, forwardedFor, out, at);
+        }
+        line(Exchange.X_REQUEST_ID, id, out, at);
+        return out;
     }
 
-    private static void line(StringBuilder b, CharSequence name, CharSequence value) {
-        b.append(name).append(": ").append(value).append("\r\n");
+    /** The X-Forwarded-For list with the client's address last, or null without an address. */
+    private static String forwardedFor(RequestHeaders in, String ip) {
+        if (ip == null) {
+            return null;
+        }
+        int first = in.indexOf(X_FORWARDED_FOR, 0);
+        if (first < 0) {
+            return ip;
+        }
+        StringBuilder b = new StringBuilder(64);
+        // Several X-Forwarded-For lines are one list (RFC 9110 §5.3); keep them all, in order.
+        for (String hop : in.getAll(X_FORWARDED_FOR)) {
+            if (!hop.isBlank()) {
+                b.append(hop.strip()).append(", ");
+            }
+        }
+        return b.append(ip).toString();
+    }
+
+    private static int lineLength(CharSequence name, String value) {
+        return name.length() + 2 + value.length() + 2;
+    }
+
+    private static int line(CharSequence name, String value, byte[] out, int at) {
+        at = text(name, out, at);
+        out[at++] = ':';
+        out[at++] = ' ';
+        at = text(value, out, at);
+        out[at++] = '\r';
+        out[at++] = '\n';
+        return at;
+    }
+
+    /** One byte per char: names and values came in as bytes and leave as the same bytes. */
+    private static int text(CharSequence s, byte[] out, int at) {
+        for (int i = 0; i < s.length(); i++) {
+            out[at++] = (byte) s.charAt(i);
+        }
+        return at;
     }
 
     /** Removes hop-by-hop headers from a response about to be relayed, in place. */
     public static void stripResponse(HttpHeaders headers) {
-        List<String> connectionNamed = connectionTokens(headers);
+        List<String> connectionNamed = connectionTokens(headers.getAll(HttpHeaderNames.CONNECTION));
         List<CharSequence> gone = null;
         for (Iterator<Map.Entry<CharSequence, CharSequence>> it = headers.iteratorCharSequence(); it.hasNext(); ) {
             CharSequence name = it.next().getKey();
@@ -126,8 +178,7 @@ public final class HeaderRewriter {
         return method.equals(HttpMethod.POST) || method.equals(HttpMethod.PUT) || method.equals(HttpMethod.PATCH);
     }
 
-    private static List<String> connectionTokens(HttpHeaders headers) {
-        List<String> values = headers.getAll(HttpHeaderNames.CONNECTION);
+    private static List<String> connectionTokens(List<String> values) {
         if (values.isEmpty()) {
             return List.of();
         }

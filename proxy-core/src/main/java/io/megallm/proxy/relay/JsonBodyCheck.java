@@ -6,8 +6,6 @@ import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadConstraints;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufInputStream;
-import io.netty.handler.codec.http.HttpHeaderNames;
-import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.util.concurrent.FastThreadLocal;
 
 import java.io.IOException;
@@ -46,11 +44,11 @@ public final class JsonBodyCheck {
      * True when there is a body and the request says it is JSON, or says nothing. An empty body
      * is not checked: SDKs send {@code Content-Type: application/json} on GETs too.
      */
-    public static boolean appliesTo(HttpHeaders headers, ByteBuf body) {
+    /** {@code type}: the request's Content-Type, null without one. */
+    public static boolean appliesTo(String type, ByteBuf body) {
         if (!body.isReadable()) {
             return false;
         }
-        String type = headers.get(HttpHeaderNames.CONTENT_TYPE);
         return type == null || type.toLowerCase(java.util.Locale.ROOT).contains("json");
     }
 

@@ -8,6 +8,7 @@ import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.key.KeySelector;
 import io.megallm.proxy.upstream.UpstreamPools;
 import io.netty.channel.EventLoop;
+import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpResponseStatus;
 
 import java.util.concurrent.ConcurrentHashMap;
@@ -43,7 +44,7 @@ public final class Relay {
         InboundRequest request = exchange.request();
         JsonBodyCheck.Result body = JsonBodyCheck.Result.NOT_JSON;
         events.requestBytes(request.body().readableBytes());
-        if (JsonBodyCheck.appliesTo(request.headers(), request.body())) {
+        if (JsonBodyCheck.appliesTo(request.headers().get(HttpHeaderNames.CONTENT_TYPE), request.body())) {
             body = JsonBodyCheck.check(request.body());
             exchange.describe(body.model(), body.stream());
             if (body.error() != null) {

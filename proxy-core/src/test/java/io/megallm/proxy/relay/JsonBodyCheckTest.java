@@ -5,9 +5,6 @@ import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
-import io.netty.handler.codec.http.DefaultHttpHeaders;
-import io.netty.handler.codec.http.HttpHeaderNames;
-import io.netty.handler.codec.http.HttpHeaders;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -228,29 +225,25 @@ class JsonBodyCheckTest {
     @Test
     void appliesToJsonContentTypes() {
         ByteBuf body = buf("{}");
-        assertTrue(JsonBodyCheck.appliesTo(headers("application/json"), body));
-        assertTrue(JsonBodyCheck.appliesTo(headers("application/json; charset=utf-8"), body));
-        assertTrue(JsonBodyCheck.appliesTo(headers("Application/JSON"), body));
-        assertTrue(JsonBodyCheck.appliesTo(headers("application/vnd.api+json"), body));
-        assertFalse(JsonBodyCheck.appliesTo(headers("application/json"), Unpooled.EMPTY_BUFFER),
+        assertTrue(JsonBodyCheck.appliesTo("application/json", body));
+        assertTrue(JsonBodyCheck.appliesTo("application/json; charset=utf-8", body));
+        assertTrue(JsonBodyCheck.appliesTo("Application/JSON", body));
+        assertTrue(JsonBodyCheck.appliesTo("application/vnd.api+json", body));
+        assertFalse(JsonBodyCheck.appliesTo("application/json", Unpooled.EMPTY_BUFFER),
                 "an empty body is not checked: SDKs send a JSON content type on GETs too");
     }
 
     @Test
     void doesNotApplyToOtherContentTypes() {
         ByteBuf body = buf("not json");
-        assertFalse(JsonBodyCheck.appliesTo(headers("text/plain"), body));
-        assertFalse(JsonBodyCheck.appliesTo(headers("multipart/form-data; boundary=x"), body));
-        assertFalse(JsonBodyCheck.appliesTo(headers("application/octet-stream"), body));
+        assertFalse(JsonBodyCheck.appliesTo("text/plain", body));
+        assertFalse(JsonBodyCheck.appliesTo("multipart/form-data; boundary=x", body));
+        assertFalse(JsonBodyCheck.appliesTo("application/octet-stream", body));
     }
 
     @Test
     void withoutContentTypeAppliesOnlyWhenThereIsABody() {
-        assertTrue(JsonBodyCheck.appliesTo(new DefaultHttpHeaders(), buf("{}")));
-        assertFalse(JsonBodyCheck.appliesTo(new DefaultHttpHeaders(), Unpooled.EMPTY_BUFFER));
-    }
-
-    private static HttpHeaders headers(String contentType) {
-        return new DefaultHttpHeaders().set(HttpHeaderNames.CONTENT_TYPE, contentType);
+        assertTrue(JsonBodyCheck.appliesTo(null, buf("{}")));
+        assertFalse(JsonBodyCheck.appliesTo(null, Unpooled.EMPTY_BUFFER));
     }
 }

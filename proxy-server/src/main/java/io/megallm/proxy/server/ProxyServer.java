@@ -3,7 +3,6 @@ package io.megallm.proxy.server;
 import io.megallm.proxy.http.ExchangeObserver;
 import io.megallm.proxy.http.RequestReader;
 import io.megallm.proxy.http.ServerLifecycle;
-import io.megallm.proxy.http.StrictRequestDecoder;
 import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.relay.Relay;
 import io.megallm.proxy.relay.RelaySettings;
@@ -25,7 +24,6 @@ import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.socket.SocketChannel;
-import io.netty.handler.codec.http.HttpDecoderConfig;
 import io.megallm.proxy.http.ResponseEncoder;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -83,10 +81,6 @@ public final class ProxyServer {
             accessLog.onEnd(exchange);
         };
         long maxBody = settings.maxRequestBody();
-        HttpDecoderConfig decoderConfig = new HttpDecoderConfig()
-                .setMaxInitialLineLength(8192)
-                .setMaxHeaderSize(16 * 1024)
-                .setMaxChunkSize(64 * 1024);
 
         ServerBootstrap b = new ServerBootstrap()
                 // Accepting on an I/O loop, as Nginx's workers do: with one loop (one core) a new
@@ -101,8 +95,7 @@ public final class ProxyServer {
                 .childHandler(new ChannelInitializer<SocketChannel>() {
                     @Override
                     protected void initChannel(SocketChannel ch) {
-                        ch.pipeline().addLast("decoder", new StrictRequestDecoder(decoderConfig))
-                                .addLast("encoder", new ResponseEncoder())
+                        ch.pipeline().addLast("encoder", new ResponseEncoder())
                                 .addLast("reader", new RequestReader(router, maxBody, lifecycle, observer));
                     }
                 });

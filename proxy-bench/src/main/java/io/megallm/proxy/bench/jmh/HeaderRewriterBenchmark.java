@@ -4,12 +4,10 @@ import io.megallm.proxy.http.Exchange;
 import io.megallm.proxy.http.InboundRequest;
 import io.megallm.proxy.http.RequestReader;
 import io.megallm.proxy.http.ServerLifecycle;
-import io.megallm.proxy.http.StrictRequestDecoder;
 import io.megallm.proxy.relay.HeaderRewriter;
 import io.megallm.proxy.upstream.UpstreamTarget;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
-import io.netty.handler.codec.http.HttpDecoderConfig;
 import io.megallm.proxy.http.ResponseEncoder;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -88,8 +86,7 @@ public class HeaderRewriterBenchmark {
     public void setup() {
         BenchLogging.quiet();
         Exchange[] captured = new Exchange[1];
-        channel = new RemoteEmbeddedChannel(new StrictRequestDecoder(new HttpDecoderConfig()),
-                new ResponseEncoder(), new RequestReader(ex -> captured[0] = ex, 10 << 20, new ServerLifecycle()));
+        channel = new RemoteEmbeddedChannel(new ResponseEncoder(), new RequestReader(ex -> captured[0] = ex, 10 << 20, new ServerLifecycle()));
         channel.writeInbound(Unpooled.copiedBuffer(REQUEST, StandardCharsets.US_ASCII));
         if (captured[0] == null) {
             throw new IllegalStateException("the request did not reach the router");

@@ -2,8 +2,8 @@ package io.megallm.proxy.server.routes;
 
 import io.megallm.proxy.http.ErrorResponses;
 import io.megallm.proxy.http.Exchange;
+import io.megallm.proxy.http.RequestHeaders;
 import io.netty.handler.codec.http.HttpHeaderNames;
-import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.util.AsciiString;
 
@@ -63,7 +63,7 @@ public final class AccessControl {
         if (clientKeys.isEmpty()) {
             return true;
         }
-        HttpHeaders headers = exchange.request().headers();
+        RequestHeaders headers = exchange.request().headers();
         String presented = bearer(headers);
         if (presented == null) {
             presented = headers.get(X_API_KEY);
@@ -97,11 +97,11 @@ public final class AccessControl {
      * A loopback peer that forwards for someone else (Nginx on the same host) is not a local
      * operator: without this, everyone who reaches Nginx would be admin.
      */
-    private static boolean relayedByAProxy(HttpHeaders headers) {
+    private static boolean relayedByAProxy(RequestHeaders headers) {
         return headers.contains(X_FORWARDED_FOR) || headers.contains(X_REAL_IP) || headers.contains(FORWARDED);
     }
 
-    private static String bearer(HttpHeaders headers) {
+    private static String bearer(RequestHeaders headers) {
         String auth = headers.get(HttpHeaderNames.AUTHORIZATION);
         if (auth == null) {
             return null;

@@ -2,7 +2,6 @@ package io.megallm.proxy.server.admin;
 
 import io.megallm.proxy.http.RequestReader;
 import io.megallm.proxy.http.ServerLifecycle;
-import io.megallm.proxy.http.StrictRequestDecoder;
 import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.relay.Relay;
 import io.megallm.proxy.relay.RelaySettings;
@@ -16,7 +15,6 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
-import io.netty.handler.codec.http.HttpDecoderConfig;
 import io.megallm.proxy.http.ResponseEncoder;
 
 import java.net.InetSocketAddress;
@@ -50,7 +48,7 @@ final class PipelineClient {
                 return peer;
             }
         };
-        ch.pipeline().addLast(new StrictRequestDecoder(new HttpDecoderConfig()), new ResponseEncoder(),
+        ch.pipeline().addLast(new ResponseEncoder(),
                 new RequestReader(router, 1024 * 1024, lifecycle));
         ch.pipeline().fireChannelActive();
         ch.writeInbound(Unpooled.copiedBuffer(request, StandardCharsets.ISO_8859_1));
