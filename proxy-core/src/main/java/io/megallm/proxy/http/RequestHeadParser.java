@@ -26,21 +26,6 @@ final class RequestHeadParser {
     static final int MAX_REQUEST_LINE = 8192;
     static final int MAX_HEADER_SECTION = 16 * 1024;
 
-    private static final boolean[] TCHAR = new boolean[128];
-
-    static {
-        for (char c = '0'; c <= '9'; c++) {
-            TCHAR[c] = true;
-        }
-        for (char c = 'a'; c <= 'z'; c++) {
-            TCHAR[c] = true;
-            TCHAR[c - 32] = true;
-        }
-        for (char c : "!#$%&'*+-.^_`|~".toCharArray()) {
-            TCHAR[c] = true;
-        }
-    }
-
     private final int maxRequestLine;
     private final int maxHeaderSection;
     /** Bytes after the reader index already searched for the head's end without finding it. */
@@ -364,7 +349,7 @@ final class RequestHeadParser {
     }
 
     private static boolean tchar(byte c) {
-        return c >= 0 && TCHAR[c];
+        return HttpTokens.isTchar(c);
     }
 
     private static int tokenEnd(byte[] b, int p, int end) {

@@ -1,5 +1,6 @@
 package io.megallm.proxy.upstream;
 
+import io.megallm.proxy.http.HttpTokens;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;
@@ -35,20 +36,6 @@ final class ResponseParser {
     private static final HttpHeadersFactory HEADERS = DefaultHttpHeadersFactory.headersFactory().withValidation(false);
     private static final HttpHeadersFactory TRAILERS = DefaultHttpHeadersFactory.trailersFactory().withValidation(false);
     private static final AsciiString CHUNKED = AsciiString.cached("chunked");
-    private static final boolean[] TOKEN = new boolean[128];
-
-    static {
-        for (char c = '0'; c <= '9'; c++) {
-            TOKEN[c] = true;
-        }
-        for (char c = 'a'; c <= 'z'; c++) {
-            TOKEN[c] = true;
-            TOKEN[c - 32] = true;
-        }
-        for (char c : "!#$%&'*+-.^_`|~".toCharArray()) {
-            TOKEN[c] = true;
-        }
-    }
 
     /** Where the parsed response goes. */
     interface Sink {
@@ -359,7 +346,7 @@ final class ResponseParser {
         int i = from;
         while (i < to && h[i] != ':') {
             int b = h[i] & 0xff;
-            if (b >= 128 || !TOKEN[b]) {
+            if (!HttpTokens.isTchar(b)) {
                 throw new MalformedResponseException(b == ' ' || b == '\t'
                         ? "whitespace in or before a header name" : "forbidden character in a header name");
             }
