@@ -77,7 +77,8 @@ final class ChunkedBodyDecoder {
                 default -> {
                     int lf = in.indexOf(in.readerIndex(), in.writerIndex(), (byte) '\n');
                     if (lf < 0) {
-                        if (trailerBytes + in.readableBytes() > maxTrailer) {
+                        // + 2: the CR LF of the blank line that ends the section is not a trailer byte.
+                        if (trailerBytes + in.readableBytes() > maxTrailer + 2) {
                             throw trailerTooLarge();
                         }
                         return false;
@@ -116,7 +117,7 @@ final class ChunkedBodyDecoder {
             if (d < 0) {
                 break;
             }
-            if (digits == 15) {
+            if (size >= 1L << 56) {
                 // Past 2^56 bytes: no body this proxy accepts is that large.
                 throw new BadRequest(HttpResponseStatus.REQUEST_ENTITY_TOO_LARGE, "request_too_large",
                         "A chunk of the request body is larger than this proxy accepts.");

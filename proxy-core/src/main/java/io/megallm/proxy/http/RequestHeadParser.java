@@ -42,7 +42,7 @@ final class RequestHeadParser {
 
     /**
      * Parses the head at {@code in}'s reader index and moves the reader index past it; returns
-     * null, reading nothing, while the head is incomplete.
+     * null while the head is incomplete, having read nothing but empty lines before it.
      */
     RequestHead parse(ByteBuf in) throws BadRequest {
         int start = in.readerIndex();
@@ -223,6 +223,11 @@ final class RequestHeadParser {
         }
         boolean chunked = false;
         if (transferEncoding >= 0) {
+            if (version == HttpVersion.HTTP_1_0) {
+                // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+                throw new BadRequest(HttpResponseStatus.BAD_REQUEST, "bad_request",
+                        "An HTTP/1.0 request must not carry Transfer-Encoding.");
+            }
             int f = 4 * transferEncoding;
             int v = fields[f + 2];
             int ve = fields[f + 3];
