@@ -36,6 +36,7 @@ public final class Main {
         // Logback reads these when the first logger is created, which is below this line.
         System.setProperty("LOG_DIR", settings.logDir().toString());
         System.setProperty("LOG_LEVEL", settings.logLevel());
+        System.setProperty("ACCESS_LOG_CONSOLE", Boolean.toString(settings.accessLogConsole()));
         Logger log = LoggerFactory.getLogger(Main.class);
 
         ProxyServer server = new ProxyServer(settings);

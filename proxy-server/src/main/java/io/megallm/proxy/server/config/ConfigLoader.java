@@ -24,7 +24,7 @@ public final class ConfigLoader {
     static final List<String> NAMES = List.of(
             "MEGALLM_BASE_URL", "MEGALLM_TIMEOUT", "MEGALLM_MAX_RETRIES", "MAX_KEY_RETRIES", "HOST", "PORT",
             "LOG_LEVEL", "KEYS_FILE", "LOG_DIR", "HTTP_POOL_MAXSIZE", "HTTP_POOL_CONNECTIONS", "MAX_REQUEST_BODY",
-            "KEY_COOLDOWN", "ADMIN_TOKEN", "PROXY_API_KEYS", "SHUTDOWN_GRACE");
+            "KEY_COOLDOWN", "ADMIN_TOKEN", "PROXY_API_KEYS", "SHUTDOWN_GRACE", "ACCESS_LOG_CONSOLE");
 
     private static final List<String> SECRET_NAMES = List.of("ADMIN_TOKEN", "PROXY_API_KEYS");
 
@@ -99,8 +99,9 @@ public final class ConfigLoader {
         String adminToken = optional("ADMIN_TOKEN");
         List<String> clientKeys = clientKeys(optional("PROXY_API_KEYS"));
         long grace = (long) Math.ceil(nonNegativeNumber("SHUTDOWN_GRACE"));
+        boolean accessConsole = bool("ACCESS_LOG_CONSOLE");
         return new Settings(baseUrl.strip(), timeout, maxRetries, maxKeyRetries, host, port, level, keysFile, logDir,
-                poolMax, poolIdle, maxBody, cooldown, adminToken, List.copyOf(clientKeys), grace);
+                poolMax, poolIdle, maxBody, cooldown, adminToken, List.copyOf(clientKeys), grace, accessConsole);
     }
 
     /** {@code a,b,c}, or {@code @path} to a file of one key a line ('#' comments, blanks ignored). */
@@ -223,6 +224,15 @@ public final class ConfigLoader {
             throw bad(name, "must be greater than 0");
         }
         return n;
+    }
+
+    private boolean bool(String name) throws ConfigError {
+        String v = string(name).strip().toLowerCase(Locale.ROOT);
+        return switch (v) {
+            case "true", "1", "yes", "on" -> true;
+            case "false", "0", "no", "off" -> false;
+            default -> throw bad(name, "is not one of true, false");
+        };
     }
 
     private String logLevel() throws ConfigError {

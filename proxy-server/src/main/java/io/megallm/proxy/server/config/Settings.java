@@ -20,7 +20,8 @@ public record Settings(
         long keyCooldownSeconds,
         String adminToken,
         List<String> proxyApiKeys,
-        long shutdownGraceSeconds) {
+        long shutdownGraceSeconds,
+        boolean accessLogConsole) {
 
     public long timeoutMillis() {
         return Math.max(1L, Math.round(timeoutSeconds * 1000.0));
@@ -48,6 +49,7 @@ public record Settings(
                 + " key_cooldown=" + keyCooldownSeconds + "s"
                 + " admin_token=" + (adminToken == null ? "unset" : "set")
                 + " proxy_api_keys=" + (proxyApiKeys.isEmpty() ? "unset" : proxyApiKeys.size() + " configured")
-                + " shutdown_grace=" + shutdownGraceSeconds + "s";
+                + " shutdown_grace=" + shutdownGraceSeconds + "s"
+                + " access_log_console=" + accessLogConsole;
     }
 }

@@ -76,6 +76,7 @@ class ConfigLoaderTest {
         assertNull(s.adminToken());
         assertEquals(List.of(), s.proxyApiKeys());
         assertEquals(30L, s.shutdownGraceSeconds());
+        assertTrue(s.accessLogConsole());
     }
 
     @Test
@@ -97,6 +98,7 @@ class ConfigLoaderTest {
         env.put("ADMIN_TOKEN", ADMIN_TOKEN);
         env.put("PROXY_API_KEYS", " ck-one , ck-two,,");
         env.put("SHUTDOWN_GRACE", "0");
+        env.put("ACCESS_LOG_CONSOLE", "false");
         Settings s = load(env);
         assertEquals("http://upstream.internal:8081/api/v1", s.baseUrl());
         assertEquals(2.5, s.timeoutSeconds());
@@ -115,6 +117,7 @@ class ConfigLoaderTest {
         assertEquals(ADMIN_TOKEN, s.adminToken());
         assertEquals(List.of("ck-one", "ck-two"), s.proxyApiKeys());
         assertEquals(0L, s.shutdownGraceSeconds());
+        assertFalse(s.accessLogConsole());
     }
 
     @Test
@@ -256,6 +259,7 @@ class ConfigLoaderTest {
             "HTTP_POOL_MAXSIZE|0",
             "HTTP_POOL_CONNECTIONS|-3",
             "SHUTDOWN_GRACE|-1",
+            "ACCESS_LOG_CONSOLE|maybe",
     })
     void badValueGivesOneLineNamingTheVariableAndTheValue(String name, String value) {
         ConfigError e = rejected(Map.of(name, value, "ADMIN_TOKEN", ADMIN_TOKEN));

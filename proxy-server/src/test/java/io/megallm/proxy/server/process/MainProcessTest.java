@@ -323,6 +323,50 @@ class MainProcessTest {
         assertFalse(console.contains("\tat "), console);
     }
 
+    @Test
+    @Timeout(60)
+    void withAccessLogConsoleFalseAccessLinesGoToTheFileOnlyAndAppEventsStayOnTheConsole() throws Exception {
+        Files.createDirectories(work.resolve("data"));
+        Files.writeString(work.resolve("data/keys.txt"), POOL_KEY + "\n", StandardCharsets.UTF_8);
+        int port = freePort();
+        try (MockUpstream mock = new MockUpstream()) {
+            mock.otherwise(MockUpstream.json(200, "{\"id\":\"c1\",\"object\":\"chat.completion\"}"));
+            Process p = launch(Map.of(
+                    "MEGALLM_BASE_URL", mock.baseUrl(),
+                    "HOST", "127.0.0.1",
+                    "PORT", Integer.toString(port),
+                    "ACCESS_LOG_CONSOLE", "false"));
+            try {
+                awaitListening(p, port);
+                String body = "{\"model\":\"" + MODEL + "\",\"messages\":[]}";
+                try (Socket s = new Socket()) {
+                    s.connect(new InetSocketAddress("127.0.0.1", port), 5000);
+                    s.setSoTimeout(10_000);
+                    OutputStream o = s.getOutputStream();
+                    o.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            + "Connection: close\r\nContent-Length: " + body.getBytes(StandardCharsets.UTF_8).length
+                            + "\r\n\r\n" + body).getBytes(StandardCharsets.UTF_8));
+                    o.flush();
+                    String head = readHead(s.getInputStream());
+                    assertTrue(head.startsWith("HTTP/1.1 200"), head);
+                }
+                // A stop writes out the access lines still batched: no need to wait for the 100 ms flush.
+                p.destroy(); // SIGTERM
+                assertTrue(p.waitFor(15, TimeUnit.SECONDS), "the program did not exit after SIGTERM");
+            } finally {
+                stop(p);
+            }
+        }
+        String access = Files.readString(work.resolve("logs/access.log"), StandardCharsets.UTF_8);
+        assertTrue(access.contains(" path=/v1/chat/completions ") && access.contains(" model=" + MODEL + " ")
+                && access.contains(" status=200 "), access);
+        String console = stdout() + stderr();
+        assertFalse(console.contains(" path=/v1/chat/completions "), "an access line reached the console: " + console);
+        assertTrue(console.contains("listening on") && console.contains("access_log_console=false"),
+                "the app events are not on the console: " + console);
+        assertFalse(console.contains("|-WARN") || console.contains("|-ERROR"), "logback reports a problem: " + console);
+    }
+
     // ---- raw HTTP reading ----------------------------------------------------------------------------
 
     private static String readHead(InputStream in) throws IOException {
