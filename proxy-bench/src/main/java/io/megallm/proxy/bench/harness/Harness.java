@@ -696,58 +696,87 @@ public final class Harness {
     }
 
     /**
-     * Attribution: the same proxy jar with the access log switched off (its own logback.xml with
-     * the {@code megallm.access} logger at OFF, passed as {@code -Dlogback.configurationFile}),
-     * measured right after the proxy as shipped, same load.
+     * Attribution, measured right after the proxy as shipped, same load: the same jar with
+     * {@code ACCESS_LOG_CONSOLE=false} (access lines to the file only: the logging work the Nginx
+     * peer does), and in full mode also with the access log off altogether (its own logback.xml
+     * with the {@code megallm.access} logger at OFF, passed as {@code -Dlogback.configurationFile}).
      */
     private void accessLogWhatIf() throws Exception {
         Peer shipped = peers.stream().filter(x -> x.name().equals(Peers.PROXY)).findFirst().orElse(null);
         if (shipped == null || shipped.pid() <= 0 || cfg.proxyJar() == null) {
             return;
         }
+        record Variant(String name, String label, List<String> jvmOptions, Map<String, String> env) {
+        }
+        List<Variant> variants = new ArrayList<>();
+        variants.add(new Variant("proxy, file only", "proxy, access log to the file only (ACCESS_LOG_CONSOLE=false)",
+                cfg.proxyJvmOptions(), Map.of("ACCESS_LOG_CONSOLE", "false")));
+        if (cfg.mode().equals("full")) {
+            Path conf = accessLogOffConfig();
+            if (conf != null) {
+                List<String> opts = new ArrayList<>(cfg.proxyJvmOptions());
+                opts.add("-Dlogback.configurationFile=" + conf.toAbsolutePath());
+                variants.add(new Variant("proxy, access log off",
+                        "proxy, access log off (-Dlogback.configurationFile, megallm.access OFF)", opts, Map.of()));
+            }
+        }
+        log("== what-if: the proxy's access log to the file only" + (variants.size() > 1 ? ", and off" : ""));
+        List<Peer> started = new ArrayList<>();
+        List<String> labels = new ArrayList<>();
+        try {
+            for (Variant v : variants) {
+                Peer p;
+                try {
+                    p = Peers.proxyProcess(cfg.proxyJar(), v.jvmOptions(), v.env(),
+                            work.resolve("what-if-" + started.size()), pin, mock.port());
+                } catch (IOException e) {
+                    notes.add("no access-log what-if (" + v.name() + "): " + e.getMessage());
+                    continue;
+                }
+                Peer named = new Peer(v.name(), p.description(), p.port(), p.service());
+                started.add(named);
+                labels.add(v.label());
+                warmPeer(named, Math.min(10, cfg.peerWarmupSeconds()), true);
+            }
+            double secs = Math.max(1.0, cfg.measureSeconds());
+            List<Peer> measured = new ArrayList<>(List.of(shipped));
+            measured.addAll(started);
+            for (int i = 0; i < measured.size(); i++) {
+                Peer p = measured.get(i);
+                ClosedOutcome o = closedRun(p, 64, cfg.warmupSeconds(), secs);
+                LatencySummary l = o.result().latencies().summary();
+                double cpuUs = o.peerCpuSeconds() * 1e6 / Math.max(1, o.result().ok());
+                whatIf.add(new Results.WhatIfRow(i == 0 ? "proxy as shipped (access log to file and console)"
+                        : labels.get(i - 1), 64, o.result().throughput(), l.p50Ms(), l.p99Ms(), cpuUs));
+                log(String.format(Locale.ROOT, "%-22s %8.0f req/s  p99 %.2f ms  %.1f µs CPU/request", p.name(),
+                        o.result().throughput(), l.p99Ms(), cpuUs));
+            }
+        } finally {
+            for (Peer p : started) {
+                p.service().close();
+            }
+        }
+    }
+
+    /** The proxy jar's logback.xml with the {@code megallm.access} logger at OFF, or null (noted). */
+    private Path accessLogOffConfig() throws IOException {
         String xml;
         try (java.util.zip.ZipFile zip = new java.util.zip.ZipFile(cfg.proxyJar().toFile())) {
             java.util.zip.ZipEntry e = zip.getEntry("logback.xml");
             if (e == null) {
-                notes.add("no access-log what-if: the proxy jar has no logback.xml");
-                return;
+                notes.add("no access-log-off what-if: the proxy jar has no logback.xml");
+                return null;
             }
             xml = new String(zip.getInputStream(e).readAllBytes(), StandardCharsets.UTF_8);
         }
         String off = xml.replaceFirst("(<logger\\s+name=\"megallm\\.access\"\\s+level=\")[A-Za-z]+(\")", "$1OFF$2");
         if (off.equals(xml)) {
-            notes.add("no access-log what-if: no megallm.access logger found in the proxy's logback.xml");
-            return;
+            notes.add("no access-log-off what-if: no megallm.access logger found in the proxy's logback.xml");
+            return null;
         }
         Path conf = work.resolve("logback-no-access-log.xml");
         Files.writeString(conf, off);
-        List<String> opts = new ArrayList<>(cfg.proxyJvmOptions());
-        opts.add("-Dlogback.configurationFile=" + conf.toAbsolutePath());
-        log("== what-if: the proxy with its access log off");
-        Peer variant;
-        try {
-            variant = Peers.proxyProcess(cfg.proxyJar(), opts, work.resolve("what-if"), pin, mock.port());
-        } catch (IOException e) {
-            notes.add("no access-log what-if: " + e.getMessage());
-            return;
-        }
-        try {
-            Peer named = new Peer("proxy, access log off", variant.description(), variant.port(), variant.service());
-            warmPeer(named, Math.min(10, cfg.peerWarmupSeconds()), true);
-            double secs = Math.max(1.0, cfg.measureSeconds());
-            for (Peer p : List.of(shipped, named)) {
-                ClosedOutcome o = closedRun(p, 64, cfg.warmupSeconds(), secs);
-                LatencySummary l = o.result().latencies().summary();
-                double cpuUs = o.peerCpuSeconds() * 1e6 / Math.max(1, o.result().ok());
-                whatIf.add(new Results.WhatIfRow(p == shipped ? "proxy as shipped (access log to file and console)"
-                        : "proxy, access log off (-Dlogback.configurationFile, megallm.access OFF)", 64,
-                        o.result().throughput(), l.p50Ms(), l.p99Ms(), cpuUs));
-                log(String.format(Locale.ROOT, "%-22s %8.0f req/s  p99 %.2f ms  %.1f µs CPU/request", p.name(),
-                        o.result().throughput(), l.p99Ms(), cpuUs));
-            }
-        } finally {
-            variant.service().close();
-        }
+        return conf;
     }
 
     /** Reads the table {@code strace -c} prints. */

@@ -100,6 +100,12 @@ public final class Peers {
 
     public static Peer proxyProcess(Path jar, List<String> jvmOptions, Path dir, Pinning pin, int mockPort)
             throws IOException {
+        return proxyProcess(jar, jvmOptions, Map.of(), dir, pin, mockPort);
+    }
+
+    /** {@code extraEnv}: settings on top of the harness's (a what-if variant's switch). */
+    public static Peer proxyProcess(Path jar, List<String> jvmOptions, Map<String, String> extraEnv, Path dir,
+                                    Pinning pin, int mockPort) throws IOException {
         Path work = dir.resolve(PROXY);
         Path keys = keysFile(work);
         int port = ProcessService.freePort();
@@ -109,8 +115,9 @@ public final class Peers {
         java.add("-jar");
         java.add(jar.toAbsolutePath().toString());
         // The working directory is a fresh temp dir: no .env or config/application.conf is read.
-        ProcessService s = ProcessService.start(PROXY, pin.wrap(java, pin.peerCpus()),
-                proxyEnv(mockPort, port, keys, work.resolve("logs")), work, port, 60_000);
+        Map<String, String> env = proxyEnv(mockPort, port, keys, work.resolve("logs"));
+        env.putAll(extraEnv);
+        ProcessService s = ProcessService.start(PROXY, pin.wrap(java, pin.peerCpus()), env, work, port, 60_000);
         return new Peer(PROXY, "megallm-proxy (" + jar.getFileName() + ", own process"
                 + (jvmOptions.isEmpty() ? ", JVM defaults" : ", JVM " + String.join(" ", jvmOptions))
                 + "; LOG_LEVEL=WARNING, access log on as shipped)", port, s);

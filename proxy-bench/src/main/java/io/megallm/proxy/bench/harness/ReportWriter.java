@@ -391,9 +391,11 @@ public final class ReportWriter {
             return;
         }
         b.append("## What the access log costs (what-if)\n\n");
-        b.append("The same megallm-proxy.jar started a second time with its own logback.xml, changed in one place "
-                + "(logger `megallm.access` at OFF), and measured right after the proxy as shipped: closed loop, "
-                + "same connections, same core. Not a configuration the proxy offers; it attributes cost.\n\n");
+        b.append("The same megallm-proxy.jar started again and measured right after the proxy as shipped: closed "
+                + "loop, same connections, same core. With `ACCESS_LOG_CONSOLE=false` the access lines go to "
+                + "`access.log` only, the logging work the Nginx peer does (one access-log file). In full mode "
+                + "also with the access log off (its own logback.xml, logger `megallm.access` at OFF): not a "
+                + "configuration the proxy offers; it attributes cost.\n\n");
         b.append("| variant | conns | req/s | p50 ms | p99 ms | CPU µs/request |\n|---|---:|---:|---:|---:|---:|\n");
         for (Results.WhatIfRow x : r.whatIf()) {
             b.append("| ").append(x.variant()).append(" | ").append(x.connections()).append(" | ")
