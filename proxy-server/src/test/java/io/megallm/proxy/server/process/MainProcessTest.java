@@ -248,14 +248,7 @@ class MainProcessTest {
             try {
                 awaitListening(p, port);
                 String body = "{\"model\":\"" + MODEL + "\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
-                try (Socket s = new Socket()) {
-                    s.connect(new InetSocketAddress("127.0.0.1", port), 5000);
-                    s.setSoTimeout(30_000);
-                    OutputStream o = s.getOutputStream();
-                    o.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                            + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body)
-                            .getBytes(StandardCharsets.UTF_8));
-                    o.flush();
+                try (Socket s = post(port, body, "", 30_000)) {
                     InputStream in = s.getInputStream();
                     String head = readHead(in);
                     assertTrue(head.startsWith("HTTP/1.1 200"), head);
@@ -339,14 +332,7 @@ class MainProcessTest {
             try {
                 awaitListening(p, port);
                 String body = "{\"model\":\"" + MODEL + "\",\"messages\":[]}";
-                try (Socket s = new Socket()) {
-                    s.connect(new InetSocketAddress("127.0.0.1", port), 5000);
-                    s.setSoTimeout(10_000);
-                    OutputStream o = s.getOutputStream();
-                    o.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                            + "Connection: close\r\nContent-Length: " + body.getBytes(StandardCharsets.UTF_8).length
-                            + "\r\n\r\n" + body).getBytes(StandardCharsets.UTF_8));
-                    o.flush();
+                try (Socket s = post(port, body, "Connection: close\r\n", 10_000)) {
                     String head = readHead(s.getInputStream());
                     assertTrue(head.startsWith("HTTP/1.1 200"), head);
                 }
@@ -368,6 +354,24 @@ class MainProcessTest {
     }
 
     // ---- raw HTTP reading ----------------------------------------------------------------------------
+
+    /** A connected socket that has sent a chat-completion POST with {@code body}. */
+    private static Socket post(int port, String body, String extraHeaders, int readTimeoutMillis) throws IOException {
+        Socket s = new Socket();
+        try {
+            s.connect(new InetSocketAddress("127.0.0.1", port), 5000);
+            s.setSoTimeout(readTimeoutMillis);
+            OutputStream o = s.getOutputStream();
+            o.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    + extraHeaders + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length
+                    + "\r\n\r\n" + body).getBytes(StandardCharsets.UTF_8));
+            o.flush();
+            return s;
+        } catch (IOException e) {
+            s.close();
+            throw e;
+        }
+    }
 
     private static String readHead(InputStream in) throws IOException {
         ByteArrayOutputStream head = new ByteArrayOutputStream();
