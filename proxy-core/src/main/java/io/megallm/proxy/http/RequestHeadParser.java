@@ -60,7 +60,7 @@ final class RequestHeadParser {
             searched = 0;
             return null;
         }
-        if (!tchar(in.getByte(start))) {
+        if (!HttpTokens.isTchar(in.getByte(start))) {
             // Not a method: TLS on the plain port, or garbage. No need to wait for a line end.
             throw BadRequest.malformed();
         }
@@ -153,17 +153,26 @@ final class RequestHeadParser {
         boolean expectContinue = false;
         int line = requestLineEnd + 1;
         while (line < bytes.length) {
-            int lf = indexOf(bytes, line, '\n');
-            int e = trimCr(bytes, line, lf);
             byte first = bytes[line];
             if (first == ' ' || first == '\t') {
                 // Obsolete line folding: RFC 9112 §5.2 lets a server refuse it, and a proxy must.
                 throw BadRequest.malformed();
             }
-            int nameEnd = tokenEnd(bytes, line, e);
-            if (nameEnd == line || nameEnd >= e || bytes[nameEnd] != ':') {
+            int nameEnd = tokenEnd(bytes, line, bytes.length);
+            if (nameEnd == line || nameEnd >= bytes.length || bytes[nameEnd] != ':') {
                 throw BadRequest.malformed();
             }
+            // One pass to the line's end: it finds the end and checks every byte after the colon.
+            // A CR is allowed only where it ends the line.
+            int lf = nameEnd + 1;
+            for (; lf < bytes.length && bytes[lf] != '\n'; lf++) {
+                int c = bytes[lf] & 0xff;
+                if ((c < 0x20 && c != '\t' && !(c == '\r' && (lf + 1 == bytes.length || bytes[lf + 1] == '\n')))
+                        || c == 0x7f) {
+                    throw BadRequest.malformed();
+                }
+            }
+            int e = trimCr(bytes, line, lf);
             int v = nameEnd + 1;
             while (v < e && (bytes[v] == ' ' || bytes[v] == '\t')) {
                 v++;
@@ -171,12 +180,6 @@ final class RequestHeadParser {
             int ve = e;
             while (ve > v && (bytes[ve - 1] == ' ' || bytes[ve - 1] == '\t')) {
                 ve--;
-            }
-            for (int k = v; k < ve; k++) {
-                int c = bytes[k] & 0xff;
-                if ((c < 0x20 && c != '\t') || c == 0x7f) {
-                    throw BadRequest.malformed();
-                }
             }
             if (4 * count + 4 > fields.length) {
                 fields = Arrays.copyOf(fields, fields.length * 2);
@@ -187,16 +190,16 @@ final class RequestHeadParser {
             fields[f + 2] = v;
             fields[f + 3] = ve;
             switch (nameEnd - line) {
-                case 6 -> expectContinue |= is(bytes, line, "expect") && is(bytes, v, ve, "100-continue");
+                case 6 -> expectContinue |= is(bytes, line, nameEnd, "expect") && is(bytes, v, ve, "100-continue");
                 case 10 -> {
-                    if (is(bytes, line, "connection")) {
+                    if (is(bytes, line, nameEnd, "connection")) {
                         int tokens = connectionTokens(bytes, v, ve);
                         close |= (tokens & 1) != 0;
                         keepAliveToken |= (tokens & 2) != 0;
                     }
                 }
                 case 14 -> {
-                    if (is(bytes, line, "content-length")) {
+                    if (is(bytes, line, nameEnd, "content-length")) {
                         if (contentLength >= 0) {
                             throw new BadRequest(HttpResponseStatus.BAD_REQUEST, "bad_request",
                                     "A request must carry at most one Content-Length.");
@@ -205,7 +208,7 @@ final class RequestHeadParser {
                     }
                 }
                 case 17 -> {
-                    if (is(bytes, line, "transfer-encoding")) {
+                    if (is(bytes, line, nameEnd, "transfer-encoding")) {
                         if (transferEncoding >= 0) {
                             throw new BadRequest(HttpResponseStatus.NOT_IMPLEMENTED, "transfer_coding_unsupported",
                                     "Only the chunked transfer coding is supported.");
@@ -353,12 +356,8 @@ final class RequestHeadParser {
                 "The request headers are too large.");
     }
 
-    private static boolean tchar(byte c) {
-        return HttpTokens.isTchar(c);
-    }
-
     private static int tokenEnd(byte[] b, int p, int end) {
-        while (p < end && tchar(b[p])) {
+        while (p < end && HttpTokens.isTchar(b[p])) {
             p++;
         }
         return p;
@@ -383,30 +382,11 @@ final class RequestHeadParser {
         return lf > start && b[lf - 1] == '\r' ? lf - 1 : lf;
     }
 
-    private static int indexOf(byte[] b, int from, char c) {
-        for (int i = from; i < b.length; i++) {
-            if (b[i] == c) {
-                return i;
-            }
-        }
-        return b.length;
-    }
-
     private static boolean digit(byte c) {
         return c >= '0' && c <= '9';
     }
 
-    /** The name at {@code p} equals {@code lower}, ASCII case ignored (the caller checked the length). */
-    private static boolean is(byte[] b, int p, String lower) {
-        for (int k = 0; k < lower.length(); k++) {
-            if ((b[p + k] | 0x20) != lower.charAt(k)) {
-                return false;
-            }
-        }
-        return true;
-    }
-
     private static boolean is(byte[] b, int s, int e, String lower) {
-        return e - s == lower.length() && is(b, s, lower);
+        return RequestHeaders.equalsIgnoreCase(b, s, e, lower);
     }
 }

@@ -16,9 +16,6 @@ import java.util.List;
  */
 public final class RequestHeaders {
 
-    private static final int[] NO_FIELDS = new int[0];
-    static final RequestHeaders EMPTY = new RequestHeaders(new byte[0], NO_FIELDS, 0);
-
     private final byte[] bytes;
     /** Per field: name start, name end, value start, value end; a removed field has name end -1. */
     private final int[] fields;
@@ -63,13 +60,16 @@ public final class RequestHeaders {
     /** True when field {@code i} (not removed) is named {@code name}, ASCII case ignored. */
     public boolean nameIs(int i, CharSequence name) {
         int f = 4 * i;
-        int start = fields[f];
-        int end = fields[f + 1];
-        if (end - start != name.length()) {
+        return equalsIgnoreCase(bytes, fields[f], fields[f + 1], name);
+    }
+
+    /** The bytes {@code [start, end)} spell {@code s}, ASCII case ignored (false for a negative range). */
+    static boolean equalsIgnoreCase(byte[] b, int start, int end, CharSequence s) {
+        if (end - start != s.length()) {
             return false;
         }
-        for (int k = 0; k < name.length(); k++) {
-            if (lower(bytes[start + k]) != lower(name.charAt(k))) {
+        for (int k = 0; k < s.length(); k++) {
+            if (lower(b[start + k]) != lower(s.charAt(k))) {
                 return false;
             }
         }
