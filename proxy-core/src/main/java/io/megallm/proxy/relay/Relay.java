@@ -42,6 +42,11 @@ public final class Relay {
     /** Handles a request whose path starts with {@code /v1}; {@code rest} is what follows, query included. */
     public void forward(Exchange exchange, String rest) {
         InboundRequest request = exchange.request();
+        if (!TargetPath.safe(rest)) {
+            exchange.respondError(HttpResponseStatus.BAD_REQUEST, ErrorResponses.INVALID_REQUEST,
+                    "invalid_path", "The request path may not contain '.' or '..' segments, encoded slashes or backslashes.");
+            return;
+        }
         JsonBodyCheck.Result body = JsonBodyCheck.Result.NOT_JSON;
         events.requestBytes(request.body().readableBytes());
         if (JsonBodyCheck.appliesTo(request.headers().get(HttpHeaderNames.CONTENT_TYPE), request.body())) {
