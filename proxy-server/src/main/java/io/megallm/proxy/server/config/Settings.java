@@ -21,7 +21,8 @@ public record Settings(
         String adminToken,
         List<String> proxyApiKeys,
         long shutdownGraceSeconds,
-        boolean accessLogConsole) {
+        boolean accessLogConsole,
+        String defaultModel) {
 
     public long timeoutMillis() {
         return Math.max(1L, Math.round(timeoutSeconds * 1000.0));
@@ -50,6 +51,7 @@ public record Settings(
                 + " admin_token=" + (adminToken == null ? "unset" : "set")
                 + " proxy_api_keys=" + (proxyApiKeys.isEmpty() ? "unset" : proxyApiKeys.size() + " configured")
                 + " shutdown_grace=" + shutdownGraceSeconds + "s"
-                + " access_log_console=" + accessLogConsole;
+                + " access_log_console=" + accessLogConsole
+                + " default_model=" + (defaultModel == null ? "unset" : defaultModel);
     }
 }
