@@ -28,6 +28,7 @@ public final class Router implements RequestRouter {
     private final AccessControl access;
     private final ProxyMetrics metrics;
     private final DocsRoutes docs = new DocsRoutes();
+    private final DashboardRoutes dashboard;
 
     public Router(Relay relay, KeyPool keys, KeyFile keyFile, AccessControl access) {
         this(relay, keys, keyFile, access, null);
@@ -39,6 +40,7 @@ public final class Router implements RequestRouter {
         this.keyFile = keyFile;
         this.access = access;
         this.metrics = metrics;
+        this.dashboard = new DashboardRoutes(access);
     }
 
     @Override
@@ -53,7 +55,7 @@ public final class Router implements RequestRouter {
         }
         HttpMethod method = exchange.request().method();
         exchange.route(RouteLabels.forLocal(path));
-        if (docs.handle(exchange, path)) {
+        if (docs.handle(exchange, path) || dashboard.handle(exchange, path)) {
             return;
         }
         switch (path) {
