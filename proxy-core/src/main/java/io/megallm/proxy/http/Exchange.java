@@ -311,6 +311,11 @@ public final class Exchange {
         }
     }
 
+    /** Whether the connection closes after this answer, whatever the request asked for. */
+    void closeAfterAnswer(boolean close) {
+        closeAfter = close;
+    }
+
     void clientWritable() {
         if (listener != null) {
             listener.onClientWritable();
