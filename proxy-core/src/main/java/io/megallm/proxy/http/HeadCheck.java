@@ -10,7 +10,8 @@ public interface HeadCheck {
     HeadCheck NONE = exchange -> true;
 
     /**
-     * True to read the body and route the request. False when the check has answered the exchange,
+     * True to read the body and route the request; the router may then trust what the check checked
+     * ({@link Exchange#admittedOnHead()}). False when the check has answered the exchange,
      * synchronously; the body is then never read, and a connection that announced one is closed
      * after the answer. The exchange's body is empty at this point.
      */

@@ -253,6 +253,7 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     private boolean admit(Exchange exchange) {
         try {
             if (headCheck.admit(exchange)) {
+                exchange.admittedOnHead(headCheck != HeadCheck.NONE);
                 return true;
             }
             if (exchange.finished()) {
