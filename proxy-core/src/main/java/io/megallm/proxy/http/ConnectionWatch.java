@@ -115,18 +115,22 @@ final class ConnectionWatch implements Runnable {
     public void run() {
         wakeUp = null;
         long now = now();
-        for (int kind = 0; kind < KINDS; kind++) {
-            Entry e;
-            while ((e = heads[kind]) != null && e.deadline - now <= 0) {
-                disarm(e);
-                try {
-                    e.task.run();
-                } catch (RuntimeException ex) {
-                    // One connection's failure must not stop the timeouts of all the others.
-                    log.warn("a client connection timeout failed", ex);
-                }
+        Entry e;
+        while ((e = earliest()) != null && e.deadline - now <= 0) {
+            disarm(e);
+            try {
+                e.task.run();
+            } catch (RuntimeException ex) {
+                // One connection's failure must not stop the timeouts of all the others.
+                log.warn("a client connection timeout failed", ex);
             }
         }
+        if (e != null) {
+            wakeUpBy(e.deadline);
+        }
+    }
+
+    private Entry earliest() {
         Entry earliest = null;
         for (int kind = 0; kind < KINDS; kind++) {
             Entry e = heads[kind];
@@ -134,9 +138,7 @@ final class ConnectionWatch implements Runnable {
                 earliest = e;
             }
         }
-        if (earliest != null) {
-            wakeUpBy(earliest.deadline);
-        }
+        return earliest;
     }
 
     private void wakeUpBy(long deadline) {

@@ -349,11 +349,13 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     public void channelWritabilityChanged(ChannelHandlerContext ctx) {
         Channel ch = ctx.channel();
         if (ch.isWritable()) {
-            watch.disarm(sendTimer);
+            if (watch != null) {
+                watch.disarm(sendTimer);
+            }
             if (current != null) {
                 current.clientWritable();
             }
-        } else {
+        } else if (watch != null) {
             unsentAtArm = ch.bytesBeforeWritable();
             watch.arm(sendTimer, ConnectionWatch.SEND, limits.settings().sendNanos());
         }
@@ -454,14 +456,7 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     public void channelInactive(ChannelHandlerContext ctx) {
         rejected = true;
         releasePartial();
-        if (watch != null) {
-            watch.disarm(phaseTimer);
-            watch.disarm(sendTimer);
-        }
-        if (counted) {
-            counted = false;
-            limits.closed();
-        }
+        forget();
         Exchange exchange = current;
         if (exchange != null) {
             exchange.clientGone();
@@ -472,6 +467,19 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     @Override
     public void handlerRemoved(ChannelHandlerContext ctx) {
         releasePartial();
+        forget();
+    }
+
+    /** Stops this connection's timers and counts it out, once. */
+    private void forget() {
+        if (watch != null) {
+            watch.disarm(phaseTimer);
+            watch.disarm(sendTimer);
+        }
+        if (counted) {
+            counted = false;
+            limits.closed();
+        }
     }
 
     @Override
