@@ -1,5 +1,6 @@
 package io.megallm.proxy.server;
 
+import io.megallm.proxy.http.ClientLimits;
 import io.megallm.proxy.http.ExchangeObserver;
 import io.megallm.proxy.http.RequestReader;
 import io.megallm.proxy.http.ServerLifecycle;
@@ -44,6 +45,7 @@ public final class ProxyServer {
     private final KeyPool keys = new KeyPool();
     private final KeyFile keyFile;
     private final ServerLifecycle lifecycle = new ServerLifecycle();
+    private final ClientLimits clientLimits;
     private EventLoopGroup workers;
     private UpstreamPools pools;
     private ProxyMetrics metrics;
@@ -59,6 +61,7 @@ public final class ProxyServer {
         this.settings = settings;
         this.transport = transport;
         this.keyFile = new KeyFile(settings.keysFile(), keys);
+        this.clientLimits = new ClientLimits(settings.clientSettings());
     }
 
     /** Binds the listening socket; throws when the address cannot be bound. */
@@ -96,7 +99,8 @@ public final class ProxyServer {
                     @Override
                     protected void initChannel(SocketChannel ch) {
                         ch.pipeline().addLast("encoder", new ResponseEncoder())
-                                .addLast("reader", new RequestReader(router, maxBody, lifecycle, observer));
+                                .addLast("reader", new RequestReader(router, maxBody, lifecycle, observer,
+                                        clientLimits, router));
                     }
                 });
         try {
@@ -135,6 +139,10 @@ public final class ProxyServer {
 
     public UpstreamPools pools() {
         return pools;
+    }
+
+    public ClientLimits clientLimits() {
+        return clientLimits;
     }
 
     /**
