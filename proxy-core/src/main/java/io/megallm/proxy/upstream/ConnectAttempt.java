@@ -41,7 +41,11 @@ final class ConnectAttempt {
         try {
             connect = bootstrap.connect(host, port);
         } catch (Throwable t) {
-            fail(t);
+            // Answered on a later turn of the loop, never inside acquire(): the caller has not
+            // yet got the handle it would cancel, and must not see its callback run first.
+            if (!onLoopLater(() -> fail(t))) {
+                fail(t);
+            }
             return;
         }
         channel = connect.channel();
@@ -105,6 +109,15 @@ final class ConnectAttempt {
         }
         permit.release();
         waiter.failed(cause);
+    }
+
+    private boolean onLoopLater(Runnable task) {
+        try {
+            loop.execute(task);
+            return true;
+        } catch (RejectedExecutionException e) {
+            return false;
+        }
     }
 
     /** Runs {@code task} on the loop if not there already; true when the caller is on it. */
