@@ -61,7 +61,9 @@ final class ConnectionLimiter {
         waiters.add(waiter);
         // A permit may have been freed between the failed tryAcquire and the add.
         dispatch();
-        reclaimIdle();
+        if (waiter.isWaiting()) {
+            reclaimIdle();
+        }
         return true;
     }
 

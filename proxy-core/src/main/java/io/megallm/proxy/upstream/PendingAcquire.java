@@ -57,6 +57,10 @@ public final class PendingAcquire {
         }
     }
 
+    boolean isWaiting() {
+        return state.get() == WAITING;
+    }
+
     /** Takes this waiter out of the running; the winner then serves it a permit or a connection. */
     boolean claim() {
         return state.compareAndSet(WAITING, GRANTED);

@@ -207,12 +207,16 @@ class DescriptorExhaustionProcessTest {
                 CountDownLatch unreachable = new CountDownLatch(1);
                 ConcurrentLinkedQueue<String> statuses = new ConcurrentLinkedQueue<>();
                 List<Thread> readers = new ArrayList<>();
+                // First the connections, then the requests: by the time a request asks for an
+                // upstream socket, the accepted client sockets have used up every descriptor.
                 for (int i = 0; i < FLOOD; i++) {
                     Socket s = new Socket();
                     s.connect(new InetSocketAddress("127.0.0.1", port), 5000);
+                    flood.add(s);
+                }
+                for (Socket s : flood) {
                     s.getOutputStream().write(request);
                     s.getOutputStream().flush();
-                    flood.add(s);
                     Thread t = new Thread(() -> {
                         try {
                             String status = statusLine(s.getInputStream());
