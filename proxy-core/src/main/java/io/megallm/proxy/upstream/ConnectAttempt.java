@@ -35,17 +35,16 @@ final class ConnectAttempt {
         this.permit = permit;
     }
 
-    /** On the loop. */
+    /**
+     * On the loop. Nothing is answered inside this call, even a failure known at once: the
+     * caller of acquire() has not yet got the handle it would cancel.
+     */
     void start(Bootstrap bootstrap, String host, int port, long timeoutMillis) {
         ChannelFuture connect;
         try {
             connect = bootstrap.connect(host, port);
         } catch (Throwable t) {
-            // Answered on a later turn of the loop, never inside acquire(): the caller has not
-            // yet got the handle it would cancel, and must not see its callback run first.
-            if (!onLoopLater(() -> fail(t))) {
-                fail(t);
-            }
+            later(() -> fail(t));
             return;
         }
         channel = connect.channel();
@@ -53,18 +52,17 @@ final class ConnectAttempt {
             // A connection that opened keeps its permit for as long as it lives.
             channel.closeFuture().addListener(f -> permit.release());
         } catch (Throwable t) {
-            fail(t);
+            later(() -> fail(t));
             return;
         }
         timer = loop.schedule(() -> fail(new ConnectTimeoutException("upstream connect timed out after "
                 + timeoutMillis + " ms")), timeoutMillis, TimeUnit.MILLISECONDS);
-        connect.addListener(this::connected);
+        // Also a hop when the future is done already, or completes on Netty's global executor
+        // (a socket that never registered).
+        connect.addListener(f -> later(() -> connected(f)));
     }
 
     private void connected(Future<? super Void> f) {
-        if (!onLoop(() -> connected(f))) {
-            return;
-        }
         if (!f.isSuccess()) {
             fail(f.cause());
             return;
@@ -111,28 +109,14 @@ final class ConnectAttempt {
         waiter.failed(cause);
     }
 
-    private boolean onLoopLater(Runnable task) {
-        try {
-            loop.execute(task);
-            return true;
-        } catch (RejectedExecutionException e) {
-            return false;
-        }
-    }
-
-    /** Runs {@code task} on the loop if not there already; true when the caller is on it. */
-    private boolean onLoop(Runnable task) {
-        if (loop.inEventLoop()) {
-            return true;
-        }
+    /** Runs {@code task} on a later turn of the loop, from any thread. */
+    private void later(Runnable task) {
         try {
             loop.execute(task);
         } catch (RejectedExecutionException e) {
-            // Shutting down: the waiter's loop is gone, but the slot must come back.
-            answered = true;
+            // Shutting down: nobody is left to answer, but the slot must come back.
             permit.release();
         }
-        return false;
     }
 
     private void stopTimer() {
