@@ -7,6 +7,7 @@ import io.megallm.proxy.http.InboundRequest;
 import io.megallm.proxy.key.ApiKey;
 import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.upstream.AcquireCallback;
+import io.megallm.proxy.upstream.PendingAcquire;
 import io.megallm.proxy.upstream.UpstreamListener;
 import io.megallm.proxy.upstream.UpstreamPool;
 import io.megallm.proxy.upstream.UpstreamPools;
@@ -88,6 +89,8 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private final SilenceWatch watch;
     private final SilenceWatch.Entry silence = new SilenceWatch.Entry(this);
     private ScheduledFuture<?> backoff;
+    /** The connection request in flight; cancelled when the client leaves before it is served. */
+    private PendingAcquire acquiring;
 
     RelayCall(Relay relay, Exchange exchange, String upstreamUri) {
         this.relay = relay;
@@ -121,7 +124,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         keys.recordAttempt(key);
         exchange.attempt(key.masked());
         attemptStart = System.nanoTime();
-        pool.acquire(this);
+        acquiring = pool.acquire(this);
     }
 
     // ---- connection and request -------------------------------------------------------------
@@ -385,7 +388,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             // A pooled connection the server had already closed: not the key's fault, not a retry.
             staleRetried = true;
             phase = Phase.ACQUIRING;
-            pool.acquireFresh(this);
+            acquiring = pool.acquireFresh(this);
             return;
         }
         lastFailure = Failure.UNREACHABLE;
@@ -405,6 +408,10 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         if (ch != null) {
             // Stop the generation now; a half-read response must never go back to the pool.
             pool.discard(ch);
+        }
+        if (phase == Phase.ACQUIRING && acquiring != null) {
+            // Out of the wait queue: a request nobody waits for is never sent (nor billed).
+            acquiring.cancel();
         }
         if (phase == Phase.ACQUIRING || phase == Phase.WAITING_HEAD || phase == Phase.BACKOFF) {
             events.attempt(RelayEvents.Outcome.CLIENT_CANCELLED);

@@ -1,8 +1,11 @@
 package io.megallm.proxy.upstream;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.channel.ChannelDuplexHandler;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
-import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelPromise;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpResponse;
 import io.netty.util.ReferenceCountUtil;
@@ -11,11 +14,15 @@ import io.netty.util.ReferenceCountUtil;
  * The last handler of an upstream connection: reads the response off the socket's buffers
  * ({@link ResponseParser}) and passes it to whichever request holds the connection now. An idle
  * pooled connection has no listener, and anything it receives (the server closing it, or stray
- * bytes) ends it.
+ * bytes) ends it. It also watches the writes of the request: a connection whose request is still
+ * going out (or failed to) when its response ends is not fit to be reused.
  */
-final class UpstreamHandler extends ChannelInboundHandlerAdapter implements ResponseParser.Sink {
+final class UpstreamHandler extends ChannelDuplexHandler implements ResponseParser.Sink {
 
     private final ResponseParser parser = new ResponseParser(this);
+    private final ChannelFutureListener writeDone = this::writeDone;
+    private int writesPending;
+    private boolean writeFailed;
     private UpstreamListener listener;
     private long idleSinceNanos;
     private boolean used;
@@ -37,6 +44,25 @@ final class UpstreamHandler extends ChannelInboundHandlerAdapter implements Resp
 
     boolean used() {
         return used;
+    }
+
+    /** Every byte written so far reached the socket: the request is complete on the wire. */
+    boolean requestWritten() {
+        return writesPending == 0 && !writeFailed;
+    }
+
+    @Override
+    public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
+        writesPending++;
+        // A void promise cannot be listened to; unvoid() keeps its report-failures-to-the-pipeline.
+        ctx.write(msg, promise.unvoid().addListener(writeDone));
+    }
+
+    private void writeDone(ChannelFuture f) {
+        writesPending--;
+        if (!f.isSuccess()) {
+            writeFailed = true;
+        }
     }
 
     @Override

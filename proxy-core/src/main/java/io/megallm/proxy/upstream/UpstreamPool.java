@@ -2,7 +2,7 @@ package io.megallm.proxy.upstream;
 
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelFactory;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.ChannelPipeline;
@@ -24,6 +24,7 @@ import javax.net.ssl.SSLParameters;
 import java.util.ArrayDeque;
 import java.util.Iterator;
 import java.util.List;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -45,8 +46,10 @@ public final class UpstreamPool {
     private final ArrayDeque<Channel> idle = new ArrayDeque<>();
     private final ScheduledFuture<?> sweeper;
     private boolean closed;
+    /** {@code idle.size()} for other loops to read; written only by this loop. */
+    private volatile int idleCount;
 
-    UpstreamPool(EventLoop loop, Class<? extends SocketChannel> channelType, UpstreamTarget target,
+    UpstreamPool(EventLoop loop, ChannelFactory<? extends SocketChannel> channels, UpstreamTarget target,
                  SslContext ssl, ConnectionLimiter limiter, UpstreamSettings settings,
                  AddressResolverGroup<InetSocketAddress> resolver) {
         this.loop = loop;
@@ -57,7 +60,7 @@ public final class UpstreamPool {
         this.acquireTimeoutMillis = settings.timeoutMillis();
         this.bootstrap = new Bootstrap()
                 .group(loop)
-                .channel(channelType)
+                .channelFactory(channels)
                 .resolver(resolver)
                 .option(ChannelOption.AUTO_READ, false)
                 .option(ChannelOption.TCP_NODELAY, true)
@@ -83,6 +86,7 @@ public final class UpstreamPool {
                         p.addLast("relay", new UpstreamHandler());
                     }
                 });
+        limiter.register(this);
         this.sweeper = loop.scheduleAtFixedRate(this::sweep, SWEEP_INTERVAL_SECONDS, SWEEP_INTERVAL_SECONDS,
                 TimeUnit.SECONDS);
     }
@@ -91,79 +95,81 @@ public final class UpstreamPool {
         return loop;
     }
 
-    /** A connection for one request/response; the callback runs on this pool's loop. */
-    public void acquire(AcquireCallback callback) {
-        Channel ch;
-        while ((ch = idle.pollFirst()) != null) {
-            if (ch.isActive()) {
-                callback.onAcquired(ch, true);
-                return;
-            }
-        }
-        acquireFresh(callback);
-    }
-
-    /** A newly opened connection, never an idle one: the retry after a stale pooled connection. */
-    public void acquireFresh(AcquireCallback callback) {
-        if (limiter.tryAcquire()) {
-            connectWithPermit(callback);
-            return;
-        }
-        PendingAcquire waiter = new PendingAcquire(this, callback);
-        waiter.timeout(loop.schedule(() -> {
-            if (limiter.remove(waiter)) {
-                callback.onAcquireFailed(new IllegalStateException("no free upstream connection"), true);
-            }
-        }, acquireTimeoutMillis, TimeUnit.MILLISECONDS));
-        limiter.enqueue(waiter);
-    }
-
-    void connectWithPermit(AcquireCallback callback) {
-        ChannelFuture connect;
-        try {
-            connect = bootstrap.connect(target.host(), target.port());
-        } catch (RuntimeException e) {
-            limiter.release();
-            callback.onAcquireFailed(e, false);
-            return;
-        }
-        Channel ch = connect.channel();
-        // The permit lives as long as the channel, however it ends.
-        ch.closeFuture().addListener(f -> limiter.release());
-        connect.addListener(f -> {
-            if (!f.isSuccess()) {
-                ch.close();
-                callback.onAcquireFailed(f.cause(), false);
-                return;
-            }
-            SslHandler tls = ch.pipeline().get(SslHandler.class);
-            if (tls == null) {
-                callback.onAcquired(ch, false);
-                return;
-            }
-            tls.handshakeFuture().addListener(h -> {
-                if (h.isSuccess()) {
-                    callback.onAcquired(ch, false);
-                } else {
-                    ch.close();
-                    callback.onAcquireFailed(h.cause(), false);
-                }
-            });
-        });
+    ConnectionLimiter limiter() {
+        return limiter;
     }
 
     /**
-     * Takes back a connection whose response ended cleanly. It stays armed for reading, so a
-     * server that closes it is noticed and the connection leaves the idle set.
+     * A connection for one request/response; the callback runs on this pool's loop, once, unless
+     * the returned handle is cancelled first. Call on this pool's loop.
+     */
+    public PendingAcquire acquire(AcquireCallback callback) {
+        Channel ch;
+        while ((ch = idle.pollFirst()) != null) {
+            if (ch.isActive()) {
+                publishIdle();
+                callback.onAcquired(ch, true);
+                return PendingAcquire.SERVED;
+            }
+        }
+        publishIdle();
+        return acquireFresh(callback);
+    }
+
+    /** A newly opened connection, never an idle one: the retry after a stale pooled connection. */
+    public PendingAcquire acquireFresh(AcquireCallback callback) {
+        PendingAcquire waiter = new PendingAcquire(this, callback);
+        Permit permit = limiter.tryAcquire();
+        if (permit != null) {
+            waiter.granted();
+            connect(waiter, permit);
+            return waiter;
+        }
+        if (!limiter.enqueue(waiter)) {
+            // The queue is full: waiting would only hold the client longer; 503 now.
+            waiter.refuse();
+            return waiter;
+        }
+        // Set after the enqueue is safe: whoever serves the waiter stops it on this loop, later.
+        waiter.timeout(loop.schedule(waiter::expire, acquireTimeoutMillis, TimeUnit.MILLISECONDS));
+        return waiter;
+    }
+
+    /** Opens a connection for a waiter that holds {@code permit}; on this loop. */
+    void connect(PendingAcquire waiter, Permit permit) {
+        new ConnectAttempt(loop, waiter, permit).start(bootstrap, target.host(), target.port(), acquireTimeoutMillis);
+    }
+
+    /**
+     * Takes back a connection whose response ended cleanly. It is kept only when the request
+     * was fully written too: an upstream may answer early (a 401 to a large body) while the
+     * body is still going out, and the next request must not queue behind it. A waiter of this
+     * loop gets it at once; while waiters of other loops are older, it is closed so its permit
+     * goes to them. Otherwise it stays armed for reading, so a server that closes it is noticed
+     * and the connection leaves the idle set.
      */
     public void release(Channel ch) {
         UpstreamHandler handler = ch.pipeline().get(UpstreamHandler.class);
-        if (closed || !ch.isActive() || handler == null || idle.size() >= maxIdle || limiter.hasWaiters()) {
-            ch.close();
+        if (closed || !ch.isActive() || handler == null || !handler.requestWritten()) {
+            discard(ch);
             return;
         }
         handler.detach(System.nanoTime());
+        if (limiter.hasWaiters()) {
+            PendingAcquire waiter = limiter.claimWaiterOf(this);
+            if (waiter != null) {
+                waiter.handOver(ch);
+            } else {
+                ch.close();
+            }
+            return;
+        }
+        if (idle.size() >= maxIdle) {
+            ch.close();
+            return;
+        }
         idle.addFirst(ch);
+        publishIdle();
         ch.read();
     }
 
@@ -176,12 +182,35 @@ public final class UpstreamPool {
         ch.close();
     }
 
-    static void attach(Channel ch, UpstreamListener listener, boolean headRequest) {
-        ch.pipeline().get(UpstreamHandler.class).attach(listener, headRequest);
+    /** Read from any loop; only an estimate there, enough to pick a loop to reclaim from. */
+    int idleCountEstimate() {
+        return idleCount;
     }
 
-    int idleCount() {
-        return idle.size();
+    /** Asked from any thread by a waiter with no permit: give one idle connection's permit up. */
+    void closeOneIdleSoon() {
+        try {
+            loop.execute(this::closeOneIdle);
+        } catch (RejectedExecutionException e) {
+            // Shutting down: the idle connections are being closed anyway.
+        }
+    }
+
+    private void closeOneIdle() {
+        // The oldest: the warm ones at the head serve this loop's own next requests.
+        Channel ch = idle.pollLast();
+        publishIdle();
+        if (ch != null) {
+            ch.close();
+        }
+    }
+
+    private void publishIdle() {
+        idleCount = idle.size();
+    }
+
+    static void attach(Channel ch, UpstreamListener listener, boolean headRequest) {
+        ch.pipeline().get(UpstreamHandler.class).attach(listener, headRequest);
     }
 
     private void sweep() {
@@ -198,6 +227,7 @@ public final class UpstreamPool {
                 break;
             }
         }
+        publishIdle();
     }
 
     void close() {
@@ -207,5 +237,6 @@ public final class UpstreamPool {
         while ((ch = idle.pollFirst()) != null) {
             ch.close();
         }
+        publishIdle();
     }
 }

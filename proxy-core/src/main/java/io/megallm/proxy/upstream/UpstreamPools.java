@@ -1,7 +1,9 @@
 package io.megallm.proxy.upstream;
 
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelFactory;
 import io.netty.channel.EventLoop;
+import io.netty.channel.ReflectiveChannelFactory;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
@@ -14,7 +16,7 @@ import java.util.concurrent.ConcurrentMap;
 public final class UpstreamPools {
 
     private final UpstreamTarget target;
-    private final Class<? extends SocketChannel> channelType;
+    private final ChannelFactory<? extends SocketChannel> channels;
     private final UpstreamSettings settings;
     private final ConnectionLimiter limiter;
     private final SslContext ssl;
@@ -22,10 +24,15 @@ public final class UpstreamPools {
     private final OffloadedResolverGroup resolver = new OffloadedResolverGroup();
 
     public UpstreamPools(UpstreamTarget target, Class<? extends SocketChannel> channelType, UpstreamSettings settings) {
+        this(target, new ReflectiveChannelFactory<>(channelType), settings);
+    }
+
+    /** With the socket factory given: tests use one that fails, as a process out of descriptors does. */
+    UpstreamPools(UpstreamTarget target, ChannelFactory<? extends SocketChannel> channels, UpstreamSettings settings) {
         this.target = target;
-        this.channelType = channelType;
+        this.channels = channels;
         this.settings = settings;
-        this.limiter = new ConnectionLimiter(settings.maxConnections());
+        this.limiter = new ConnectionLimiter(settings.maxConnections(), settings.maxWaiters());
         this.ssl = target.tls() ? clientTls() : null;
     }
 
@@ -46,7 +53,7 @@ public final class UpstreamPools {
         if (pool != null) {
             return pool;
         }
-        return pools.computeIfAbsent(loop, l -> new UpstreamPool(l, channelType, target, ssl, limiter, settings, resolver));
+        return pools.computeIfAbsent(loop, l -> new UpstreamPool(l, channels, target, ssl, limiter, settings, resolver));
     }
 
     /** Binds a held connection to the request that now uses it. */
@@ -57,6 +64,11 @@ public final class UpstreamPools {
     /** Open upstream connections, busy and idle. */
     public int openConnections() {
         return limiter.open();
+    }
+
+    /** Requests waiting for a free connection, across all loops. */
+    public int waitingRequests() {
+        return limiter.waiting();
     }
 
     public void close() {

@@ -11,6 +11,15 @@ package io.megallm.proxy.upstream;
  */
 public record UpstreamSettings(int maxConnections, int maxIdle, long timeoutMillis, long idleTtlSeconds, int loops) {
 
+    /**
+     * Requests that may wait for a connection at once; one more is answered 503 at once. At
+     * least as many as there are connections, so a pool's worth of requests can queue behind
+     * a full pool, and never fewer than 1024.
+     */
+    int maxWaiters() {
+        return Math.max(1024, maxConnections);
+    }
+
     int maxIdlePerLoop() {
         return Math.max(1, (maxIdle + loops - 1) / Math.max(1, loops));
     }

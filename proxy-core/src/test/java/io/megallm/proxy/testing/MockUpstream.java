@@ -69,6 +69,7 @@ public final class MockUpstream implements AutoCloseable {
     private final List<Received> all = new CopyOnWriteArrayList<>();
     private final BlockingQueue<String> closedStreams = new LinkedBlockingQueue<>();
     private final AtomicInteger connections = new AtomicInteger();
+    private final AtomicInteger open = new AtomicInteger();
 
     public MockUpstream() throws InterruptedException {
         server = new ServerBootstrap()
@@ -78,6 +79,8 @@ public final class MockUpstream implements AutoCloseable {
                     @Override
                     protected void initChannel(SocketChannel ch) {
                         connections.incrementAndGet();
+                        open.incrementAndGet();
+                        ch.closeFuture().addListener(f -> open.decrementAndGet());
                         ch.pipeline().addLast(new HttpServerCodec(), new HttpObjectAggregator(64 * 1024 * 1024),
                                 new Handler());
                     }
@@ -128,6 +131,11 @@ public final class MockUpstream implements AutoCloseable {
 
     public int connectionsOpened() {
         return connections.get();
+    }
+
+    /** Connections open now, as the mock sees them. */
+    public int openConnections() {
+        return open.get();
     }
 
     @Override

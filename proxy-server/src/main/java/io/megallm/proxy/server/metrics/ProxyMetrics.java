@@ -171,6 +171,8 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
                 .sample("megallm_active_streams", lifecycle.activeStreams());
         t.family("megallm_upstream_connections", "gauge", "Open upstream connections, busy and idle.")
                 .sample("megallm_upstream_connections", pools == null ? 0 : pools.openConnections());
+        t.family("megallm_upstream_waiting", "gauge", "Requests waiting for a free upstream connection.")
+                .sample("megallm_upstream_waiting", pools == null ? 0 : pools.waitingRequests());
 
         long now = keys.now();
         t.family("megallm_key_state", "gauge", "1 for the state each key (masked) is in.");

@@ -1,0 +1,328 @@
+package io.megallm.proxy.upstream;
+
+import io.megallm.proxy.testing.MockUpstream;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelException;
+import io.netty.channel.ChannelFactory;
+import io.netty.channel.ConnectTimeoutException;
+import io.netty.channel.EventLoop;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioSocketChannel;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Contract §3 HTTP_POOL_MAXSIZE and §9 (every permit comes back, a waiter whose client left is
+ * never served), over real sockets to a {@link MockUpstream}, on two real event loops.
+ */
+class UpstreamPoolTest {
+
+    private static final long LONG_WAIT_MS = 60_000;
+
+    private EventLoopGroup group;
+    private EventLoop loopA;
+    private EventLoop loopB;
+    private MockUpstream upstream;
+    private UpstreamPools pools;
+
+    @BeforeEach
+    void start() throws Exception {
+        group = new MultiThreadIoEventLoopGroup(2, NioIoHandler.newFactory());
+        loopA = group.next();
+        loopB = group.next();
+        assertNotSame(loopA, loopB);
+        upstream = new MockUpstream();
+    }
+
+    @AfterEach
+    void stop() {
+        if (pools != null) {
+            pools.close();
+        }
+        group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+        upstream.close();
+    }
+
+    private UpstreamPools pools(int max, long timeoutMillis, ChannelFactory<? extends SocketChannel> channels) {
+        return pools("http://127.0.0.1:" + upstream.port() + "/v1", max, timeoutMillis, channels);
+    }
+
+    private UpstreamPools pools(String url, int max, long timeoutMillis, ChannelFactory<? extends SocketChannel> channels) {
+        pools = new UpstreamPools(UpstreamTarget.parse(url), channels,
+                new UpstreamSettings(max, 100, timeoutMillis, 240, 2));
+        return pools;
+    }
+
+    private static <T> T on(EventLoop loop, Callable<T> task) throws Exception {
+        return loop.submit(task).get(10, TimeUnit.SECONDS);
+    }
+
+    /** Runs after every task the loop already has: close listeners, hand-overs, grants. */
+    private static void settle(EventLoop loop) throws Exception {
+        on(loop, () -> null);
+    }
+
+    private static void awaitOpen(UpstreamPools pools, int expected, EventLoop... loops) throws Exception {
+        for (int i = 0; i < 1000 && pools.openConnections() != expected; i++) {
+            for (EventLoop l : loops) {
+                settle(l);
+            }
+        }
+        assertEquals(expected, pools.openConnections(), "open upstream connections");
+    }
+
+    /** Records what the pool answered, and on which thread. */
+    private static final class Recorder implements AcquireCallback {
+        final EventLoop loop;
+        final CompletableFuture<Channel> acquired = new CompletableFuture<>();
+        final CompletableFuture<Throwable> failed = new CompletableFuture<>();
+        final AtomicInteger calls = new AtomicInteger();
+        volatile boolean exhausted;
+        volatile boolean reused;
+        volatile boolean onLoop = true;
+
+        Recorder(EventLoop loop) {
+            this.loop = loop;
+        }
+
+        @Override
+        public void onAcquired(Channel channel, boolean reused) {
+            onLoop &= loop.inEventLoop();
+            calls.incrementAndGet();
+            this.reused = reused;
+            acquired.complete(channel);
+        }
+
+        @Override
+        public void onAcquireFailed(Throwable cause, boolean exhausted) {
+            onLoop &= loop.inEventLoop();
+            calls.incrementAndGet();
+            this.exhausted = exhausted;
+            failed.complete(cause);
+        }
+
+        Channel channel() throws Exception {
+            return acquired.get(20, TimeUnit.SECONDS);
+        }
+    }
+
+    private PendingAcquire acquire(EventLoop loop, Recorder r) throws Exception {
+        UpstreamPool pool = pools.forLoop(loop);
+        return on(loop, () -> pool.acquire(r));
+    }
+
+    // ---- finding 3: every permit comes back, the callback always hears back ----------------------
+
+    @Test
+    void aSocketThatCannotBeCreatedFailsTheAttemptAndGivesItsPermitBack() throws Exception {
+        AtomicInteger made = new AtomicInteger();
+        pools(1, LONG_WAIT_MS, () -> {
+            if (made.getAndIncrement() == 0) {
+                // What NioSocketChannel's constructor throws when the process is out of descriptors.
+                throw new ChannelException("Failed to open a socket.", new java.net.SocketException("Too many open files"));
+            }
+            return new NioSocketChannel();
+        });
+        Recorder first = new Recorder(loopA);
+        acquire(loopA, first);
+        Throwable cause = first.failed.get(10, TimeUnit.SECONDS);
+        assertInstanceOf(ChannelException.class, cause);
+        assertFalse(first.exhausted);
+        assertTrue(first.onLoop, "the callback runs on the request's loop");
+        awaitOpen(pools, 0, loopA);
+
+        Recorder second = new Recorder(loopA);
+        acquire(loopA, second);
+        assertTrue(second.channel().isActive(), "the only permit came back and serves the next request");
+        assertEquals(1, first.calls.get());
+    }
+
+    /** A socket that opened but could not be registered: its close future never completes. */
+    private static final class UnregistrableChannel extends NioSocketChannel {
+        @Override
+        protected boolean isCompatible(io.netty.channel.EventLoop loop) {
+            return false;
+        }
+    }
+
+    @Test
+    void aSocketThatCannotBeRegisteredFailsTheAttemptAndGivesItsPermitBack() throws Exception {
+        AtomicInteger made = new AtomicInteger();
+        pools(1, LONG_WAIT_MS, () -> made.getAndIncrement() == 0 ? new UnregistrableChannel() : new NioSocketChannel());
+        Recorder first = new Recorder(loopA);
+        acquire(loopA, first);
+        first.failed.get(10, TimeUnit.SECONDS);
+        assertFalse(first.exhausted);
+        assertTrue(first.onLoop, "the callback runs on the request's loop");
+        awaitOpen(pools, 0, loopA);
+
+        Recorder second = new Recorder(loopA);
+        acquire(loopA, second);
+        assertTrue(second.channel().isActive());
+    }
+
+    @Test
+    void aTlsHandshakeThatNeverCompletesEndsWithAConnectTimeout() throws Exception {
+        try (ServerSocket silent = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
+            List<Socket> accepted = new ArrayList<>();
+            Thread acceptor = new Thread(() -> {
+                try {
+                    while (true) {
+                        accepted.add(silent.accept());
+                    }
+                } catch (Exception closed) {
+                    // test over
+                }
+            });
+            acceptor.start();
+            pools("https://127.0.0.1:" + silent.getLocalPort() + "/v1", 1, 300, NioSocketChannel::new);
+            Recorder r = new Recorder(loopA);
+            acquire(loopA, r);
+            Throwable cause = r.failed.get(20, TimeUnit.SECONDS);
+            assertInstanceOf(ConnectTimeoutException.class, cause, String.valueOf(cause));
+            assertFalse(r.exhausted);
+            awaitOpen(pools, 0, loopA);
+            silent.close();
+            acceptor.join(10_000);
+            for (Socket s : accepted) {
+                s.close();
+            }
+        }
+    }
+
+    // ---- finding 4: cancellable waiters, bounded queue, hand-over on the same loop ---------------
+
+    @Test
+    void aCancelledWaiterIsNeverServedAndHoldsNoPermit() throws Exception {
+        pools(1, LONG_WAIT_MS, NioSocketChannel::new);
+        Recorder holder = new Recorder(loopA);
+        acquire(loopA, holder);
+        Channel held = holder.channel();
+
+        Recorder gone = new Recorder(loopA);
+        PendingAcquire goneWait = acquire(loopA, gone);
+        Recorder next = new Recorder(loopA);
+        acquire(loopA, next);
+        assertEquals(2, pools.waitingRequests());
+        on(loopA, () -> {
+            goneWait.cancel();
+            return null;
+        });
+        assertEquals(1, pools.waitingRequests());
+
+        UpstreamPool pool = pools.forLoop(loopA);
+        on(loopA, () -> {
+            pool.discard(held);
+            return null;
+        });
+        Channel served = next.channel();
+        assertTrue(served.isActive());
+        assertEquals(0, gone.calls.get(), "the cancelled waiter heard nothing");
+        assertFalse(gone.acquired.isDone());
+        assertEquals(0, pools.waitingRequests());
+        on(loopA, () -> {
+            pool.discard(served);
+            return null;
+        });
+        awaitOpen(pools, 0, loopA);
+        assertEquals(0, gone.calls.get());
+    }
+
+    @Test
+    void aFullWaitQueueIsAnImmediate503() throws Exception {
+        pools(1, LONG_WAIT_MS, NioSocketChannel::new);
+        Recorder holder = new Recorder(loopA);
+        acquire(loopA, holder);
+        Channel held = holder.channel();
+        int bound = new UpstreamSettings(1, 100, LONG_WAIT_MS, 240, 2).maxWaiters();
+        List<PendingAcquire> queued = new ArrayList<>();
+        List<Recorder> waiting = new ArrayList<>();
+        for (int i = 0; i < bound; i++) {
+            Recorder r = new Recorder(loopA);
+            waiting.add(r);
+            queued.add(acquire(loopA, r));
+        }
+        assertEquals(bound, pools.waitingRequests());
+        Recorder overflow = new Recorder(loopA);
+        UpstreamPool pool = pools.forLoop(loopA);
+        // Answered inside the call: no wait at all.
+        assertTrue(on(loopA, () -> {
+            pool.acquire(overflow);
+            return overflow.failed.isDone();
+        }));
+        assertTrue(overflow.exhausted);
+        on(loopA, () -> {
+            queued.forEach(PendingAcquire::cancel);
+            pool.discard(held);
+            return null;
+        });
+        assertEquals(0, pools.waitingRequests());
+        awaitOpen(pools, 0, loopA);
+        for (Recorder r : waiting) {
+            assertEquals(0, r.calls.get());
+        }
+    }
+
+    @Test
+    void aReleasedConnectionGoesStraightToAWaiterOfItsLoop() throws Exception {
+        pools(1, LONG_WAIT_MS, NioSocketChannel::new);
+        Recorder holder = new Recorder(loopA);
+        acquire(loopA, holder);
+        Channel held = holder.channel();
+        Recorder waiter = new Recorder(loopA);
+        acquire(loopA, waiter);
+        UpstreamPool pool = pools.forLoop(loopA);
+        on(loopA, () -> {
+            pool.release(held);
+            return null;
+        });
+        assertSame(held, waiter.channel(), "the same keep-alive connection, not a new one");
+        assertTrue(waiter.reused);
+        assertEquals(1, pools.openConnections());
+    }
+
+    // ---- finding 5: idle connections of one loop do not starve waiters of another --------------
+
+    @Test
+    void aWaiterOnOneLoopGetsThePermitOfAnIdleConnectionOnAnother() throws Exception {
+        pools(1, LONG_WAIT_MS, NioSocketChannel::new);
+        Recorder onA = new Recorder(loopA);
+        acquire(loopA, onA);
+        Channel idleOnA = onA.channel();
+        UpstreamPool poolA = pools.forLoop(loopA);
+        on(loopA, () -> {
+            poolA.release(idleOnA);
+            return null;
+        });
+        assertEquals(1, pools.openConnections());
+
+        Recorder onB = new Recorder(loopB);
+        acquire(loopB, onB);
+        // Served long before the 240 s idle lifetime or the 60 s wait could end.
+        Channel served = onB.channel();
+        assertTrue(served.isActive());
+        assertTrue(onB.onLoop);
+        assertFalse(idleOnA.isActive(), "loop A gave its idle connection up");
+        assertEquals(1, pools.openConnections());
+    }
+}
