@@ -3,9 +3,11 @@ package io.megallm.proxy.key;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * Round-robin over the keys usable now. The cursor moves past the key handed out with a CAS,
- * so an unavailable key does not give its turn to its neighbour twice and concurrent callers
- * get distinct keys: one request per key per round. No lock.
+ * Which key a request gets. Round-robin over the keys usable now: the cursor moves past the key
+ * handed out with a CAS, so an unavailable key does not give its turn to its neighbour twice
+ * and concurrent callers get distinct keys, one request per key per round. A request with an
+ * affinity value goes by rendezvous hashing instead, and a failed key whose trial is due is
+ * claimed here. No lock.
  */
 public final class KeySelector {
 
@@ -46,6 +48,76 @@ public final class KeySelector {
                 return found;
             }
         }
+    }
+
+    /**
+     * Like {@link #next(ApiKey[], int)}, but a request with an affinity value ({@code affinity != 0},
+     * the hash of its {@code prompt_cache_key} or {@code user}) gets the usable key with the highest
+     * rendezvous weight for that value. While that key stays usable every request with the value
+     * lands on it; when it goes, only its own share of values moves, each to its second choice.
+     */
+    public ApiKey next(ApiKey[] tried, int triedCount, long affinity) {
+        if (affinity == 0) {
+            return next(tried, triedCount);
+        }
+        ApiKey[] keys = pool.snapshot();
+        long now = pool.now();
+        ApiKey best = null;
+        long bestWeight = 0;
+        for (ApiKey k : keys) {
+            if (!k.state().usableAt(now) || contains(tried, triedCount, k)) {
+                continue;
+            }
+            long w = weight(affinity, k);
+            if (best == null || Long.compareUnsigned(w, bestWeight) > 0) {
+                best = k;
+                bestWeight = w;
+            }
+        }
+        return best;
+    }
+
+    /**
+     * Whether {@code key} is the first choice for {@code affinity} among all keys of the pool,
+     * usable or not: a request placed by affinity on another key was moved off its warm cache.
+     */
+    public boolean firstChoice(long affinity, ApiKey key) {
+        ApiKey best = null;
+        long bestWeight = 0;
+        for (ApiKey k : pool.snapshot()) {
+            long w = weight(affinity, k);
+            if (best == null || Long.compareUnsigned(w, bestWeight) > 0) {
+                best = k;
+                bestWeight = w;
+            }
+        }
+        return best == key;
+    }
+
+    /** The rendezvous weight: a strong mix of value and key, so that every key wins its fair share. */
+    static long weight(long affinity, ApiKey key) {
+        long z = affinity ^ key.affinitySeed();
+        // splitmix64's finaliser: every input bit flips about half the output bits.
+        z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
+        z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
+        return z ^ (z >>> 31);
+    }
+
+    /**
+     * Claims the trial of a failed key that is due for one (KEY_RECHECK), not among {@code tried}:
+     * the caller sends its request with that key first. Null when no trial is due. Many racing
+     * callers get the key at most once between them: the claim is a CAS.
+     */
+    public ApiKey trial(ApiKey[] tried, int triedCount) {
+        ApiKey[] keys = pool.snapshot();
+        long now = pool.now();
+        KeyLifecycle lifecycle = pool.lifecycle();
+        for (ApiKey k : keys) {
+            if (k.state().trialDueAt(now) && !contains(tried, triedCount, k) && lifecycle.claimTrial(k)) {
+                return k;
+            }
+        }
+        return null;
     }
 
     private static boolean contains(ApiKey[] tried, int count, ApiKey key) {
