@@ -5,6 +5,7 @@ import org.slf4j.LoggerFactory;
 
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * Every transition of a key's state (contract §7), in one place:
@@ -33,10 +34,23 @@ public final class KeyLifecycle {
     private final KeyClock clock;
     private final KeyPolicy policy;
     private final CopyOnWriteArrayList<KeyStateListener> listeners = new CopyOnWriteArrayList<>();
+    /** How trials ended, for /metrics: only this class knows a failed trial from one that got no answer. */
+    private final LongAdder[] trials = new LongAdder[TrialOutcome.values().length];
+
+    /** How a failed key's trial ended. */
+    public enum TrialOutcome { PASSED, FAILED, NO_ANSWER }
 
     public KeyLifecycle(KeyClock clock, KeyPolicy policy) {
         this.clock = clock;
         this.policy = policy;
+        for (int i = 0; i < trials.length; i++) {
+            trials[i] = new LongAdder();
+        }
+    }
+
+    /** Trials that ended so, since start. */
+    public long trials(TrialOutcome outcome) {
+        return trials[outcome.ordinal()].sum();
     }
 
     public KeyPolicy policy() {
@@ -95,6 +109,9 @@ public final class KeyLifecycle {
                 }
             }
             if (apply(key, s, next, why)) {
+                if (s.onTrial()) {
+                    trials[TrialOutcome.PASSED.ordinal()].increment();
+                }
                 return;
             }
         }
@@ -122,6 +139,9 @@ public final class KeyLifecycle {
                 why = "marked failed: " + reason + "; " + recheckText(next);
             }
             if (apply(key, s, next, why)) {
+                if (s.onTrial()) {
+                    trials[TrialOutcome.FAILED.ordinal()].increment();
+                }
                 return;
             }
         }
@@ -160,6 +180,9 @@ public final class KeyLifecycle {
                         + (retryAfterSeconds >= 0 ? " (Retry-After)" : " (429 number " + strikes + " in a row)");
             }
             if (apply(key, s, next, why)) {
+                if (s.onTrial()) {
+                    trials[TrialOutcome.FAILED.ordinal()].increment();
+                }
                 return;
             }
         }
@@ -217,6 +240,7 @@ public final class KeyLifecycle {
             }
             KeyState back = KeyState.failed(s.reason(), clock.nanoTime(), s.recheckNanos());
             if (apply(key, s, back, "trial ended without an answer; may be tried again")) {
+                trials[TrialOutcome.NO_ANSWER.ordinal()].increment();
                 return;
             }
         }

@@ -256,6 +256,22 @@ class KeyLifecycleTest {
                 "sk-mega-…0002 FAILED->FAILED", "sk-mega-…0002 FAILED->AVAILABLE"), changes);
     }
 
+    @Test
+    void trialsAreCountedByHowTheyEnded() {
+        life.rejected(a, 401);
+        advanceSeconds(300);
+        selector.trial(NONE, 0);
+        life.transientFailure(a, 0);
+        selector.trial(NONE, 0);
+        life.rejected(a, 403);
+        advanceSeconds(600);
+        selector.trial(NONE, 0);
+        life.accepted(a, 200);
+        assertEquals(1, life.trials(KeyLifecycle.TrialOutcome.NO_ANSWER));
+        assertEquals(1, life.trials(KeyLifecycle.TrialOutcome.FAILED));
+        assertEquals(1, life.trials(KeyLifecycle.TrialOutcome.PASSED));
+    }
+
     // ---- many threads racing for one key's trial ----
 
     @Test

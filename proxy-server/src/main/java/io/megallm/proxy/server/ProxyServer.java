@@ -3,6 +3,8 @@ package io.megallm.proxy.server;
 import io.megallm.proxy.http.ExchangeObserver;
 import io.megallm.proxy.http.RequestReader;
 import io.megallm.proxy.http.ServerLifecycle;
+import io.megallm.proxy.key.KeyClock;
+import io.megallm.proxy.key.KeyPolicy;
 import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.relay.Relay;
 import io.megallm.proxy.relay.RelaySettings;
@@ -11,6 +13,7 @@ import io.megallm.proxy.server.config.Settings;
 import io.megallm.proxy.server.metrics.ProxyMetrics;
 import io.megallm.proxy.server.keys.KeyFile;
 import io.megallm.proxy.server.keys.KeyFileWatcher;
+import io.megallm.proxy.server.keys.KeyStateFile;
 import io.megallm.proxy.server.routes.AccessControl;
 import io.megallm.proxy.server.routes.Router;
 import io.megallm.proxy.transport.Transport;
@@ -41,8 +44,9 @@ public final class ProxyServer {
 
     private final Settings settings;
     private final Transport transport;
-    private final KeyPool keys = new KeyPool();
+    private final KeyPool keys;
     private final KeyFile keyFile;
+    private KeyStateFile stateFile;
     private final ServerLifecycle lifecycle = new ServerLifecycle();
     private EventLoopGroup workers;
     private UpstreamPools pools;
@@ -56,9 +60,24 @@ public final class ProxyServer {
     }
 
     public ProxyServer(Settings settings, Transport transport) {
+        this(settings, transport, KeyClock.SYSTEM);
+    }
+
+    /** {@code clock}: the key pool's clocks; tests pass their own so that rests and trials pass without sleeping. */
+    public ProxyServer(Settings settings, Transport transport, KeyClock clock) {
         this.settings = settings;
         this.transport = transport;
+        this.keys = new KeyPool(clock, policy(settings));
         this.keyFile = new KeyFile(settings.keysFile(), keys);
+    }
+
+    /**
+     * A trial's claim lasts as long as its request can take to get an answer head (every
+     * same-key retry timing out), so that a request that vanished frees the trial by then.
+     */
+    private static KeyPolicy policy(Settings s) {
+        long lease = (long) Math.ceil(s.timeoutSeconds()) * (s.maxRetries() + 2L);
+        return new KeyPolicy(s.keyCooldownSeconds(), s.keyRecheckSeconds(), Math.max(1L, lease));
     }
 
     /** Binds the listening socket; throws when the address cannot be bound. */
@@ -66,6 +85,7 @@ public final class ProxyServer {
         int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
         workers = transport.newGroup(threads, "megallm-io");
         keyFile.loadAtStart();
+        restoreKeyStates();
         watcher = new KeyFileWatcher(keyFile).start();
         UpstreamTarget target = UpstreamTarget.parse(settings.baseUrl());
         pools = new UpstreamPools(target, transport.socketChannel(), new UpstreamSettings(settings.poolMaxSize(),
@@ -115,6 +135,17 @@ public final class ProxyServer {
             log.warn("PROXY_API_KEYS is unset: any client that reaches this port can use the key pool");
         }
         return this;
+    }
+
+    /** States of the keys still in the key file come back from KEY_STATE_FILE; later changes go to it. */
+    private void restoreKeyStates() {
+        stateFile = new KeyStateFile(settings.keyStateFile());
+        int restored = keys.restore(stateFile.load());
+        if (restored > 0) {
+            log.info("restored the states of {} key(s) from {}", restored, stateFile.path());
+        }
+        keys.lifecycle().addListener((key, from, to) -> stateFile.changed(keys));
+        keys.onReload(() -> stateFile.changed(keys));
     }
 
     public int port() {
@@ -169,6 +200,9 @@ public final class ProxyServer {
             pools.close();
         }
         stopLoops();
+        if (stateFile != null) {
+            stateFile.close();
+        }
         if (accessLog != null) {
             accessLog.flushStopped();
         }

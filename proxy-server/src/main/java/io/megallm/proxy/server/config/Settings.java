@@ -21,7 +21,12 @@ public record Settings(
         String adminToken,
         List<String> proxyApiKeys,
         long shutdownGraceSeconds,
-        boolean accessLogConsole) {
+        boolean accessLogConsole,
+        long keyRecheckSeconds,
+        long keyWaitSeconds,
+        int retryBudgetPercent,
+        int retryBudgetMinPerSecond,
+        Path keyStateFile) {
 
     public long timeoutMillis() {
         return Math.max(1L, Math.round(timeoutSeconds * 1000.0));
@@ -50,6 +55,10 @@ public record Settings(
                 + " admin_token=" + (adminToken == null ? "unset" : "set")
                 + " proxy_api_keys=" + (proxyApiKeys.isEmpty() ? "unset" : proxyApiKeys.size() + " configured")
                 + " shutdown_grace=" + shutdownGraceSeconds + "s"
-                + " access_log_console=" + accessLogConsole;
+                + " access_log_console=" + accessLogConsole
+                + " key_recheck=" + keyRecheckSeconds + "s"
+                + " key_wait=" + keyWaitSeconds + "s"
+                + " retry_budget=" + retryBudgetPercent + "%+" + retryBudgetMinPerSecond + "/s"
+                + " key_state_file=" + keyStateFile;
     }
 }

@@ -6,6 +6,7 @@ import io.megallm.proxy.http.ServerLifecycle;
 import io.megallm.proxy.key.ApiKey;
 import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.key.KeyState;
+import io.megallm.proxy.key.KeyLifecycle;
 import io.megallm.proxy.relay.RelayEvents;
 import io.megallm.proxy.upstream.UpstreamPools;
 
@@ -155,6 +156,11 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
         }
         t.family("megallm_key_switches_total", "counter", "Times a request moved to another key.")
                 .sample("megallm_key_switches_total", keySwitches.sum());
+        t.family("megallm_key_trials_total", "counter",
+                "Trials of failed keys by outcome: passed (back in rotation), failed (wait doubled), no_answer (tried again).");
+        for (KeyLifecycle.TrialOutcome o : KeyLifecycle.TrialOutcome.values()) {
+            t.sample("megallm_key_trials_total", keys.lifecycle().trials(o), "outcome", o.name().toLowerCase());
+        }
         t.family("megallm_retries_total", "counter", "Same-key retries after a transient failure.")
                 .sample("megallm_retries_total", retries.sum());
         t.family("megallm_truncated_streams_total", "counter", "Answers cut because the upstream failed after the head.")
