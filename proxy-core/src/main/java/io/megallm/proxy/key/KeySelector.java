@@ -1,5 +1,6 @@
 package io.megallm.proxy.key;
 
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -13,9 +14,27 @@ public final class KeySelector {
 
     private final KeyPool pool;
     private final AtomicLong cursor = new AtomicLong();
+    /**
+     * No trial is due before this nanoTime, so most requests skip the scan for one. Lowered by
+     * every change that makes a trial due sooner, raised only by a scan that saw every key.
+     */
+    private final AtomicLong noTrialBefore = new AtomicLong(Long.MIN_VALUE);
 
     public KeySelector(KeyPool pool) {
         this.pool = pool;
+        pool.lifecycle().addListener((key, from, to) -> {
+            if (to.rechecks()) {
+                // A new failure's first trial, a failed trial's next one, or a claim's lapse.
+                lower(to.untilNanos());
+            }
+        });
+        pool.onReload(() -> noTrialBefore.set(Long.MIN_VALUE));
+    }
+
+    private void lower(long at) {
+        // MIN_VALUE means "scan every time" and stays so; otherwise the earlier time wins.
+        noTrialBefore.accumulateAndGet(at,
+                (current, next) -> current != Long.MIN_VALUE && next - current < 0 ? next : current);
     }
 
     /**
@@ -109,13 +128,37 @@ public final class KeySelector {
      * callers get the key at most once between them: the claim is a CAS.
      */
     public ApiKey trial(ApiKey[] tried, int triedCount) {
-        ApiKey[] keys = pool.snapshot();
         long now = pool.now();
+        long gate = noTrialBefore.get();
+        if (gate != Long.MIN_VALUE && now - gate < 0) {
+            return null;
+        }
+        ApiKey[] keys = pool.snapshot();
         KeyLifecycle lifecycle = pool.lifecycle();
+        boolean any = false;
+        boolean blocked = false;
+        long next = 0;
         for (ApiKey k : keys) {
-            if (k.state().trialDueAt(now) && !contains(tried, triedCount, k) && lifecycle.claimTrial(k)) {
-                return k;
+            KeyState s = k.state();
+            if (!s.rechecks()) {
+                continue;
             }
+            if (s.trialDueAt(now)) {
+                if (!contains(tried, triedCount, k) && lifecycle.claimTrial(k)) {
+                    return k;
+                }
+                // Due but not this request's (it tried the key already, or a racer claimed it).
+                blocked = true;
+                continue;
+            }
+            if (!any || s.untilNanos() - next < 0) {
+                next = s.untilNanos();
+                any = true;
+            }
+        }
+        // Nothing due: skip scans until the earliest trial, unless a change lowered the gate meanwhile.
+        if (!blocked) {
+            noTrialBefore.compareAndSet(gate, any ? next : now + TimeUnit.DAYS.toNanos(1));
         }
         return null;
     }

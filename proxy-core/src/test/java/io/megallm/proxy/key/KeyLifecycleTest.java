@@ -257,6 +257,24 @@ class KeyLifecycleTest {
     }
 
     @Test
+    void aTrialDueSoonerThanTheLastScanSawIsStillFound() {
+        life.rejected(a, 401);
+        advanceSeconds(100);
+        assertNull(selector.trial(NONE, 0), "the scan learns: nothing before 200 s from now");
+        life.rejected(b, 401);
+        life.limited(b, 429, 1); // not on trial: changes nothing
+        assertNull(selector.trial(NONE, 0));
+        advanceSeconds(200);
+        assertSame(a, selector.trial(NONE, 0));
+        assertNull(selector.trial(NONE, 0), "b is due in 100 s");
+        pool.resetFailed();
+        life.rejected(b, 401);
+        // b was reset and failed again: due in 300 s, earlier than nothing, later than now.
+        advanceSeconds(300);
+        assertSame(b, selector.trial(NONE, 0));
+    }
+
+    @Test
     void trialsAreCountedByHowTheyEnded() {
         life.rejected(a, 401);
         advanceSeconds(300);
