@@ -13,6 +13,7 @@ import java.util.List;
 /**
  * {@code java -jar megallm-proxy-bench.jar <command>}:
  * <ul>
+ *   <li>{@code demo [--port N]}: the mock and the real proxy together, with throw-away keys;</li>
  *   <li>{@code mock [port] [events] [intervalMs] [threads]} (or just {@code [port] …}): the mock upstream;</li>
  *   <li>{@code bench --quick|--full [options]}: the load harness and its report;</li>
  *   <li>{@code jmh [JMH options]}: the JMH microbenchmarks (same as {@code org.openjdk.jmh.Main}).</li>
@@ -23,6 +24,9 @@ public final class BenchMain {
     static final String USAGE = """
             usage: java -jar proxy-bench/target/megallm-proxy-bench.jar <command>
 
+              demo [--port N] [--mock-port N] [--proxy-jar PATH]
+                  the mock upstream and megallm-proxy in front of it with throw-away demo keys, and the curl
+                  lines to try; data/keys.txt is never touched; Ctrl-C stops both
               mock [port] [events] [intervalMs] [threads]
                   the mock MegaLLM upstream (defaults 9000 20 50 1); the first argument may also be the port
                   itself: `megallm-proxy-bench.jar 9000 20 100`
@@ -54,6 +58,7 @@ public final class BenchMain {
         String[] rest = Arrays.copyOfRange(args, 1, args.length);
         switch (command) {
             case "mock" -> MockUpstreamServer.main(rest);
+            case "demo" -> System.exit(io.megallm.proxy.bench.demo.Demo.run(rest));
             case "bench" -> System.exit(bench(rest));
             case "jmh" -> org.openjdk.jmh.Main.main(rest);
             case "jfr" -> {

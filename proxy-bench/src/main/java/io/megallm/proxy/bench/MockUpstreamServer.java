@@ -42,7 +42,8 @@ import java.util.concurrent.atomic.LongAdder;
  * {@code "stream":true} an SSE stream of {@code events} events {@code interval} ms apart, each
  * carrying its send time as {@code "sent_ns":<System.nanoTime()>} (CLOCK_MONOTONIC on Linux, the
  * same clock in every process of the machine). Keys starting with {@code sk-bad} get 401, keys
- * starting with {@code sk-slow} get 429 with {@code Retry-After: 30}.
+ * starting with {@code sk-slow} get 429 with {@code Retry-After: 30}. A chat request whose body names
+ * no {@code "model"} gets OpenAI's 400, so that what {@code DEFAULT_MODEL} is for shows.
  *
  * <p>Per-request overrides for the load harness (plain request headers, which proxies pass on):
  * {@code X-Mock-Events}, {@code X-Mock-Interval-Ms}, {@code X-Mock-Pad} (bytes of padding in each
@@ -68,6 +69,11 @@ public final class MockUpstreamServer {
     static final AsciiString X_MOCK_INTERVAL_MS = AsciiString.cached("x-mock-interval-ms");
     static final AsciiString X_MOCK_PAD = AsciiString.cached("x-mock-pad");
 
+    private static final ByteBuf MODEL_FIELD = Unpooled.unreleasableBuffer(
+            Unpooled.wrappedBuffer("\"model\"".getBytes(CharsetUtil.US_ASCII)));
+    /** OpenAI's own answer to a chat request that names no model. */
+    static final String NO_MODEL = "{\"error\":{\"message\":\"you must provide a model parameter\","
+            + "\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}";
     private static final ByteBuf STREAM_TRUE = Unpooled.unreleasableBuffer(
             Unpooled.wrappedBuffer("\"stream\":true".getBytes(CharsetUtil.US_ASCII)));
     private static final ByteBuf STREAM_TRUE_SPACED = Unpooled.unreleasableBuffer(
@@ -192,6 +198,11 @@ public final class MockUpstreamServer {
                 return;
             }
             if (path.endsWith("/chat/completions")) {
+                if (ByteBufUtil.indexOf(MODEL_FIELD, req.content()) < 0) {
+                    // As the real API does: a request without a model is refused, not guessed at.
+                    json(ctx, keepAlive, HttpResponseStatus.BAD_REQUEST, NO_MODEL);
+                    return;
+                }
                 if (wantsStream(req.content())) {
                     HttpHeaders h = req.headers();
                     stream(ctx, keepAlive,

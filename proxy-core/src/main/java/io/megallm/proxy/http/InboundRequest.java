@@ -14,7 +14,7 @@ import java.net.InetSocketAddress;
 public final class InboundRequest {
 
     private final RequestHead head;
-    private final ByteBuf body;
+    private ByteBuf body;
     private final String requestId;
     private final InetSocketAddress remote;
     private final String clientIp;
@@ -64,6 +64,16 @@ public final class InboundRequest {
 
     public ByteBuf body() {
         return body;
+    }
+
+    /**
+     * Replaces the body (DEFAULT_MODEL's rewrite, before any attempt): the old one is released, the
+     * new one is owned from now on like the old one was.
+     */
+    public void replaceBody(ByteBuf rewritten) {
+        ByteBuf old = body;
+        body = rewritten;
+        old.release();
     }
 
     public String requestId() {

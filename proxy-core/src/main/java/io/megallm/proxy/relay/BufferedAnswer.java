@@ -1,5 +1,7 @@
 package io.megallm.proxy.relay;
 
+import io.megallm.proxy.key.ApiKey;
+import io.megallm.proxy.key.SecretScrubber;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.ByteBuf;
@@ -20,9 +22,11 @@ final class BufferedAnswer {
 
     private final HttpResponse head;
     private final CompositeByteBuf body;
+    private final ByteBufAllocator alloc;
 
     BufferedAnswer(HttpResponse head, ByteBufAllocator alloc) {
         this.head = head;
+        this.alloc = alloc;
         this.body = alloc.compositeBuffer(Integer.MAX_VALUE);
     }
 
@@ -41,12 +45,16 @@ final class BufferedAnswer {
         return true;
     }
 
-    /** The answer as one response; the buffer's ownership moves into it. */
-    FullHttpResponse toResponse() {
+    /**
+     * The answer as one response, with the secrets of the keys this request used masked (an
+     * upstream may echo the key it refused); the buffer's ownership moves into it.
+     */
+    FullHttpResponse toResponse(ApiKey[] usedKeys, int usedCount) {
+        ByteBuf content = SecretScrubber.scrub(body, usedKeys, usedCount, alloc);
         HeaderRewriter.stripResponse(head.headers());
         head.headers().remove(HttpHeaderNames.TRANSFER_ENCODING);
-        head.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, body.readableBytes());
-        return new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, head.status(), body, head.headers(),
+        head.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, content.readableBytes());
+        return new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, head.status(), content, head.headers(),
                 io.netty.handler.codec.http.EmptyHttpHeaders.INSTANCE);
     }
 

@@ -6,8 +6,14 @@ public final class FailoverPolicy {
     public enum Verdict {
         /** Relay to the client as is; nothing wrong with the key. */
         RELAY,
-        /** 401/403/402: the key leaves rotation; try another key. */
+        /** 401/402: the key leaves rotation; try another key. */
         KEY_FAILED,
+        /**
+         * 403: a banned key, or a request this account may not make. Try another key; the 403 key
+         * is blamed only when another key then accepts the request, and a second 403 goes to the
+         * client with nobody blamed.
+         */
+        KEY_FORBIDDEN,
         /** 429: the key rests; try another key. */
         KEY_COOLING,
         /** 500/502/503/504: the same key again after a short backoff, then another key. */
@@ -19,7 +25,8 @@ public final class FailoverPolicy {
 
     public static Verdict classify(int status) {
         return switch (status) {
-            case 401, 402, 403 -> Verdict.KEY_FAILED;
+            case 401, 402 -> Verdict.KEY_FAILED;
+            case 403 -> Verdict.KEY_FORBIDDEN;
             case 429 -> Verdict.KEY_COOLING;
             case 500, 502, 503, 504 -> Verdict.TRANSIENT;
             default -> Verdict.RELAY;

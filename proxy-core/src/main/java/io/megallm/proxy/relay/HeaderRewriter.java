@@ -21,6 +21,10 @@ public final class HeaderRewriter {
     static final AsciiString X_ACCEL_BUFFERING = AsciiString.cached("x-accel-buffering");
     static final AsciiString NO = AsciiString.cached("no");
     private static final AsciiString KEEP_ALIVE = AsciiString.cached("keep-alive");
+    private static final AsciiString X_API_KEY = AsciiString.cached("x-api-key");
+    private static final AsciiString API_KEY = AsciiString.cached("api-key");
+    private static final AsciiString OPENAI_ORGANIZATION = AsciiString.cached("openai-organization");
+    private static final AsciiString OPENAI_PROJECT = AsciiString.cached("openai-project");
 
     private HeaderRewriter() {
     }
@@ -48,7 +52,7 @@ public final class HeaderRewriter {
         for (int i = 0; i < n; i++) {
             if (!in.removed(i)) {
                 AsciiString name = in.nameView(i);
-                if (!isHopByHop(name) && !setPerAttempt(name) && !named(connectionNamed, name)) {
+                if (!isHopByHop(name) && !setPerAttempt(name) && !clientAccount(name) && !named(connectionNamed, name)) {
                     keep[i] = true;
                     size += in.lineLength(i);
                 }
@@ -170,6 +174,21 @@ public final class HeaderRewriter {
             case 14 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.CONTENT_LENGTH);
             case 15 -> AsciiString.contentEqualsIgnoreCase(name, X_FORWARDED_FOR);
             case 17 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.TRANSFER_ENCODING);
+            default -> false;
+        };
+    }
+
+    /**
+     * The client's own credentials and account headers (contract §6). A pool key belongs to its own
+     * account: a foreign organisation or project header would make a healthy key answer 401/403 and
+     * be taken out of the pool, and a client's key has no business upstream.
+     */
+    static boolean clientAccount(CharSequence name) {
+        return switch (name.length()) {
+            case 7 -> AsciiString.contentEqualsIgnoreCase(name, API_KEY);
+            case 9 -> AsciiString.contentEqualsIgnoreCase(name, X_API_KEY);
+            case 14 -> AsciiString.contentEqualsIgnoreCase(name, OPENAI_PROJECT);
+            case 19 -> AsciiString.contentEqualsIgnoreCase(name, OPENAI_ORGANIZATION);
             default -> false;
         };
     }

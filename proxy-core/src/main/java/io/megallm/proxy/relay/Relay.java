@@ -7,6 +7,7 @@ import io.megallm.proxy.http.ServerLifecycle;
 import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.key.KeySelector;
 import io.megallm.proxy.upstream.UpstreamPools;
+import io.netty.buffer.ByteBuf;
 import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpResponseStatus;
@@ -23,6 +24,7 @@ public final class Relay {
     private final RelaySettings settings;
     private final ServerLifecycle lifecycle;
     private final RelayEvents events;
+    private final DefaultModel defaultModel;
     private final ConcurrentMap<EventLoop, SilenceWatch> watches = new ConcurrentHashMap<>();
 
     public Relay(KeyPool keys, UpstreamPools pools, RelaySettings settings, ServerLifecycle lifecycle) {
@@ -37,11 +39,17 @@ public final class Relay {
         this.settings = settings;
         this.lifecycle = lifecycle;
         this.events = events;
+        this.defaultModel = DefaultModel.of(settings.defaultModel());
     }
 
     /** Handles a request whose path starts with {@code /v1}; {@code rest} is what follows, query included. */
     public void forward(Exchange exchange, String rest) {
         InboundRequest request = exchange.request();
+        if (!TargetPath.safe(rest)) {
+            exchange.respondError(HttpResponseStatus.BAD_REQUEST, ErrorResponses.INVALID_REQUEST,
+                    "invalid_path", "The request path may not contain '.' or '..' segments, encoded slashes or backslashes.");
+            return;
+        }
         JsonBodyCheck.Result body = JsonBodyCheck.Result.NOT_JSON;
         events.requestBytes(request.body().readableBytes());
         if (JsonBodyCheck.appliesTo(request.headers().get(HttpHeaderNames.CONTENT_TYPE), request.body())) {
@@ -51,6 +59,13 @@ public final class Relay {
                 exchange.respondError(HttpResponseStatus.BAD_REQUEST, ErrorResponses.INVALID_REQUEST,
                         "invalid_json", body.error());
                 return;
+            }
+            if (body.model() == null && defaultModel != null && DefaultModel.appliesTo(rest)) {
+                ByteBuf rewritten = defaultModel.insertInto(request.body(), exchange.alloc());
+                if (rewritten != null) {
+                    request.replaceBody(rewritten);
+                    exchange.describe(settings.defaultModel(), body.stream());
+                }
             }
         }
         new RelayCall(this, exchange, pools.target().pathFor(rest)).start();

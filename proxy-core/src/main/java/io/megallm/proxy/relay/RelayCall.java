@@ -65,6 +65,14 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private int switches;
     private int sameKeyRetries;
     private boolean staleRetried;
+    /** The current attempt's request was written whole: a failure now may have been processed (and billed). */
+    private boolean requestSent;
+    /** The one resend allowed, in all, after a request was sent and no answer came (contract §7). */
+    private boolean resent;
+    /** A key that answered 403, blamed only if another key then accepts the request. */
+    private ApiKey forbidden;
+    /** The buffered answer goes to the client once read: a second 403. */
+    private boolean answerIsFinal;
     private Channel upstream;
     private boolean upstreamReused;
     private boolean upstreamKeepAlive;
@@ -126,6 +134,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         }
         upstream = ch;
         upstreamReused = reused;
+        requestSent = false;
         UpstreamPools.attach(ch, this, request.method().equals(HttpMethod.HEAD));
         phase = Phase.WAITING_HEAD;
         touch();
@@ -151,7 +160,13 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     }
 
     private void written(ChannelFuture f) {
-        if (!f.isSuccess() && phase == Phase.WAITING_HEAD && upstream == f.channel()) {
+        if (f.isSuccess()) {
+            if (upstream == f.channel()) {
+                requestSent = true;
+            }
+            return;
+        }
+        if (phase == Phase.WAITING_HEAD && upstream == f.channel()) {
             Channel ch = upstream;
             upstream = null;
             pool.discard(ch);
@@ -188,6 +203,11 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         events.upstreamHead(System.nanoTime() - attemptStart);
         events.attempt(outcomeOf(code));
         if (verdict == FailoverPolicy.Verdict.RELAY) {
+            if (forbidden != null) {
+                // Another key accepted what the 403 key refused: the refusal was the key's.
+                keys.markFailed(forbidden, 403);
+                forbidden = null;
+            }
             commit(head, chunked);
             return framedBody;
         }
@@ -210,6 +230,17 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private void judgeKey(HttpResponse head, int code) {
         switch (verdict) {
             case KEY_FAILED -> keys.markFailed(key, code);
+            case KEY_FORBIDDEN -> {
+                keys.recordTransient(key, code);
+                if (forbidden == null) {
+                    forbidden = key;
+                } else {
+                    // Two keys refuse it: the request is what is forbidden. It goes to the client,
+                    // and neither key is blamed.
+                    forbidden = null;
+                    answerIsFinal = true;
+                }
+            }
             case KEY_COOLING -> {
                 long seconds = RetryAfter.seconds(head.headers().get(HttpHeaderNames.RETRY_AFTER),
                         System.currentTimeMillis());
@@ -346,6 +377,10 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
 
     private void failedBeforeAnswer(Throwable cause) {
         cancelTimer();
+        if (requestSent) {
+            noAnswerAfterSending(Failure.UNREACHABLE, RelayEvents.Outcome.CONNECT_ERROR);
+            return;
+        }
         if (upstreamReused && !staleRetried) {
             // A pooled connection the server had already closed: not the key's fault, not a retry.
             staleRetried = true;
@@ -409,6 +444,10 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         }
         switch (phase) {
             case WAITING_HEAD -> {
+                if (requestSent) {
+                    noAnswerAfterSending(Failure.TIMEOUT, RelayEvents.Outcome.TIMEOUT);
+                    return;
+                }
                 lastFailure = Failure.TIMEOUT;
                 events.attempt(RelayEvents.Outcome.TIMEOUT);
                 retrySameKeyOrSwitch();
@@ -428,7 +467,28 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
 
     // ---- failover -----------------------------------------------------------------------------
 
+    /**
+     * The request went out whole and no answer came (timeout before headers, reset, malformed
+     * answer): the upstream may have processed and billed it, so it is sent once more at most, in
+     * all, whatever the retry settings. The key is not blamed.
+     */
+    private void noAnswerAfterSending(Failure failure, RelayEvents.Outcome outcome) {
+        cancelTimer();
+        lastFailure = failure;
+        events.attempt(outcome);
+        if (resent) {
+            giveUp();
+            return;
+        }
+        resent = true;
+        retrySameKeyOrSwitch();
+    }
+
     private void afterFailedAnswer() {
+        if (answerIsFinal) {
+            giveUp();
+            return;
+        }
         if (verdict == FailoverPolicy.Verdict.TRANSIENT) {
             retrySameKeyOrSwitch();
         } else {
@@ -473,7 +533,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     /** Out of moves: the last upstream answer as it was, or an error of our own if there was none. */
     private void giveUp() {
         if (lastAnswer != null) {
-            FullHttpResponse answer = lastAnswer.toResponse();
+            FullHttpResponse answer = lastAnswer.toResponse(tried, triedCount);
             lastAnswer = null;
             exchange.respond(answer);
             done();

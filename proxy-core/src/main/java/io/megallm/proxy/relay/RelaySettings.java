@@ -7,6 +7,12 @@ package io.megallm.proxy.relay;
  * @param maxRetries          {@code MEGALLM_MAX_RETRIES}: same-key retries on a transient failure
  * @param maxKeyRetries       {@code MAX_KEY_RETRIES}: switches to another key per request
  * @param keyCooldownSeconds  {@code KEY_COOLDOWN}: rest after a 429 without Retry-After
+ * @param defaultModel        {@code DEFAULT_MODEL}: put into a request that names no model; null when unset
  */
-public record RelaySettings(long timeoutMillis, int maxRetries, int maxKeyRetries, long keyCooldownSeconds) {
+public record RelaySettings(long timeoutMillis, int maxRetries, int maxKeyRetries, long keyCooldownSeconds,
+                            String defaultModel) {
+
+    public RelaySettings(long timeoutMillis, int maxRetries, int maxKeyRetries, long keyCooldownSeconds) {
+        this(timeoutMillis, maxRetries, maxKeyRetries, keyCooldownSeconds, null);
+    }
 }

@@ -11,9 +11,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class FailoverPolicyTest {
 
     @ParameterizedTest
-    @ValueSource(ints = {401, 402, 403})
+    @ValueSource(ints = {401, 402})
     void rejectedKeyFails(int status) {
         assertEquals(Verdict.KEY_FAILED, FailoverPolicy.classify(status));
+    }
+
+    @Test
+    void forbiddenIsAmbiguousUntilAnotherKeyAccepts() {
+        assertEquals(Verdict.KEY_FORBIDDEN, FailoverPolicy.classify(403));
     }
 
     @Test

@@ -119,7 +119,20 @@ class HeaderRewriterTest {
         assertEquals("application/json", out.get("content-type"));
         assertEquals("text/event-stream", out.get("accept"));
         assertEquals("openai-python/1.0", out.get("user-agent"));
-        assertEquals("org-1", out.get("openai-organization"));
+        // Contract §6 (2026-12-05): the client's account headers stay behind too.
+        assertFalse(out.contains("openai-organization"));
+    }
+
+    @Test
+    void clientCredentialsAndAccountHeadersAreDroppedWhateverTheirCase() {
+        HttpHeaders out = upstreamHeaders(post(
+                "X-API-KEY", "client", "Api-Key", "azure", "openai-organization", "org-1",
+                "OpenAI-Project", "proj-1", "X-Api-Keys", "kept-similar-name", "OpenAI-Beta", "assistants=v2"), MEGALLM);
+        for (String gone : List.of("x-api-key", "api-key", "openai-organization", "openai-project")) {
+            assertFalse(out.contains(gone), gone + " was forwarded");
+        }
+        assertEquals("kept-similar-name", out.get("x-api-keys"));
+        assertEquals("assistants=v2", out.get("openai-beta"));
     }
 
     @Test

@@ -92,7 +92,7 @@ public final class ProxyServer {
                 settings.poolConnections(), settings.timeoutMillis(), UPSTREAM_IDLE_TTL_SECONDS, threads));
         metrics = new ProxyMetrics(keys, lifecycle, pools);
         Relay relay = new Relay(keys, pools, new RelaySettings(settings.timeoutMillis(), settings.maxRetries(),
-                settings.maxKeyRetries(), settings.keyCooldownSeconds()), lifecycle, metrics);
+                settings.maxKeyRetries(), settings.keyCooldownSeconds(), settings.defaultModel()), lifecycle, metrics);
         AccessControl access = new AccessControl(settings.adminToken(), settings.proxyApiKeys());
         Router router = new Router(relay, keys, keyFile, access, metrics);
         accessLog = new AccessLog();

@@ -25,7 +25,7 @@ public final class ConfigLoader {
             "MEGALLM_BASE_URL", "MEGALLM_TIMEOUT", "MEGALLM_MAX_RETRIES", "MAX_KEY_RETRIES", "HOST", "PORT",
             "LOG_LEVEL", "KEYS_FILE", "LOG_DIR", "HTTP_POOL_MAXSIZE", "HTTP_POOL_CONNECTIONS", "MAX_REQUEST_BODY",
             "KEY_COOLDOWN", "ADMIN_TOKEN", "PROXY_API_KEYS", "SHUTDOWN_GRACE", "ACCESS_LOG_CONSOLE",
-            "KEY_RECHECK", "KEY_WAIT", "RETRY_BUDGET", "RETRY_BUDGET_MIN", "KEY_STATE_FILE");
+            "DEFAULT_MODEL", "KEY_RECHECK", "KEY_WAIT", "RETRY_BUDGET", "RETRY_BUDGET_MIN", "KEY_STATE_FILE");
 
     private static final List<String> SECRET_NAMES = List.of("ADMIN_TOKEN", "PROXY_API_KEYS");
 
@@ -101,6 +101,13 @@ public final class ConfigLoader {
         List<String> clientKeys = clientKeys(optional("PROXY_API_KEYS"));
         long grace = (long) Math.ceil(nonNegativeNumber("SHUTDOWN_GRACE"));
         boolean accessConsole = bool("ACCESS_LOG_CONSOLE");
+        String defaultModel = optional("DEFAULT_MODEL");
+        if (defaultModel != null) {
+            defaultModel = defaultModel.strip();
+            if (defaultModel.isEmpty() || defaultModel.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
+                throw bad("DEFAULT_MODEL", "must be a model name on one line");
+            }
+        }
         long recheck = (long) Math.ceil(nonNegativeNumber("KEY_RECHECK"));
         long keyWait = (long) Math.ceil(nonNegativeNumber("KEY_WAIT"));
         int budget = intAtLeast("RETRY_BUDGET", 0, 1_000_000);
@@ -108,7 +115,7 @@ public final class ConfigLoader {
         Path stateFile = workDir.resolve(nonEmpty("KEY_STATE_FILE"));
         return new Settings(baseUrl.strip(), timeout, maxRetries, maxKeyRetries, host, port, level, keysFile, logDir,
                 poolMax, poolIdle, maxBody, cooldown, adminToken, List.copyOf(clientKeys), grace, accessConsole,
-                recheck, keyWait, budget, budgetMin, stateFile);
+                defaultModel, recheck, keyWait, budget, budgetMin, stateFile);
     }
 
     /** {@code a,b,c}, or {@code @path} to a file of one key a line ('#' comments, blanks ignored). */

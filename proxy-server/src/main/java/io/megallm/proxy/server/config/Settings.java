@@ -22,6 +22,7 @@ public record Settings(
         List<String> proxyApiKeys,
         long shutdownGraceSeconds,
         boolean accessLogConsole,
+        String defaultModel,
         long keyRecheckSeconds,
         long keyWaitSeconds,
         int retryBudgetPercent,
@@ -56,6 +57,7 @@ public record Settings(
                 + " proxy_api_keys=" + (proxyApiKeys.isEmpty() ? "unset" : proxyApiKeys.size() + " configured")
                 + " shutdown_grace=" + shutdownGraceSeconds + "s"
                 + " access_log_console=" + accessLogConsole
+                + " default_model=" + (defaultModel == null ? "unset" : defaultModel)
                 + " key_recheck=" + keyRecheckSeconds + "s"
                 + " key_wait=" + keyWaitSeconds + "s"
                 + " retry_budget=" + retryBudgetPercent + "%+" + retryBudgetMinPerSecond + "/s"

@@ -253,6 +253,18 @@ class ConfigLoaderTest {
 
     // ---- bad values ------------------------------------------------------------------------------
 
+    @Test
+    void aDefaultModelWithAControlCharacterIsRefusedNamingTheVariable() {
+        ConfigError e = rejected(Map.of("DEFAULT_MODEL", "gpt\u0001x", "ADMIN_TOKEN", ADMIN_TOKEN));
+        assertTrue(e.getMessage().startsWith("DEFAULT_MODEL="), e.getMessage());
+    }
+
+    @Test
+    void defaultModelIsUnsetByDefaultAndTakenAsGiven() throws Exception {
+        assertEquals(null, load(Map.of()).defaultModel());
+        assertEquals("gpt-4o-mini", load(Map.of("DEFAULT_MODEL", " gpt-4o-mini ")).defaultModel());
+    }
+
     @ParameterizedTest(name = "{0}={1}")
     @CsvSource(delimiter = '|', value = {
             "MEGALLM_TIMEOUT|abc",

@@ -68,10 +68,13 @@ final class DeployTestSupport {
     }
 
     /**
-     * Skips the calling test class when this machine has no Docker engine (or .ci/run set
-     * MEGALLM_DOCKER_TESTS=skip because the sandbox engine did not come up).
+     * Whether this machine has a usable Docker engine (false when .ci/run set
+     * MEGALLM_DOCKER_TESTS=skip because the sandbox engine did not come up). A class's
+     * {@code @BeforeAll} returns early without one, and {@link #assumeDocker()} in its
+     * {@code @BeforeEach} then skips each test, so that the summary counts them as skipped
+     * instead of reporting "Tests run: 0".
      */
-    static synchronized void assumeDocker() {
+    static synchronized boolean dockerUsable() {
         if (dockerAvailable == null) {
             boolean ok;
             if ("skip".equals(System.getenv("MEGALLM_DOCKER_TESTS"))) {
@@ -90,7 +93,12 @@ final class DeployTestSupport {
                         + " eval \"$(../shared/tools/docker-sandbox env)\" before mvn)");
             }
         }
-        assumeTrue(dockerAvailable, "no Docker engine: deployment tests skipped");
+        return dockerAvailable;
+    }
+
+    /** Skips the calling test when there is no usable Docker engine. */
+    static void assumeDocker() {
+        assumeTrue(dockerUsable(), "no Docker engine: deployment test skipped");
     }
 
     static DockerClient docker() {

@@ -4,6 +4,7 @@ import com.github.dockerjava.api.command.InspectContainerResponse;
 import io.megallm.proxy.testing.MockUpstream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.testcontainers.containers.GenericContainer;
@@ -30,10 +31,17 @@ class GracefulStopTest {
     @BeforeAll
     @Timeout(value = 20, unit = TimeUnit.MINUTES)
     static void build() throws Exception {
-        DeployTestSupport.assumeDocker();
+        if (!DeployTestSupport.dockerUsable()) {
+            return;
+        }
         DeployTestSupport.image();
         upstream = new MockUpstream().otherwise(MockUpstream.sse(EVENTS, INTERVAL_MS));
         dir = DeployTestSupport.workDir("stop");
+    }
+
+    @BeforeEach
+    void requireDocker() {
+        DeployTestSupport.assumeDocker();
     }
 
     @AfterAll

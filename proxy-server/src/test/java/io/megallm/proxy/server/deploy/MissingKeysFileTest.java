@@ -3,6 +3,7 @@ package io.megallm.proxy.server.deploy;
 import io.megallm.proxy.testing.MockUpstream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.testcontainers.containers.Container;
@@ -34,10 +35,17 @@ class MissingKeysFileTest {
     @BeforeAll
     @Timeout(value = 20, unit = TimeUnit.MINUTES)
     static void build() throws Exception {
-        DeployTestSupport.assumeDocker();
+        if (!DeployTestSupport.dockerUsable()) {
+            return;
+        }
         DeployTestSupport.image();
         upstream = new MockUpstream();
         dir = DeployTestSupport.workDir("nokeys");
+    }
+
+    @BeforeEach
+    void requireDocker() {
+        DeployTestSupport.assumeDocker();
     }
 
     @AfterAll

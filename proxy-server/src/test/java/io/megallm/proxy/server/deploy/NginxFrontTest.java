@@ -3,6 +3,7 @@ package io.megallm.proxy.server.deploy;
 import io.megallm.proxy.testing.MockUpstream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.testcontainers.containers.GenericContainer;
@@ -44,7 +45,9 @@ class NginxFrontTest {
     @BeforeAll
     @Timeout(value = 20, unit = TimeUnit.MINUTES)
     static void start() throws Exception {
-        DeployTestSupport.assumeDocker();
+        if (!DeployTestSupport.dockerUsable()) {
+            return;
+        }
         upstream = new MockUpstream()
                 .on(KEY, (ctx, req) -> {
                     boolean stream = req.content().toString(StandardCharsets.UTF_8).contains("\"stream\":true");
@@ -82,6 +85,11 @@ class NginxFrontTest {
                 .withCopyToContainer(Transferable.of(main), "/etc/nginx/nginx.conf")
                 .waitingFor(DeployTestSupport.portOpen(nginxPort).withStartupTimeout(Duration.ofSeconds(60)));
         nginx.start();
+    }
+
+    @BeforeEach
+    void requireDocker() {
+        DeployTestSupport.assumeDocker();
     }
 
     @AfterAll

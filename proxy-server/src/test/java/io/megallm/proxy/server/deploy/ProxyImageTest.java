@@ -7,6 +7,7 @@ import com.github.dockerjava.api.model.ExposedPort;
 import io.megallm.proxy.testing.MockUpstream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.testcontainers.containers.Container;
@@ -46,7 +47,9 @@ class ProxyImageTest {
     @BeforeAll
     @Timeout(value = 20, unit = TimeUnit.MINUTES)
     static void start() throws Exception {
-        DeployTestSupport.assumeDocker();
+        if (!DeployTestSupport.dockerUsable()) {
+            return;
+        }
         upstream = new MockUpstream().otherwise(MockUpstream.sse(EVENTS, INTERVAL_MS));
         dir = DeployTestSupport.workDir("image");
         Path keys = DeployTestSupport.keysFile(dir, KEY);
@@ -54,6 +57,11 @@ class ProxyImageTest {
         port = DeployTestSupport.freePort();
         proxy = DeployTestSupport.proxy(port, upstream.baseUrl(), keys, logs);
         proxy.start();
+    }
+
+    @BeforeEach
+    void requireDocker() {
+        DeployTestSupport.assumeDocker();
     }
 
     @AfterAll
@@ -120,12 +128,16 @@ class ProxyImageTest {
     }
 
     @Test
-    void theProxyRunsAsTheNonRootUser() {
-        // PID 1 is java itself (no shell or init in between), running as uid/gid 10001.
+    void theProxyRunsAsTheNonRootUser() throws Exception {
+        // PID 1 is java itself (no shell or init in between), running as uid/gid 10001 when the
+        // mounted logs folder is root's (as it is when CI runs this as root), else as its owner.
+        int owner = (Integer) Files.getAttribute(logs, "unix:uid");
+        String uid = owner == 0 ? "10001" : Integer.toString(owner);
+        String gid = owner == 0 ? "10001" : Integer.toString((Integer) Files.getAttribute(logs, "unix:gid"));
         Container.ExecResult status = DeployTestSupport.exec(proxy, "cat", "/proc/1/status");
-        assertTrue(status.getStdout().lines().anyMatch(l -> l.matches("Uid:\\s+10001\\s+10001\\s+10001\\s+10001")),
+        assertTrue(status.getStdout().lines().anyMatch(l -> l.matches("Uid:\\s+" + uid + "(\\s+" + uid + "){3}")),
                 status.getStdout());
-        assertTrue(status.getStdout().lines().anyMatch(l -> l.matches("Gid:\\s+10001\\s+10001\\s+10001\\s+10001")),
+        assertTrue(status.getStdout().lines().anyMatch(l -> l.matches("Gid:\\s+" + gid + "(\\s+" + gid + "){3}")),
                 status.getStdout());
         Container.ExecResult cmdline = DeployTestSupport.exec(proxy, "bash", "-c", "tr '\\0' ' ' < /proc/1/cmdline");
         assertTrue(cmdline.getStdout().startsWith("java "), "PID 1 is " + cmdline.getStdout());
@@ -163,5 +175,36 @@ class ProxyImageTest {
         assertEquals(0, keys.getExitCode(), keys.getStdout() + keys.getStderr());
         assertTrue(keys.getStdout().contains("sk-mega-"), keys.getStdout());
         assertFalse(keys.getStdout().contains(KEY), "admin/keys shows a key in full");
+    }
+
+    /**
+     * Issue 17: a logs folder of a host user (a checkout's logs/) stays that user's: the proxy runs
+     * as its owner, so the files it writes there can be written again by `java -jar` afterwards.
+     */
+    @Test
+    void aHostUsersLogsFolderStaysTheirs() throws Exception {
+        Path own = DeployTestSupport.logsDir(dir.resolve("own"));
+        int uid = 4242;
+        int gid = 4343;
+        if ((Integer) Files.getAttribute(own, "unix:uid") == 0) {
+            Files.setAttribute(own, "unix:uid", uid);
+            Files.setAttribute(own, "unix:gid", gid);
+        } else {
+            uid = (Integer) Files.getAttribute(own, "unix:uid");
+            gid = (Integer) Files.getAttribute(own, "unix:gid");
+        }
+        Path keys = DeployTestSupport.keysFile(dir.resolve("own"), KEY);
+        try (GenericContainer<?> c = DeployTestSupport.proxy(DeployTestSupport.freePort(), upstream.baseUrl(), keys, own)) {
+            c.start();
+            Path appLog = own.resolve("app.log");
+            DeployTestSupport.awaitValue(() -> Files.exists(appLog), exists -> exists, Duration.ofSeconds(30));
+            assertEquals(uid, Files.getAttribute(appLog, "unix:uid"), "app.log's owner on the host");
+            assertEquals(gid, Files.getAttribute(appLog, "unix:gid"), "app.log's group on the host");
+            assertEquals(uid, Files.getAttribute(own, "unix:uid"), "the folder was handed to someone else");
+            Container.ExecResult status = DeployTestSupport.exec(c, "cat", "/proc/1/status");
+            String u = Integer.toString(uid);
+            assertTrue(status.getStdout().lines().anyMatch(l -> l.matches("Uid:\\s+" + u + "(\\s+" + u + "){3}")),
+                    status.getStdout());
+        }
     }
 }

@@ -1,0 +1,248 @@
+package io.megallm.proxy.usage;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.util.ByteProcessor;
+
+/**
+ * Reads the upstream's own token counts out of an answer's bytes as they are relayed (contract
+ * §13): the top-level {@code usage} object of a JSON answer, or of each event of an SSE stream
+ * (the last one with a {@code usage} object wins; OpenAI sends it in the final event when the
+ * client asked for {@code stream_options.include_usage}). The bytes are only read, never copied
+ * or changed, and a {@code usage} split across two reads is found as well as a whole one: the
+ * scanner is a small state machine over single bytes that keeps its place between calls.
+ *
+ * <p>It follows JSON's structure (strings with their escapes, nesting), so a word "usage"
+ * inside a message's text is never taken for the field. Outside a JSON object (SSE's
+ * {@code data: } prefixes, {@code [DONE]}, blank lines) every byte but an opening brace is
+ * ignored, and each top-level object starts afresh. One scanner per answer; no allocation after
+ * construction.
+ */
+public final class UsageScanner implements ByteProcessor {
+
+    /** Deeper than the usage object's own fields is never of interest, only counted. */
+    private static final int MAX_TRACKED_DEPTH = 4;
+    private static final int KEY_CAPACITY = 32;
+
+    private static final byte OTHER = 0;
+    private static final byte USAGE = 1;
+    private static final byte PROMPT = 2;
+    private static final byte COMPLETION = 3;
+    private static final byte DETAILS = 4;
+    private static final byte CACHED = 5;
+
+    private static final byte[][] NAMES = {
+            null,
+            "usage".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+            "prompt_tokens".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+            "completion_tokens".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+            "prompt_tokens_details".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+            "cached_tokens".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+    };
+
+    /** Nesting: 0 outside any value; 1 inside a top-level object; arrays count too. */
+    private int depth;
+    /** For each tracked depth, whether the container there is an object (keys) or an array. */
+    private final boolean[] isObject = new boolean[MAX_TRACKED_DEPTH + 1];
+    /** For each tracked depth, the key through which its container was entered. */
+    private final byte[] enteredBy = new byte[MAX_TRACKED_DEPTH + 1];
+    private boolean inString;
+    private boolean escaped;
+    /** The current string's first bytes, to recognise a key; longer strings are never keys of ours. */
+    private final byte[] text = new byte[KEY_CAPACITY];
+    private int textLength;
+    /** The last complete string, which becomes the key if a colon follows. */
+    private byte lastString = OTHER;
+    /** The key whose value comes next (after its colon), or -1 while none does. */
+    private int valueOf = -1;
+    private boolean inNumber;
+    private long number;
+    private byte numberKey;
+
+    // The usage object being read, and the last complete one.
+    private long prompt = -1;
+    private long completion = -1;
+    private long cached = -1;
+    private boolean found;
+    private long foundPrompt;
+    private long foundCompletion;
+    private long foundCached;
+
+    /** Scans the readable bytes of {@code bytes} without moving its indices. */
+    public void scan(ByteBuf bytes) {
+        if (bytes.isReadable()) {
+            bytes.forEachByte(this);
+        }
+    }
+
+    /** True once a whole {@code usage} object with token counts has been read. */
+    public boolean found() {
+        return found;
+    }
+
+    public long promptTokens() {
+        return foundPrompt;
+    }
+
+    public long completionTokens() {
+        return foundCompletion;
+    }
+
+    /** {@code prompt_tokens_details.cached_tokens}, 0 when the answer did not say. */
+    public long cachedTokens() {
+        return foundCached;
+    }
+
+    @Override
+    public boolean process(byte b) {
+        if (inString) {
+            string(b);
+            return true;
+        }
+        if (inNumber) {
+            if (b >= '0' && b <= '9') {
+                number = number * 10 + (b - '0');
+                if (number > 1_000_000_000_000L) {
+                    // No answer has that many tokens: a hostile upstream gets no overflow out of us.
+                    number = 1_000_000_000_000L;
+                }
+                return true;
+            }
+            inNumber = false;
+            endNumber();
+        }
+        switch (b) {
+            case '"' -> {
+                if (depth > 0) {
+                    inString = true;
+                    textLength = 0;
+                }
+            }
+            case '{' -> open(true);
+            case '[' -> {
+                if (depth > 0) {
+                    open(false);
+                }
+            }
+            case '}', ']' -> close();
+            case ':' -> {
+                if (depth > 0 && depth <= MAX_TRACKED_DEPTH && isObject[depth]) {
+                    valueOf = lastString;
+                }
+                lastString = OTHER;
+            }
+            case ',' -> {
+                valueOf = -1;
+                lastString = OTHER;
+            }
+            case ' ', '\t', '\r', '\n' -> {
+            }
+            default -> {
+                if (b >= '0' && b <= '9' && valueOf >= 0) {
+                    inNumber = true;
+                    number = b - '0';
+                    numberKey = (byte) valueOf;
+                }
+                valueOf = -1;
+            }
+        }
+        return true;
+    }
+
+    private void string(byte b) {
+        if (escaped) {
+            escaped = false;
+            textLength = KEY_CAPACITY + 1;
+            return;
+        }
+        if (b == '\\') {
+            escaped = true;
+            return;
+        }
+        if (b == '"') {
+            inString = false;
+            lastString = textLength <= KEY_CAPACITY ? name() : OTHER;
+            valueOf = -1;
+            return;
+        }
+        if (textLength < KEY_CAPACITY) {
+            text[textLength] = b;
+        }
+        textLength++;
+    }
+
+    /** Which of our names the string just read is, by where it stands. */
+    private byte name() {
+        byte key = OTHER;
+        if (depth == 1) {
+            key = equalsText(USAGE) ? USAGE : OTHER;
+        } else if (depth == 2 && enteredBy[2] == USAGE) {
+            if (equalsText(PROMPT)) {
+                key = PROMPT;
+            } else if (equalsText(COMPLETION)) {
+                key = COMPLETION;
+            } else if (equalsText(DETAILS)) {
+                key = DETAILS;
+            }
+        } else if (depth == 3 && enteredBy[3] == DETAILS && enteredBy[2] == USAGE) {
+            key = equalsText(CACHED) ? CACHED : OTHER;
+        }
+        return key;
+    }
+
+    private boolean equalsText(byte id) {
+        byte[] n = NAMES[id];
+        if (n.length != textLength) {
+            return false;
+        }
+        for (int i = 0; i < n.length; i++) {
+            if (n[i] != text[i]) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private void open(boolean object) {
+        byte via = valueOf >= 0 ? (byte) valueOf : OTHER;
+        valueOf = -1;
+        lastString = OTHER;
+        if (depth == 0) {
+            // A new top-level document (the answer, or the next SSE event).
+            via = OTHER;
+        }
+        depth++;
+        if (depth <= MAX_TRACKED_DEPTH) {
+            isObject[depth] = object;
+            enteredBy[depth] = via;
+            if (depth == 2 && via == USAGE && object) {
+                prompt = -1;
+                completion = -1;
+                cached = -1;
+            }
+        }
+    }
+
+    private void close() {
+        if (depth == 0) {
+            return;
+        }
+        if (depth == 2 && enteredBy[2] == USAGE && isObject[2] && (prompt >= 0 || completion >= 0)) {
+            found = true;
+            foundPrompt = Math.max(0, prompt);
+            foundCompletion = Math.max(0, completion);
+            foundCached = Math.max(0, cached);
+        }
+        depth--;
+        valueOf = -1;
+        lastString = OTHER;
+    }
+
+    private void endNumber() {
+        switch (numberKey) {
+            case PROMPT -> prompt = number;
+            case COMPLETION -> completion = number;
+            case CACHED -> cached = number;
+            default -> { }
+        }
+    }
+}

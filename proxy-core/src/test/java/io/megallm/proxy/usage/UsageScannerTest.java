@@ -1,0 +1,107 @@
+package io.megallm.proxy.usage;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import org.junit.jupiter.api.Test;
+
+import java.nio.charset.StandardCharsets;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class UsageScannerTest {
+
+    private static final String JSON_ANSWER = "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"
+            + "\"message\":{\"role\":\"assistant\",\"content\":\"the \\\"usage\\\": {\\\"prompt_tokens\\\": 999} of it\"}}],"
+            + "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":38,\"total_tokens\":50,"
+            + "\"prompt_tokens_details\":{\"cached_tokens\":4,\"audio_tokens\":0},"
+            + "\"completion_tokens_details\":{\"reasoning_tokens\":7}},\"system_fingerprint\":\"fp\"}";
+
+    private static final String STREAM = "data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"usage\"}}],\"usage\":null}\n\n"
+            + "data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"{\\\"usage\\\":{\\\"prompt_tokens\\\":1}}\"}}],\"usage\":null}\n\n"
+            + "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":21,\"completion_tokens\":9,\"total_tokens\":30}}\n\n"
+            + "data: [DONE]\n\n";
+
+    private static UsageScanner scanWhole(String text) {
+        UsageScanner s = new UsageScanner();
+        ByteBuf b = Unpooled.copiedBuffer(text, StandardCharsets.UTF_8);
+        s.scan(b);
+        assertEquals(0, b.readerIndex(), "the scanner must not consume the bytes");
+        b.release();
+        return s;
+    }
+
+    @Test
+    void readsTheTopLevelUsageOfAJsonAnswerAndNothingInsideStrings() {
+        UsageScanner s = scanWhole(JSON_ANSWER);
+        assertTrue(s.found());
+        assertEquals(12, s.promptTokens());
+        assertEquals(38, s.completionTokens());
+        assertEquals(4, s.cachedTokens());
+    }
+
+    @Test
+    void readsTheUsageOfAStreamsLastEvent() {
+        UsageScanner s = scanWhole(STREAM);
+        assertTrue(s.found());
+        assertEquals(21, s.promptTokens());
+        assertEquals(9, s.completionTokens());
+        assertEquals(0, s.cachedTokens());
+    }
+
+    @Test
+    void aStreamWithoutIncludeUsageHasNone() {
+        assertFalse(scanWhole("data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"usage\":null}\n\ndata: [DONE]\n\n").found());
+        assertFalse(scanWhole("{\"id\":\"x\"}").found());
+        assertFalse(scanWhole("").found());
+    }
+
+    @Test
+    void aUsageNestedDeeperIsNotTheAnswersUsage() {
+        assertFalse(scanWhole("{\"choices\":[{\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":6}}],"
+                + "\"meta\":{\"usage\":{\"prompt_tokens\":7}}}").found());
+    }
+
+    @Test
+    void everySplitPositionGivesTheSameCounts() {
+        for (String text : new String[] {JSON_ANSWER, STREAM}) {
+            byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
+            UsageScanner whole = scanWhole(text);
+            for (int cut = 0; cut <= bytes.length; cut++) {
+                for (int cut2 = cut; cut2 <= bytes.length; cut2 += Math.max(1, bytes.length / 7)) {
+                    UsageScanner s = new UsageScanner();
+                    ByteBuf a = Unpooled.wrappedBuffer(bytes, 0, cut);
+                    ByteBuf b = Unpooled.wrappedBuffer(bytes, cut, cut2 - cut);
+                    ByteBuf c = Unpooled.wrappedBuffer(bytes, cut2, bytes.length - cut2);
+                    s.scan(a);
+                    s.scan(b);
+                    s.scan(c);
+                    assertEquals(whole.found(), s.found(), "cut at " + cut + "/" + cut2);
+                    assertEquals(whole.promptTokens(), s.promptTokens(), "cut at " + cut + "/" + cut2);
+                    assertEquals(whole.completionTokens(), s.completionTokens(), "cut at " + cut + "/" + cut2);
+                    assertEquals(whole.cachedTokens(), s.cachedTokens(), "cut at " + cut + "/" + cut2);
+                }
+            }
+        }
+    }
+
+    @Test
+    void byteByByteToo() {
+        UsageScanner s = new UsageScanner();
+        for (byte b : JSON_ANSWER.getBytes(StandardCharsets.UTF_8)) {
+            s.scan(Unpooled.wrappedBuffer(new byte[] {b}));
+        }
+        assertEquals(12, s.promptTokens());
+        assertEquals(4, s.cachedTokens());
+    }
+
+    @Test
+    void absurdNumbersAreCappedAndGarbageIsHarmless() {
+        UsageScanner s = scanWhole("{\"usage\":{\"prompt_tokens\":99999999999999999999999,\"completion_tokens\":1}}");
+        assertTrue(s.found());
+        assertEquals(1_000_000_000_000L, s.promptTokens());
+        UsageScanner g = scanWhole("}}]]\"\\\"{{{[[[:::,,,\u0000\u00ff\"usage\":{\"prompt_tokens\":3");
+        assertFalse(g.found());
+    }
+}

@@ -1,0 +1,209 @@
+package io.megallm.proxy.server.relay;
+
+import io.megallm.proxy.key.ApiKey;
+import io.megallm.proxy.key.KeyState;
+import io.megallm.proxy.server.testing.ProxyUnderTest;
+import io.megallm.proxy.testing.MockUpstream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.ByteArrayOutputStream;
+import java.io.InputStream;
+import java.net.Socket;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Issue 11, findings 7 to 10, over real sockets: what a client or an upstream can make the relay
+ * do with a pool key (contract §6, §7, §9).
+ */
+class RelayHardeningTest {
+
+    private static final String OK = "{\"id\":\"ok\"}";
+
+    private static KeyState stateOf(ProxyUnderTest p, int i) {
+        String masked = ApiKey.mask(p.keys.get(i));
+        return p.server.keys().keys().stream().filter(k -> k.masked().equals(masked)).findFirst().orElseThrow().state();
+    }
+
+    // ---- finding 7: a request the upstream may have billed is sent once more at most ----------
+
+    @Test
+    void aResetAfterTheRequestWasSentIsSentOnceMoreAtMostWhateverTheRetrySettings() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(4, Map.of("MEGALLM_MAX_RETRIES", "3", "MAX_KEY_RETRIES", "3"))) {
+            p.upstream.otherwise(MockUpstream.hangUp());
+            HttpResponse<String> r = p.chat();
+            assertEquals(502, r.statusCode(), r.body());
+            assertTrue(r.body().contains("\"code\":\"upstream_unreachable\""), r.body());
+            assertEquals(2, p.upstream.requestCount(), "sent once, then once more, never a third time");
+            for (int i = 0; i < 4; i++) {
+                assertEquals(KeyState.Kind.AVAILABLE, stateOf(p, i).kind(), "no key is blamed for a reset");
+            }
+        }
+    }
+
+    @Test
+    void theResendSucceedsWhenTheUpstreamRecovers() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            int[] calls = {0};
+            p.upstream.otherwise((ctx, req) -> {
+                if (calls[0]++ == 0) {
+                    ctx.close();
+                } else {
+                    MockUpstream.json(200, OK).respond(ctx, req);
+                }
+            });
+            HttpResponse<String> r = p.chat();
+            assertEquals(200, r.statusCode());
+            assertEquals(OK, r.body());
+            assertEquals(2, p.upstream.requestCount());
+        }
+    }
+
+    @Test
+    void explicitServerErrorsStillRetryAsConfigured() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MEGALLM_MAX_RETRIES", "3"))) {
+            p.upstream.otherwise(MockUpstream.json(503, "{\"error\":\"busy\"}"));
+            HttpResponse<String> r = p.chat();
+            assertEquals(503, r.statusCode());
+            // An explicit 503 says it was not processed: first attempt plus three retries.
+            assertEquals(4, p.upstream.requestCount());
+        }
+    }
+
+    // ---- finding 8: client headers cannot knock keys out; 403 is ambiguous --------------------
+
+    @Test
+    void clientCredentialAndAccountHeadersNeverReachTheUpstream() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            HttpResponse<String> r = p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
+                    .header("Content-Type", "application/json")
+                    .header("x-api-key", "sk-client-own-key")
+                    .header("api-key", "azure-style-key")
+                    .header("OpenAI-Organization", "org-foreign")
+                    .header("OpenAI-Project", "proj-foreign")
+                    .header("X-Custom", "kept")
+                    .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"m\"}")));
+            assertEquals(200, r.statusCode());
+            MockUpstream.Received seen = p.upstream.take();
+            assertNull(seen.headers().get("x-api-key"));
+            assertNull(seen.headers().get("api-key"));
+            assertNull(seen.headers().get("openai-organization"));
+            assertNull(seen.headers().get("openai-project"));
+            assertEquals("kept", seen.headers().get("x-custom"));
+            assertEquals(p.keys.get(0), seen.key());
+        }
+    }
+
+    @Test
+    void a403KeyIsBlamedOnlyWhenAnotherKeyAcceptsTheRequest() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of())) {
+            p.upstream.on(p.keys.get(0), MockUpstream.json(403, "{\"error\":{\"message\":\"banned\"}}"));
+            p.upstream.on(p.keys.get(1), MockUpstream.json(200, OK));
+            assertEquals(200, p.chat().statusCode());
+            assertEquals(KeyState.Kind.FAILED, stateOf(p, 0).kind());
+            assertEquals("upstream 403", stateOf(p, 0).reason());
+            assertEquals(KeyState.Kind.AVAILABLE, stateOf(p, 1).kind());
+        }
+    }
+
+    @Test
+    void aSecond403GoesToTheClientAndNeitherKeyIsBlamed() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(4, Map.of())) {
+            p.upstream.otherwise(MockUpstream.json(403,
+                    "{\"error\":{\"message\":\"model not allowed\"}}", Map.of("X-Why", "model")));
+            HttpResponse<String> r = p.chat();
+            assertEquals(403, r.statusCode());
+            assertEquals("{\"error\":{\"message\":\"model not allowed\"}}", r.body());
+            assertEquals("model", r.headers().firstValue("x-why").orElse(null));
+            assertEquals(2, p.upstream.requestCount(), "no third key after a second 403");
+            for (int i = 0; i < 4; i++) {
+                assertEquals(KeyState.Kind.AVAILABLE, stateOf(p, i).kind(), "key " + i);
+            }
+        }
+    }
+
+    @Test
+    void a403ThenRunningOutOfKeysBlamesNobody() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of())) {
+            p.upstream.on(p.keys.get(0), MockUpstream.json(403, "{}"));
+            p.upstream.on(p.keys.get(1), MockUpstream.json(429, "{}", Map.of("Retry-After", "30")));
+            HttpResponse<String> r = p.chat();
+            assertEquals(429, r.statusCode());
+            assertEquals(KeyState.Kind.AVAILABLE, stateOf(p, 0).kind());
+        }
+    }
+
+    // ---- finding 9: nothing outside the base path is reached with a pool key ------------------
+
+    @ParameterizedTest
+    @ValueSource(strings = {"/v1/../admin", "/v1/./models", "/v1/%2e%2e/x", "/v1/%2E./x", "/v1/.%2e",
+            "/v1/models/..", "/v1/a%2Fb", "/v1/a%2f..%2fb", "/v1/a\\..\\b", "/v1/a%5c..", "/v1/chat/%2e/x?q=1"})
+    void dotSegmentsAndEncodedSlashesAre400AndNeverForwarded(String target) throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            String answer = raw(p.port(), "GET " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            assertTrue(answer.startsWith("HTTP/1.1 400"), answer);
+            assertTrue(answer.contains("{\"error\":{\"message\":"), answer);
+            assertEquals(0, p.upstream.requestCount());
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"/v1/models", "/v1/files/file...txt", "/v1/a.b/c", "/v1/models?path=../x", "/v1/.well"})
+    void pathsWithoutDotSegmentsAreForwarded(String target) throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            String answer = raw(p.port(), "GET " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            assertTrue(answer.startsWith("HTTP/1.1 200"), answer);
+            assertEquals(target, p.upstream.take().uri());
+        }
+    }
+
+    // ---- finding 10: a relayed rejection never shows a pool key -------------------------------
+
+    @ParameterizedTest
+    @ValueSource(ints = {401, 402, 429})
+    void aPoolKeyEchoedInARelayedRejectionIsMasked(int status) throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of())) {
+            for (String key : p.keys) {
+                p.upstream.on(key, MockUpstream.json(status,
+                        "{\"error\":{\"message\":\"Incorrect API key provided: " + key + ". Key " + key + " again.\"}}"));
+            }
+            HttpResponse<String> r = p.chat();
+            assertEquals(status, r.statusCode());
+            for (String key : p.keys) {
+                assertFalse(r.body().contains(key), "full key in the client's answer: " + r.body());
+            }
+            List<String> tried = p.upstream.all().stream().map(MockUpstream.Received::key).toList();
+            String last = tried.get(tried.size() - 1);
+            String masked = ApiKey.mask(last);
+            assertEquals("{\"error\":{\"message\":\"Incorrect API key provided: " + masked + ". Key " + masked
+                    + " again.\"}}", r.body());
+            assertEquals(Integer.toString(r.body().getBytes(StandardCharsets.UTF_8).length),
+                    r.headers().firstValue("content-length").orElse(null));
+        }
+    }
+
+    private static String raw(int port, String request) throws Exception {
+        try (Socket s = new Socket("127.0.0.1", port)) {
+            s.setSoTimeout(10_000);
+            s.getOutputStream().write(request.getBytes(StandardCharsets.ISO_8859_1));
+            s.getOutputStream().flush();
+            InputStream in = s.getInputStream();
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            byte[] buf = new byte[8192];
+            for (int n; (n = in.read(buf)) > 0; ) {
+                out.write(buf, 0, n);
+            }
+            return out.toString(StandardCharsets.ISO_8859_1);
+        }
+    }
+}
