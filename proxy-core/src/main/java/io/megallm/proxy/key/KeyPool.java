@@ -124,7 +124,14 @@ public final class KeyPool {
         return nanosUntilRestEnds(now);
     }
 
-    /** Until the first cooling key's rest ends (0 if one is over already), -1 when none is cooling. */
+    /**
+     * Nanoseconds until the first cooling key's rest ends (0 if one is over already), -1 when no
+     * key is cooling: what a request that found no key to move to may wait for (KEY_WAIT).
+     */
+    public long nanosUntilRestEnds() {
+        return nanosUntilRestEnds(now());
+    }
+
     private long nanosUntilRestEnds(long now) {
         long best = Long.MAX_VALUE;
         for (ApiKey k : keys) {

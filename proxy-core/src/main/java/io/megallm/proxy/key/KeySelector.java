@@ -42,6 +42,10 @@ public final class KeySelector {
      * {@code tried}, or null when there is none.
      */
     public ApiKey next(ApiKey[] tried, int triedCount) {
+        return roundRobin(tried, 0, triedCount);
+    }
+
+    private ApiKey roundRobin(ApiKey[] tried, int from, int to) {
         for (;;) {
             ApiKey[] keys = pool.snapshot();
             int n = keys.length;
@@ -55,7 +59,7 @@ public final class KeySelector {
             int offset = 0;
             for (; offset < n; offset++) {
                 ApiKey k = keys[(base + offset) % n];
-                if (k.state().usableAt(now) && !contains(tried, triedCount, k)) {
+                if (k.state().usableAt(now) && !contains(tried, from, to, k)) {
                     found = k;
                     break;
                 }
@@ -70,21 +74,23 @@ public final class KeySelector {
     }
 
     /**
-     * Like {@link #next(ApiKey[], int)}, but a request with an affinity value ({@code affinity != 0},
-     * the hash of its {@code prompt_cache_key} or {@code user}) gets the usable key with the highest
-     * rendezvous weight for that value. While that key stays usable every request with the value
-     * lands on it; when it goes, only its own share of values moves, each to its second choice.
+     * Like {@link #next(ApiKey[], int)}, but only {@code tried[from..to)} are avoided (a request
+     * that waited for a key may go back to the keys it tried before), and a request with an
+     * affinity value ({@code affinity != 0}, the hash of its {@code prompt_cache_key} or
+     * {@code user}) gets the usable key with the highest rendezvous weight for that value. While
+     * that key stays usable every request with the value lands on it; when it goes, only its own
+     * share of values moves, each to its second choice.
      */
-    public ApiKey next(ApiKey[] tried, int triedCount, long affinity) {
+    public ApiKey next(ApiKey[] tried, int from, int to, long affinity) {
         if (affinity == 0) {
-            return next(tried, triedCount);
+            return roundRobin(tried, from, to);
         }
         ApiKey[] keys = pool.snapshot();
         long now = pool.now();
         ApiKey best = null;
         long bestWeight = 0;
         for (ApiKey k : keys) {
-            if (!k.state().usableAt(now) || contains(tried, triedCount, k)) {
+            if (!k.state().usableAt(now) || contains(tried, from, to, k)) {
                 continue;
             }
             long w = weight(affinity, k);
@@ -94,6 +100,11 @@ public final class KeySelector {
             }
         }
         return best;
+    }
+
+    /** {@link #next(ApiKey[], int, int, long)} avoiding every key tried so far. */
+    public ApiKey next(ApiKey[] tried, int triedCount, long affinity) {
+        return next(tried, 0, triedCount, affinity);
     }
 
     /**
@@ -144,7 +155,7 @@ public final class KeySelector {
                 continue;
             }
             if (s.trialDueAt(now)) {
-                if (!contains(tried, triedCount, k) && lifecycle.claimTrial(k)) {
+                if (!contains(tried, 0, triedCount, k) && lifecycle.claimTrial(k)) {
                     return k;
                 }
                 // Due but not this request's (it tried the key already, or a racer claimed it).
@@ -163,8 +174,8 @@ public final class KeySelector {
         return null;
     }
 
-    private static boolean contains(ApiKey[] tried, int count, ApiKey key) {
-        for (int i = 0; i < count; i++) {
+    private static boolean contains(ApiKey[] tried, int from, int to, ApiKey key) {
+        for (int i = from; i < to; i++) {
             if (tried[i] == key) {
                 return true;
             }

@@ -6,6 +6,8 @@ import io.megallm.proxy.http.ServerLifecycle;
 import io.megallm.proxy.key.KeyClock;
 import io.megallm.proxy.key.KeyPolicy;
 import io.megallm.proxy.key.KeyPool;
+import io.megallm.proxy.key.KeyWaiters;
+import io.megallm.proxy.key.RetryBudget;
 import io.megallm.proxy.relay.Relay;
 import io.megallm.proxy.relay.RelaySettings;
 import io.megallm.proxy.server.access.AccessLog;
@@ -91,8 +93,13 @@ public final class ProxyServer {
         pools = new UpstreamPools(target, transport.socketChannel(), new UpstreamSettings(settings.poolMaxSize(),
                 settings.poolConnections(), settings.timeoutMillis(), UPSTREAM_IDLE_TTL_SECONDS, threads));
         metrics = new ProxyMetrics(keys, lifecycle, pools);
+        RetryBudget budget = new RetryBudget(settings.retryBudgetPercent(), settings.retryBudgetMinPerSecond(),
+                System::nanoTime);
+        // As many waiters as upstream connections: a request beyond that could not be sent anyway.
+        KeyWaiters waiters = new KeyWaiters(keys, settings.poolMaxSize());
         Relay relay = new Relay(keys, pools, new RelaySettings(settings.timeoutMillis(), settings.maxRetries(),
-                settings.maxKeyRetries(), settings.keyCooldownSeconds(), settings.defaultModel()), lifecycle, metrics);
+                settings.maxKeyRetries(), settings.keyCooldownSeconds(), settings.defaultModel()), lifecycle, metrics,
+                new Relay.KeyAccess(budget, waiters, TimeUnit.SECONDS.toNanos(settings.keyWaitSeconds())));
         AccessControl access = new AccessControl(settings.adminToken(), settings.proxyApiKeys());
         Router router = new Router(relay, keys, keyFile, access, metrics);
         accessLog = new AccessLog();

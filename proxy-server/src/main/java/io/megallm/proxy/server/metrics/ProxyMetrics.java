@@ -37,6 +37,11 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
     private final LongAdder truncated = new LongAdder();
     private final LongAdder requestBytes = new LongAdder();
     private final LongAdder responseBytes = new LongAdder();
+    private final LongAdder[] keyWaits = new LongAdder[RelayEvents.KeyWait.values().length];
+    private final Histogram keyWaitTime = new Histogram();
+    private final LongAdder retriesRefused = new LongAdder();
+    private final LongAdder affinityFirstChoice = new LongAdder();
+    private final LongAdder affinityStandIn = new LongAdder();
     private final Histogram upstreamHead = new Histogram();
     private final Histogram upstreamDone = new Histogram();
     private final Histogram requestDuration = new Histogram();
@@ -51,6 +56,9 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
         for (int i = 0; i < endings.length; i++) {
             endings[i] = new LongAdder();
         }
+        for (int i = 0; i < keyWaits.length; i++) {
+            keyWaits[i] = new LongAdder();
+        }
     }
 
     // ---- recording (event loops) ----------------------------------------------------------------
@@ -58,6 +66,24 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
     @Override
     public void attempt(Outcome outcome) {
         attempts[outcome.ordinal()].increment();
+    }
+
+    @Override
+    public void keyWait(KeyWait outcome, long nanos) {
+        keyWaits[outcome.ordinal()].increment();
+        if (outcome != KeyWait.FULL) {
+            keyWaitTime.recordNanos(nanos);
+        }
+    }
+
+    @Override
+    public void retryRefused() {
+        retriesRefused.increment();
+    }
+
+    @Override
+    public void affinity(boolean firstChoice) {
+        (firstChoice ? affinityFirstChoice : affinityStandIn).increment();
     }
 
     @Override
@@ -161,6 +187,19 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
         for (KeyLifecycle.TrialOutcome o : KeyLifecycle.TrialOutcome.values()) {
             t.sample("megallm_key_trials_total", keys.lifecycle().trials(o), "outcome", o.name().toLowerCase());
         }
+        t.family("megallm_key_waits_total", "counter",
+                "Requests that waited for a key (KEY_WAIT), by outcome: served, timed_out, client_gone, full (refused at once).");
+        for (KeyWait w : KeyWait.values()) {
+            t.sample("megallm_key_waits_total", keyWaits[w.ordinal()].sum(), "outcome", w.name().toLowerCase());
+        }
+        t.histogram("megallm_key_wait_seconds", "Time requests waited for a key.", keyWaitTime);
+        t.family("megallm_retries_refused_total", "counter",
+                "Resends after transient failures refused by the retry budget (the failure went to the client).")
+                .sample("megallm_retries_refused_total", retriesRefused.sum());
+        t.family("megallm_affinity_total", "counter",
+                "Requests with a prompt_cache_key/user: hit (their own key), moved (a stand-in while their key is out).");
+        t.sample("megallm_affinity_total", affinityFirstChoice.sum(), "result", "hit");
+        t.sample("megallm_affinity_total", affinityStandIn.sum(), "result", "moved");
         t.family("megallm_retries_total", "counter", "Same-key retries after a transient failure.")
                 .sample("megallm_retries_total", retries.sum());
         t.family("megallm_truncated_streams_total", "counter", "Answers cut because the upstream failed after the head.")
