@@ -92,11 +92,11 @@ public final class ProxyServer {
         UpstreamTarget target = UpstreamTarget.parse(settings.baseUrl());
         pools = new UpstreamPools(target, transport.socketChannel(), new UpstreamSettings(settings.poolMaxSize(),
                 settings.poolConnections(), settings.timeoutMillis(), UPSTREAM_IDLE_TTL_SECONDS, threads));
-        metrics = new ProxyMetrics(keys, lifecycle, pools);
-        RetryBudget budget = new RetryBudget(settings.retryBudgetPercent(), settings.retryBudgetMinPerSecond(),
-                System::nanoTime);
         // As many waiters as upstream connections: a request beyond that could not be sent anyway.
         KeyWaiters waiters = new KeyWaiters(keys, settings.poolMaxSize());
+        metrics = new ProxyMetrics(keys, lifecycle, pools, waiters);
+        RetryBudget budget = new RetryBudget(settings.retryBudgetPercent(), settings.retryBudgetMinPerSecond(),
+                System::nanoTime);
         Relay relay = new Relay(keys, pools, new RelaySettings(settings.timeoutMillis(), settings.maxRetries(),
                 settings.maxKeyRetries(), settings.keyCooldownSeconds(), settings.defaultModel()), lifecycle, metrics,
                 new Relay.KeyAccess(budget, waiters, TimeUnit.SECONDS.toNanos(settings.keyWaitSeconds())));

@@ -7,6 +7,7 @@ import io.megallm.proxy.key.ApiKey;
 import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.key.KeyState;
 import io.megallm.proxy.key.KeyLifecycle;
+import io.megallm.proxy.key.KeyWaiters;
 import io.megallm.proxy.relay.RelayEvents;
 import io.megallm.proxy.upstream.UpstreamPools;
 
@@ -28,6 +29,7 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
     private final KeyPool keys;
     private final ServerLifecycle lifecycle;
     private final UpstreamPools pools;
+    private final KeyWaiters waiters;
     /** Per route label: one adder per method class and status (0 = no status), made on first use. */
     private final Map<String, AtomicReferenceArray<LongAdder>> requests = new ConcurrentHashMap<>();
     private final LongAdder[] attempts = new LongAdder[RelayEvents.Outcome.values().length];
@@ -47,6 +49,12 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
     private final Histogram requestDuration = new Histogram();
 
     public ProxyMetrics(KeyPool keys, ServerLifecycle lifecycle, UpstreamPools pools) {
+        this(keys, lifecycle, pools, null);
+    }
+
+    /** {@code waiters}: the requests waiting for a key now, for a gauge; null without waiting. */
+    public ProxyMetrics(KeyPool keys, ServerLifecycle lifecycle, UpstreamPools pools, KeyWaiters waiters) {
+        this.waiters = waiters;
         this.keys = keys;
         this.lifecycle = lifecycle;
         this.pools = pools;
@@ -193,6 +201,8 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
             t.sample("megallm_key_waits_total", keyWaits[w.ordinal()].sum(), "outcome", w.name().toLowerCase());
         }
         t.histogram("megallm_key_wait_seconds", "Time requests waited for a key.", keyWaitTime);
+        t.family("megallm_key_waiters", "gauge", "Requests waiting for a key now.")
+                .sample("megallm_key_waiters", waiters == null ? 0 : waiters.size());
         t.family("megallm_retries_refused_total", "counter",
                 "Resends after transient failures refused by the retry budget (the failure went to the client).")
                 .sample("megallm_retries_refused_total", retriesRefused.sum());
