@@ -9,7 +9,6 @@ import io.megallm.proxy.testing.MockUpstream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.Socket;
 import java.net.http.HttpResponse;
@@ -186,6 +185,48 @@ class KeyLifecycleRelayTest {
             // A later request waits for the key and is served: by then the gone client's would have gone out.
             assertEquals(200, p.chat().statusCode());
             assertEquals(2, p.upstream.requestCount(), "nothing of the gone client's request reached the upstream");
+        }
+    }
+
+    @Test
+    void withKeyWaitZeroARequestThatFindsNoKeyGets503AtOnceWithRetryAfter() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("KEY_WAIT", "0", "MAX_KEY_RETRIES", "0"))) {
+            p.upstream.otherwise(MockUpstream.json(429, "{}", Map.of("Retry-After", "2")));
+            assertEquals(429, p.chat().statusCode());
+            HttpResponse<String> r = p.chat();
+            assertEquals(503, r.statusCode());
+            assertTrue(r.body().contains("\"code\":\"no_available_keys\""), r.body());
+            assertTrue(List.of("1", "2").contains(r.headers().firstValue("Retry-After").orElse("")));
+            assertEquals(1, p.upstream.requestCount());
+        }
+    }
+
+    @Test
+    @Timeout(value = 30, unit = TimeUnit.SECONDS)
+    void whenTheWaitIsFullTheNextRequestGets503AtOnce() throws Exception {
+        // The wait holds as many requests as HTTP_POOL_MAXSIZE: here one.
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MAX_KEY_RETRIES", "0", "HTTP_POOL_MAXSIZE", "1"))) {
+            p.upstream.on(p.keys.get(0), onceThenOk(MockUpstream.json(429, "{}", Map.of("Retry-After", "3"))));
+            assertEquals(429, p.chat().statusCode());
+            byte[] body = "{\"model\":\"gpt-4o\",\"messages\":[]}".getBytes(StandardCharsets.UTF_8);
+            try (Socket s = new Socket("127.0.0.1", p.port())) {
+                OutputStream out = s.getOutputStream();
+                out.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+                out.write(body);
+                out.flush();
+                while (metric(p, "megallm_key_waiters") != 1) {
+                    Thread.onSpinWait();
+                }
+                HttpResponse<String> refused = p.chat();
+                assertEquals(503, refused.statusCode(), "the wait is full: 503 at once, not after the rest");
+                assertEquals(1, metric(p, "megallm_key_waits_total{outcome=\"full\"}"));
+                assertEquals(1, metric(p, "megallm_key_waiters"), "refused while the other still waits");
+            }
+            while (metric(p, "megallm_key_waiters") != 0) {
+                Thread.onSpinWait();
+            }
+            assertEquals(1, p.upstream.requestCount(), "neither the refused nor the gone request went upstream");
         }
     }
 
