@@ -174,6 +174,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             return;
         }
         phase = Phase.ACQUIRING;
+        trialFailed = false;
         keys.recordAttempt(key);
         exchange.attempt(key.masked());
         attemptStart = System.nanoTime();
@@ -673,6 +674,8 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             return;
         }
         events.keyWait(RelayEvents.KeyWait.SERVED, System.nanoTime() - waitStart);
+        // A later wait is a wait of its own (it shares what is left of KEY_WAIT).
+        waitStart = 0;
         if (waitIsSwitch && next != trialKey) {
             switches++;
             events.keySwitch();
