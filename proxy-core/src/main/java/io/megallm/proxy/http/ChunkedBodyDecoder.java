@@ -4,15 +4,20 @@ import io.netty.buffer.ByteBuf;
 import io.netty.handler.codec.http.HttpResponseStatus;
 
 /**
- * Takes a chunked request body apart (RFC 9112 §7.1): chunk data leaves as slices of the received
- * buffers, not copies; chunk extensions and trailer fields are read and dropped, since the body
- * goes upstream whole with a Content-Length. One per connection, reset by each body's end.
+ * Takes a chunked request body apart (RFC 9112 §7.1): the sink takes chunk data straight from the
+ * received buffer (and decides whether to keep a slice or copy); chunk extensions and trailer
+ * fields are read and dropped, since the body goes upstream whole with a Content-Length. One per
+ * connection, reset by each body's end.
  */
 final class ChunkedBodyDecoder {
 
-    /** Receives each piece of chunk data, a retained slice it then owns. */
+    /**
+     * Receives each piece of chunk data: it must read exactly {@code length} bytes from {@code in}
+     * (a retained slice or a copy, its choice), or throw. No buffer is made per piece here, so a
+     * body of tiny chunks costs no object per chunk.
+     */
     interface Sink {
-        void accept(ByteBuf part) throws BadRequest;
+        void accept(ByteBuf in, int length) throws BadRequest;
     }
 
     private static final int MAX_SIZE_LINE = 4096;
@@ -51,7 +56,7 @@ final class ChunkedBodyDecoder {
                 }
                 case DATA -> {
                     int n = (int) Math.min(remaining, in.readableBytes());
-                    sink.accept(in.readRetainedSlice(n));
+                    sink.accept(in, n);
                     remaining -= n;
                     if (remaining == 0) {
                         state = DATA_END;

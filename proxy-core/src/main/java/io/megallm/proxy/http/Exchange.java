@@ -44,6 +44,7 @@ public final class Exchange {
     private ByteBuf held;
     private boolean finished;
     private boolean closeAfter;
+    private boolean admittedOnHead;
     private int status;
 
     // What the access log and the metrics report once the exchange ends.
@@ -309,6 +310,20 @@ public final class Exchange {
         } else if (http10) {
             head.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
         }
+    }
+
+    /** True when a {@link HeadCheck} (not {@link HeadCheck#NONE}) let this request in on its head. */
+    public boolean admittedOnHead() {
+        return admittedOnHead;
+    }
+
+    void admittedOnHead(boolean admitted) {
+        admittedOnHead = admitted;
+    }
+
+    /** Whether the connection closes after this answer, whatever the request asked for. */
+    void closeAfterAnswer(boolean close) {
+        closeAfter = close;
     }
 
     void clientWritable() {

@@ -7,9 +7,9 @@ import io.netty.handler.codec.http.HttpVersion;
 import java.net.InetSocketAddress;
 
 /**
- * A client request whose body has been read completely. The body is one reference-counted
- * buffer (slices of the received buffers, not a copy) owned by the {@link Exchange};
- * attempts send {@code retainedDuplicate()}s of it.
+ * A client request. Its body is empty while the head is checked ({@link HeadCheck}), then the whole
+ * body, read completely: one reference-counted buffer of a few pieces ({@link RequestBody}) owned by
+ * the {@link Exchange}; attempts send {@code retainedDuplicate()}s of it.
  */
 public final class InboundRequest {
 
@@ -64,6 +64,11 @@ public final class InboundRequest {
 
     public ByteBuf body() {
         return body;
+    }
+
+    /** The body, once read whole; the exchange owns it from here. */
+    void body(ByteBuf whole) {
+        this.body = whole;
     }
 
     /**

@@ -1,11 +1,12 @@
 package io.megallm.proxy.http;
 
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.Unpooled;
+import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.socket.DuplexChannel;
 import io.netty.handler.codec.ByteToMessageDecoder;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.FullHttpResponse;
@@ -24,35 +25,64 @@ import java.util.concurrent.ThreadLocalRandom;
 /**
  * Reads one request at a time from a client connection (auto-read is off): parses the head in
  * place ({@link RequestHeadParser}), checks what must be checked before anything else happens
- * (malformed HTTP, request smuggling, body size), keeps the body as the received buffers and hands
- * the complete request to the {@link RequestRouter}. While an answer is in progress it keeps one
- * read armed, so that a client that hangs up is noticed at once; bytes of a pipelined request wait
- * in the cumulation, unread, until the answer ends.
+ * (malformed HTTP, request smuggling, body size), lets the {@link HeadCheck} refuse the request
+ * before its body is read, gathers the body ({@link RequestBody}) and hands the complete request to
+ * the {@link RequestRouter}. While an answer is in progress it keeps one read armed, so that a
+ * client that hangs up is noticed at once; bytes of a pipelined request wait in the cumulation,
+ * unread, until the answer ends. It also enforces the client timeouts and the connection cap
+ * ({@link ClientLimits}): which timer runs follows from what the connection is waiting for.
  */
 public final class RequestReader extends ChannelInboundHandlerAdapter {
 
     private static final Logger log = LoggerFactory.getLogger(RequestReader.class);
     private static final int MAX_REQUEST_ID_LENGTH = 128;
 
+    // What the connection waits for, and so which timeout runs.
+    /** An answer, or nothing more (closing): no client timeout but the send one. */
+    private static final int BUSY = 0;
+    /** The first byte on a new connection (CLIENT_HEADER_TIMEOUT; silence is closed silently). */
+    private static final int FIRST = 1;
+    /** The next request on a keep-alive connection (KEEPALIVE_TIMEOUT, closed silently). */
+    private static final int IDLE = 2;
+    /** The rest of a request head (CLIENT_HEADER_TIMEOUT from its first byte, then 408). */
+    private static final int HEAD = 3;
+    /** More of a request body (CLIENT_BODY_TIMEOUT of silence, then 408). */
+    private static final int BODY = 4;
+
     private final RequestRouter router;
     private final long maxBody;
     private final ServerLifecycle lifecycle;
     private final ExchangeObserver observer;
+    private final ClientLimits limits;
+    private final HeadCheck headCheck;
     private final RequestHeadParser parser = new RequestHeadParser();
     private final ChunkedBodyDecoder chunks = new ChunkedBodyDecoder(RequestHeadParser.MAX_HEADER_SECTION);
-    private final ChunkedBodyDecoder.Sink bodySink = this::appendBody;
+    private final ChunkedBodyDecoder.Sink bodySink = this::appendChunk;
+    private final ConnectionWatch.Entry phaseTimer = new ConnectionWatch.Entry(this::phaseExpired);
+    private final ConnectionWatch.Entry sendTimer = new ConnectionWatch.Entry(this::sendExpired);
 
     private ChannelHandlerContext ctx;
     private ChannelHandlerContext encoder;
     /** Received bytes not yet read: the rest of a head, a body, or pipelined requests. */
     private ByteBuf cumulation;
     private RequestHead head;
-    /** The body so far: the first slice itself, a composite once a second one comes. */
-    private ByteBuf body;
+    /** The request whose head was admitted and whose body is being read. */
+    private Exchange next;
+    private RequestBody body;
+    private ConnectionWatch watch;
+    private int phase = BUSY;
+    private long lastReadNanos;
+    /** Bytes the client still had to accept when the send timer was armed. */
+    private long unsentAtArm;
+    private boolean counted;
+    /** Refused over the cap: the 503 is out, reads are discarded until the client closes. */
+    private boolean lingering;
+    /** {@code current} was counted in flight by the lifecycle (an answer from the head check is not). */
+    private boolean inFlight;
+    private boolean servedOne;
     /** The connection's peer and its address as text, looked up once per connection. */
     private InetSocketAddress remote;
     private String clientIp;
-    private long bodyBytes;
     /** Content-Length bytes still to come; unused for a chunked body. */
     private long bodyRemaining;
     private long startNanos;
@@ -65,10 +95,17 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     }
 
     public RequestReader(RequestRouter router, long maxBody, ServerLifecycle lifecycle, ExchangeObserver observer) {
+        this(router, maxBody, lifecycle, observer, ClientLimits.unlimited(), HeadCheck.NONE);
+    }
+
+    public RequestReader(RequestRouter router, long maxBody, ServerLifecycle lifecycle, ExchangeObserver observer,
+                         ClientLimits limits, HeadCheck headCheck) {
         this.router = router;
         this.maxBody = maxBody;
         this.lifecycle = lifecycle;
         this.observer = observer;
+        this.limits = limits;
+        this.headCheck = headCheck;
     }
 
     boolean draining() {
@@ -82,20 +119,58 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
         if (encoder == null) {
             throw new IllegalStateException("a ResponseEncoder must come before the RequestReader");
         }
+        body = new RequestBody(ctx.alloc(), maxBody);
     }
 
     @Override
     public void channelActive(ChannelHandlerContext ctx) {
         lifecycle.register(ctx.channel());
-        ctx.read();
+        watch = limits.watch(ctx.channel().eventLoop());
+        counted = true;
+        if (!limits.opened()) {
+            refuseOverCap();
+        } else {
+            enter(FIRST);
+            ctx.read();
+        }
         ctx.fireChannelActive();
+    }
+
+    /**
+     * One connection over MAX_CONNECTIONS: 503 at once, then a lingering close (our side shut, the
+     * client's bytes read and dropped until it closes or the header timeout ends it), so that its
+     * request arriving after our close cannot reset the connection before the 503 is read.
+     */
+    private void refuseOverCap() {
+        rejected = true;
+        FullHttpResponse response = ErrorResponses.error(ctx.alloc(), HttpResponseStatus.SERVICE_UNAVAILABLE,
+                ErrorResponses.UNAVAILABLE, "too_many_connections",
+                "The proxy has as many client connections open as it accepts; try again later.");
+        response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
+        Channel ch = ctx.channel();
+        ctx.writeAndFlush(response).addListener((ChannelFutureListener) f -> {
+            if (f.isSuccess() && ch instanceof DuplexChannel duplex) {
+                lingering = true;
+                duplex.shutdownOutput();
+                watch.arm(phaseTimer, ConnectionWatch.HEAD, limits.settings().headerNanos());
+                ch.read();
+            } else {
+                ch.close();
+            }
+        });
     }
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
         if (rejected || !(msg instanceof ByteBuf bytes)) {
             ReferenceCountUtil.release(msg);
+            if (lingering) {
+                ctx.read();
+            }
             return;
+        }
+        if (phase == BODY) {
+            lastReadNanos = watch.now();
         }
         cumulation = cumulation == null ? bytes
                 : ByteToMessageDecoder.MERGE_CUMULATOR.cumulate(ctx.alloc(), cumulation, bytes);
@@ -114,7 +189,9 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
                     if (h == null) {
                         break;
                     }
-                    startRequest(h);
+                    if (!startRequest(h)) {
+                        continue;
+                    }
                 }
                 if (!readBody()) {
                     break;
@@ -130,6 +207,9 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
             cumulation.release();
             cumulation = null;
         }
+        if (!rejected) {
+            enter(current != null ? BUSY : head != null ? BODY : cumulation != null ? HEAD : servedOne ? IDLE : FIRST);
+        }
         // Read on while a request is incomplete, and once while an answer runs, to see a hang-up;
         // bytes already waiting behind an answer are enough until it ends.
         if (!rejected && (current == null || cumulation == null)) {
@@ -137,10 +217,27 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
         }
     }
 
-    private void startRequest(RequestHead h) throws BadRequest {
+    /**
+     * A head is read: checks what can be checked before the body. False when the request was
+     * answered here (by the head check), so its body is not to be read.
+     */
+    private boolean startRequest(RequestHead h) throws BadRequest {
         if (h.contentLength() > maxBody) {
             throw tooLarge();
         }
+        startNanos = System.nanoTime();
+        servedOne = true;
+        Exchange exchange = new Exchange(this, ctx, encoder, new InboundRequest(h, Unpooled.EMPTY_BUFFER,
+                requestId(h.headers()), remote(), clientIp, startNanos));
+        boolean bodyFollows = h.chunked() || h.contentLength() > 0;
+        // An answer now leaves the body unread: the connection cannot be reused after it.
+        exchange.closeAfterAnswer(bodyFollows);
+        current = exchange;
+        if (!admit(exchange)) {
+            return false;
+        }
+        current = null;
+        exchange.closeAfterAnswer(false);
         if (h.expectContinue()) {
             // Answered here, hop by hop: the upstream gets the whole body and no Expect.
             h.headers().remove(HttpHeaderNames.EXPECT);
@@ -148,9 +245,29 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
                     Unpooled.EMPTY_BUFFER));
         }
         head = h;
-        bodyBytes = 0;
+        next = exchange;
         bodyRemaining = Math.max(0, h.contentLength());
-        startNanos = System.nanoTime();
+        return true;
+    }
+
+    private boolean admit(Exchange exchange) {
+        try {
+            if (headCheck.admit(exchange)) {
+                exchange.admittedOnHead(headCheck != HeadCheck.NONE);
+                return true;
+            }
+            if (exchange.finished()) {
+                return false;
+            }
+            log.error("request {}: the head check refused it without an answer", exchange.request().requestId());
+        } catch (RuntimeException e) {
+            log.error("request {}: the head check failed", exchange.request().requestId(), e);
+        }
+        if (!exchange.finished()) {
+            exchange.respondError(HttpResponseStatus.INTERNAL_SERVER_ERROR, ErrorResponses.SERVER,
+                    "internal_error", "The proxy failed to handle this request.");
+        }
+        return false;
     }
 
     /** Moves body bytes out of the cumulation; true once the body is complete. */
@@ -158,43 +275,31 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
         if (head.chunked()) {
             return chunks.decode(cumulation, bodySink);
         }
+        // A Content-Length within the limit was checked with the head.
         int n = (int) Math.min(bodyRemaining, cumulation.readableBytes());
         if (n > 0) {
-            appendBody(cumulation.readRetainedSlice(n));
+            body.append(cumulation, n);
             bodyRemaining -= n;
         }
         return bodyRemaining == 0;
     }
 
-    private void appendBody(ByteBuf part) throws BadRequest {
-        bodyBytes += part.readableBytes();
-        if (bodyBytes > maxBody) {
-            part.release();
+    private void appendChunk(ByteBuf in, int length) throws BadRequest {
+        if (body.bytes() + length > maxBody) {
             throw tooLarge();
         }
-        // No consolidation: the body stays slices of the buffers the socket filled, most often one.
-        if (body == null) {
-            body = part;
-        } else if (body instanceof CompositeByteBuf composite) {
-            composite.addComponent(true, part);
-        } else {
-            CompositeByteBuf composite = ctx.alloc().compositeBuffer(Integer.MAX_VALUE);
-            composite.addComponent(true, body);
-            composite.addComponent(true, part);
-            body = composite;
-        }
+        body.append(in, length);
     }
 
     private void dispatch() {
-        RequestHead request = head;
-        ByteBuf content = body != null ? body : Unpooled.EMPTY_BUFFER;
+        Exchange exchange = next;
+        next = null;
         head = null;
-        body = null;
-        InetSocketAddress peer = remote();
-        Exchange exchange = new Exchange(this, ctx, encoder,
-                new InboundRequest(request, content, requestId(request.headers()), peer, clientIp, startNanos));
+        exchange.request().body(body.take());
         current = exchange;
+        inFlight = true;
         lifecycle.requestStarted();
+        enter(BUSY);
         try {
             router.route(exchange);
         } catch (RuntimeException e) {
@@ -215,7 +320,10 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
             return;
         }
         current = null;
-        lifecycle.requestEnded();
+        if (inFlight) {
+            inFlight = false;
+            lifecycle.requestEnded();
+        }
         try {
             observer.onEnd(exchange);
         } catch (RuntimeException e) {
@@ -239,16 +347,104 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelWritabilityChanged(ChannelHandlerContext ctx) {
-        if (current != null && ctx.channel().isWritable()) {
-            current.clientWritable();
+        Channel ch = ctx.channel();
+        if (ch.isWritable()) {
+            if (watch != null) {
+                watch.disarm(sendTimer);
+            }
+            if (current != null) {
+                current.clientWritable();
+            }
+        } else if (watch != null) {
+            unsentAtArm = ch.bytesBeforeWritable();
+            watch.arm(sendTimer, ConnectionWatch.SEND, limits.settings().sendNanos());
         }
         ctx.fireChannelWritabilityChanged();
+    }
+
+    /** Starts the timer of what the connection now waits for; a head's timer runs on from its first byte. */
+    private void enter(int waitingFor) {
+        if (waitingFor == phase || watch == null) {
+            return;
+        }
+        int was = phase;
+        phase = waitingFor;
+        ClientSettings s = limits.settings();
+        switch (waitingFor) {
+            case FIRST -> watch.arm(phaseTimer, ConnectionWatch.HEAD, s.headerNanos());
+            case IDLE -> watch.arm(phaseTimer, ConnectionWatch.IDLE, s.keepAliveNanos());
+            case HEAD -> {
+                // On a new connection the head's time counts from the accept, as Nginx's does.
+                if (was != FIRST) {
+                    watch.arm(phaseTimer, ConnectionWatch.HEAD, s.headerNanos());
+                }
+            }
+            case BODY -> {
+                lastReadNanos = watch.now();
+                watch.arm(phaseTimer, ConnectionWatch.BODY, s.bodyNanos());
+            }
+            default -> watch.disarm(phaseTimer);
+        }
+    }
+
+    private void phaseExpired() {
+        if (lingering || !ctx.channel().isActive()) {
+            ctx.close();
+            return;
+        }
+        switch (phase) {
+            case HEAD -> timedOut("The request head did not arrive within CLIENT_HEADER_TIMEOUT.");
+            case BODY -> {
+                // Reads only note their time; the timer is set again for what is left of the silence.
+                long silent = watch.now() - lastReadNanos;
+                long allowed = limits.settings().bodyNanos();
+                if (silent < allowed) {
+                    watch.arm(phaseTimer, ConnectionWatch.BODY, allowed - silent);
+                } else {
+                    timedOut("The request body stopped arriving for longer than CLIENT_BODY_TIMEOUT.");
+                }
+            }
+            case FIRST, IDLE -> {
+                // Nothing of a request was sent: no one to answer, as Nginx does.
+                phase = BUSY;
+                rejected = true;
+                releasePartial();
+                ctx.close();
+            }
+            default -> {
+            }
+        }
+    }
+
+    private void timedOut(String message) {
+        log.debug("client {}: {}", ctx.channel().remoteAddress(), message);
+        reject(HttpResponseStatus.REQUEST_TIMEOUT, "request_timeout", message);
+    }
+
+    /**
+     * The client accepted no byte for SEND_TIMEOUT while an answer waited for it: the connection is
+     * cut, and closing it ends the exchange, whose relay closes its upstream connection at once.
+     */
+    private void sendExpired() {
+        Channel ch = ctx.channel();
+        if (!ch.isActive() || ch.isWritable()) {
+            return;
+        }
+        long unsent = ch.bytesBeforeWritable();
+        if (unsent < unsentAtArm) {
+            // The client took some bytes: it is slow, not gone.
+            unsentAtArm = unsent;
+            watch.arm(sendTimer, ConnectionWatch.SEND, limits.settings().sendNanos());
+            return;
+        }
+        log.debug("client {}: accepted nothing for SEND_TIMEOUT, closing", ch.remoteAddress());
+        ctx.close();
     }
 
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
         if (evt == ServerLifecycle.DRAIN) {
-            if (current == null && head == null && cumulation == null) {
+            if (current == null && head == null && cumulation == null && !lingering) {
                 ctx.close();
             }
             return;
@@ -260,6 +456,7 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     public void channelInactive(ChannelHandlerContext ctx) {
         rejected = true;
         releasePartial();
+        forget();
         Exchange exchange = current;
         if (exchange != null) {
             exchange.clientGone();
@@ -270,6 +467,19 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     @Override
     public void handlerRemoved(ChannelHandlerContext ctx) {
         releasePartial();
+        forget();
+    }
+
+    /** Stops this connection's timers and counts it out, once. */
+    private void forget() {
+        if (watch != null) {
+            watch.disarm(phaseTimer);
+            watch.disarm(sendTimer);
+        }
+        if (counted) {
+            counted = false;
+            limits.closed();
+        }
     }
 
     @Override
@@ -286,6 +496,7 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     /** Answers a request that cannot be read further and closes the connection after the answer. */
     private void reject(HttpResponseStatus status, String code, String message) {
         rejected = true;
+        enter(BUSY);
         releasePartial();
         FullHttpResponse response = ErrorResponses.error(ctx.alloc(), status,
                 ErrorResponses.INVALID_REQUEST, code, message);
@@ -295,10 +506,10 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
 
     private void releasePartial() {
         head = null;
+        next = null;
         chunks.reset();
         if (body != null) {
             body.release();
-            body = null;
         }
         if (cumulation != null) {
             cumulation.release();

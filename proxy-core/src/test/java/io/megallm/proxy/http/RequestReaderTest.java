@@ -74,6 +74,24 @@ class RequestReaderTest {
         return channel;
     }
 
+    private EmbeddedChannel open(RequestRouter router, long maxBody, HeadCheck check) {
+        channel = new EmbeddedChannel(
+                new ResponseEncoder(),
+                new RequestReader(router, maxBody, lifecycle, ExchangeObserver.NONE, ClientLimits.unlimited(), check));
+        return channel;
+    }
+
+    /** A router that checks the body's structure and content while it is alive, then answers 200. */
+    private RequestRouter structureChecking(String expected, AtomicInteger components) {
+        return exchange -> {
+            ByteBuf body = exchange.request().body();
+            components.set(body instanceof CompositeByteBuf c ? c.numComponents() : 1);
+            assertEquals(expected.length(), body.readableBytes());
+            assertEquals(expected, body.toString(StandardCharsets.ISO_8859_1));
+            exchange.respond(ErrorResponses.json(exchange.alloc(), HttpResponseStatus.OK, "{}"));
+        };
+    }
+
     /** A router that records the request and answers 200 with a small JSON body at once. */
     private RequestRouter answering() {
         return exchange -> {
@@ -197,7 +215,9 @@ class RequestReaderTest {
         assertEquals("/v1/chat/completions", s.path());
         assertEquals("{\"model\":\"gpt-4o\",\"stream\":true}", s.body());
         assertEquals(1, refCntDuringRoute.get());
-        assertEquals(4, componentsSeen.get(), "the body is the received chunks, not a copy");
+        // Was 4 (a slice per chunk): small pieces are now copied into one buffer, so that a body of
+        // tiny chunks costs its bytes, not a buffer object each.
+        assertEquals(-1, componentsSeen.get(), "small chunks are gathered in one buffer");
         assertEquals(0, refCntAfterRespond.get(), "respond must release the body");
 
         Resp resp = onlyResponse();
@@ -814,6 +834,158 @@ class RequestReaderTest {
 
         write("GET /v1/y HTTP/1.1\r\nHost: p\r\n\r\n");
         assertEquals(200, onlyResponse().status());
+        assertFinishedCleanly();
+    }
+
+    // ---- body memory (issue 11, finding 1) ----
+
+    @Test
+    void aMillionOneByteChunksMakeOneBodyOfFewPiecesAndArriveIntact() {
+        int n = 1_000_000;
+        StringBuilder expected = new StringBuilder(n);
+        for (int i = 0; i < n; i++) {
+            expected.append((char) ('a' + i % 26));
+        }
+        AtomicInteger components = new AtomicInteger();
+        open(structureChecking(expected.toString(), components), 2L * n);
+
+        write("POST /v1/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n");
+        StringBuilder wire = new StringBuilder();
+        for (int i = 0; i < n; i++) {
+            wire.append("1\r\n").append(expected.charAt(i)).append("\r\n");
+            if (wire.length() >= 60_000) {
+                write(wire.toString());
+                wire.setLength(0);
+            }
+        }
+        write(wire + "0\r\n\r\n");
+
+        assertEquals(200, onlyResponse().status());
+        assertTrue(components.get() <= RequestBody.MAX_COMPONENTS, "pieces: " + components.get());
+        assertFinishedCleanly();
+    }
+
+    @Test
+    void oneByteReadsOfAContentLengthBodyMakeOnePiece() {
+        String expected = "x".repeat(5000);
+        AtomicInteger components = new AtomicInteger();
+        open(structureChecking(expected, components), MAX_BODY * 10);
+
+        write("POST /v1/x HTTP/1.1\r\nHost: p\r\nContent-Length: 5000\r\n\r\n");
+        for (int i = 0; i < expected.length(); i++) {
+            write("x");
+        }
+
+        assertEquals(200, onlyResponse().status());
+        assertEquals(1, components.get());
+        assertFinishedCleanly();
+    }
+
+    @Test
+    void aBodyInOneReadStaysTheReceivedSlice() {
+        AtomicReference<Boolean> derived = new AtomicReference<>();
+        open(exchange -> {
+            derived.set(exchange.request().body().unwrap() != null);
+            exchange.respond(ErrorResponses.json(exchange.alloc(), HttpResponseStatus.OK, "{}"));
+        }, MAX_BODY);
+
+        write("POST /v1/x HTTP/1.1\r\nHost: p\r\nContent-Length: 13\r\n\r\n{\"input\":\"x\"}");
+
+        assertEquals(200, onlyResponse().status());
+        assertTrue(derived.get(), "the body is a slice of the read buffer, not a copy");
+        assertFinishedCleanly();
+    }
+
+    @Test
+    void largePiecesAreKeptAndTheirCountStaysBounded() {
+        int piece = RequestBody.COPY_BELOW * 2;
+        int pieces = 40;
+        StringBuilder expected = new StringBuilder();
+        for (int i = 0; i < pieces; i++) {
+            expected.append(String.valueOf((char) ('a' + i % 26)).repeat(piece));
+            // a small chunk between the large ones, as a careless client might send
+            expected.append('.');
+        }
+        AtomicInteger components = new AtomicInteger();
+        open(structureChecking(expected.toString(), components), 4L * expected.length());
+
+        write("POST /v1/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n");
+        for (int i = 0; i < pieces; i++) {
+            write(Integer.toHexString(piece) + "\r\n" + String.valueOf((char) ('a' + i % 26)).repeat(piece) + "\r\n");
+            write("1\r\n.\r\n");
+        }
+        write("0\r\n\r\n");
+
+        assertEquals(200, onlyResponse().status());
+        assertTrue(components.get() > 1, "large pieces are kept, not all copied");
+        assertTrue(components.get() <= RequestBody.MAX_COMPONENTS, "pieces: " + components.get());
+        assertFinishedCleanly();
+    }
+
+    // ---- head check (issue 11: the client key on the head) ----
+
+    private static HeadCheck refusingWith401() {
+        return exchange -> {
+            exchange.respondError(HttpResponseStatus.UNAUTHORIZED, ErrorResponses.AUTHENTICATION, "invalid_api_key",
+                    "A valid proxy API key is required.");
+            return false;
+        };
+    }
+
+    @Test
+    void aRefusedHeadIsAnsweredBeforeItsBodyAndTheConnectionCloses() throws IOException {
+        open(neverCalled(), MAX_BODY, refusingWith401());
+
+        write("POST /v1/x HTTP/1.1\r\nHost: p\r\nContent-Length: 1000\r\n\r\n");
+
+        Resp resp = onlyResponse();
+        assertEquals(401, resp.status());
+        assertEquals("invalid_api_key", errorBody(resp).get("code"));
+        assertEquals("close", resp.headers().get("connection"));
+        assertFalse(channel.isOpen(), "the unread body leaves the connection unusable");
+        assertFinishedCleanly();
+    }
+
+    @Test
+    void aRefusedHeadWithExpectContinueGetsNo100() {
+        open(neverCalled(), MAX_BODY, refusingWith401());
+
+        write("POST /v1/x HTTP/1.1\r\nHost: p\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n");
+
+        assertEquals(401, onlyResponse().status());
+        assertFinishedCleanly();
+    }
+
+    @Test
+    void aRefusedHeadWithoutBodyKeepsTheConnection() {
+        AtomicInteger checks = new AtomicInteger();
+        open(answering(), MAX_BODY, exchange -> {
+            if (checks.incrementAndGet() == 1) {
+                return refusingWith401().admit(exchange);
+            }
+            return true;
+        });
+
+        write("GET /v1/models HTTP/1.1\r\nHost: p\r\n\r\nPOST /v1/x HTTP/1.1\r\nHost: p\r\nContent-Length: 2\r\n\r\n{}");
+
+        List<Resp> all = responses();
+        assertEquals(List.of(401, 200), all.stream().map(Resp::status).toList());
+        assertEquals(List.of("{}"), seen.stream().map(Seen::body).toList());
+        assertTrue(channel.isOpen());
+        assertFinishedCleanly();
+    }
+
+    @Test
+    void anAdmittedHeadIsRoutedWithItsBody() {
+        open(answering(), MAX_BODY, exchange -> {
+            assertEquals(0, exchange.request().body().readableBytes(), "no body byte before the check");
+            return true;
+        });
+
+        write("POST /v1/x HTTP/1.1\r\nHost: p\r\nContent-Length: 5\r\n\r\nhello");
+
+        assertEquals(200, onlyResponse().status());
+        assertEquals("hello", seen.get(0).body());
         assertFinishedCleanly();
     }
 }

@@ -1,5 +1,6 @@
 package io.megallm.proxy.server;
 
+import io.megallm.proxy.http.ClientLimits;
 import io.megallm.proxy.http.ExchangeObserver;
 import io.megallm.proxy.http.RequestReader;
 import io.megallm.proxy.http.ServerLifecycle;
@@ -50,6 +51,7 @@ public final class ProxyServer {
     private final KeyFile keyFile;
     private KeyStateFile stateFile;
     private final ServerLifecycle lifecycle = new ServerLifecycle();
+    private final ClientLimits clientLimits;
     private EventLoopGroup workers;
     private UpstreamPools pools;
     private ProxyMetrics metrics;
@@ -71,6 +73,7 @@ public final class ProxyServer {
         this.transport = transport;
         this.keys = new KeyPool(clock, policy(settings));
         this.keyFile = new KeyFile(settings.keysFile(), keys);
+        this.clientLimits = new ClientLimits(settings.clientSettings());
     }
 
     /**
@@ -123,7 +126,8 @@ public final class ProxyServer {
                     @Override
                     protected void initChannel(SocketChannel ch) {
                         ch.pipeline().addLast("encoder", new ResponseEncoder())
-                                .addLast("reader", new RequestReader(router, maxBody, lifecycle, observer));
+                                .addLast("reader", new RequestReader(router, maxBody, lifecycle, observer,
+                                        clientLimits, router));
                     }
                 });
         try {
@@ -173,6 +177,10 @@ public final class ProxyServer {
 
     public UpstreamPools pools() {
         return pools;
+    }
+
+    public ClientLimits clientLimits() {
+        return clientLimits;
     }
 
     /**

@@ -25,6 +25,7 @@ public final class ConfigLoader {
             "MEGALLM_BASE_URL", "MEGALLM_TIMEOUT", "MEGALLM_MAX_RETRIES", "MAX_KEY_RETRIES", "HOST", "PORT",
             "LOG_LEVEL", "KEYS_FILE", "LOG_DIR", "HTTP_POOL_MAXSIZE", "HTTP_POOL_CONNECTIONS", "MAX_REQUEST_BODY",
             "KEY_COOLDOWN", "ADMIN_TOKEN", "PROXY_API_KEYS", "SHUTDOWN_GRACE", "ACCESS_LOG_CONSOLE",
+            "CLIENT_HEADER_TIMEOUT", "CLIENT_BODY_TIMEOUT", "KEEPALIVE_TIMEOUT", "SEND_TIMEOUT", "MAX_CONNECTIONS",
             "DEFAULT_MODEL", "KEY_RECHECK", "KEY_WAIT", "RETRY_BUDGET", "RETRY_BUDGET_MIN", "KEY_STATE_FILE");
 
     private static final List<String> SECRET_NAMES = List.of("ADMIN_TOKEN", "PROXY_API_KEYS");
@@ -101,12 +102,14 @@ public final class ConfigLoader {
         List<String> clientKeys = clientKeys(optional("PROXY_API_KEYS"));
         long grace = (long) Math.ceil(nonNegativeNumber("SHUTDOWN_GRACE"));
         boolean accessConsole = bool("ACCESS_LOG_CONSOLE");
+        double headerTimeout = positiveNumber("CLIENT_HEADER_TIMEOUT");
+        double bodyTimeout = positiveNumber("CLIENT_BODY_TIMEOUT");
+        double keepaliveTimeout = positiveNumber("KEEPALIVE_TIMEOUT");
+        double sendTimeout = positiveNumber("SEND_TIMEOUT");
+        int maxConnections = intAtLeast("MAX_CONNECTIONS", 1, Integer.MAX_VALUE);
         String defaultModel = optional("DEFAULT_MODEL");
-        if (defaultModel != null) {
-            defaultModel = defaultModel.strip();
-            if (defaultModel.isEmpty() || defaultModel.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
-                throw bad("DEFAULT_MODEL", "must be a model name on one line");
-            }
+        if (defaultModel != null && defaultModel.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
+            throw bad("DEFAULT_MODEL", "must be a model name on one line");
         }
         long recheck = (long) Math.ceil(nonNegativeNumber("KEY_RECHECK"));
         long keyWait = (long) Math.ceil(nonNegativeNumber("KEY_WAIT"));
@@ -115,7 +118,8 @@ public final class ConfigLoader {
         Path stateFile = workDir.resolve(nonEmpty("KEY_STATE_FILE"));
         return new Settings(baseUrl.strip(), timeout, maxRetries, maxKeyRetries, host, port, level, keysFile, logDir,
                 poolMax, poolIdle, maxBody, cooldown, adminToken, List.copyOf(clientKeys), grace, accessConsole,
-                defaultModel, recheck, keyWait, budget, budgetMin, stateFile);
+                headerTimeout, bodyTimeout, keepaliveTimeout, sendTimeout, maxConnections, defaultModel,
+                recheck, keyWait, budget, budgetMin, stateFile);
     }
 
     /** {@code a,b,c}, or {@code @path} to a file of one key a line ('#' comments, blanks ignored). */

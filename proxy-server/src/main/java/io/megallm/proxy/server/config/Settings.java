@@ -1,5 +1,7 @@
 package io.megallm.proxy.server.config;
 
+import io.megallm.proxy.http.ClientSettings;
+
 import java.nio.file.Path;
 import java.util.List;
 
@@ -22,6 +24,11 @@ public record Settings(
         List<String> proxyApiKeys,
         long shutdownGraceSeconds,
         boolean accessLogConsole,
+        double clientHeaderTimeoutSeconds,
+        double clientBodyTimeoutSeconds,
+        double keepaliveTimeoutSeconds,
+        double sendTimeoutSeconds,
+        int maxConnections,
         String defaultModel,
         long keyRecheckSeconds,
         long keyWaitSeconds,
@@ -30,7 +37,17 @@ public record Settings(
         Path keyStateFile) {
 
     public long timeoutMillis() {
-        return Math.max(1L, Math.round(timeoutSeconds * 1000.0));
+        return millis(timeoutSeconds);
+    }
+
+    /** What the client connections may cost, for the core. */
+    public ClientSettings clientSettings() {
+        return new ClientSettings(millis(clientHeaderTimeoutSeconds), millis(clientBodyTimeoutSeconds),
+                millis(keepaliveTimeoutSeconds), millis(sendTimeoutSeconds), maxConnections);
+    }
+
+    private static long millis(double seconds) {
+        return Math.max(1L, Math.round(seconds * 1000.0));
     }
 
     /** Never the record's default, which would print the secrets. */
@@ -57,6 +74,11 @@ public record Settings(
                 + " proxy_api_keys=" + (proxyApiKeys.isEmpty() ? "unset" : proxyApiKeys.size() + " configured")
                 + " shutdown_grace=" + shutdownGraceSeconds + "s"
                 + " access_log_console=" + accessLogConsole
+                + " client_header_timeout=" + clientHeaderTimeoutSeconds + "s"
+                + " client_body_timeout=" + clientBodyTimeoutSeconds + "s"
+                + " keepalive_timeout=" + keepaliveTimeoutSeconds + "s"
+                + " send_timeout=" + sendTimeoutSeconds + "s"
+                + " max_connections=" + maxConnections
                 + " default_model=" + (defaultModel == null ? "unset" : defaultModel)
                 + " key_recheck=" + keyRecheckSeconds + "s"
                 + " key_wait=" + keyWaitSeconds + "s"

@@ -16,7 +16,7 @@ final class RouteLabels {
             "/v1/embeddings", "/v1/models", "/v1/responses", "/v1/moderations", "/v1/images/generations",
             "/v1/audio/speech", "/v1/audio/transcriptions");
     private static final Map<String, String> LOCAL = labels("/health", "/metrics", "/docs", "/openapi.json",
-            "/admin/reload-keys", "/admin/reset-failed-keys", "/admin/keys");
+            "/admin/reload-keys", "/admin/reset-failed-keys", "/admin/keys", "/admin/usage", "/admin/");
 
     private RouteLabels() {
     }
@@ -38,6 +38,10 @@ final class RouteLabels {
         if (known != null) {
             return known;
         }
-        return path.startsWith("/docs/") ? "/docs/*" : "unmatched";
+        if (path.startsWith("/docs/")) {
+            return "/docs/*";
+        }
+        return path.equals("/admin") || path.startsWith("/admin/dashboard.") || path.equals("/admin/index.html")
+                ? "/admin/" : "unmatched";
     }
 }

@@ -2,6 +2,7 @@ package io.megallm.proxy.server.routes;
 
 import io.megallm.proxy.http.ErrorResponses;
 import io.megallm.proxy.http.Exchange;
+import io.megallm.proxy.http.HeadCheck;
 import io.megallm.proxy.http.JsonText;
 import io.megallm.proxy.http.RequestRouter;
 import io.megallm.proxy.key.ApiKey;
@@ -19,8 +20,12 @@ import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpResponseStatus;
 
-/** Maps a complete request to its answer (contract §5). */
-public final class Router implements RequestRouter {
+/**
+ * Maps a request to its answer (contract §5). As the reader's {@link HeadCheck} it refuses a
+ * {@code /v1/**} request without a valid client key as soon as its head is read, so an anonymous
+ * client never gets a body buffered; installed without that hook, it checks the key on routing.
+ */
+public final class Router implements RequestRouter, HeadCheck {
 
     private final Relay relay;
     private final KeyPool keys;
@@ -28,6 +33,7 @@ public final class Router implements RequestRouter {
     private final AccessControl access;
     private final ProxyMetrics metrics;
     private final DocsRoutes docs = new DocsRoutes();
+    private final DashboardRoutes dashboard;
 
     public Router(Relay relay, KeyPool keys, KeyFile keyFile, AccessControl access) {
         this(relay, keys, keyFile, access, null);
@@ -39,21 +45,32 @@ public final class Router implements RequestRouter {
         this.keyFile = keyFile;
         this.access = access;
         this.metrics = metrics;
+        this.dashboard = new DashboardRoutes(access);
+    }
+
+    @Override
+    public boolean admit(Exchange exchange) {
+        String path = exchange.request().path();
+        if (!relayed(path)) {
+            return true;
+        }
+        exchange.route(RouteLabels.forRelay(path));
+        return access.admitClient(exchange);
     }
 
     @Override
     public void route(Exchange exchange) {
         String path = exchange.request().path();
-        if (path.equals("/v1") || path.startsWith("/v1/")) {
+        if (relayed(path)) {
             exchange.route(RouteLabels.forRelay(path));
-            if (access.admitClient(exchange)) {
+            if (exchange.admittedOnHead() || access.admitClient(exchange)) {
                 relay.forward(exchange, exchange.request().uri().substring(3));
             }
             return;
         }
         HttpMethod method = exchange.request().method();
         exchange.route(RouteLabels.forLocal(path));
-        if (docs.handle(exchange, path)) {
+        if (docs.handle(exchange, path) || dashboard.handle(exchange, path)) {
             return;
         }
         switch (path) {
@@ -89,6 +106,10 @@ public final class Router implements RequestRouter {
             }
             default -> notFound(exchange, method, path);
         }
+    }
+
+    private static boolean relayed(String path) {
+        return path.equals("/v1") || path.startsWith("/v1/");
     }
 
     private static void notFound(Exchange exchange, HttpMethod method, String path) {

@@ -209,7 +209,7 @@ class AdminAccessTest {
     @Test
     void unknownRouteIs404WithTheErrorShape() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
-            for (String path : new String[]{"/nope", "/", "/v2/chat/completions", "/admin", "/admin/unknown",
+            for (String path : new String[]{"/nope", "/", "/v2/chat/completions", "/admin/unknown", "/admin/dashboard.png",
                     "/healthz", "/v1x"}) {
                 HttpResponse<String> r = p.get(path);
                 assertEquals(404, r.statusCode(), path + ": " + r.body());

@@ -1,5 +1,6 @@
 package io.megallm.proxy.server.config;
 
+import io.megallm.proxy.http.ClientSettings;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -7,6 +8,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
@@ -94,6 +96,12 @@ class ConfigLoaderTest {
         assertEquals(0, s.retryBudgetMinPerSecond());
         assertEquals(Path.of("/var/lib/megallm/state.json"), s.keyStateFile());
         assertTrue(s.summary().contains("key_recheck=0s"), s.summary());
+        assertEquals(60.0, s.clientHeaderTimeoutSeconds());
+        assertEquals(60.0, s.clientBodyTimeoutSeconds());
+        assertEquals(75.0, s.keepaliveTimeoutSeconds());
+        assertEquals(60.0, s.sendTimeoutSeconds());
+        assertEquals(20_000, s.maxConnections());
+        assertEquals(new ClientSettings(60_000, 60_000, 75_000, 60_000, 20_000), s.clientSettings());
     }
 
     @Test
@@ -116,6 +124,11 @@ class ConfigLoaderTest {
         env.put("PROXY_API_KEYS", " ck-one , ck-two,,");
         env.put("SHUTDOWN_GRACE", "0");
         env.put("ACCESS_LOG_CONSOLE", "false");
+        env.put("CLIENT_HEADER_TIMEOUT", "5");
+        env.put("CLIENT_BODY_TIMEOUT", "0.5");
+        env.put("KEEPALIVE_TIMEOUT", "30");
+        env.put("SEND_TIMEOUT", "12");
+        env.put("MAX_CONNECTIONS", "100");
         Settings s = load(env);
         assertEquals("http://upstream.internal:8081/api/v1", s.baseUrl());
         assertEquals(2.5, s.timeoutSeconds());
@@ -135,6 +148,7 @@ class ConfigLoaderTest {
         assertEquals(List.of("ck-one", "ck-two"), s.proxyApiKeys());
         assertEquals(0L, s.shutdownGraceSeconds());
         assertFalse(s.accessLogConsole());
+        assertEquals(new ClientSettings(5_000, 500, 30_000, 12_000, 100), s.clientSettings());
     }
 
     @Test
@@ -296,6 +310,13 @@ class ConfigLoaderTest {
             "RETRY_BUDGET|20%",
             "RETRY_BUDGET_MIN|-1",
             "RETRY_BUDGET_MIN|ten",
+            "CLIENT_HEADER_TIMEOUT|0",
+            "CLIENT_HEADER_TIMEOUT|soon",
+            "CLIENT_BODY_TIMEOUT|-1",
+            "KEEPALIVE_TIMEOUT|never",
+            "SEND_TIMEOUT|0",
+            "MAX_CONNECTIONS|0",
+            "MAX_CONNECTIONS|many",
     })
     void badValueGivesOneLineNamingTheVariableAndTheValue(String name, String value) {
         ConfigError e = rejected(Map.of(name, value, "ADMIN_TOKEN", ADMIN_TOKEN));
@@ -363,6 +384,9 @@ class ConfigLoaderTest {
         assertFalse(summary.contains("ck-client-two"), summary);
         assertTrue(summary.contains("admin_token=set"), summary);
         assertTrue(summary.contains("base_url=https://ai.megallm.io/v1"), summary);
+        assertTrue(summary.contains("client_header_timeout=60.0s") && summary.contains("client_body_timeout=60.0s")
+                && summary.contains("keepalive_timeout=75.0s") && summary.contains("send_timeout=60.0s")
+                && summary.contains("max_connections=20000"), summary);
         assertFalse(summary.contains("\n"), summary);
 
         String unset = load(Map.of()).summary();

@@ -79,8 +79,12 @@ class MainProcessTest {
     }
 
     private Process launch(Map<String, String> env) throws IOException {
+        return launch(env, "-Xmx256m");
+    }
+
+    private Process launch(Map<String, String> env, String heap) throws IOException {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        ProcessBuilder pb = new ProcessBuilder(java, "-Xmx256m", "-cp", runtimeClasspath(),
+        ProcessBuilder pb = new ProcessBuilder(java, heap, "-cp", runtimeClasspath(),
                 "io.megallm.proxy.server.Main")
                 .directory(work.toFile())
                 .redirectOutput(out.resolve("stdout.txt").toFile())
@@ -351,6 +355,61 @@ class MainProcessTest {
         assertTrue(console.contains("listening on") && console.contains("access_log_console=false"),
                 "the app events are not on the console: " + console);
         assertFalse(console.contains("|-WARN") || console.contains("|-ERROR"), "logback reports a problem: " + console);
+    }
+
+    // ---- memory per request (issue 11, finding 1) ------------------------------------------------------
+
+    @Test
+    @Timeout(180)
+    void aMillionOneByteChunksFitA64MegabyteHeapAndTheProxyServesOnAfterwards() throws Exception {
+        Files.createDirectories(work.resolve("data"));
+        Files.writeString(work.resolve("data/keys.txt"), POOL_KEY + "\n", StandardCharsets.UTF_8);
+        int port = freePort();
+        String prefix = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"";
+        String suffix = "\"}]}";
+        int payload = 1_000_000;
+        byte[] body = (prefix + "a".repeat(payload - prefix.length() - suffix.length()) + suffix)
+                .getBytes(StandardCharsets.US_ASCII);
+        try (MockUpstream mock = new MockUpstream()) {
+            mock.otherwise(MockUpstream.json(200, "{\"id\":\"c1\",\"object\":\"chat.completion\"}"));
+            // Kept as a slice each, a million chunks cost over 100 MB of heap: far more than this.
+            Process p = launch(Map.of(
+                    "MEGALLM_BASE_URL", mock.baseUrl(),
+                    "HOST", "127.0.0.1",
+                    "PORT", Integer.toString(port),
+                    "ACCESS_LOG_CONSOLE", "false"), "-Xmx64m");
+            try {
+                awaitListening(p, port);
+                try (Socket s = new Socket()) {
+                    s.connect(new InetSocketAddress("127.0.0.1", port), 5000);
+                    s.setSoTimeout(60_000);
+                    OutputStream o = new java.io.BufferedOutputStream(s.getOutputStream(), 1 << 16);
+                    o.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            + "Transfer-Encoding: chunked\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+                    byte[] chunk = {'1', '\r', '\n', 0, '\r', '\n'};
+                    for (byte b : body) {
+                        chunk[3] = b;
+                        o.write(chunk);
+                    }
+                    o.write("0\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+                    o.flush();
+                    String head = readHead(s.getInputStream());
+                    assertTrue(head.startsWith("HTTP/1.1 200"), head + stdout() + stderr());
+                }
+                MockUpstream.Received got = mock.take();
+                assertEquals(payload, got.body().length);
+                assertTrue(java.util.Arrays.equals(body, got.body()), "the body arrived changed");
+
+                try (Socket s = post(port, "{\"model\":\"gpt-4o\",\"messages\":[]}", "Connection: close\r\n", 30_000)) {
+                    String head = readHead(s.getInputStream());
+                    assertTrue(head.startsWith("HTTP/1.1 200"), head);
+                }
+                assertTrue(p.isAlive(), "the proxy died: " + stdout() + stderr());
+                assertFalse((stdout() + stderr()).contains("OutOfMemoryError"), stdout() + stderr());
+            } finally {
+                stop(p);
+            }
+        }
     }
 
     // ---- raw HTTP reading ----------------------------------------------------------------------------

@@ -1,0 +1,150 @@
+package io.megallm.proxy.server.clients;
+
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * A client of the proxy with its limits and what it has used (contract §13). Every check and
+ * count is a few atomic operations: no lock on the request path. Token limits are checked when a
+ * request starts against the tokens already counted, so an answer in flight may overshoot once.
+ */
+public final class Client {
+
+    /** Why a request is refused, for a 429 (or 403) in the error shape. */
+    public record Refusal(int status, String code, String message, long retryAfterSeconds) {
+    }
+
+    private static final long DAY_SECONDS = 86_400;
+    private static final int TOKEN_BITS = 44;
+    private static final long TOKEN_MASK = (1L << TOKEN_BITS) - 1;
+
+    private final ClientSpec spec;
+    private final SlidingWindow requestWindow = new SlidingWindow();
+    private final SlidingWindow tokenWindow = new SlidingWindow();
+    /** The UTC day (high bits) and the tokens counted on it (low 44 bits). */
+    private final AtomicLong today = new AtomicLong();
+    private final AtomicInteger streams = new AtomicInteger();
+    private final LongAdder requests = new LongAdder();
+    private final LongAdder promptTokens = new LongAdder();
+    private final LongAdder completionTokens = new LongAdder();
+    private final LongAdder cachedTokens = new LongAdder();
+
+    Client(ClientSpec spec) {
+        this.spec = spec;
+    }
+
+    public ClientSpec spec() {
+        return spec;
+    }
+
+    public String label() {
+        return spec.label();
+    }
+
+    /**
+     * Checks every limit for a request starting at {@code nowSecond} (epoch seconds, UTC) naming
+     * {@code model} (null: none) and returns null when it may go on; a stream then holds one of
+     * {@code max_streams} until {@link #streamEnded()}.
+     */
+    public Refusal admit(long nowSecond, String model, boolean stream) {
+        if (spec.models() != null && (model == null || !spec.models().contains(model))) {
+            return new Refusal(403, "model_not_allowed", model == null
+                    ? "This client key must name one of its allowed models."
+                    : "This client key may not use the model " + printable(model) + ".", -1);
+        }
+        if (spec.dailyTokens() > 0 && tokensToday(nowSecond) >= spec.dailyTokens()) {
+            long untilMidnight = DAY_SECONDS - Math.floorMod(nowSecond, DAY_SECONDS);
+            return new Refusal(429, "daily_tokens", "This client key has used its " + spec.dailyTokens()
+                    + " tokens for today (UTC).", untilMidnight);
+        }
+        if (spec.tpm() > 0 && tokenWindow.sum(nowSecond) >= spec.tpm()) {
+            return new Refusal(429, "tpm", "This client key has used its " + spec.tpm()
+                    + " tokens per minute.", tokenWindow.secondsUntilAtMost(nowSecond, spec.tpm() - 1));
+        }
+        if (spec.rpm() > 0) {
+            // Count first, then check: two racing requests can both be refused, never both let through.
+            requestWindow.add(nowSecond, 1);
+            if (requestWindow.sum(nowSecond) > spec.rpm()) {
+                requestWindow.add(nowSecond, -1);
+                return new Refusal(429, "rpm", "This client key has made its " + spec.rpm()
+                        + " requests per minute.", requestWindow.secondsUntilAtMost(nowSecond, spec.rpm() - 1));
+            }
+        }
+        if (stream && spec.maxStreams() > 0) {
+            if (streams.incrementAndGet() > spec.maxStreams()) {
+                streams.decrementAndGet();
+                if (spec.rpm() > 0) {
+                    requestWindow.add(nowSecond, -1);
+                }
+                return new Refusal(429, "max_streams", "This client key already has its " + spec.maxStreams()
+                        + " streams open.", 1);
+            }
+        }
+        requests.increment();
+        return null;
+    }
+
+    /** A stream admitted by {@link #admit} has ended, however it ended. */
+    public void streamEnded() {
+        if (spec.maxStreams() > 0) {
+            streams.decrementAndGet();
+        }
+    }
+
+    /** Tokens of an answer this client received, counted when the answer ended. */
+    public void addTokens(long nowSecond, long prompt, long completion, long cached) {
+        long total = prompt + completion;
+        promptTokens.add(prompt);
+        completionTokens.add(completion);
+        cachedTokens.add(cached);
+        if (total <= 0) {
+            return;
+        }
+        tokenWindow.add(nowSecond, total);
+        long day = Math.floorDiv(nowSecond, DAY_SECONDS);
+        for (;;) {
+            long v = today.get();
+            long tokens = (v >>> TOKEN_BITS) == day ? v & TOKEN_MASK : 0;
+            long next = day << TOKEN_BITS | Math.min(TOKEN_MASK, tokens + total);
+            if (today.compareAndSet(v, next)) {
+                return;
+            }
+        }
+    }
+
+    long tokensToday(long nowSecond) {
+        long v = today.get();
+        return (v >>> TOKEN_BITS) == Math.floorDiv(nowSecond, DAY_SECONDS) ? v & TOKEN_MASK : 0;
+    }
+
+    public int openStreams() {
+        return streams.get();
+    }
+
+    public long requests() {
+        return requests.sum();
+    }
+
+    public long promptTokens() {
+        return promptTokens.sum();
+    }
+
+    public long completionTokens() {
+        return completionTokens.sum();
+    }
+
+    public long cachedTokens() {
+        return cachedTokens.sum();
+    }
+
+    private static String printable(String model) {
+        String m = model.length() > 100 ? model.substring(0, 100) + "…" : model;
+        StringBuilder b = new StringBuilder(m.length() + 2).append('"');
+        for (int i = 0; i < m.length(); i++) {
+            char c = m.charAt(i);
+            b.append(c < 0x20 || c == 0x7f ? '?' : c);
+        }
+        return b.append('"').toString();
+    }
+}

@@ -1,0 +1,128 @@
+package io.megallm.proxy.server.clients;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Reads the client file of {@code PROXY_API_KEYS=@path} (contract §13): one client a line, the key
+ * first, then optional {@code name=…}, {@code rpm=N}, {@code tpm=N}, {@code daily_tokens=N},
+ * {@code max_streams=N}, {@code models=a,b,…}; {@code #} comments and blank lines. A bad line is
+ * skipped with a warning that names its line number, never its content (it holds a key).
+ */
+public final class ClientFile {
+
+    /** The clients read, and one warning per skipped line. */
+    public record Parsed(List<ClientSpec> clients, List<String> warnings) {
+    }
+
+    private ClientFile() {
+    }
+
+    public static Parsed parse(String text) {
+        Map<String, ClientSpec> byKey = new LinkedHashMap<>();
+        List<String> warnings = new ArrayList<>();
+        String[] lines = text.split("\r?\n", -1);
+        for (int i = 0; i < lines.length; i++) {
+            String line = lines[i].strip();
+            if (line.isEmpty() || line.startsWith("#")) {
+                continue;
+            }
+            String problem = null;
+            ClientSpec spec = null;
+            try {
+                spec = line(line);
+            } catch (IllegalArgumentException e) {
+                problem = e.getMessage();
+            }
+            if (spec == null) {
+                warnings.add("client file line " + (i + 1) + " skipped: " + problem);
+            } else if (byKey.putIfAbsent(spec.key(), spec) != null) {
+                warnings.add("client file line " + (i + 1) + " skipped: the same key is on an earlier line");
+            }
+        }
+        return new Parsed(List.copyOf(byKey.values()), List.copyOf(warnings));
+    }
+
+    private static ClientSpec line(String line) {
+        String[] parts = line.split("[ \t]+");
+        String key = parts[0];
+        if (key.contains("=")) {
+            throw new IllegalArgumentException("the line must start with the client key");
+        }
+        for (int i = 0; i < key.length(); i++) {
+            char c = key.charAt(i);
+            if (c < 0x21 || c == 0x7f) {
+                throw new IllegalArgumentException("the key has a control character");
+            }
+        }
+        String name = null;
+        long rpm = 0;
+        long tpm = 0;
+        long daily = 0;
+        int streams = 0;
+        Set<String> models = null;
+        Set<String> seen = new LinkedHashSet<>();
+        for (int p = 1; p < parts.length; p++) {
+            String part = parts[p];
+            if (part.startsWith("#")) {
+                break;
+            }
+            int eq = part.indexOf('=');
+            if (eq <= 0) {
+                throw new IllegalArgumentException("expected name=value after the key, found a word without '='");
+            }
+            String field = part.substring(0, eq);
+            String value = part.substring(eq + 1);
+            if (!seen.add(field)) {
+                throw new IllegalArgumentException(field + " is given twice");
+            }
+            switch (field) {
+                case "name" -> {
+                    if (value.isEmpty() || !value.matches("[A-Za-z0-9._@:/+-]{1,64}")) {
+                        throw new IllegalArgumentException("name must be 1 to 64 letters, digits or ._@:/+-");
+                    }
+                    name = value;
+                }
+                case "rpm" -> rpm = positive(field, value);
+                case "tpm" -> tpm = positive(field, value);
+                case "daily_tokens" -> daily = positive(field, value);
+                case "max_streams" -> streams = (int) Math.min(Integer.MAX_VALUE, positive(field, value));
+                case "models" -> {
+                    Set<String> m = new LinkedHashSet<>();
+                    for (String model : value.split(",")) {
+                        if (!model.isBlank()) {
+                            m.add(model.strip());
+                        }
+                    }
+                    if (m.isEmpty()) {
+                        throw new IllegalArgumentException("models= names no model");
+                    }
+                    models = Set.copyOf(m);
+                }
+                default -> throw new IllegalArgumentException("unknown field " + safe(field));
+            }
+        }
+        return new ClientSpec(key, name, rpm, tpm, daily, streams, models);
+    }
+
+    private static long positive(String field, String value) {
+        try {
+            long n = Long.parseLong(value);
+            if (n > 0) {
+                return n;
+            }
+        } catch (NumberFormatException e) {
+            // said below
+        }
+        throw new IllegalArgumentException(field + " must be a whole number above 0");
+    }
+
+    /** A field name in a warning: short and printable, so that a key pasted in the wrong place never shows. */
+    private static String safe(String field) {
+        return field.length() <= 16 && field.matches("[a-z_]+") ? field : "(not shown)";
+    }
+}

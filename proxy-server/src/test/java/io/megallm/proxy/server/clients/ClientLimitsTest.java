@@ -1,0 +1,153 @@
+package io.megallm.proxy.server.clients;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Contract §13: the client file and each limit, with explicit times (no clock, no sleeps). */
+class ClientLimitsTest {
+
+    private static final long T0 = 1_764_979_200L; // 2025-12-06T00:00:00Z, a UTC midnight
+
+    private static Client client(String line) {
+        ClientFile.Parsed p = ClientFile.parse(line);
+        assertEquals(List.of(), p.warnings());
+        return new Client(p.clients().get(0));
+    }
+
+    @Test
+    void theFileGivesKeysNamesAndLimitsAndSkipsBadLinesByNumberOnly() {
+        ClientFile.Parsed p = ClientFile.parse("""
+                # team keys
+                ck-alice-0000000000001 name=alice rpm=60 tpm=10000 daily_tokens=500000 max_streams=2 models=gpt-4o,gpt-4o-mini
+
+                ck-bob-000000000000002
+                ck-carol-0000000000003 rpm=ten
+                ck-dave-00000000000004 colour=blue
+                ck-alice-0000000000001 name=again
+                name=nokey
+                ck-erin-00000000000005 name=erin # a comment after the fields
+                """);
+        assertEquals(3, p.clients().size());
+        ClientSpec alice = p.clients().get(0);
+        assertEquals("alice", alice.label());
+        assertEquals(60, alice.rpm());
+        assertEquals(10000, alice.tpm());
+        assertEquals(500000, alice.dailyTokens());
+        assertEquals(2, alice.maxStreams());
+        assertEquals(Set.of("gpt-4o", "gpt-4o-mini"), alice.models());
+        ClientSpec bob = p.clients().get(1);
+        assertEquals("ck-bob-0…0002", bob.label());
+        assertEquals(0, bob.rpm());
+        assertNull(bob.models());
+        assertEquals("erin", p.clients().get(2).label());
+        assertEquals(4, p.warnings().size(), p.warnings().toString());
+        assertTrue(p.warnings().get(0).startsWith("client file line 5 skipped"), p.warnings().get(0));
+        assertTrue(p.warnings().get(1).startsWith("client file line 6 skipped"), p.warnings().get(1));
+        assertTrue(p.warnings().get(2).startsWith("client file line 7 skipped"), p.warnings().get(2));
+        assertTrue(p.warnings().get(3).startsWith("client file line 8 skipped"), p.warnings().get(3));
+        for (String w : p.warnings()) {
+            assertFalse(w.contains("ck-"), "a warning shows a key: " + w);
+            assertFalse(w.contains("blue") || w.contains("nokey"), "a warning shows line content: " + w);
+        }
+    }
+
+    @Test
+    void rpmRefusesTheRequestOverTheLimitUntilTheOldestLeavesTheWindow() {
+        Client c = client("ck-x-000000000000001 rpm=3");
+        assertNull(c.admit(T0, "m", false));
+        assertNull(c.admit(T0 + 10, "m", false));
+        assertNull(c.admit(T0 + 20, "m", false));
+        Client.Refusal r = c.admit(T0 + 30, "m", false);
+        assertNotNull(r);
+        assertEquals(429, r.status());
+        assertEquals("rpm", r.code());
+        assertEquals(30, r.retryAfterSeconds(), "the first request leaves the window at T0+60");
+        assertNotNull(c.admit(T0 + 59, "m", false));
+        assertNull(c.admit(T0 + 60, "m", false), "a refused request is not counted");
+        assertEquals(4, c.requests());
+    }
+
+    @Test
+    void tpmCountsAnswersTokensAndLetsOneInFlightAnswerOvershoot() {
+        Client c = client("ck-x-000000000000001 tpm=100");
+        assertNull(c.admit(T0, "m", false));
+        assertNull(c.admit(T0, "m", false), "nothing counted yet: both start");
+        c.addTokens(T0 + 1, 60, 30, 0);
+        c.addTokens(T0 + 2, 60, 30, 0);
+        Client.Refusal r = c.admit(T0 + 3, "m", false);
+        assertEquals("tpm", r.code());
+        assertEquals(58, r.retryAfterSeconds(), "the T0+1 answer leaves the window at T0+61");
+        assertNull(c.admit(T0 + 62, "m", false));
+    }
+
+    @Test
+    void dailyTokensLastUntilUtcMidnight() {
+        Client c = client("ck-x-000000000000001 daily_tokens=1000");
+        c.addTokens(T0 + 3600, 900, 200, 50);
+        Client.Refusal r = c.admit(T0 + 7200, "m", false);
+        assertEquals("daily_tokens", r.code());
+        assertEquals(86_400 - 7200, r.retryAfterSeconds());
+        assertNull(c.admit(T0 + 86_400, "m", false), "a new UTC day");
+        assertEquals(900, c.promptTokens());
+        assertEquals(200, c.completionTokens());
+        assertEquals(50, c.cachedTokens());
+    }
+
+    @Test
+    void maxStreamsCountsOpenStreamsOnly() {
+        Client c = client("ck-x-000000000000001 max_streams=1");
+        assertNull(c.admit(T0, "m", true));
+        assertEquals("max_streams", c.admit(T0, "m", true).code());
+        assertNull(c.admit(T0, "m", false), "a non-streaming request is not a stream");
+        c.streamEnded();
+        assertNull(c.admit(T0, "m", true));
+        assertEquals(1, c.openStreams());
+    }
+
+    @Test
+    void modelsOutsideTheListAre403() {
+        Client c = client("ck-x-000000000000001 models=gpt-4o-mini");
+        assertNull(c.admit(T0, "gpt-4o-mini", false));
+        Client.Refusal r = c.admit(T0, "gpt-4o", false);
+        assertEquals(403, r.status());
+        assertEquals("model_not_allowed", r.code());
+        assertEquals("model_not_allowed", c.admit(T0, null, false).code());
+    }
+
+    @Test
+    void racingRequestsNeverExceedRpm() throws Exception {
+        Client c = client("ck-x-000000000000001 rpm=100");
+        ExecutorService pool = Executors.newFixedThreadPool(8);
+        AtomicInteger admitted = new AtomicInteger();
+        CountDownLatch go = new CountDownLatch(1);
+        for (int t = 0; t < 8; t++) {
+            pool.submit(() -> {
+                go.await();
+                for (int i = 0; i < 100; i++) {
+                    if (c.admit(T0, "m", false) == null) {
+                        admitted.incrementAndGet();
+                    }
+                }
+                return null;
+            });
+        }
+        go.countDown();
+        pool.shutdown();
+        assertTrue(pool.awaitTermination(30, TimeUnit.SECONDS));
+        assertTrue(admitted.get() <= 100, "admitted " + admitted.get());
+        assertTrue(admitted.get() >= 90, "admitted " + admitted.get());
+    }
+}
