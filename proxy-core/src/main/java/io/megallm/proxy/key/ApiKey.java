@@ -2,6 +2,10 @@ package io.megallm.proxy.key;
 
 import io.netty.util.AsciiString;
 
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 
@@ -15,6 +19,10 @@ public final class ApiKey {
     private final String secret;
     private final String masked;
     private final AsciiString authorization;
+    /** SHA-256 of the secret in hex: names the key in the state file without revealing it. */
+    private final String id;
+    /** The first 64 bits of that digest: the key's seed in rendezvous hashing. */
+    private final long affinitySeed;
     private final AtomicReference<KeyState> state = new AtomicReference<>(KeyState.AVAILABLE);
     private final AtomicLong requests = new AtomicLong();
     private final AtomicLong failures = new AtomicLong();
@@ -24,6 +32,30 @@ public final class ApiKey {
         this.secret = secret;
         this.masked = mask(secret);
         this.authorization = AsciiString.cached("Bearer " + secret);
+        byte[] digest = sha256(secret);
+        this.id = HexFormat.of().formatHex(digest);
+        long seed = 0;
+        for (int i = 0; i < 8; i++) {
+            seed = (seed << 8) | (digest[i] & 0xff);
+        }
+        this.affinitySeed = seed;
+    }
+
+    static byte[] sha256(String secret) {
+        try {
+            return MessageDigest.getInstance("SHA-256").digest(secret.getBytes(StandardCharsets.UTF_8));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("every JVM has SHA-256", e);
+        }
+    }
+
+    /** SHA-256 of the key in hex; safe to write to files. */
+    public String id() {
+        return id;
+    }
+
+    long affinitySeed() {
+        return affinitySeed;
     }
 
     /** First 8 and last 4 characters; short keys show less so that masking never reveals a whole key. */

@@ -1,35 +1,41 @@
 package io.megallm.proxy.key;
 
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
 
 /**
  * The set of upstream keys and their states. The request path reads a volatile array
- * snapshot and swaps key states with CAS; only reloads (rare, admin-driven) replace the array,
- * and they are serialised among themselves, never against requests.
+ * snapshot and swaps key states with CAS (through {@link KeyLifecycle}); only reloads (rare,
+ * admin-driven) replace the array, and they are serialised among themselves, never against requests.
  */
 public final class KeyPool {
 
-    private static final Logger log = LoggerFactory.getLogger(KeyPool.class);
+    private static final long SECOND = TimeUnit.SECONDS.toNanos(1);
 
-    private static final long MAX_COOLDOWN_SECONDS = TimeUnit.DAYS.toSeconds(7);
-
-    private final LongSupplier nanoClock;
+    private final KeyLifecycle lifecycle;
+    private final CopyOnWriteArrayList<Runnable> reloadListeners = new CopyOnWriteArrayList<>();
     private volatile ApiKey[] keys = new ApiKey[0];
 
+    public KeyPool(KeyClock clock, KeyPolicy policy) {
+        this.lifecycle = new KeyLifecycle(clock, policy);
+    }
+
     public KeyPool(LongSupplier nanoClock) {
-        this.nanoClock = nanoClock;
+        this(KeyClock.of(nanoClock, System::currentTimeMillis), KeyPolicy.DEFAULTS);
     }
 
     public KeyPool() {
-        this(System::nanoTime);
+        this(KeyClock.SYSTEM, KeyPolicy.DEFAULTS);
+    }
+
+    public KeyLifecycle lifecycle() {
+        return lifecycle;
     }
 
     /** The current snapshot; callers must not modify it. */
@@ -42,7 +48,12 @@ public final class KeyPool {
     }
 
     public long now() {
-        return nanoClock.getAsLong();
+        return lifecycle.clock().nanoTime();
+    }
+
+    /** Told after every reload (new keys may be usable). */
+    public void onReload(Runnable listener) {
+        reloadListeners.add(listener);
     }
 
     /** Replaces the key list; keys present before and after keep their state and counters. */
@@ -64,6 +75,9 @@ public final class KeyPool {
             }
         }
         keys = next.toArray(new ApiKey[0]);
+        for (Runnable l : reloadListeners) {
+            l.run();
+        }
         return new ReloadResult(next.size(), next.size() - kept, byValue.size(), kept);
     }
 
@@ -71,11 +85,8 @@ public final class KeyPool {
     public ResetResult resetFailed() {
         int reset = 0;
         for (ApiKey k : keys) {
-            KeyState s = k.state();
-            if (s.kind() != KeyState.Kind.AVAILABLE) {
-                k.force(KeyState.AVAILABLE);
+            if (lifecycle.reset(k)) {
                 reset++;
-                log.info("key {} returned to rotation by reset (was {})", k, s.kind().name().toLowerCase());
             }
         }
         KeyStats stats = stats();
@@ -99,11 +110,29 @@ public final class KeyPool {
     }
 
     /**
-     * Whole seconds until the first cooling key returns (at least 1), or -1 when no key is
-     * cooling (every unavailable key has failed and only an operator can bring it back).
+     * Nanoseconds until a key is usable: 0 when one is now, else until the first resting key
+     * returns, or -1 when no key is resting (every unavailable key has failed, and only a trial
+     * or an operator brings one back).
      */
-    public long secondsUntilNextAvailable() {
+    public long nanosUntilNextUsable() {
         long now = now();
+        for (ApiKey k : keys) {
+            if (k.state().usableAt(now)) {
+                return 0;
+            }
+        }
+        return nanosUntilRestEnds(now);
+    }
+
+    /**
+     * Nanoseconds until the first cooling key's rest ends (0 if one is over already), -1 when no
+     * key is cooling: what a request that found no key to move to may wait for (KEY_WAIT).
+     */
+    public long nanosUntilRestEnds() {
+        return nanosUntilRestEnds(now());
+    }
+
+    private long nanosUntilRestEnds(long now) {
         long best = Long.MAX_VALUE;
         for (ApiKey k : keys) {
             KeyState s = k.state();
@@ -111,10 +140,19 @@ public final class KeyPool {
                 best = Math.min(best, Math.max(0L, s.untilNanos() - now));
             }
         }
-        if (best == Long.MAX_VALUE) {
+        return best == Long.MAX_VALUE ? -1 : best;
+    }
+
+    /**
+     * Whole seconds until the first cooling key returns (at least 1), or -1 when no key is
+     * cooling (every unavailable key has failed and only a trial or an operator brings it back).
+     */
+    public long secondsUntilNextAvailable() {
+        long best = nanosUntilRestEnds(now());
+        if (best < 0) {
             return -1;
         }
-        return Math.max(1L, (best + TimeUnit.SECONDS.toNanos(1) - 1) / TimeUnit.SECONDS.toNanos(1));
+        return Math.max(1L, ceilSeconds(best));
     }
 
     /** Seconds of cooldown left for a key, or -1 when it is not cooling. */
@@ -124,65 +162,122 @@ public final class KeyPool {
         if (s.kind() != KeyState.Kind.COOLING_DOWN || s.usableAt(now)) {
             return -1;
         }
-        long left = s.untilNanos() - now;
-        return Math.max(1L, (left + TimeUnit.SECONDS.toNanos(1) - 1) / TimeUnit.SECONDS.toNanos(1));
+        return Math.max(1L, ceilSeconds(s.untilNanos() - now));
     }
+
+    /**
+     * Seconds until a failed key's next trial (0 when due or running), or -1 when the key is not
+     * failed or failed keys get no trials ({@code KEY_RECHECK=0}).
+     */
+    public long recheckInSeconds(ApiKey key) {
+        KeyState s = key.state();
+        if (!s.rechecks()) {
+            return -1;
+        }
+        if (s.onTrial()) {
+            return 0;
+        }
+        return ceilSeconds(Math.max(0L, s.untilNanos() - now()));
+    }
+
+    private static long ceilSeconds(long nanos) {
+        return (nanos + SECOND - 1) / SECOND;
+    }
+
+    // ---- outcomes, as the relay reports them (kept here for callers of the older names) ---------
 
     public void recordAttempt(ApiKey key) {
         key.recordAttempt();
     }
 
-    /** An answer that says nothing bad about the key; a cooling key whose time is up is flipped back. */
+    /** An answer that says nothing bad about the key. */
     public void recordSuccess(ApiKey key, int status) {
-        key.recordStatus(status, false);
-        KeyState s = key.state();
-        if (s.kind() == KeyState.Kind.COOLING_DOWN && s.usableAt(now()) && key.transition(s, KeyState.AVAILABLE)) {
-            log.info("key {} is available again after cooling down", key);
-        }
+        lifecycle.accepted(key, status);
     }
 
     /** The upstream does not count this against the key (5xx, timeout, connect error). */
     public void recordTransient(ApiKey key, int status) {
-        key.recordStatus(status, false);
+        lifecycle.transientFailure(key, status);
     }
 
-    /** 401/403/402: out of rotation until a reset or a reload. */
+    /** 401/402 or a confirmed 403: failed, with a trial after KEY_RECHECK. */
     public void markFailed(ApiKey key, int status) {
-        key.recordStatus(status, true);
-        String reason = "upstream " + status;
-        KeyState failed = KeyState.failed(reason);
-        // Retry the CAS: a concurrent flip (cooling → available) must not swallow a rejection.
-        for (;;) {
-            KeyState s = key.state();
-            if (s.kind() == KeyState.Kind.FAILED) {
-                return;
-            }
-            if (key.transition(s, failed)) {
-                log.warn("key {} marked failed: {}", key, reason);
-                return;
-            }
-        }
+        lifecycle.rejected(key, status);
     }
 
-    /** 429: rests for the given seconds, then returns by itself. */
+    /** 429 with a rest the upstream named: that many seconds (a negative count is no rest). */
     public void coolDown(ApiKey key, int status, long seconds) {
-        key.recordStatus(status, true);
-        // Capped at a week so that an absurd Retry-After cannot overflow the clock arithmetic.
-        long until = now() + TimeUnit.SECONDS.toNanos(Math.min(Math.max(0L, seconds), MAX_COOLDOWN_SECONDS));
-        KeyState cooling = KeyState.coolingUntil(until, "upstream " + status);
-        for (;;) {
-            KeyState s = key.state();
-            if (s.kind() == KeyState.Kind.FAILED) {
-                return;
+        lifecycle.limited(key, status, Math.max(0L, seconds));
+    }
+
+    /** 429: {@code retryAfterSeconds} when the upstream named a rest, else -1 for the adaptive rest. */
+    public void limited(ApiKey key, int status, long retryAfterSeconds) {
+        lifecycle.limited(key, status, retryAfterSeconds);
+    }
+
+    // ---- restart --------------------------------------------------------------------------------
+
+    /** Every key's state worth keeping, deadlines on the wall clock. */
+    public List<SavedKeyState> savedStates() {
+        long now = now();
+        long wall = lifecycle.clock().epochMillis();
+        ApiKey[] snapshot = keys;
+        List<SavedKeyState> out = new ArrayList<>(snapshot.length);
+        for (ApiKey k : snapshot) {
+            KeyState s = k.state();
+            long until = 0;
+            if (s.kind() == KeyState.Kind.COOLING_DOWN || s.rechecks()) {
+                // A running trial is saved as due now: the next run tries again.
+                long left = s.onTrial() ? 0 : Math.max(0L, s.untilNanos() - now);
+                until = wall + TimeUnit.NANOSECONDS.toMillis(left);
             }
-            // A later deadline wins, so two concurrent 429s never shorten a rest.
-            if (s.kind() == KeyState.Kind.COOLING_DOWN && s.untilNanos() - until >= 0) {
-                return;
-            }
-            if (key.transition(s, cooling)) {
-                log.warn("key {} cooling down for {}s after upstream {}", key, seconds, status);
-                return;
-            }
+            out.add(new SavedKeyState(k.id(), s.kind(), s.reason(), until, s.strikes(),
+                    TimeUnit.NANOSECONDS.toSeconds(s.recheckNanos())));
         }
+        return out;
+    }
+
+    /** Applies saved states to the keys still in the pool; returns how many were restored. */
+    public int restore(Collection<SavedKeyState> saved) {
+        Map<String, SavedKeyState> byId = new HashMap<>();
+        for (SavedKeyState s : saved) {
+            byId.put(s.id(), s);
+        }
+        long now = now();
+        long wall = lifecycle.clock().epochMillis();
+        int restored = 0;
+        for (ApiKey k : keys) {
+            SavedKeyState s = byId.get(k.id());
+            if (s == null || s.kind() == null) {
+                continue;
+            }
+            long until = now + TimeUnit.MILLISECONDS.toNanos(Math.max(0L, s.untilEpochMillis() - wall));
+            KeyState state = switch (s.kind()) {
+                case AVAILABLE -> KeyState.available(s.strikes());
+                case COOLING_DOWN -> KeyState.coolingUntil(until, s.reason(), s.strikes());
+                case FAILED -> restoredFailure(s, until, now);
+            };
+            if (state.kind() == KeyState.Kind.AVAILABLE && state.strikes() == 0) {
+                continue;
+            }
+            lifecycle.restore(k, state, "restored from the state file: " + s.kind().name().toLowerCase()
+                    + (s.reason() == null ? "" : " (" + s.reason() + ")"));
+            restored++;
+        }
+        return restored;
+    }
+
+    /** KEY_RECHECK may have changed between runs: 0 now means no trials; trials now but not then start afresh. */
+    private KeyState restoredFailure(SavedKeyState s, long until, long now) {
+        long recheck = lifecycle.policy().recheckSeconds();
+        if (recheck == 0) {
+            return KeyState.failed(s.reason());
+        }
+        if (s.recheckSeconds() == 0) {
+            long wait = TimeUnit.SECONDS.toNanos(Math.min(recheck, KeyPolicy.MAX_RECHECK_SECONDS));
+            return KeyState.failed(s.reason(), now + wait, wait);
+        }
+        return KeyState.failed(s.reason(), until,
+                TimeUnit.SECONDS.toNanos(Math.min(s.recheckSeconds(), KeyPolicy.MAX_RECHECK_SECONDS)));
     }
 }

@@ -1,19 +1,40 @@
 package io.megallm.proxy.key;
 
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * Round-robin over the keys usable now. The cursor moves past the key handed out with a CAS,
- * so an unavailable key does not give its turn to its neighbour twice and concurrent callers
- * get distinct keys: one request per key per round. No lock.
+ * Which key a request gets. Round-robin over the keys usable now: the cursor moves past the key
+ * handed out with a CAS, so an unavailable key does not give its turn to its neighbour twice
+ * and concurrent callers get distinct keys, one request per key per round. A request with an
+ * affinity value goes by rendezvous hashing instead, and a failed key whose trial is due is
+ * claimed here. No lock.
  */
 public final class KeySelector {
 
     private final KeyPool pool;
     private final AtomicLong cursor = new AtomicLong();
+    /**
+     * No trial is due before this nanoTime, so most requests skip the scan for one. Lowered by
+     * every change that makes a trial due sooner, raised only by a scan that saw every key.
+     */
+    private final AtomicLong noTrialBefore = new AtomicLong(Long.MIN_VALUE);
 
     public KeySelector(KeyPool pool) {
         this.pool = pool;
+        pool.lifecycle().addListener((key, from, to) -> {
+            if (to.rechecks()) {
+                // A new failure's first trial, a failed trial's next one, or a claim's lapse.
+                lower(to.untilNanos());
+            }
+        });
+        pool.onReload(() -> noTrialBefore.set(Long.MIN_VALUE));
+    }
+
+    private void lower(long at) {
+        // MIN_VALUE means "scan every time" and stays so; otherwise the earlier time wins.
+        noTrialBefore.accumulateAndGet(at,
+                (current, next) -> current != Long.MIN_VALUE && next - current < 0 ? next : current);
     }
 
     /**
@@ -21,6 +42,10 @@ public final class KeySelector {
      * {@code tried}, or null when there is none.
      */
     public ApiKey next(ApiKey[] tried, int triedCount) {
+        return roundRobin(tried, 0, triedCount);
+    }
+
+    private ApiKey roundRobin(ApiKey[] tried, int from, int to) {
         for (;;) {
             ApiKey[] keys = pool.snapshot();
             int n = keys.length;
@@ -34,7 +59,7 @@ public final class KeySelector {
             int offset = 0;
             for (; offset < n; offset++) {
                 ApiKey k = keys[(base + offset) % n];
-                if (k.state().usableAt(now) && !contains(tried, triedCount, k)) {
+                if (k.state().usableAt(now) && !contains(tried, from, to, k)) {
                     found = k;
                     break;
                 }
@@ -48,8 +73,109 @@ public final class KeySelector {
         }
     }
 
-    private static boolean contains(ApiKey[] tried, int count, ApiKey key) {
-        for (int i = 0; i < count; i++) {
+    /**
+     * Like {@link #next(ApiKey[], int)}, but only {@code tried[from..to)} are avoided (a request
+     * that waited for a key may go back to the keys it tried before), and a request with an
+     * affinity value ({@code affinity != 0}, the hash of its {@code prompt_cache_key} or
+     * {@code user}) gets the usable key with the highest rendezvous weight for that value. While
+     * that key stays usable every request with the value lands on it; when it goes, only its own
+     * share of values moves, each to its second choice.
+     */
+    public ApiKey next(ApiKey[] tried, int from, int to, long affinity) {
+        if (affinity == 0) {
+            return roundRobin(tried, from, to);
+        }
+        ApiKey[] keys = pool.snapshot();
+        long now = pool.now();
+        ApiKey best = null;
+        long bestWeight = 0;
+        for (ApiKey k : keys) {
+            if (!k.state().usableAt(now) || contains(tried, from, to, k)) {
+                continue;
+            }
+            long w = weight(affinity, k);
+            if (best == null || Long.compareUnsigned(w, bestWeight) > 0) {
+                best = k;
+                bestWeight = w;
+            }
+        }
+        return best;
+    }
+
+    /** {@link #next(ApiKey[], int, int, long)} avoiding every key tried so far. */
+    public ApiKey next(ApiKey[] tried, int triedCount, long affinity) {
+        return next(tried, 0, triedCount, affinity);
+    }
+
+    /**
+     * Whether {@code key} is the first choice for {@code affinity} among all keys of the pool,
+     * usable or not: a request placed by affinity on another key was moved off its warm cache.
+     */
+    public boolean firstChoice(long affinity, ApiKey key) {
+        ApiKey best = null;
+        long bestWeight = 0;
+        for (ApiKey k : pool.snapshot()) {
+            long w = weight(affinity, k);
+            if (best == null || Long.compareUnsigned(w, bestWeight) > 0) {
+                best = k;
+                bestWeight = w;
+            }
+        }
+        return best == key;
+    }
+
+    /** The rendezvous weight: a strong mix of value and key, so that every key wins its fair share. */
+    static long weight(long affinity, ApiKey key) {
+        long z = affinity ^ key.affinitySeed();
+        // splitmix64's finaliser: every input bit flips about half the output bits.
+        z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
+        z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
+        return z ^ (z >>> 31);
+    }
+
+    /**
+     * Claims the trial of a failed key that is due for one (KEY_RECHECK), not among {@code tried}:
+     * the caller sends its request with that key first. Null when no trial is due. Many racing
+     * callers get the key at most once between them: the claim is a CAS.
+     */
+    public ApiKey trial(ApiKey[] tried, int triedCount) {
+        long now = pool.now();
+        long gate = noTrialBefore.get();
+        if (gate != Long.MIN_VALUE && now - gate < 0) {
+            return null;
+        }
+        ApiKey[] keys = pool.snapshot();
+        KeyLifecycle lifecycle = pool.lifecycle();
+        boolean any = false;
+        boolean blocked = false;
+        long next = 0;
+        for (ApiKey k : keys) {
+            KeyState s = k.state();
+            if (!s.rechecks()) {
+                continue;
+            }
+            if (s.trialDueAt(now)) {
+                if (!contains(tried, 0, triedCount, k) && lifecycle.claimTrial(k)) {
+                    return k;
+                }
+                // Due but not this request's (it tried the key already, or a racer claimed it).
+                blocked = true;
+                continue;
+            }
+            if (!any || s.untilNanos() - next < 0) {
+                next = s.untilNanos();
+                any = true;
+            }
+        }
+        // Nothing due: skip scans until the earliest trial, unless a change lowered the gate meanwhile.
+        if (!blocked) {
+            noTrialBefore.compareAndSet(gate, any ? next : now + TimeUnit.DAYS.toNanos(1));
+        }
+        return null;
+    }
+
+    private static boolean contains(ApiKey[] tried, int from, int to, ApiKey key) {
+        for (int i = from; i < to; i++) {
             if (tried[i] == key) {
                 return true;
             }

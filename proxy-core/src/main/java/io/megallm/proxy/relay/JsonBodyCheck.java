@@ -32,9 +32,17 @@ public final class JsonBodyCheck {
         }
     };
 
-    /** Outcome of a check: {@code error} is null when the body is fine. */
-    public record Result(String error, String model, boolean stream) {
-        static final Result NOT_JSON = new Result(null, null, false);
+    /**
+     * Outcome of a check: {@code error} is null when the body is fine. {@code affinity} is a
+     * 64-bit hash of the top-level {@code prompt_cache_key} (else {@code user}) string, 0 when
+     * the body has neither: it is all key selection needs, and the value itself is never kept.
+     */
+    public record Result(String error, String model, boolean stream, long affinity) {
+        static final Result NOT_JSON = new Result(null, null, false, 0L);
+
+        Result(String error, String model, boolean stream) {
+            this(error, model, stream, 0L);
+        }
     }
 
     private JsonBodyCheck() {
@@ -58,6 +66,8 @@ public final class JsonBodyCheck {
         }
         String model = null;
         boolean stream = false;
+        long cacheKey = 0;
+        long user = 0;
         try (JsonParser p = parser(body)) {
             JsonToken root = p.nextToken();
             if (root == null) {
@@ -72,6 +82,10 @@ public final class JsonBodyCheck {
                         model = p.getText();
                     } else if ("stream".equals(field) && (t == JsonToken.VALUE_TRUE || t == JsonToken.VALUE_FALSE)) {
                         stream = t == JsonToken.VALUE_TRUE;
+                    } else if ("prompt_cache_key".equals(field) && t == JsonToken.VALUE_STRING) {
+                        cacheKey = hashText(p);
+                    } else if ("user".equals(field) && t == JsonToken.VALUE_STRING) {
+                        user = hashText(p);
                     } else {
                         p.skipChildren();
                     }
@@ -85,7 +99,25 @@ public final class JsonBodyCheck {
         } catch (IOException e) {
             return new Result("The request body is not valid JSON: " + firstLine(e.getMessage()), null, false);
         }
-        return new Result(null, model, stream);
+        return new Result(null, model, stream, cacheKey != 0 ? cacheKey : user);
+    }
+
+    /**
+     * FNV-1a over the string's characters, read from the parser's own buffer (no String made),
+     * then mixed so that near-equal values land far apart. Never 0: 0 means "no value".
+     */
+    private static long hashText(JsonParser p) throws IOException {
+        char[] chars = p.getTextCharacters();
+        int from = p.getTextOffset();
+        int to = from + p.getTextLength();
+        long h = 0xcbf29ce484222325L;
+        for (int i = from; i < to; i++) {
+            h = (h ^ chars[i]) * 0x100000001b3L;
+        }
+        h ^= h >>> 33;
+        h *= 0xff51afd7ed558ccdL;
+        h ^= h >>> 33;
+        return h == 0 ? 1 : h;
     }
 
     /**

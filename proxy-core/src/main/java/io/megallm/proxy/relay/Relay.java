@@ -6,6 +6,8 @@ import io.megallm.proxy.http.InboundRequest;
 import io.megallm.proxy.http.ServerLifecycle;
 import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.key.KeySelector;
+import io.megallm.proxy.key.KeyWaiters;
+import io.megallm.proxy.key.RetryBudget;
 import io.megallm.proxy.upstream.UpstreamPools;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.EventLoop;
@@ -25,6 +27,7 @@ public final class Relay {
     private final ServerLifecycle lifecycle;
     private final RelayEvents events;
     private final DefaultModel defaultModel;
+    private final KeyAccess access;
     private final ConcurrentMap<EventLoop, SilenceWatch> watches = new ConcurrentHashMap<>();
 
     public Relay(KeyPool keys, UpstreamPools pools, RelaySettings settings, ServerLifecycle lifecycle) {
@@ -33,6 +36,12 @@ public final class Relay {
 
     public Relay(KeyPool keys, UpstreamPools pools, RelaySettings settings, ServerLifecycle lifecycle,
                  RelayEvents events) {
+        this(keys, pools, settings, lifecycle, events, KeyAccess.NONE);
+    }
+
+    public Relay(KeyPool keys, UpstreamPools pools, RelaySettings settings, ServerLifecycle lifecycle,
+                 RelayEvents events, KeyAccess access) {
+        this.access = access;
         this.keys = keys;
         this.selector = new KeySelector(keys);
         this.pools = pools;
@@ -68,13 +77,25 @@ public final class Relay {
                 }
             }
         }
-        new RelayCall(this, exchange, pools.target().pathFor(rest)).start();
+        new RelayCall(this, exchange, pools.target().pathFor(rest), body.affinity()).start();
     }
 
     /** The silence timeouts of one event loop, made on first use there. */
     SilenceWatch silenceWatch(EventLoop loop) {
         SilenceWatch w = watches.get(loop);
         return w != null ? w : watches.computeIfAbsent(loop, SilenceWatch::new);
+    }
+
+    /**
+     * What a request may do beyond its own attempts: resend under the retry budget, wait for a
+     * key. {@code budget} null: no budget; {@code waiters} null or {@code keyWaitNanos} 0: no waiting.
+     */
+    public record KeyAccess(RetryBudget budget, KeyWaiters waiters, long keyWaitNanos) {
+        public static final KeyAccess NONE = new KeyAccess(null, null, 0);
+    }
+
+    KeyAccess access() {
+        return access;
     }
 
     KeyPool keys() {

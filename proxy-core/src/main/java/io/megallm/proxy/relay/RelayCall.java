@@ -6,6 +6,7 @@ import io.megallm.proxy.http.Exchange;
 import io.megallm.proxy.http.InboundRequest;
 import io.megallm.proxy.key.ApiKey;
 import io.megallm.proxy.key.KeyPool;
+import io.megallm.proxy.key.KeyWaiters;
 import io.megallm.proxy.upstream.AcquireCallback;
 import io.megallm.proxy.upstream.PendingAcquire;
 import io.megallm.proxy.upstream.UpstreamListener;
@@ -36,9 +37,9 @@ import java.util.concurrent.TimeUnit;
  * attempt may be abandoned for another; after it, the relay only streams. Everything runs on
  * the client connection's event loop, which is also the loop of the upstream connection.
  */
-final class RelayCall implements UpstreamListener, ClientListener, AcquireCallback, Runnable {
+final class RelayCall implements UpstreamListener, ClientListener, AcquireCallback, Runnable, KeyWaiters.Callback {
 
-    private enum Phase { ACQUIRING, WAITING_HEAD, BUFFERING, STREAMING, BACKOFF, DONE }
+    private enum Phase { WAITING_KEY, ACQUIRING, WAITING_HEAD, BUFFERING, STREAMING, BACKOFF, DONE }
 
     private enum Failure { NONE, UNREACHABLE, TIMEOUT }
 
@@ -59,9 +60,25 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private final ApiKey[] tried;
     private final ChannelFutureListener onWritten = this::written;
     private final RelayEvents events;
+    private final Relay.KeyAccess access;
+    /** Hash of the body's prompt_cache_key (else user), 0 without one: picks the key by rendezvous hashing. */
+    private final long affinity;
 
     private Phase phase = Phase.ACQUIRING;
     private int triedCount;
+    /** Keys before this index in {@code tried} may be used again: the request waited for a key since. */
+    private int avoidFrom;
+    /** The failed key this request carries on trial (at most one per request, contract §7), or null. */
+    private ApiKey trialKey;
+    /** The trial key answered with a rejection: its answer is not the client's business. */
+    private boolean trialFailed;
+    private boolean affinityCounted;
+    private KeyWaiters.Waiter waiter;
+    /** System.nanoTime by which any wait for a key must end (KEY_WAIT counts once per request); 0 before the first. */
+    private long waitDeadline;
+    private long waitStart;
+    /** The wait began in a move to another key: the move counts once a key is found. */
+    private boolean waitIsSwitch;
     private ApiKey key;
     private int switches;
     private int sameKeyRetries;
@@ -92,7 +109,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     /** The connection request in flight; cancelled when the client leaves before it is served. */
     private PendingAcquire acquiring;
 
-    RelayCall(Relay relay, Exchange exchange, String upstreamUri) {
+    RelayCall(Relay relay, Exchange exchange, String upstreamUri, long affinity) {
         this.relay = relay;
         this.exchange = exchange;
         this.request = exchange.request();
@@ -101,19 +118,58 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         this.watch = relay.silenceWatch(exchange.eventLoop());
         this.upstreamHead = HeaderRewriter.upstreamHead(request, relay.pools().target(), upstreamUri);
         this.timeoutNanos = TimeUnit.MILLISECONDS.toNanos(relay.settings().timeoutMillis());
-        this.tried = new ApiKey[relay.settings().maxKeyRetries() + 1];
+        // The first key, MAX_KEY_RETRIES moves, and the trial key with the free move to and from it.
+        this.tried = new ApiKey[relay.settings().maxKeyRetries() + 3];
         this.events = relay.events();
+        this.access = relay.access();
+        this.affinity = affinity;
     }
 
     void start() {
         exchange.listen(this);
-        key = relay.selector().next(tried, 0);
-        if (key == null) {
-            noKeyAvailable();
+        if (access.budget() != null) {
+            access.budget().onRequest();
+        }
+        ApiKey first = pick();
+        if (first == null) {
+            awaitKey(false);
             return;
         }
-        tried[triedCount++] = key;
+        use(first);
+    }
+
+    /**
+     * The key for the next attempt: a failed key whose trial is due comes first (once per
+     * request), then the affinity key, else round robin; keys this request tried are avoided
+     * unless it waited since.
+     */
+    private ApiKey pick() {
+        if (trialKey == null) {
+            ApiKey trial = relay.selector().trial(tried, triedCount);
+            if (trial != null) {
+                trialKey = trial;
+                return trial;
+            }
+        }
+        ApiKey next = relay.selector().next(tried, avoidFrom, triedCount, affinity);
+        if (next != null && affinity != 0 && !affinityCounted) {
+            affinityCounted = true;
+            events.affinity(relay.selector().firstChoice(affinity, next));
+        }
+        return next;
+    }
+
+    private void use(ApiKey next) {
+        sameKeyRetries = 0;
+        staleRetried = false;
+        key = next;
+        tried[triedCount++] = next;
         attempt();
+    }
+
+    /** The key is this request's trial and the trial has not been decided yet. */
+    private boolean onTrial() {
+        return key != null && key == trialKey && key.state().onTrial();
     }
 
     private void attempt() {
@@ -121,6 +177,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             return;
         }
         phase = Phase.ACQUIRING;
+        trialFailed = false;
         keys.recordAttempt(key);
         exchange.attempt(key.masked());
         attemptStart = System.nanoTime();
@@ -231,6 +288,17 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     }
 
     private void judgeKey(HttpResponse head, int code) {
+        if (onTrial() && verdict != FailoverPolicy.Verdict.TRANSIENT) {
+            // A failed key on trial that refuses again (a 403 included: it was failed already) stays
+            // failed with a doubled wait. The request moves on as if the trial had not been.
+            trialFailed = true;
+            if (verdict == FailoverPolicy.Verdict.KEY_COOLING) {
+                keys.limited(key, code, -1);
+            } else {
+                keys.markFailed(key, code);
+            }
+            return;
+        }
         switch (verdict) {
             case KEY_FAILED -> keys.markFailed(key, code);
             case KEY_FORBIDDEN -> {
@@ -245,9 +313,9 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
                 }
             }
             case KEY_COOLING -> {
-                long seconds = RetryAfter.seconds(head.headers().get(HttpHeaderNames.RETRY_AFTER),
-                        System.currentTimeMillis());
-                keys.coolDown(key, code, seconds >= 0 ? seconds : relay.settings().keyCooldownSeconds());
+                // -1 (no Retry-After): the adaptive rest, 1 s doubled per consecutive 429 up to KEY_COOLDOWN.
+                keys.limited(key, code, RetryAfter.seconds(head.headers().get(HttpHeaderNames.RETRY_AFTER),
+                        System.currentTimeMillis()));
             }
             default -> keys.recordTransient(key, code);
         }
@@ -314,10 +382,16 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             }
             case BUFFERING -> {
                 finishUpstream();
-                if (lastAnswer != null) {
-                    lastAnswer.release();
+                if (trialFailed) {
+                    // A trial's failure is invisible to the client: its answer is never relayed.
+                    trialFailed = false;
+                    pendingAnswer.release();
+                } else {
+                    if (lastAnswer != null) {
+                        lastAnswer.release();
+                    }
+                    lastAnswer = pendingAnswer;
                 }
-                lastAnswer = pendingAnswer;
                 pendingAnswer = null;
                 afterFailedAnswer();
             }
@@ -416,6 +490,10 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         if (phase == Phase.ACQUIRING || phase == Phase.WAITING_HEAD || phase == Phase.BACKOFF) {
             events.attempt(RelayEvents.Outcome.CLIENT_CANCELLED);
         }
+        if (phase == Phase.WAITING_KEY) {
+            // Out of the wait at once; nothing of this request was sent.
+            events.keyWait(RelayEvents.KeyWait.CLIENT_GONE, System.nanoTime() - waitStart);
+        }
         done();
     }
 
@@ -505,6 +583,21 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
 
     private void retrySameKeyOrSwitch() {
         cancelTimer();
+        if (onTrial()) {
+            // No answer from the key on trial says nothing about it: the trial goes back for another
+            // request to claim, and this one moves on. Not a retry: the client never saw the trial.
+            keys.recordTransient(key, 0);
+            lastFailure = Failure.NONE;
+            switchKey();
+            return;
+        }
+        if (access.budget() != null && !access.budget().tryRetry()) {
+            // Over the retry budget: the failure goes to the client now, so that a failing upstream
+            // never gets a multiple of the offered load (contract §7).
+            events.retryRefused();
+            giveUp();
+            return;
+        }
         if (sameKeyRetries < relay.settings().maxRetries()) {
             sameKeyRetries++;
             events.retry();
@@ -519,22 +612,102 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
 
     private void switchKey() {
         cancelTimer();
-        if (switches >= relay.settings().maxKeyRetries()) {
+        // A move to or from the trial key is free: the trial is an extra attempt the client never sees.
+        boolean counts = key != trialKey;
+        if (counts && switches >= relay.settings().maxKeyRetries()) {
             giveUp();
             return;
         }
-        ApiKey next = relay.selector().next(tried, triedCount);
+        ApiKey next = pick();
         if (next == null) {
-            giveUp();
+            awaitKey(counts);
             return;
         }
-        switches++;
-        events.keySwitch();
-        sameKeyRetries = 0;
-        staleRetried = false;
-        key = next;
-        tried[triedCount++] = next;
-        attempt();
+        if (counts && next != trialKey) {
+            switches++;
+            events.keySwitch();
+        }
+        use(next);
+    }
+
+    // ---- waiting for a key (KEY_WAIT) -------------------------------------------------------------
+
+    /**
+     * No key to use: wait when a resting key returns within what is left of KEY_WAIT, else the
+     * request is out of keys. {@code isSwitch}: the wait is part of a move that counts.
+     */
+    private void awaitKey(boolean isSwitch) {
+        KeyWaiters waiters = access.waiters();
+        long now = System.nanoTime();
+        if (waitDeadline == 0) {
+            waitDeadline = now + access.keyWaitNanos();
+        }
+        long left = waitDeadline - now;
+        long untilRestEnds = keys.nanosUntilRestEnds();
+        if (waiters == null || access.keyWaitNanos() == 0 || untilRestEnds < 0 || untilRestEnds > left) {
+            if (waitStart != 0) {
+                events.keyWait(RelayEvents.KeyWait.TIMED_OUT, now - waitStart);
+            }
+            outOfKeys();
+            return;
+        }
+        KeyWaiters.Waiter w = waiters.await(exchange.eventLoop(), left, this);
+        if (w == null) {
+            events.keyWait(RelayEvents.KeyWait.FULL, 0);
+            outOfKeys();
+            return;
+        }
+        if (waitStart == 0) {
+            waitStart = now;
+        }
+        waiter = w;
+        waitIsSwitch = isSwitch;
+        phase = Phase.WAITING_KEY;
+    }
+
+    /** From the waiters, on this request's loop: a key may be usable now. */
+    @Override
+    public void keyMayBeUsable() {
+        if (phase != Phase.WAITING_KEY) {
+            return;
+        }
+        waiter = null;
+        // Having waited, the request may go back to a key it tried before (contract §7).
+        avoidFrom = triedCount;
+        ApiKey next = pick();
+        if (next == null) {
+            // Another request was quicker, or the key rested again: wait on for what is left.
+            awaitKey(waitIsSwitch);
+            return;
+        }
+        events.keyWait(RelayEvents.KeyWait.SERVED, System.nanoTime() - waitStart);
+        // A later wait is a wait of its own (it shares what is left of KEY_WAIT).
+        waitStart = 0;
+        if (waitIsSwitch && next != trialKey) {
+            switches++;
+            events.keySwitch();
+        }
+        use(next);
+    }
+
+    /** From the waiters, on this request's loop: KEY_WAIT is over and no key came back. */
+    @Override
+    public void waitOver() {
+        if (phase != Phase.WAITING_KEY) {
+            return;
+        }
+        waiter = null;
+        events.keyWait(RelayEvents.KeyWait.TIMED_OUT, System.nanoTime() - waitStart);
+        outOfKeys();
+    }
+
+    /** No key to move to: 503 when no key has answered this request yet, else what the keys said. */
+    private void outOfKeys() {
+        if (lastAnswer == null && lastFailure == Failure.NONE) {
+            noKeyAvailable();
+        } else {
+            giveUp();
+        }
     }
 
     /** Out of moves: the last upstream answer as it was, or an error of our own if there was none. */
@@ -600,6 +773,15 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         }
         phase = Phase.DONE;
         cancelTimer();
+        if (waiter != null) {
+            waiter.cancel();
+            waiter = null;
+        }
+        if (onTrial()) {
+            // The request ended before the trial key answered (client gone, upstream pool full):
+            // the trial is handed back, undecided.
+            keys.lifecycle().abandonTrial(key);
+        }
         if (backoff != null) {
             backoff.cancel(false);
             backoff = null;

@@ -36,4 +36,19 @@ public interface RelayEvents {
 
     default void requestBytes(long bytes) {
     }
+
+    /** How a wait for a key ended (contract §7, KEY_WAIT). */
+    enum KeyWait { SERVED, TIMED_OUT, CLIENT_GONE, FULL }
+
+    /** A request waited for a key ({@code nanos} long; 0 for a wait refused because it was full). */
+    default void keyWait(KeyWait outcome, long nanos) {
+    }
+
+    /** A resend after a transient failure was refused by the retry budget; the failure went to the client. */
+    default void retryRefused() {
+    }
+
+    /** A request with a prompt_cache_key/user got a key; {@code firstChoice}: its own key, not a stand-in. */
+    default void affinity(boolean firstChoice) {
+    }
 }

@@ -246,4 +246,42 @@ class JsonBodyCheckTest {
         assertTrue(JsonBodyCheck.appliesTo(null, buf("{}")));
         assertFalse(JsonBodyCheck.appliesTo(null, Unpooled.EMPTY_BUFFER));
     }
+
+    // ---- affinity (contract §7): the top-level prompt_cache_key, else user, as a hash ----
+
+    @Test
+    void promptCacheKeyGivesTheSameNonZeroHashEveryTime() {
+        long a = check("{\"model\":\"m\",\"prompt_cache_key\":\"conv-42\"}").affinity();
+        long b = check("{\"prompt_cache_key\":\"conv-42\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}").affinity();
+        assertTrue(a != 0);
+        assertEquals(a, b);
+        assertTrue(a != check("{\"prompt_cache_key\":\"conv-43\"}").affinity());
+    }
+
+    @Test
+    void promptCacheKeyWinsOverUserWhicheverComesFirst() {
+        long cacheKey = check("{\"prompt_cache_key\":\"p\"}").affinity();
+        assertEquals(cacheKey, check("{\"user\":\"u\",\"prompt_cache_key\":\"p\"}").affinity());
+        assertEquals(cacheKey, check("{\"prompt_cache_key\":\"p\",\"user\":\"u\"}").affinity());
+    }
+
+    @Test
+    void userIsTheFallback() {
+        long user = check("{\"user\":\"alice\"}").affinity();
+        assertTrue(user != 0);
+        assertEquals(user, check("{\"model\":\"m\",\"user\":\"alice\"}").affinity());
+    }
+
+    @Test
+    void nestedOrNonStringValuesGiveNoAffinity() {
+        assertEquals(0, check("{\"model\":\"m\"}").affinity());
+        assertEquals(0, check("{\"metadata\":{\"prompt_cache_key\":\"p\",\"user\":\"u\"}}").affinity());
+        assertEquals(0, check("{\"user\":5,\"prompt_cache_key\":null}").affinity());
+        assertEquals(0, check("[{\"user\":\"u\"}]").affinity());
+    }
+
+    @Test
+    void escapedAndPlainFormsOfOneValueHashAlike() {
+        assertEquals(check("{\"user\":\"ab\"}").affinity(), check("{\"user\":\"a\\u0062\"}").affinity());
+    }
 }

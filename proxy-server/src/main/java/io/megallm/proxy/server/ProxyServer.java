@@ -4,7 +4,11 @@ import io.megallm.proxy.http.ClientLimits;
 import io.megallm.proxy.http.ExchangeObserver;
 import io.megallm.proxy.http.RequestReader;
 import io.megallm.proxy.http.ServerLifecycle;
+import io.megallm.proxy.key.KeyClock;
+import io.megallm.proxy.key.KeyPolicy;
 import io.megallm.proxy.key.KeyPool;
+import io.megallm.proxy.key.KeyWaiters;
+import io.megallm.proxy.key.RetryBudget;
 import io.megallm.proxy.relay.Relay;
 import io.megallm.proxy.relay.RelaySettings;
 import io.megallm.proxy.server.access.AccessLog;
@@ -12,6 +16,7 @@ import io.megallm.proxy.server.config.Settings;
 import io.megallm.proxy.server.metrics.ProxyMetrics;
 import io.megallm.proxy.server.keys.KeyFile;
 import io.megallm.proxy.server.keys.KeyFileWatcher;
+import io.megallm.proxy.server.keys.KeyStateFile;
 import io.megallm.proxy.server.routes.AccessControl;
 import io.megallm.proxy.server.routes.Router;
 import io.megallm.proxy.transport.Transport;
@@ -42,8 +47,9 @@ public final class ProxyServer {
 
     private final Settings settings;
     private final Transport transport;
-    private final KeyPool keys = new KeyPool();
+    private final KeyPool keys;
     private final KeyFile keyFile;
+    private KeyStateFile stateFile;
     private final ServerLifecycle lifecycle = new ServerLifecycle();
     private final ClientLimits clientLimits;
     private EventLoopGroup workers;
@@ -58,10 +64,25 @@ public final class ProxyServer {
     }
 
     public ProxyServer(Settings settings, Transport transport) {
+        this(settings, transport, KeyClock.SYSTEM);
+    }
+
+    /** {@code clock}: the key pool's clocks; tests pass their own so that rests and trials pass without sleeping. */
+    public ProxyServer(Settings settings, Transport transport, KeyClock clock) {
         this.settings = settings;
         this.transport = transport;
+        this.keys = new KeyPool(clock, policy(settings));
         this.keyFile = new KeyFile(settings.keysFile(), keys);
         this.clientLimits = new ClientLimits(settings.clientSettings());
+    }
+
+    /**
+     * A trial's claim lasts as long as its request can take to get an answer head (every
+     * same-key retry timing out), so that a request that vanished frees the trial by then.
+     */
+    private static KeyPolicy policy(Settings s) {
+        long lease = (long) Math.ceil(s.timeoutSeconds()) * (s.maxRetries() + 2L);
+        return new KeyPolicy(s.keyCooldownSeconds(), s.keyRecheckSeconds(), Math.max(1L, lease));
     }
 
     /** Binds the listening socket; throws when the address cannot be bound. */
@@ -69,13 +90,19 @@ public final class ProxyServer {
         int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
         workers = transport.newGroup(threads, "megallm-io");
         keyFile.loadAtStart();
+        restoreKeyStates();
         watcher = new KeyFileWatcher(keyFile).start();
         UpstreamTarget target = UpstreamTarget.parse(settings.baseUrl());
         pools = new UpstreamPools(target, transport.socketChannel(), new UpstreamSettings(settings.poolMaxSize(),
                 settings.poolConnections(), settings.timeoutMillis(), UPSTREAM_IDLE_TTL_SECONDS, threads));
-        metrics = new ProxyMetrics(keys, lifecycle, pools);
+        // As many waiters as upstream connections: a request beyond that could not be sent anyway.
+        KeyWaiters waiters = new KeyWaiters(keys, settings.poolMaxSize());
+        metrics = new ProxyMetrics(keys, lifecycle, pools, waiters);
+        RetryBudget budget = new RetryBudget(settings.retryBudgetPercent(), settings.retryBudgetMinPerSecond(),
+                System::nanoTime);
         Relay relay = new Relay(keys, pools, new RelaySettings(settings.timeoutMillis(), settings.maxRetries(),
-                settings.maxKeyRetries(), settings.keyCooldownSeconds(), settings.defaultModel()), lifecycle, metrics);
+                settings.maxKeyRetries(), settings.keyCooldownSeconds(), settings.defaultModel()), lifecycle, metrics,
+                new Relay.KeyAccess(budget, waiters, TimeUnit.SECONDS.toNanos(settings.keyWaitSeconds())));
         AccessControl access = new AccessControl(settings.adminToken(), settings.proxyApiKeys());
         Router router = new Router(relay, keys, keyFile, access, metrics);
         accessLog = new AccessLog();
@@ -119,6 +146,17 @@ public final class ProxyServer {
             log.warn("PROXY_API_KEYS is unset: any client that reaches this port can use the key pool");
         }
         return this;
+    }
+
+    /** States of the keys still in the key file come back from KEY_STATE_FILE; later changes go to it. */
+    private void restoreKeyStates() {
+        stateFile = new KeyStateFile(settings.keyStateFile());
+        int restored = keys.restore(stateFile.load());
+        if (restored > 0) {
+            log.info("restored the states of {} key(s) from {}", restored, stateFile.path());
+        }
+        keys.lifecycle().addListener((key, from, to) -> stateFile.changed(keys));
+        keys.onReload(() -> stateFile.changed(keys));
     }
 
     public int port() {
@@ -177,6 +215,9 @@ public final class ProxyServer {
             pools.close();
         }
         stopLoops();
+        if (stateFile != null) {
+            stateFile.close();
+        }
         if (accessLog != null) {
             accessLog.flushStopped();
         }

@@ -26,7 +26,7 @@ public final class ConfigLoader {
             "LOG_LEVEL", "KEYS_FILE", "LOG_DIR", "HTTP_POOL_MAXSIZE", "HTTP_POOL_CONNECTIONS", "MAX_REQUEST_BODY",
             "KEY_COOLDOWN", "ADMIN_TOKEN", "PROXY_API_KEYS", "SHUTDOWN_GRACE", "ACCESS_LOG_CONSOLE",
             "CLIENT_HEADER_TIMEOUT", "CLIENT_BODY_TIMEOUT", "KEEPALIVE_TIMEOUT", "SEND_TIMEOUT", "MAX_CONNECTIONS",
-            "DEFAULT_MODEL");
+            "DEFAULT_MODEL", "KEY_RECHECK", "KEY_WAIT", "RETRY_BUDGET", "RETRY_BUDGET_MIN", "KEY_STATE_FILE");
 
     private static final List<String> SECRET_NAMES = List.of("ADMIN_TOKEN", "PROXY_API_KEYS");
 
@@ -111,9 +111,15 @@ public final class ConfigLoader {
         if (defaultModel != null && defaultModel.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
             throw bad("DEFAULT_MODEL", "must be a model name on one line");
         }
+        long recheck = (long) Math.ceil(nonNegativeNumber("KEY_RECHECK"));
+        long keyWait = (long) Math.ceil(nonNegativeNumber("KEY_WAIT"));
+        int budget = intAtLeast("RETRY_BUDGET", 0, 1_000_000);
+        int budgetMin = intAtLeast("RETRY_BUDGET_MIN", 0, 1_000_000);
+        Path stateFile = workDir.resolve(nonEmpty("KEY_STATE_FILE"));
         return new Settings(baseUrl.strip(), timeout, maxRetries, maxKeyRetries, host, port, level, keysFile, logDir,
                 poolMax, poolIdle, maxBody, cooldown, adminToken, List.copyOf(clientKeys), grace, accessConsole,
-                headerTimeout, bodyTimeout, keepaliveTimeout, sendTimeout, maxConnections, defaultModel);
+                headerTimeout, bodyTimeout, keepaliveTimeout, sendTimeout, maxConnections, defaultModel,
+                recheck, keyWait, budget, budgetMin, stateFile);
     }
 
     /** {@code a,b,c}, or {@code @path} to a file of one key a line ('#' comments, blanks ignored). */

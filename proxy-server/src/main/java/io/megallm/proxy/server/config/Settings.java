@@ -29,7 +29,12 @@ public record Settings(
         double keepaliveTimeoutSeconds,
         double sendTimeoutSeconds,
         int maxConnections,
-        String defaultModel) {
+        String defaultModel,
+        long keyRecheckSeconds,
+        long keyWaitSeconds,
+        int retryBudgetPercent,
+        int retryBudgetMinPerSecond,
+        Path keyStateFile) {
 
     public long timeoutMillis() {
         return millis(timeoutSeconds);
@@ -74,6 +79,10 @@ public record Settings(
                 + " keepalive_timeout=" + keepaliveTimeoutSeconds + "s"
                 + " send_timeout=" + sendTimeoutSeconds + "s"
                 + " max_connections=" + maxConnections
-                + " default_model=" + (defaultModel == null ? "unset" : defaultModel);
+                + " default_model=" + (defaultModel == null ? "unset" : defaultModel)
+                + " key_recheck=" + keyRecheckSeconds + "s"
+                + " key_wait=" + keyWaitSeconds + "s"
+                + " retry_budget=" + retryBudgetPercent + "%+" + retryBudgetMinPerSecond + "/s"
+                + " key_state_file=" + keyStateFile;
     }
 }

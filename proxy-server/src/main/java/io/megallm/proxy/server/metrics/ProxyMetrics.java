@@ -6,6 +6,8 @@ import io.megallm.proxy.http.ServerLifecycle;
 import io.megallm.proxy.key.ApiKey;
 import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.key.KeyState;
+import io.megallm.proxy.key.KeyLifecycle;
+import io.megallm.proxy.key.KeyWaiters;
 import io.megallm.proxy.relay.RelayEvents;
 import io.megallm.proxy.upstream.UpstreamPools;
 
@@ -27,6 +29,7 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
     private final KeyPool keys;
     private final ServerLifecycle lifecycle;
     private final UpstreamPools pools;
+    private final KeyWaiters waiters;
     /** Per route label: one adder per method class and status (0 = no status), made on first use. */
     private final Map<String, AtomicReferenceArray<LongAdder>> requests = new ConcurrentHashMap<>();
     private final LongAdder[] attempts = new LongAdder[RelayEvents.Outcome.values().length];
@@ -36,11 +39,22 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
     private final LongAdder truncated = new LongAdder();
     private final LongAdder requestBytes = new LongAdder();
     private final LongAdder responseBytes = new LongAdder();
+    private final LongAdder[] keyWaits = new LongAdder[RelayEvents.KeyWait.values().length];
+    private final Histogram keyWaitTime = new Histogram();
+    private final LongAdder retriesRefused = new LongAdder();
+    private final LongAdder affinityFirstChoice = new LongAdder();
+    private final LongAdder affinityStandIn = new LongAdder();
     private final Histogram upstreamHead = new Histogram();
     private final Histogram upstreamDone = new Histogram();
     private final Histogram requestDuration = new Histogram();
 
     public ProxyMetrics(KeyPool keys, ServerLifecycle lifecycle, UpstreamPools pools) {
+        this(keys, lifecycle, pools, null);
+    }
+
+    /** {@code waiters}: the requests waiting for a key now, for a gauge; null without waiting. */
+    public ProxyMetrics(KeyPool keys, ServerLifecycle lifecycle, UpstreamPools pools, KeyWaiters waiters) {
+        this.waiters = waiters;
         this.keys = keys;
         this.lifecycle = lifecycle;
         this.pools = pools;
@@ -50,6 +64,9 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
         for (int i = 0; i < endings.length; i++) {
             endings[i] = new LongAdder();
         }
+        for (int i = 0; i < keyWaits.length; i++) {
+            keyWaits[i] = new LongAdder();
+        }
     }
 
     // ---- recording (event loops) ----------------------------------------------------------------
@@ -57,6 +74,24 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
     @Override
     public void attempt(Outcome outcome) {
         attempts[outcome.ordinal()].increment();
+    }
+
+    @Override
+    public void keyWait(KeyWait outcome, long nanos) {
+        keyWaits[outcome.ordinal()].increment();
+        if (outcome != KeyWait.FULL) {
+            keyWaitTime.recordNanos(nanos);
+        }
+    }
+
+    @Override
+    public void retryRefused() {
+        retriesRefused.increment();
+    }
+
+    @Override
+    public void affinity(boolean firstChoice) {
+        (firstChoice ? affinityFirstChoice : affinityStandIn).increment();
     }
 
     @Override
@@ -155,6 +190,26 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
         }
         t.family("megallm_key_switches_total", "counter", "Times a request moved to another key.")
                 .sample("megallm_key_switches_total", keySwitches.sum());
+        t.family("megallm_key_trials_total", "counter",
+                "Trials of failed keys by outcome: passed (back in rotation), failed (wait doubled), no_answer (tried again).");
+        for (KeyLifecycle.TrialOutcome o : KeyLifecycle.TrialOutcome.values()) {
+            t.sample("megallm_key_trials_total", keys.lifecycle().trials(o), "outcome", o.name().toLowerCase());
+        }
+        t.family("megallm_key_waits_total", "counter",
+                "Requests that waited for a key (KEY_WAIT), by outcome: served, timed_out, client_gone, full (refused at once).");
+        for (KeyWait w : KeyWait.values()) {
+            t.sample("megallm_key_waits_total", keyWaits[w.ordinal()].sum(), "outcome", w.name().toLowerCase());
+        }
+        t.histogram("megallm_key_wait_seconds", "Time requests waited for a key.", keyWaitTime);
+        t.family("megallm_key_waiters", "gauge", "Requests waiting for a key now.")
+                .sample("megallm_key_waiters", waiters == null ? 0 : waiters.size());
+        t.family("megallm_retries_refused_total", "counter",
+                "Resends after transient failures refused by the retry budget (the failure went to the client).")
+                .sample("megallm_retries_refused_total", retriesRefused.sum());
+        t.family("megallm_affinity_total", "counter",
+                "Requests with a prompt_cache_key/user: hit (their own key), moved (a stand-in while their key is out).");
+        t.sample("megallm_affinity_total", affinityFirstChoice.sum(), "result", "hit");
+        t.sample("megallm_affinity_total", affinityStandIn.sum(), "result", "moved");
         t.family("megallm_retries_total", "counter", "Same-key retries after a transient failure.")
                 .sample("megallm_retries_total", retries.sum());
         t.family("megallm_truncated_streams_total", "counter", "Answers cut because the upstream failed after the head.")

@@ -172,6 +172,7 @@ public final class Router implements RequestRouter, HeadCheck {
             KeyState s = k.state();
             KeyState.Kind kind = s.effectiveKind(now);
             long cooldown = keys.cooldownRemainingSeconds(k);
+            long recheck = kind == KeyState.Kind.FAILED ? keys.recheckInSeconds(k) : -1;
             if (!first) {
                 b.append(',');
             }
@@ -180,6 +181,7 @@ public final class Router implements RequestRouter, HeadCheck {
                     .append(",\"state\":\"").append(stateName(kind)).append('"')
                     .append(",\"cooldown_remaining_s\":").append(cooldown >= 0 ? Long.toString(cooldown) : "null")
                     .append(",\"failure_reason\":").append(kind == KeyState.Kind.AVAILABLE ? "null" : JsonText.quote(s.reason()))
+                    .append(",\"recheck_in_s\":").append(recheck >= 0 ? Long.toString(recheck) : "null")
                     .append(",\"requests\":").append(k.requests())
                     .append(",\"failures\":").append(k.failures())
                     .append(",\"last_status\":").append(k.lastStatus() == 0 ? "null" : Integer.toString(k.lastStatus()))

@@ -79,6 +79,23 @@ class ConfigLoaderTest {
         assertEquals(List.of(), s.proxyApiKeys());
         assertEquals(30L, s.shutdownGraceSeconds());
         assertTrue(s.accessLogConsole());
+        assertEquals(300L, s.keyRecheckSeconds());
+        assertEquals(10L, s.keyWaitSeconds());
+        assertEquals(20, s.retryBudgetPercent());
+        assertEquals(10, s.retryBudgetMinPerSecond());
+        assertEquals(dir.resolve("data/key-state.json"), s.keyStateFile());
+    }
+
+    @Test
+    void keyLifecycleSettingsFromTheEnvironment() throws Exception {
+        Settings s = load(Map.of("KEY_RECHECK", "0", "KEY_WAIT", "2.5", "RETRY_BUDGET", "50", "RETRY_BUDGET_MIN", "0",
+                "KEY_STATE_FILE", "/var/lib/megallm/state.json"));
+        assertEquals(0L, s.keyRecheckSeconds());
+        assertEquals(3L, s.keyWaitSeconds(), "seconds round up");
+        assertEquals(50, s.retryBudgetPercent());
+        assertEquals(0, s.retryBudgetMinPerSecond());
+        assertEquals(Path.of("/var/lib/megallm/state.json"), s.keyStateFile());
+        assertTrue(s.summary().contains("key_recheck=0s"), s.summary());
         assertEquals(60.0, s.clientHeaderTimeoutSeconds());
         assertEquals(60.0, s.clientBodyTimeoutSeconds());
         assertEquals(75.0, s.keepaliveTimeoutSeconds());
@@ -286,6 +303,13 @@ class ConfigLoaderTest {
             "HTTP_POOL_CONNECTIONS|-3",
             "SHUTDOWN_GRACE|-1",
             "ACCESS_LOG_CONSOLE|maybe",
+            "KEY_RECHECK|-1",
+            "KEY_RECHECK|later",
+            "KEY_WAIT|-2",
+            "RETRY_BUDGET|-5",
+            "RETRY_BUDGET|20%",
+            "RETRY_BUDGET_MIN|-1",
+            "RETRY_BUDGET_MIN|ten",
             "CLIENT_HEADER_TIMEOUT|0",
             "CLIENT_HEADER_TIMEOUT|soon",
             "CLIENT_BODY_TIMEOUT|-1",
@@ -316,6 +340,7 @@ class ConfigLoaderTest {
         assertTrue(rejected(Map.of("HOST", "  ")).getMessage().contains("HOST"));
         assertTrue(rejected(Map.of("KEYS_FILE", "")).getMessage().contains("KEYS_FILE"));
         assertTrue(rejected(Map.of("LOG_DIR", " ")).getMessage().contains("LOG_DIR"));
+        assertTrue(rejected(Map.of("KEY_STATE_FILE", " ")).getMessage().contains("KEY_STATE_FILE"));
     }
 
     @Test

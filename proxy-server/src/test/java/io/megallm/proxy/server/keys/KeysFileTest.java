@@ -94,8 +94,8 @@ class KeysFileTest {
         Map<String, Map<String, Object>> byMasked = new LinkedHashMap<>();
         for (Object o : (List<Object>) body.get("keys")) {
             Map<String, Object> k = Json.object(o);
-            assertEquals(List.of("key", "state", "cooldown_remaining_s", "failure_reason", "requests", "failures",
-                    "last_status"), List.copyOf(k.keySet()), r.body());
+            assertEquals(List.of("key", "state", "cooldown_remaining_s", "failure_reason", "recheck_in_s", "requests",
+                    "failures", "last_status"), List.copyOf(k.keySet()), r.body());
             byMasked.put((String) k.get("key"), k);
         }
         return byMasked;
@@ -216,6 +216,7 @@ class KeysFileTest {
             fresh.put("state", "available");
             fresh.put("cooldown_remaining_s", null);
             fresh.put("failure_reason", null);
+            fresh.put("recheck_in_s", null);
             fresh.put("requests", 0L);
             fresh.put("failures", 0L);
             fresh.put("last_status", null);

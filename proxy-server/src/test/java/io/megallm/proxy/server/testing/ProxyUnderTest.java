@@ -1,9 +1,11 @@
 package io.megallm.proxy.server.testing;
 
+import io.megallm.proxy.key.KeyClock;
 import io.megallm.proxy.server.ProxyServer;
 import io.megallm.proxy.server.config.ConfigError;
 import io.megallm.proxy.server.config.ConfigLoader;
 import io.megallm.proxy.testing.MockUpstream;
+import io.megallm.proxy.transport.Transport;
 
 import java.io.IOException;
 import java.net.URI;
@@ -61,8 +63,18 @@ public final class ProxyUnderTest implements AutoCloseable {
     }
 
     public static ProxyUnderTest start(List<String> keys, Map<String, String> env) throws Exception {
+        return start(keys, env, KeyClock.SYSTEM, null);
+    }
+
+    /**
+     * {@code clock}: the key pool's clocks (a {@link ManualKeyClock} lets rests and trials pass
+     * without sleeping); {@code workDir}: an earlier proxy's folder to start again in (its state
+     * file included), or null for a new one.
+     */
+    public static ProxyUnderTest start(List<String> keys, Map<String, String> env, KeyClock clock, Path workDir)
+            throws Exception {
         MockUpstream upstream = new MockUpstream();
-        Path dir = Files.createTempDirectory("megallm-proxy-test");
+        Path dir = workDir != null ? workDir : Files.createTempDirectory("megallm-proxy-test");
         Files.createDirectories(dir.resolve("data"));
         Files.writeString(dir.resolve("data/keys.txt"), String.join("\n", keys) + "\n", StandardCharsets.UTF_8);
         Map<String, String> all = new HashMap<>();
@@ -75,7 +87,7 @@ public final class ProxyUnderTest implements AutoCloseable {
         int mark = LogCapture.size();
         ProxyServer server;
         try {
-            server = new ProxyServer(ConfigLoader.load(all, dir)).start();
+            server = new ProxyServer(ConfigLoader.load(all, dir), Transport.best(), clock).start();
         } catch (ConfigError | RuntimeException | InterruptedException e) {
             upstream.close();
             throw e;

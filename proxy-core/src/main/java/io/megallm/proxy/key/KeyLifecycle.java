@@ -1,0 +1,314 @@
+package io.megallm.proxy.key;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * Every transition of a key's state (contract §7), in one place:
+ *
+ * <pre>
+ *   available --429--> cooling_down --(rest over)--> available
+ *   available --401/402/403*--> failed --(KEY_RECHECK)--> trial --(accepted)--> available
+ *                                  ^                        |
+ *                                  +--(401/402/403/429: wait doubled, up to 24 h)
+ * </pre>
+ *
+ * The relay reports what an upstream answer said ({@link #accepted}, {@link #rejected},
+ * {@link #limited}, {@link #transientFailure}); this class decides what it means for the key. Each
+ * change is one CAS of an immutable {@link KeyState}, retried when another loop got there first:
+ * no lock. Every change is logged with the masked key and why, and handed to the listeners
+ * (waiters, persistence, metrics).
+ */
+public final class KeyLifecycle {
+
+    private static final Logger log = LoggerFactory.getLogger(KeyLifecycle.class);
+
+    /** An absurd Retry-After (years) must not overflow the clock arithmetic. */
+    private static final long MAX_REST_SECONDS = TimeUnit.DAYS.toSeconds(7);
+    private static final long SECOND = TimeUnit.SECONDS.toNanos(1);
+
+    private final KeyClock clock;
+    private final KeyPolicy policy;
+    private final CopyOnWriteArrayList<KeyStateListener> listeners = new CopyOnWriteArrayList<>();
+    /** How trials ended, for /metrics: only this class knows a failed trial from one that got no answer. */
+    private final LongAdder[] trials = new LongAdder[TrialOutcome.values().length];
+
+    /** How a failed key's trial ended. */
+    public enum TrialOutcome { PASSED, FAILED, NO_ANSWER }
+
+    public KeyLifecycle(KeyClock clock, KeyPolicy policy) {
+        this.clock = clock;
+        this.policy = policy;
+        for (int i = 0; i < trials.length; i++) {
+            trials[i] = new LongAdder();
+        }
+    }
+
+    /** Trials that ended so, since start. */
+    public long trials(TrialOutcome outcome) {
+        return trials[outcome.ordinal()].sum();
+    }
+
+    public KeyPolicy policy() {
+        return policy;
+    }
+
+    public KeyClock clock() {
+        return clock;
+    }
+
+    /** Registered at start; the list is read without a lock on every change. */
+    public void addListener(KeyStateListener listener) {
+        listeners.add(listener);
+    }
+
+    // ---- what the upstream said -----------------------------------------------------------------
+
+    /**
+     * An answer that says nothing bad about the key (any status but 401/402/403/429 and the
+     * transient ones): it clears the 429 count, ends a rest that is over, and passes a trial.
+     */
+    public void accepted(ApiKey key, int status) {
+        key.recordStatus(status, false);
+        for (;;) {
+            KeyState s = key.state();
+            long now = clock.nanoTime();
+            KeyState next;
+            String why;
+            switch (s.kind()) {
+                case AVAILABLE -> {
+                    if (s.strikes() == 0) {
+                        return;
+                    }
+                    next = KeyState.AVAILABLE;
+                    why = null;
+                }
+                case COOLING_DOWN -> {
+                    if (s.usableAt(now)) {
+                        next = KeyState.AVAILABLE;
+                        why = "available again after its rest (upstream " + status + ")";
+                    } else if (s.strikes() != 0) {
+                        // A request sent before the 429 came back fine: the count restarts, the rest stays.
+                        next = KeyState.coolingUntil(s.untilNanos(), s.reason(), 0);
+                        why = null;
+                    } else {
+                        return;
+                    }
+                }
+                default -> {
+                    if (!s.onTrial()) {
+                        // An answer to a request sent before the key failed proves nothing about now.
+                        return;
+                    }
+                    next = KeyState.AVAILABLE;
+                    why = "passed its trial (upstream " + status + "): back in rotation";
+                }
+            }
+            if (apply(key, s, next, why)) {
+                if (s.onTrial()) {
+                    trials[TrialOutcome.PASSED.ordinal()].increment();
+                }
+                return;
+            }
+        }
+    }
+
+    /**
+     * 401/402 (or a 403 the relay has confirmed): out of rotation, with a trial after
+     * {@code KEY_RECHECK}; a failed trial doubles the wait, up to a day.
+     */
+    public void rejected(ApiKey key, int status) {
+        key.recordStatus(status, true);
+        String reason = "upstream " + status;
+        for (;;) {
+            KeyState s = key.state();
+            KeyState next;
+            String why;
+            if (s.kind() == KeyState.Kind.FAILED) {
+                if (!s.onTrial()) {
+                    return;
+                }
+                next = failedTrial(s, reason);
+                why = "failed its trial (" + reason + "): " + recheckText(next);
+            } else {
+                next = firstFailure(reason);
+                why = "marked failed: " + reason + "; " + recheckText(next);
+            }
+            if (apply(key, s, next, why)) {
+                if (s.onTrial()) {
+                    trials[TrialOutcome.FAILED.ordinal()].increment();
+                }
+                return;
+            }
+        }
+    }
+
+    /**
+     * 429: the key rests for {@code retryAfterSeconds} when the upstream said how long (>= 0),
+     * else 1 s doubled per consecutive 429 up to {@code KEY_COOLDOWN}. A 429 on a trial is a
+     * failed trial. Of two overlapping rests the later end wins.
+     */
+    public void limited(ApiKey key, int status, long retryAfterSeconds) {
+        key.recordStatus(status, true);
+        String reason = "upstream " + status;
+        for (;;) {
+            KeyState s = key.state();
+            long now = clock.nanoTime();
+            KeyState next;
+            String why;
+            if (s.kind() == KeyState.Kind.FAILED) {
+                if (!s.onTrial()) {
+                    return;
+                }
+                next = failedTrial(s, reason);
+                why = "failed its trial (" + reason + "): " + recheckText(next);
+            } else {
+                int strikes = Math.min(s.strikes() + 1, 62);
+                long seconds = retryAfterSeconds >= 0
+                        ? Math.min(retryAfterSeconds, MAX_REST_SECONDS)
+                        : adaptiveRestSeconds(strikes);
+                long until = now + seconds * SECOND;
+                if (s.kind() == KeyState.Kind.COOLING_DOWN && s.untilNanos() - until > 0) {
+                    until = s.untilNanos();
+                }
+                next = KeyState.coolingUntil(until, reason, strikes);
+                why = "cooling down for " + seconds + "s after " + reason
+                        + (retryAfterSeconds >= 0 ? " (Retry-After)" : " (429 number " + strikes + " in a row)");
+            }
+            if (apply(key, s, next, why)) {
+                if (s.onTrial()) {
+                    trials[TrialOutcome.FAILED.ordinal()].increment();
+                }
+                return;
+            }
+        }
+    }
+
+    /** 1, 2, 4 … seconds for the 1st, 2nd, 3rd … consecutive 429, capped at {@code KEY_COOLDOWN}. */
+    long adaptiveRestSeconds(int strikes) {
+        long max = policy.maxCooldownSeconds();
+        if (strikes - 1 >= 62) {
+            return max;
+        }
+        return Math.min(1L << (strikes - 1), max);
+    }
+
+    /**
+     * A 5xx, a timeout or a connect error: not the key's fault. On a trial, an HTTP answer
+     * ({@code status > 0}) is "an answer other than 401/402/403/429" and passes it; no answer at
+     * all ({@code status == 0}) says nothing, and the trial is handed back to be claimed again.
+     */
+    public void transientFailure(ApiKey key, int status) {
+        key.recordStatus(status, false);
+        KeyState s = key.state();
+        if (!s.onTrial()) {
+            return;
+        }
+        if (status > 0) {
+            accepted(key, status);
+        } else {
+            abandonTrial(key);
+        }
+    }
+
+    // ---- trials ---------------------------------------------------------------------------------
+
+    /**
+     * Claims this failed key's trial if it is due: exactly one caller wins the CAS, and the claim
+     * lapses after the lease so that a request that vanished cannot keep the key out for good.
+     */
+    public boolean claimTrial(ApiKey key) {
+        KeyState s = key.state();
+        long now = clock.nanoTime();
+        if (!s.trialDueAt(now)) {
+            return false;
+        }
+        KeyState claimed = s.onTrialUntil(now + TimeUnit.SECONDS.toNanos(policy.trialLeaseSeconds()));
+        return apply(key, s, claimed, s.onTrial() ? "trial claim lapsed; new trial started" : "on trial");
+    }
+
+    /** The trial request ended without an answer about the key (client gone, no answer): due again now. */
+    public void abandonTrial(ApiKey key) {
+        for (;;) {
+            KeyState s = key.state();
+            if (!s.onTrial()) {
+                return;
+            }
+            KeyState back = KeyState.failed(s.reason(), clock.nanoTime(), s.recheckNanos());
+            if (apply(key, s, back, "trial ended without an answer; may be tried again")) {
+                trials[TrialOutcome.NO_ANSWER.ordinal()].increment();
+                return;
+            }
+        }
+    }
+
+    // ---- operator and restart -------------------------------------------------------------------
+
+    /** Back to rotation by an operator's reset; returns whether the key was out. */
+    public boolean reset(ApiKey key) {
+        for (;;) {
+            KeyState s = key.state();
+            if (s.kind() == KeyState.Kind.AVAILABLE) {
+                if (s.strikes() != 0) {
+                    key.transition(s, KeyState.AVAILABLE);
+                }
+                return false;
+            }
+            if (apply(key, s, KeyState.AVAILABLE,
+                    "returned to rotation by reset (was " + s.kind().name().toLowerCase() + ")")) {
+                return true;
+            }
+        }
+    }
+
+    /** A state read back at start. */
+    void restore(ApiKey key, KeyState state, String why) {
+        KeyState s = key.state();
+        apply(key, s, state, why);
+    }
+
+    // ---- helpers --------------------------------------------------------------------------------
+
+    private KeyState firstFailure(String reason) {
+        long recheck = TimeUnit.SECONDS.toNanos(Math.min(policy.recheckSeconds(), KeyPolicy.MAX_RECHECK_SECONDS));
+        if (recheck == 0) {
+            return KeyState.failed(reason);
+        }
+        return KeyState.failed(reason, clock.nanoTime() + recheck, recheck);
+    }
+
+    private KeyState failedTrial(KeyState s, String reason) {
+        long max = TimeUnit.SECONDS.toNanos(KeyPolicy.MAX_RECHECK_SECONDS);
+        long wait = Math.min(s.recheckNanos() * 2, max);
+        return KeyState.failed(reason, clock.nanoTime() + wait, wait);
+    }
+
+    private static String recheckText(KeyState failed) {
+        if (!failed.rechecks()) {
+            return "out until a reset or reload (KEY_RECHECK=0)";
+        }
+        return "next trial in " + TimeUnit.NANOSECONDS.toSeconds(failed.recheckNanos()) + "s";
+    }
+
+    /** One CAS; on success the change is logged (when it is one an operator cares about) and announced. */
+    private boolean apply(ApiKey key, KeyState from, KeyState to, String why) {
+        if (!key.transition(from, to)) {
+            return false;
+        }
+        if (why != null) {
+            if (to.kind() == KeyState.Kind.AVAILABLE || to.onTrial()) {
+                log.info("key {} {}", key, why);
+            } else {
+                log.warn("key {} {}", key, why);
+            }
+        }
+        for (KeyStateListener l : listeners) {
+            l.changed(key, from, to);
+        }
+        return true;
+    }
+}

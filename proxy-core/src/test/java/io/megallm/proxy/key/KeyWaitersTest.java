@@ -1,0 +1,149 @@
+package io.megallm.proxy.key;
+
+import io.netty.channel.EventLoop;
+import io.netty.channel.embedded.EmbeddedChannel;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+
+/**
+ * Contract §7, waiting for a key: arrival order, callbacks on the waiter's own loop, a client that
+ * leaves is out at once, a bound, and one wake-up at the earliest rest end. Time is Netty's
+ * embedded loop clock and the pool's injected clock, moved together: nothing sleeps.
+ */
+class KeyWaitersTest {
+
+    private final AtomicLong nanos = new AtomicLong(1_000_000_000L);
+    private final List<String> events = new ArrayList<>();
+    private EmbeddedChannel channel;
+    private EventLoop loop;
+    private KeyPool pool;
+    private ApiKey a;
+    private ApiKey b;
+    private KeyWaiters waiters;
+
+    @BeforeEach
+    void setUp() {
+        channel = new EmbeddedChannel();
+        channel.freezeTime();
+        loop = channel.eventLoop();
+        pool = new KeyPool(KeyClock.of(nanos::get, System::currentTimeMillis), new KeyPolicy(60, 300, 600));
+        pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001", "sk-mega-bbbbbbbbbbbbbbbbbbbb0002"));
+        a = pool.keys().get(0);
+        b = pool.keys().get(1);
+        waiters = new KeyWaiters(pool, 3);
+    }
+
+    @AfterEach
+    void tearDown() {
+        channel.finishAndReleaseAll();
+    }
+
+    private void advanceSeconds(long s) {
+        nanos.addAndGet(TimeUnit.SECONDS.toNanos(s));
+        channel.advanceTimeBy(s, TimeUnit.SECONDS);
+        channel.runScheduledPendingTasks();
+        channel.runPendingTasks();
+    }
+
+    private KeyWaiters.Waiter await(String name, long seconds) {
+        return waiters.await(loop, TimeUnit.SECONDS.toNanos(seconds), new KeyWaiters.Callback() {
+            @Override
+            public void keyMayBeUsable() {
+                events.add(name + " woken");
+            }
+
+            @Override
+            public void waitOver() {
+                events.add(name + " timed out");
+            }
+        });
+    }
+
+    @Test
+    void waitersAreWokenInArrivalOrderByOneTimerAtTheEarliestRestEnd() {
+        pool.limited(a, 429, 5);
+        pool.limited(b, 429, 2);
+        await("first", 10);
+        await("second", 10);
+        assertEquals(2, waiters.size());
+        advanceSeconds(1);
+        assertEquals(List.of(), events);
+        advanceSeconds(1);
+        assertEquals(List.of("first woken", "second woken"), events);
+        assertEquals(0, waiters.size());
+    }
+
+    @Test
+    void aKeyBackInRotationByAStateChangeWakesTheWaitersAtOnce() {
+        pool.limited(a, 429, 30);
+        pool.markFailed(b, 401);
+        await("w", 10);
+        pool.resetFailed();
+        channel.runPendingTasks();
+        assertEquals(List.of("w woken"), events);
+    }
+
+    @Test
+    void aReloadWakesTheWaiters() {
+        pool.limited(a, 429, 30);
+        pool.limited(b, 429, 30);
+        await("w", 10);
+        pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001", "sk-mega-cccccccccccccccccccc0003"));
+        channel.runPendingTasks();
+        assertEquals(List.of("w woken"), events);
+    }
+
+    @Test
+    void aWaiterWithNoKeyByItsDeadlineIsToldSoOnce() {
+        pool.limited(a, 429, 30);
+        pool.limited(b, 429, 30);
+        await("w", 3);
+        advanceSeconds(3);
+        assertEquals(List.of("w timed out"), events);
+        assertEquals(0, waiters.size());
+        advanceSeconds(30);
+        assertEquals(List.of("w timed out"), events, "no wake-up after the deadline");
+    }
+
+    @Test
+    void aClientThatLeavesIsOutAtOnceAndHearsNothing() {
+        pool.limited(a, 429, 2);
+        pool.limited(b, 429, 2);
+        KeyWaiters.Waiter gone = await("gone", 10);
+        await("stays", 10);
+        gone.cancel();
+        assertEquals(1, waiters.size());
+        advanceSeconds(2);
+        assertEquals(List.of("stays woken"), events);
+    }
+
+    @Test
+    void aFullWaitRefusesAtOnce() {
+        pool.limited(a, 429, 5);
+        pool.limited(b, 429, 5);
+        assertNotNull(await("1", 10));
+        assertNotNull(await("2", 10));
+        KeyWaiters.Waiter third = await("3", 10);
+        assertNotNull(third);
+        assertNull(await("4", 10), "bounded: the fourth is refused");
+        third.cancel();
+        assertNotNull(await("5", 10), "a place freed by a client that left is free again");
+    }
+
+    @Test
+    void aKeyThatCameBackJustBeforeTheWaiterEnteredWakesItAtOnce() {
+        await("late", 10);
+        channel.runPendingTasks();
+        assertEquals(List.of("late woken"), events);
+    }
+}

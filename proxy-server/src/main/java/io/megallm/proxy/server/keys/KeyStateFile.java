@@ -1,0 +1,236 @@
+package io.megallm.proxy.server.keys;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import io.megallm.proxy.http.JsonText;
+import io.megallm.proxy.key.KeyPool;
+import io.megallm.proxy.key.KeyState;
+import io.megallm.proxy.key.KeyStateStore;
+import io.megallm.proxy.key.SavedKeyState;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * {@code KEY_STATE_FILE} (contract §7): key states written on change, atomically (a temp file in
+ * the same folder, then a rename, so a crash leaves the old file or the new one, never half of
+ * one), at most {@value #MIN_INTERVAL_MILLIS} ms apart so that a 429 storm costs a few writes, and
+ * on a thread of its own: an event loop only flips a flag. Keys are named by SHA-256 only.
+ * A location that cannot be written is one warning at start and no persistence after it.
+ */
+public final class KeyStateFile implements KeyStateStore, AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(KeyStateFile.class);
+    private static final JsonFactory JSON = new JsonFactory();
+    static final long MIN_INTERVAL_MILLIS = 250;
+
+    private final Path path;
+    private final ScheduledExecutorService writer;
+    private final AtomicBoolean pending = new AtomicBoolean();
+    private volatile boolean writable;
+    private volatile KeyPool dirty;
+    private volatile long lastWriteNanos = System.nanoTime() - TimeUnit.MILLISECONDS.toNanos(MIN_INTERVAL_MILLIS);
+
+    public KeyStateFile(Path path) {
+        this.path = path;
+        this.writer = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "megallm-key-state");
+            t.setDaemon(true);
+            return t;
+        });
+        this.writable = probe();
+    }
+
+    public Path path() {
+        return path;
+    }
+
+    public boolean writable() {
+        return writable;
+    }
+
+    /** Creates the folder and tries a temp file in it, so that the warning comes at start, not at the first failure. */
+    private boolean probe() {
+        try {
+            Path dir = path.toAbsolutePath().getParent();
+            Files.createDirectories(dir);
+            if (Files.isDirectory(path)) {
+                throw new IOException("a directory is in the file's place");
+            }
+            Path probe = Files.createTempFile(dir, ".key-state", ".probe");
+            Files.delete(probe);
+            if (Files.exists(path) && !Files.isWritable(path)) {
+                throw new IOException("the file is read-only");
+            }
+            return true;
+        } catch (IOException | SecurityException | UnsupportedOperationException e) {
+            log.warn("KEY_STATE_FILE {} is not writable ({}): key states will not survive a restart", path,
+                    e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage());
+            return false;
+        }
+    }
+
+    @Override
+    public List<SavedKeyState> load() {
+        if (!Files.isRegularFile(path)) {
+            return List.of();
+        }
+        try {
+            return parse(Files.readAllBytes(path));
+        } catch (IOException | RuntimeException e) {
+            log.warn("KEY_STATE_FILE {} could not be read ({}): starting with every key available", path,
+                    e.getClass().getSimpleName());
+            return List.of();
+        }
+    }
+
+    @Override
+    public void changed(KeyPool pool) {
+        if (!writable) {
+            return;
+        }
+        dirty = pool;
+        if (pending.compareAndSet(false, true)) {
+            long wait = MIN_INTERVAL_MILLIS - TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - lastWriteNanos);
+            writer.schedule(this::writeNow, Math.max(0L, wait), TimeUnit.MILLISECONDS);
+        }
+    }
+
+    /** Writes what is pending and stops the writer thread; called at shutdown. */
+    @Override
+    public void close() {
+        writer.shutdown();
+        try {
+            writer.awaitTermination(5, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (pending.get()) {
+            writeNow();
+        }
+    }
+
+    private synchronized void writeNow() {
+        // Cleared before the snapshot: a change during the write schedules the next one.
+        pending.set(false);
+        KeyPool pool = dirty;
+        if (pool == null || !writable) {
+            return;
+        }
+        lastWriteNanos = System.nanoTime();
+        try {
+            write(pool.savedStates());
+        } catch (IOException | RuntimeException e) {
+            writable = false;
+            log.warn("KEY_STATE_FILE {} could not be written ({}): key states will not survive a restart", path,
+                    e.getClass().getSimpleName());
+        }
+    }
+
+    void write(List<SavedKeyState> states) throws IOException {
+        Path dir = path.toAbsolutePath().getParent();
+        Path temp = Files.createTempFile(dir, ".key-state", ".tmp");
+        try {
+            Files.write(temp, render(states).getBytes(StandardCharsets.UTF_8));
+            try {
+                Files.move(temp, path, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(temp, path, StandardCopyOption.REPLACE_EXISTING);
+            }
+        } finally {
+            Files.deleteIfExists(temp);
+        }
+    }
+
+    static String render(List<SavedKeyState> states) {
+        StringBuilder b = new StringBuilder("{\"version\":1,\"keys\":[");
+        boolean first = true;
+        for (SavedKeyState s : states) {
+            if (!first) {
+                b.append(',');
+            }
+            first = false;
+            b.append("\n{\"sha256\":\"").append(s.id()).append('"')
+                    .append(",\"state\":\"").append(s.kind().name().toLowerCase(Locale.ROOT)).append('"')
+                    .append(",\"reason\":").append(s.reason() == null ? "null" : JsonText.quote(s.reason()))
+                    .append(",\"until_epoch_ms\":").append(s.untilEpochMillis())
+                    .append(",\"consecutive_429\":").append(s.strikes())
+                    .append(",\"recheck_s\":").append(s.recheckSeconds())
+                    .append('}');
+        }
+        return b.append("\n]}\n").toString();
+    }
+
+    static List<SavedKeyState> parse(byte[] bytes) throws IOException {
+        List<SavedKeyState> out = new ArrayList<>();
+        try (JsonParser p = JSON.createParser(bytes)) {
+            if (p.nextToken() != JsonToken.START_OBJECT) {
+                throw new IOException("not an object");
+            }
+            while (p.nextToken() == JsonToken.FIELD_NAME) {
+                String field = p.currentName();
+                JsonToken t = p.nextToken();
+                if ("keys".equals(field) && t == JsonToken.START_ARRAY) {
+                    while (p.nextToken() == JsonToken.START_OBJECT) {
+                        SavedKeyState s = entry(p);
+                        if (s != null) {
+                            out.add(s);
+                        }
+                    }
+                } else {
+                    p.skipChildren();
+                }
+            }
+        }
+        return out;
+    }
+
+    private static SavedKeyState entry(JsonParser p) throws IOException {
+        String id = null;
+        KeyState.Kind kind = null;
+        String reason = null;
+        long until = 0;
+        int strikes = 0;
+        long recheck = 0;
+        while (p.nextToken() == JsonToken.FIELD_NAME) {
+            String field = p.currentName();
+            JsonToken t = p.nextToken();
+            switch (field) {
+                case "sha256" -> id = t == JsonToken.VALUE_STRING ? p.getText() : null;
+                case "state" -> kind = t == JsonToken.VALUE_STRING ? kindOf(p.getText()) : null;
+                case "reason" -> reason = t == JsonToken.VALUE_STRING ? p.getText() : null;
+                case "until_epoch_ms" -> until = t == JsonToken.VALUE_NUMBER_INT ? p.getLongValue() : 0;
+                case "consecutive_429" -> strikes = t == JsonToken.VALUE_NUMBER_INT ? p.getIntValue() : 0;
+                case "recheck_s" -> recheck = t == JsonToken.VALUE_NUMBER_INT ? p.getLongValue() : 0;
+                default -> p.skipChildren();
+            }
+        }
+        if (id == null || kind == null) {
+            return null;
+        }
+        return new SavedKeyState(id, kind, reason, until, Math.max(0, strikes), Math.max(0L, recheck));
+    }
+
+    private static KeyState.Kind kindOf(String name) {
+        for (KeyState.Kind k : KeyState.Kind.values()) {
+            if (k.name().equalsIgnoreCase(name)) {
+                return k;
+            }
+        }
+        return null;
+    }
+}

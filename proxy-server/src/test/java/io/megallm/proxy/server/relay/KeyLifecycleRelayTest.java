@@ -1,0 +1,289 @@
+package io.megallm.proxy.server.relay;
+
+import io.megallm.proxy.key.ApiKey;
+import io.megallm.proxy.key.KeyClock;
+import io.megallm.proxy.key.KeyState;
+import io.megallm.proxy.server.testing.ManualKeyClock;
+import io.megallm.proxy.server.testing.ProxyUnderTest;
+import io.megallm.proxy.testing.MockUpstream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.io.OutputStream;
+import java.net.Socket;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Contract §7's key lifecycle over real sockets, against the mock upstream: healing by trial,
+ * the adaptive rest, waiting for a key, the retry budget and affinity. Where time must pass for
+ * the pool, the test moves an injected clock; where a request waits, it waits for real events.
+ */
+class KeyLifecycleRelayTest {
+
+    private static final String OK = "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\"}";
+
+    private static ApiKey key(ProxyUnderTest p, int i) {
+        String masked = ApiKey.mask(p.keys.get(i));
+        return p.server.keys().keys().stream().filter(k -> k.masked().equals(masked)).findFirst().orElseThrow();
+    }
+
+    private static long keysSeen(ProxyUnderTest p, int i) {
+        return p.upstream.all().stream().filter(r -> p.keys.get(i).equals(r.key())).count();
+    }
+
+    /** The value of one sample of /metrics, e.g. {@code megallm_key_waits_total{outcome="served"}}. */
+    private static double metric(ProxyUnderTest p, String sample) throws Exception {
+        for (String line : p.get("/metrics").body().split("\n")) {
+            if (line.startsWith(sample + " ")) {
+                return Double.parseDouble(line.substring(sample.length() + 1).trim());
+            }
+        }
+        throw new AssertionError("no sample " + sample);
+    }
+
+    /** Answers {@code first} to the first request, then 200. */
+    private static MockUpstream.Behavior onceThenOk(MockUpstream.Behavior first) {
+        AtomicInteger calls = new AtomicInteger();
+        return (ctx, req) -> (calls.getAndIncrement() == 0 ? first : MockUpstream.json(200, OK)).respond(ctx, req);
+    }
+
+    @Test
+    void aKeyThatFailedOnceHealsByTrialWithoutAReset() throws Exception {
+        ManualKeyClock clock = new ManualKeyClock();
+        try (ProxyUnderTest p = ProxyUnderTest.start(ProxyUnderTest.keys(2), Map.of(), clock, null)) {
+            p.upstream.on(p.keys.get(0), onceThenOk(MockUpstream.json(401, "{}")));
+            assertEquals(200, p.chat().statusCode());
+            assertEquals(KeyState.Kind.FAILED, key(p, 0).state().kind());
+
+            clock.advanceSeconds(300);
+            assertEquals(200, p.chat().statusCode());
+            assertEquals(KeyState.Kind.AVAILABLE, key(p, 0).state().kind(), "back in rotation by its trial");
+            assertEquals(2, keysSeen(p, 0), "the 401, then the trial");
+            assertEquals(1, metric(p, "megallm_key_trials_total{outcome=\"passed\"}"));
+            assertTrue(p.logLines().stream().anyMatch(l -> l.contains("key " + ApiKey.mask(p.keys.get(0))
+                    + " passed its trial")), p.logLines().toString());
+        }
+    }
+
+    @Test
+    void aDeadKeyIsTriedAt1x2x4xKeyRecheckWhileEveryClientRequestSucceeds() throws Exception {
+        ManualKeyClock clock = new ManualKeyClock();
+        try (ProxyUnderTest p = ProxyUnderTest.start(ProxyUnderTest.keys(2), Map.of("KEY_RECHECK", "100"), clock, null)) {
+            p.upstream.on(p.keys.get(0), MockUpstream.json(401, "{\"error\":{\"message\":\"dead\"}}"));
+            assertEquals(200, p.chat().statusCode());
+            long[] waits = {100, 200, 400, 800};
+            for (int i = 0; i < waits.length; i++) {
+                clock.advanceSeconds(waits[i] - 1);
+                assertEquals(200, p.chat().statusCode());
+                assertEquals(1 + i, keysSeen(p, 0), "no trial before " + waits[i] + " s");
+                clock.advanceSeconds(1);
+                HttpResponse<String> r = p.chat();
+                assertEquals(200, r.statusCode(), "the trial's failure is invisible");
+                assertEquals(OK, r.body());
+                assertEquals(2 + i, keysSeen(p, 0), "trial " + (i + 1) + " at " + waits[i] + " s");
+                assertEquals(waits[i] * 2, p.server.keys().recheckInSeconds(key(p, 0)));
+            }
+            assertEquals(4, metric(p, "megallm_key_trials_total{outcome=\"failed\"}"));
+            assertEquals(1, metric(p, "megallm_key_switches_total"), "only the first 401 was a counted move");
+        }
+    }
+
+    @Test
+    void atMostOneTrialKeyPerRequestAndItsFailureCostsNoMove() throws Exception {
+        ManualKeyClock clock = new ManualKeyClock();
+        try (ProxyUnderTest p = ProxyUnderTest.start(ProxyUnderTest.keys(3), Map.of("MAX_KEY_RETRIES", "1"), clock,
+                null)) {
+            p.upstream.on(p.keys.get(0), MockUpstream.json(401, "{}"));
+            p.upstream.on(p.keys.get(1), MockUpstream.json(403, "{}"));
+            // Both failed at the same moment (as a 401 and a confirmed 403 would leave them).
+            p.server.keys().markFailed(key(p, 0), 401);
+            p.server.keys().markFailed(key(p, 1), 403);
+            int before = p.upstream.requestCount();
+
+            clock.advanceSeconds(300);
+            // Both failed keys are due; this request takes one trial only, and with MAX_KEY_RETRIES=1 it
+            // still reaches key 2: the failed trial was free.
+            assertEquals(200, p.chat().statusCode());
+            List<String> seen = p.upstream.all().subList(before, p.upstream.requestCount()).stream()
+                    .map(MockUpstream.Received::key).toList();
+            assertEquals(List.of(p.keys.get(0), p.keys.get(2)), seen);
+            // The next request takes the other trial.
+            assertEquals(200, p.chat().statusCode());
+            assertEquals(p.keys.get(1), p.upstream.all().get(before + 2).key());
+        }
+    }
+
+    @Test
+    @Timeout(value = 30, unit = TimeUnit.SECONDS)
+    void fourKeysThatEach429OnceWithoutRetryAfterServeAgainAfterTheirShortRest() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(4, Map.of())) {
+            for (String k : p.keys) {
+                p.upstream.on(k, onceThenOk(MockUpstream.json(429, "{\"error\":{\"message\":\"slow\"}}")));
+            }
+            // Four 429s in a row use up the moves (MAX_KEY_RETRIES=3): the client gets the last one.
+            assertEquals(429, p.chat().statusCode());
+            for (int i = 0; i < 4; i++) {
+                assertEquals(KeyState.Kind.COOLING_DOWN, key(p, i).state().kind());
+                assertTrue(p.server.keys().cooldownRemainingSeconds(key(p, i)) <= 1, "1 s, not KEY_COOLDOWN");
+            }
+            // The next request waits for the first key back (1 s) instead of a flat minute or a 503.
+            for (int i = 0; i < 4; i++) {
+                assertEquals(200, p.chat().statusCode());
+            }
+            assertTrue(metric(p, "megallm_key_waits_total{outcome=\"served\"}") >= 1);
+            assertEquals(0, metric(p, "megallm_key_waits_total{outcome=\"timed_out\"}"));
+        }
+    }
+
+    @Test
+    @Timeout(value = 30, unit = TimeUnit.SECONDS)
+    void aRequestWaitsForTheOnlyKeyAndThenSucceeds() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            p.upstream.on(p.keys.get(0), onceThenOk(MockUpstream.json(429, "{}", Map.of("Retry-After", "2"))));
+            HttpResponse<String> r = p.chat();
+            assertEquals(200, r.statusCode(), r.body());
+            assertEquals(OK, r.body());
+            assertEquals(2, keysSeen(p, 0), "the 429, then the same key after its rest");
+            assertEquals(1, metric(p, "megallm_key_waits_total{outcome=\"served\"}"));
+            assertEquals(1, metric(p, "megallm_key_wait_seconds_count"));
+            assertEquals(0, metric(p, "megallm_key_waiters"));
+        }
+    }
+
+    @Test
+    @Timeout(value = 30, unit = TimeUnit.SECONDS)
+    void aClientThatLeavesWhileWaitingIsDroppedAndNothingOfItIsSent() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MAX_KEY_RETRIES", "0"))) {
+            p.upstream.on(p.keys.get(0), onceThenOk(MockUpstream.json(429, "{}", Map.of("Retry-After", "2"))));
+            assertEquals(429, p.chat().statusCode(), "no move left: the 429 goes to the client");
+            assertEquals(1, p.upstream.requestCount());
+
+            byte[] body = "{\"model\":\"gpt-4o\",\"messages\":[]}".getBytes(StandardCharsets.UTF_8);
+            try (Socket s = new Socket("127.0.0.1", p.port())) {
+                OutputStream out = s.getOutputStream();
+                out.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+                out.write(body);
+                out.flush();
+                while (metric(p, "megallm_key_waiters") != 1) {
+                    Thread.onSpinWait();
+                }
+            }
+            while (metric(p, "megallm_key_waits_total{outcome=\"client_gone\"}") != 1) {
+                Thread.onSpinWait();
+            }
+            assertEquals(0, metric(p, "megallm_key_waiters"), "out of the wait at once");
+
+            // A later request waits for the key and is served: by then the gone client's would have gone out.
+            assertEquals(200, p.chat().statusCode());
+            assertEquals(2, p.upstream.requestCount(), "nothing of the gone client's request reached the upstream");
+        }
+    }
+
+    @Test
+    void withKeyWaitZeroARequestThatFindsNoKeyGets503AtOnceWithRetryAfter() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("KEY_WAIT", "0", "MAX_KEY_RETRIES", "0"))) {
+            p.upstream.otherwise(MockUpstream.json(429, "{}", Map.of("Retry-After", "2")));
+            assertEquals(429, p.chat().statusCode());
+            HttpResponse<String> r = p.chat();
+            assertEquals(503, r.statusCode());
+            assertTrue(r.body().contains("\"code\":\"no_available_keys\""), r.body());
+            assertTrue(List.of("1", "2").contains(r.headers().firstValue("Retry-After").orElse("")));
+            assertEquals(1, p.upstream.requestCount());
+        }
+    }
+
+    @Test
+    @Timeout(value = 30, unit = TimeUnit.SECONDS)
+    void whenTheWaitIsFullTheNextRequestGets503AtOnce() throws Exception {
+        // The wait holds as many requests as HTTP_POOL_MAXSIZE: here one.
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MAX_KEY_RETRIES", "0", "HTTP_POOL_MAXSIZE", "1"))) {
+            p.upstream.on(p.keys.get(0), onceThenOk(MockUpstream.json(429, "{}", Map.of("Retry-After", "3"))));
+            assertEquals(429, p.chat().statusCode());
+            byte[] body = "{\"model\":\"gpt-4o\",\"messages\":[]}".getBytes(StandardCharsets.UTF_8);
+            try (Socket s = new Socket("127.0.0.1", p.port())) {
+                OutputStream out = s.getOutputStream();
+                out.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+                out.write(body);
+                out.flush();
+                while (metric(p, "megallm_key_waiters") != 1) {
+                    Thread.onSpinWait();
+                }
+                HttpResponse<String> refused = p.chat();
+                assertEquals(503, refused.statusCode(), "the wait is full: 503 at once, not after the rest");
+                assertEquals(1, metric(p, "megallm_key_waits_total{outcome=\"full\"}"));
+                assertEquals(1, metric(p, "megallm_key_waiters"), "refused while the other still waits");
+            }
+            while (metric(p, "megallm_key_waiters") != 0) {
+                Thread.onSpinWait();
+            }
+            assertEquals(1, p.upstream.requestCount(), "neither the refused nor the gone request went upstream");
+        }
+    }
+
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void theRetryBudgetCapsA502StormAtTheOfferedLoad() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MEGALLM_MAX_RETRIES", "3", "RETRY_BUDGET", "20",
+                "RETRY_BUDGET_MIN", "0"))) {
+            p.upstream.otherwise(MockUpstream.json(502, "{\"error\":{\"message\":\"bad gateway\"}}"));
+            int requests = 50;
+            for (int i = 0; i < requests; i++) {
+                assertEquals(502, p.chat().statusCode(), "the upstream's own answer, at once when over budget");
+            }
+            int calls = p.upstream.requestCount();
+            assertTrue(calls <= requests + requests * 20 / 100, calls + " upstream calls for " + requests
+                    + " requests; without a budget it would be " + requests * 4);
+            assertTrue(metric(p, "megallm_retries_refused_total") > 0);
+        }
+    }
+
+    @Test
+    void eightRequestsWithOnePromptCacheKeyGoToOneKey() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(4, Map.of())) {
+            for (int i = 0; i < 8; i++) {
+                HttpResponse<String> r = p.post("/v1/chat/completions",
+                        "{\"model\":\"gpt-4o\",\"prompt_cache_key\":\"conversation-7\",\"messages\":[{\"role\":\"user\",\"content\":\"turn "
+                                + i + "\"}]}");
+                assertEquals(200, r.statusCode());
+            }
+            List<String> used = p.upstream.all().stream().map(MockUpstream.Received::key).distinct().toList();
+            assertEquals(1, used.size(), "one key for the conversation: " + used.size());
+            assertEquals(8, metric(p, "megallm_affinity_total{result=\"hit\"}"));
+
+            // Without the field: strict round robin over the four keys.
+            for (int i = 0; i < 4; i++) {
+                assertEquals(200, p.chat().statusCode());
+            }
+            assertEquals(4, p.upstream.all().subList(8, 12).stream().map(MockUpstream.Received::key).distinct().count());
+        }
+    }
+
+    @Test
+    void aRestartWithTheSameStateFileKeepsAFailedKeyOut() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(2);
+        java.nio.file.Path dir;
+        try (ProxyUnderTest first = ProxyUnderTest.start(keys, Map.of())) {
+            dir = first.workDir;
+            first.upstream.on(keys.get(1), MockUpstream.json(402, "{}"));
+            first.chat();
+            assertEquals(200, first.chat().statusCode());
+        }
+        try (ProxyUnderTest second = ProxyUnderTest.start(keys, Map.of(), KeyClock.SYSTEM, dir)) {
+            for (int i = 0; i < 3; i++) {
+                assertEquals(200, second.chat().statusCode());
+            }
+            assertEquals(0, keysSeen(second, 1), "the failed key stays out after the restart");
+            assertEquals(299, second.server.keys().recheckInSeconds(key(second, 1)), 1.0);
+        }
+    }
+}
