@@ -56,6 +56,12 @@ public final class Exchange {
     private long headNanos;
     private long bytesOut;
     private Ending ending = Ending.COMPLETE;
+    /** Token counts the upstream reported for this answer; -1 while it reported none. */
+    private long promptTokens = -1;
+    private long completionTokens = -1;
+    private long cachedTokens = -1;
+    /** What the program attaches to a request (its client), handed back when the exchange ends. */
+    private Object attachment;
 
     /** How an exchange ended. */
     public enum Ending {
@@ -152,6 +158,38 @@ public final class Exchange {
 
     public long bytesOut() {
         return bytesOut;
+    }
+
+    /** The answer's token counts from the upstream's own {@code usage} (contract §13). */
+    public void usage(long prompt, long completion, long cached) {
+        this.promptTokens = prompt;
+        this.completionTokens = completion;
+        this.cachedTokens = cached;
+    }
+
+    /** False when the answer carried no usage (a stream without include_usage): unknown, not zero. */
+    public boolean hasUsage() {
+        return promptTokens >= 0;
+    }
+
+    public long promptTokens() {
+        return Math.max(0, promptTokens);
+    }
+
+    public long completionTokens() {
+        return Math.max(0, completionTokens);
+    }
+
+    public long cachedTokens() {
+        return Math.max(0, cachedTokens);
+    }
+
+    public void attach(Object value) {
+        this.attachment = value;
+    }
+
+    public Object attachment() {
+        return attachment;
     }
 
     public Ending ending() {

@@ -8,6 +8,7 @@ import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * One upstream key with its live state and counters. The secret is reachable only as a
@@ -26,6 +27,9 @@ public final class ApiKey {
     private final AtomicReference<KeyState> state = new AtomicReference<>(KeyState.AVAILABLE);
     private final AtomicLong requests = new AtomicLong();
     private final AtomicLong failures = new AtomicLong();
+    private final LongAdder promptTokens = new LongAdder();
+    private final LongAdder completionTokens = new LongAdder();
+    private final LongAdder cachedTokens = new LongAdder();
     private volatile int lastStatus;
 
     ApiKey(String secret) {
@@ -101,6 +105,25 @@ public final class ApiKey {
 
     public long requests() {
         return requests.get();
+    }
+
+    /** Tokens the upstream reported for answers to requests sent with this key (contract §13). */
+    public void addTokens(long prompt, long completion, long cached) {
+        promptTokens.add(prompt);
+        completionTokens.add(completion);
+        cachedTokens.add(cached);
+    }
+
+    public long promptTokens() {
+        return promptTokens.sum();
+    }
+
+    public long completionTokens() {
+        return completionTokens.sum();
+    }
+
+    public long cachedTokens() {
+        return cachedTokens.sum();
     }
 
     public long failures() {

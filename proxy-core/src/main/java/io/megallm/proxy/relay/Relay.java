@@ -28,6 +28,7 @@ public final class Relay {
     private final RelayEvents events;
     private final DefaultModel defaultModel;
     private final KeyAccess access;
+    private final RequestGate gate;
     private final ConcurrentMap<EventLoop, SilenceWatch> watches = new ConcurrentHashMap<>();
 
     public Relay(KeyPool keys, UpstreamPools pools, RelaySettings settings, ServerLifecycle lifecycle) {
@@ -41,6 +42,12 @@ public final class Relay {
 
     public Relay(KeyPool keys, UpstreamPools pools, RelaySettings settings, ServerLifecycle lifecycle,
                  RelayEvents events, KeyAccess access) {
+        this(keys, pools, settings, lifecycle, events, access, RequestGate.OPEN);
+    }
+
+    public Relay(KeyPool keys, UpstreamPools pools, RelaySettings settings, ServerLifecycle lifecycle,
+                 RelayEvents events, KeyAccess access, RequestGate gate) {
+        this.gate = gate;
         this.access = access;
         this.keys = keys;
         this.selector = new KeySelector(keys);
@@ -76,6 +83,9 @@ public final class Relay {
                     exchange.describe(settings.defaultModel(), body.stream());
                 }
             }
+        }
+        if (!gate.admit(exchange, exchange.model(), body.stream())) {
+            return;
         }
         new RelayCall(this, exchange, pools.target().pathFor(rest), body.affinity()).start();
     }

@@ -8,6 +8,7 @@ import io.megallm.proxy.key.ApiKey;
 import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.key.KeyWaiters;
 import io.megallm.proxy.upstream.AcquireCallback;
+import io.megallm.proxy.usage.UsageScanner;
 import io.megallm.proxy.upstream.PendingAcquire;
 import io.megallm.proxy.upstream.UpstreamListener;
 import io.megallm.proxy.upstream.UpstreamPool;
@@ -108,6 +109,8 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private ScheduledFuture<?> backoff;
     /** The connection request in flight; cancelled when the client leaves before it is served. */
     private PendingAcquire acquiring;
+    /** Reads the upstream's token counts from a successful answer's bytes as they pass. */
+    private UsageScanner usage;
 
     RelayCall(Relay relay, Exchange exchange, String upstreamUri, long affinity) {
         this.relay = relay;
@@ -341,6 +344,11 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         // The upstream's chunks go to the client as they are when the client gets chunks too. A
         // body that ends with the upstream's close has no framing of its own: the exchange frames it.
         framedBody = exchange.sendHead(head) && upstreamChunked;
+        int status = head.status().code();
+        if (status >= 200 && status < 300 && bodyAllowed(head)) {
+            // A body passed on with the upstream's chunk lines is read through them.
+            usage = new UsageScanner(framedBody);
+        }
     }
 
     private boolean bodyAllowed(HttpResponse head) {
@@ -352,7 +360,12 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     public void onBody(ByteBuf bytes) {
         touch();
         switch (phase) {
-            case STREAMING -> exchange.sendBody(bytes, framedBody);
+            case STREAMING -> {
+                if (usage != null) {
+                    usage.scan(bytes);
+                }
+                exchange.sendBody(bytes, framedBody);
+            }
             case BUFFERING -> {
                 boolean kept = pendingAnswer.append(bytes);
                 bytes.release();
@@ -377,6 +390,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             case STREAMING -> {
                 finishUpstream();
                 events.upstreamDone(System.nanoTime() - attemptStart);
+                recordUsage();
                 exchange.sendEnd(trailers);
                 done();
             }
@@ -445,6 +459,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             }
             case STREAMING -> {
                 events.truncated();
+                recordUsage();
                 exchange.abort();
                 done();
             }
@@ -544,6 +559,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             }
             default -> {
                 events.truncated();
+                recordUsage();
                 exchange.abort();
                 done();
             }
@@ -767,10 +783,24 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         }
     }
 
+    /**
+     * What the upstream said the answer cost, however the answer ended (a cut stream's last
+     * usage, if any, is still what was generated); counted once, before the exchange reports.
+     */
+    private void recordUsage() {
+        UsageScanner u = usage;
+        usage = null;
+        if (u != null && u.found()) {
+            key.addTokens(u.promptTokens(), u.completionTokens(), u.cachedTokens());
+            exchange.usage(u.promptTokens(), u.completionTokens(), u.cachedTokens());
+        }
+    }
+
     private void done() {
         if (phase == Phase.DONE) {
             return;
         }
+        recordUsage();
         phase = Phase.DONE;
         cancelTimer();
         if (waiter != null) {

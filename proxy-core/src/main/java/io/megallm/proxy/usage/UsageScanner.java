@@ -39,6 +39,16 @@ public final class UsageScanner implements ByteProcessor {
             "cached_tokens".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
     };
 
+    // Chunked framing, when the relayed bytes carry the upstream's own chunk lines.
+    private static final int CHUNK_SIZE = 0;
+    private static final int CHUNK_DATA = 1;
+    private static final int CHUNK_DATA_END = 2;
+    private static final int CHUNK_TRAILER = 3;
+    private final boolean chunked;
+    private int chunkState = CHUNK_SIZE;
+    private long chunkLeft;
+    private boolean chunkExtension;
+
     /** Nesting: 0 outside any value; 1 inside a top-level object; arrays count too. */
     private int depth;
     /** For each tracked depth, whether the container there is an object (keys) or an array. */
@@ -67,6 +77,19 @@ public final class UsageScanner implements ByteProcessor {
     private long foundCompletion;
     private long foundCached;
 
+    /** A scanner of plain body bytes. */
+    public UsageScanner() {
+        this(false);
+    }
+
+    /**
+     * {@code chunked}: the bytes are the upstream's chunked framing as received (the relay passes
+     * chunks through unchanged), so chunk lines are skipped and only chunk data is read.
+     */
+    public UsageScanner(boolean chunked) {
+        this.chunked = chunked;
+    }
+
     /** Scans the readable bytes of {@code bytes} without moving its indices. */
     public void scan(ByteBuf bytes) {
         if (bytes.isReadable()) {
@@ -94,6 +117,43 @@ public final class UsageScanner implements ByteProcessor {
 
     @Override
     public boolean process(byte b) {
+        if (!chunked) {
+            return json(b);
+        }
+        switch (chunkState) {
+            case CHUNK_SIZE -> {
+                if (b == '\n') {
+                    chunkState = chunkLeft == 0 ? CHUNK_TRAILER : CHUNK_DATA;
+                    chunkExtension = false;
+                } else if (b == ';') {
+                    chunkExtension = true;
+                } else if (!chunkExtension) {
+                    int d = Character.digit(b, 16);
+                    if (d >= 0 && chunkLeft < (1L << 56)) {
+                        chunkLeft = chunkLeft << 4 | d;
+                    }
+                }
+                return true;
+            }
+            case CHUNK_DATA -> {
+                if (--chunkLeft == 0) {
+                    chunkState = CHUNK_DATA_END;
+                }
+                return json(b);
+            }
+            case CHUNK_DATA_END -> {
+                if (b == '\n') {
+                    chunkState = CHUNK_SIZE;
+                }
+                return true;
+            }
+            default -> {
+                return true;
+            }
+        }
+    }
+
+    private boolean json(byte b) {
         if (inString) {
             string(b);
             return true;

@@ -104,4 +104,23 @@ class UsageScannerTest {
         UsageScanner g = scanWhole("}}]]\"\\\"{{{[[[:::,,,\u0000\u00ff\"usage\":{\"prompt_tokens\":3");
         assertFalse(g.found());
     }
+
+    @Test
+    void throughTheUpstreamsChunkLinesWhenTheyArePassedOn() {
+        // The usage key split by a chunk boundary: chunk lines land inside the JSON string.
+        String wire = "28\r\ndata: {\"choices\":[],\"usage\":{\"prompt_tok\r\n"
+                + "33;ext=1\r\nens\":21,\"completion_tokens\":9,\"total_tokens\":30}}\n\n\r\n"
+                + "e\r\ndata: [DONE]\n\n\r\n0\r\nX-Trailer: {\"usage\":{\"prompt_tokens\":1}}\r\n\r\n";
+        UsageScanner plain = scanWhole(wire);
+        assertFalse(plain.found() && plain.promptTokens() == 21, "a plain scanner cannot see through chunk lines");
+        for (int cut = 0; cut <= wire.length(); cut++) {
+            UsageScanner s = new UsageScanner(true);
+            byte[] bytes = wire.getBytes(StandardCharsets.US_ASCII);
+            s.scan(Unpooled.wrappedBuffer(bytes, 0, cut));
+            s.scan(Unpooled.wrappedBuffer(bytes, cut, bytes.length - cut));
+            assertTrue(s.found(), "cut at " + cut);
+            assertEquals(21, s.promptTokens(), "cut at " + cut);
+            assertEquals(9, s.completionTokens(), "cut at " + cut);
+        }
+    }
 }

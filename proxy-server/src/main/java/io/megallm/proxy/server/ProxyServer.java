@@ -12,6 +12,9 @@ import io.megallm.proxy.key.RetryBudget;
 import io.megallm.proxy.relay.Relay;
 import io.megallm.proxy.relay.RelaySettings;
 import io.megallm.proxy.server.access.AccessLog;
+import io.megallm.proxy.server.clients.ClientGate;
+import io.megallm.proxy.server.clients.ClientRegistry;
+import io.megallm.proxy.server.usage.UsageLedger;
 import io.megallm.proxy.server.config.Settings;
 import io.megallm.proxy.server.metrics.ProxyMetrics;
 import io.megallm.proxy.server.keys.KeyFile;
@@ -57,6 +60,7 @@ public final class ProxyServer {
     private ProxyMetrics metrics;
     private AccessLog accessLog;
     private KeyFileWatcher watcher;
+    private KeyFileWatcher clientWatcher;
     private Channel listener;
 
     public ProxyServer(Settings settings) {
@@ -100,13 +104,18 @@ public final class ProxyServer {
         metrics = new ProxyMetrics(keys, lifecycle, pools, waiters);
         RetryBudget budget = new RetryBudget(settings.retryBudgetPercent(), settings.retryBudgetMinPerSecond(),
                 System::nanoTime);
+        ClientGate gate = new ClientGate(() -> System.currentTimeMillis() / 1000);
         Relay relay = new Relay(keys, pools, new RelaySettings(settings.timeoutMillis(), settings.maxRetries(),
                 settings.maxKeyRetries(), settings.keyCooldownSeconds(), settings.defaultModel()), lifecycle, metrics,
-                new Relay.KeyAccess(budget, waiters, TimeUnit.SECONDS.toNanos(settings.keyWaitSeconds())));
-        AccessControl access = new AccessControl(settings.adminToken(), settings.proxyApiKeys());
-        Router router = new Router(relay, keys, keyFile, access, metrics);
+                new Relay.KeyAccess(budget, waiters, TimeUnit.SECONDS.toNanos(settings.keyWaitSeconds())), gate);
+        ClientRegistry clients = clientRegistry();
+        AccessControl access = new AccessControl(settings.adminToken(), clients);
+        UsageLedger usage = new UsageLedger(System::currentTimeMillis);
+        Router router = new Router(relay, keys, keyFile, access, metrics, gate, usage);
         accessLog = new AccessLog();
         ExchangeObserver observer = exchange -> {
+            usage.onEnd(exchange);
+            ClientGate.release(exchange);
             metrics.onEnd(exchange);
             accessLog.onEnd(exchange);
         };
@@ -159,6 +168,21 @@ public final class ProxyServer {
         keys.onReload(() -> stateFile.changed(keys));
     }
 
+    /** The clients of PROXY_API_KEYS: the client file, watched like the key file, or the plain list. */
+    private ClientRegistry clientRegistry() {
+        if (settings.clientsFile() == null) {
+            return ClientRegistry.of(settings.proxyApiKeys());
+        }
+        try {
+            ClientRegistry clients = ClientRegistry.fromFile(settings.clientsFile());
+            clientWatcher = new KeyFileWatcher(settings.clientsFile(), clients::reload, "megallm-clients-watch").start();
+            return clients;
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException("PROXY_API_KEYS names the file " + settings.clientsFile()
+                    + ", which could not be read (" + e.getClass().getSimpleName() + ")");
+        }
+    }
+
     public int port() {
         return ((InetSocketAddress) listener.localAddress()).getPort();
     }
@@ -190,6 +214,9 @@ public final class ProxyServer {
     public void shutdown() {
         if (watcher != null) {
             watcher.close();
+        }
+        if (clientWatcher != null) {
+            clientWatcher.close();
         }
         if (listener != null) {
             listener.close().syncUninterruptibly();

@@ -129,7 +129,13 @@ public final class AccessLog implements ExchangeObserver {
         millis(b, durationNanos);
         b.append(" bytes=").append(ex.bytesOut())
                 .append(" end=").append(ending(ex.ending()))
-                .append('\n');
+                .append(" tokens=");
+        if (ex.hasUsage()) {
+            b.append(ex.promptTokens()).append('/').append(ex.completionTokens());
+        } else {
+            b.append('-');
+        }
+        b.append('\n');
         if (b.length() >= FLUSH_AT) {
             batch.write();
         } else if (!batch.scheduled) {

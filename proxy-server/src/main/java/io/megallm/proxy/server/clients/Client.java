@@ -19,7 +19,7 @@ public final class Client {
     private static final int TOKEN_BITS = 44;
     private static final long TOKEN_MASK = (1L << TOKEN_BITS) - 1;
 
-    private final ClientSpec spec;
+    private volatile ClientSpec spec;
     private final SlidingWindow requestWindow = new SlidingWindow();
     private final SlidingWindow tokenWindow = new SlidingWindow();
     /** The UTC day (high bits) and the tokens counted on it (low 44 bits). */
@@ -38,21 +38,30 @@ public final class Client {
         return spec;
     }
 
+    /** New limits for the same key (a reload); what was used so far stays. */
+    void update(ClientSpec next) {
+        this.spec = next;
+    }
+
     public String label() {
         return spec.label();
     }
 
     /**
      * Checks every limit for a request starting at {@code nowSecond} (epoch seconds, UTC) naming
-     * {@code model} (null: none) and returns null when it may go on; a stream then holds one of
-     * {@code max_streams} until {@link #streamEnded()}.
+     * {@code model} (null: none); null when it may go on. Both halves in one call.
      */
     public Refusal admit(long nowSecond, String model, boolean stream) {
-        if (spec.models() != null && (model == null || !spec.models().contains(model))) {
-            return new Refusal(403, "model_not_allowed", model == null
-                    ? "This client key must name one of its allowed models."
-                    : "This client key may not use the model " + printable(model) + ".", -1);
-        }
+        Refusal r = admitRequest(nowSecond);
+        return r != null ? r : admitBody(nowSecond, model, stream);
+    }
+
+    /**
+     * The limits known from the request head (tokens per day and minute, requests per minute),
+     * checked before any body byte is read; a request admitted here counts against {@code rpm}.
+     */
+    public Refusal admitRequest(long nowSecond) {
+        ClientSpec spec = this.spec;
         if (spec.dailyTokens() > 0 && tokensToday(nowSecond) >= spec.dailyTokens()) {
             long untilMidnight = DAY_SECONDS - Math.floorMod(nowSecond, DAY_SECONDS);
             return new Refusal(429, "daily_tokens", "This client key has used its " + spec.dailyTokens()
@@ -71,25 +80,33 @@ public final class Client {
                         + " requests per minute.", requestWindow.secondsUntilAtMost(nowSecond, spec.rpm() - 1));
             }
         }
-        if (stream && spec.maxStreams() > 0) {
-            if (streams.incrementAndGet() > spec.maxStreams()) {
-                streams.decrementAndGet();
-                if (spec.rpm() > 0) {
-                    requestWindow.add(nowSecond, -1);
-                }
-                return new Refusal(429, "max_streams", "This client key already has its " + spec.maxStreams()
-                        + " streams open.", 1);
-            }
-        }
         requests.increment();
         return null;
     }
 
-    /** A stream admitted by {@link #admit} has ended, however it ended. */
-    public void streamEnded() {
-        if (spec.maxStreams() > 0) {
-            streams.decrementAndGet();
+    /**
+     * The limits that need the body: the model allow-list and concurrent streams. A stream
+     * admitted here holds one of {@code max_streams} until {@link #streamEnded()}.
+     */
+    public Refusal admitBody(long nowSecond, String model, boolean stream) {
+        ClientSpec spec = this.spec;
+        if (spec.models() != null && (model == null || !spec.models().contains(model))) {
+            return new Refusal(403, "model_not_allowed", model == null
+                    ? "This client key must name one of its allowed models."
+                    : "This client key may not use the model " + printable(model) + ".", -1);
         }
+        // Every admitted stream is counted (the count is shown); only a set limit refuses.
+        if (stream && streams.incrementAndGet() > spec.maxStreams() && spec.maxStreams() > 0) {
+            streams.decrementAndGet();
+            return new Refusal(429, "max_streams", "This client key already has its " + spec.maxStreams()
+                    + " streams open.", 1);
+        }
+        return null;
+    }
+
+    /** A stream admitted by {@link #admitBody} has ended, however it ended. */
+    public void streamEnded() {
+        streams.decrementAndGet();
     }
 
     /** Tokens of an answer this client received, counted when the answer ended. */

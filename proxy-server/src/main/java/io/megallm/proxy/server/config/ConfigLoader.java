@@ -8,6 +8,9 @@ import io.megallm.proxy.upstream.UpstreamTarget;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import io.megallm.proxy.server.clients.ClientFile;
+import io.megallm.proxy.server.clients.ClientSpec;
+
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -99,7 +102,9 @@ public final class ConfigLoader {
         long maxBody = bytes("MAX_REQUEST_BODY");
         long cooldown = (long) Math.ceil(nonNegativeNumber("KEY_COOLDOWN"));
         String adminToken = optional("ADMIN_TOKEN");
-        List<String> clientKeys = clientKeys(optional("PROXY_API_KEYS"));
+        String apiKeys = optional("PROXY_API_KEYS");
+        List<String> clientKeys = clientKeys(apiKeys);
+        Path clientsFile = apiKeys != null && apiKeys.startsWith("@") ? workDir.resolve(apiKeys.substring(1).strip()) : null;
         long grace = (long) Math.ceil(nonNegativeNumber("SHUTDOWN_GRACE"));
         boolean accessConsole = bool("ACCESS_LOG_CONSOLE");
         double headerTimeout = positiveNumber("CLIENT_HEADER_TIMEOUT");
@@ -117,7 +122,7 @@ public final class ConfigLoader {
         int budgetMin = intAtLeast("RETRY_BUDGET_MIN", 0, 1_000_000);
         Path stateFile = workDir.resolve(nonEmpty("KEY_STATE_FILE"));
         return new Settings(baseUrl.strip(), timeout, maxRetries, maxKeyRetries, host, port, level, keysFile, logDir,
-                poolMax, poolIdle, maxBody, cooldown, adminToken, List.copyOf(clientKeys), grace, accessConsole,
+                poolMax, poolIdle, maxBody, cooldown, adminToken, List.copyOf(clientKeys), clientsFile, grace, accessConsole,
                 headerTimeout, bodyTimeout, keepaliveTimeout, sendTimeout, maxConnections, defaultModel,
                 recheck, keyWait, budget, budgetMin, stateFile);
     }
@@ -137,11 +142,10 @@ public final class ConfigLoader {
                 throw new ConfigError("PROXY_API_KEYS names the file " + file + ", which could not be read ("
                         + e.getClass().getSimpleName() + ")");
             }
-            for (String line : lines) {
-                String k = line.strip();
-                if (!k.isEmpty() && !k.startsWith("#")) {
-                    keys.add(k);
-                }
+            // The client file (contract §13): a key first, then optional name= and limits. Bad lines
+            // are logged by the server when it loads the file; here only whether any client is left.
+            for (ClientSpec spec : ClientFile.parse(String.join("\n", lines)).clients()) {
+                keys.add(spec.key());
             }
             if (keys.isEmpty()) {
                 throw new ConfigError("PROXY_API_KEYS names the file " + file + ", which has no keys");

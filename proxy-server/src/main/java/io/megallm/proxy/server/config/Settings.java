@@ -22,6 +22,7 @@ public record Settings(
         long keyCooldownSeconds,
         String adminToken,
         List<String> proxyApiKeys,
+        Path clientsFile,
         long shutdownGraceSeconds,
         boolean accessLogConsole,
         double clientHeaderTimeoutSeconds,

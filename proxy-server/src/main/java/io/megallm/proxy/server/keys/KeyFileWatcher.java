@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.util.Objects;
+import java.util.function.BooleanSupplier;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -24,7 +25,8 @@ public final class KeyFileWatcher implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(KeyFileWatcher.class);
     private static final long POLL_MILLIS = 500;
 
-    private final KeyFile keyFile;
+    private final Path path;
+    private final BooleanSupplier reload;
     private final ScheduledExecutorService timer;
     private final Object reloadsLock = new Object();
     private Snapshot applied;
@@ -33,10 +35,19 @@ public final class KeyFileWatcher implements AutoCloseable {
     private int changes;
 
     public KeyFileWatcher(KeyFile keyFile) {
-        this.keyFile = keyFile;
-        this.applied = Snapshot.of(keyFile.path());
+        this(keyFile.path(), () -> keyFile.reloadChanged().problem() == null, "megallm-keys-watch");
+    }
+
+    /**
+     * Watches any file the same way (the client file of PROXY_API_KEYS=@path too); {@code reload}
+     * says whether the new content was taken.
+     */
+    public KeyFileWatcher(Path path, BooleanSupplier reload, String threadName) {
+        this.path = path;
+        this.reload = reload;
+        this.applied = Snapshot.of(path);
         this.timer = Executors.newSingleThreadScheduledExecutor(r -> {
-            Thread t = new Thread(r, "megallm-keys-watch");
+            Thread t = new Thread(r, threadName);
             t.setDaemon(true);
             return t;
         });
@@ -49,7 +60,7 @@ public final class KeyFileWatcher implements AutoCloseable {
 
     private void poll() {
         try {
-            Snapshot now = Snapshot.of(keyFile.path());
+            Snapshot now = Snapshot.of(path);
             if (now.equals(applied)) {
                 pending = null;
                 return;
@@ -60,16 +71,16 @@ public final class KeyFileWatcher implements AutoCloseable {
             }
             applied = now;
             pending = null;
-            KeyFile.Outcome outcome = keyFile.reloadChanged();
+            boolean taken = reload.getAsBoolean();
             synchronized (reloadsLock) {
                 changes++;
-                if (outcome.problem() == null) {
+                if (taken) {
                     reloads++;
                 }
                 reloadsLock.notifyAll();
             }
         } catch (RuntimeException e) {
-            log.error("watching the keys file failed: {}", e.toString());
+            log.error("watching {} failed: {}", path, e.toString());
         }
     }
 

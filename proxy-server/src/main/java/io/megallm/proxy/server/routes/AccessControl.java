@@ -3,6 +3,8 @@ package io.megallm.proxy.server.routes;
 import io.megallm.proxy.http.ErrorResponses;
 import io.megallm.proxy.http.Exchange;
 import io.megallm.proxy.http.RequestHeaders;
+import io.megallm.proxy.server.clients.Client;
+import io.megallm.proxy.server.clients.ClientRegistry;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.util.AsciiString;
@@ -25,11 +27,19 @@ public final class AccessControl {
     private static final AsciiString FORWARDED = AsciiString.cached("forwarded");
 
     private final byte[] adminToken;
-    private final List<byte[]> clientKeys;
+    private final ClientRegistry clients;
 
     public AccessControl(String adminToken, List<String> clientKeys) {
+        this(adminToken, ClientRegistry.of(clientKeys));
+    }
+
+    public AccessControl(String adminToken, ClientRegistry clients) {
         this.adminToken = adminToken == null ? null : adminToken.getBytes(StandardCharsets.UTF_8);
-        this.clientKeys = clientKeys.stream().map(k -> k.getBytes(StandardCharsets.UTF_8)).toList();
+        this.clients = clients;
+    }
+
+    public ClientRegistry clients() {
+        return clients;
     }
 
     /** True when the request may use admin routes; otherwise the error has been sent. */
@@ -58,9 +68,12 @@ public final class AccessControl {
         return true;
     }
 
-    /** True when the request may use the relay; otherwise the 401 has been sent. */
+    /**
+     * True when the request may use the relay; otherwise the 401 has been sent. The client found
+     * is attached to the exchange, for its limits and its usage.
+     */
     boolean admitClient(Exchange exchange) {
-        if (clientKeys.isEmpty()) {
+        if (!clients.required()) {
             return true;
         }
         RequestHeaders headers = exchange.request().headers();
@@ -68,17 +81,10 @@ public final class AccessControl {
         if (presented == null) {
             presented = headers.get(X_API_KEY);
         }
-        if (presented != null) {
-            byte[] p = presented.strip().getBytes(StandardCharsets.UTF_8);
-            boolean ok = false;
-            for (byte[] k : clientKeys) {
-                ok |= MessageDigest.isEqual(k, p);
-            }
-            if (ok) {
-                // The client's own key never travels upstream.
-                headers.remove(X_API_KEY);
-                return true;
-            }
+        Client client = presented == null ? null : clients.lookup(presented.strip());
+        if (client != null) {
+            exchange.attach(client);
+            return true;
         }
         exchange.respondError(HttpResponseStatus.UNAUTHORIZED, ErrorResponses.AUTHENTICATION, "invalid_api_key",
                 "A valid proxy API key is required (Authorization: Bearer <key> or x-api-key).");
@@ -86,7 +92,7 @@ public final class AccessControl {
     }
 
     public boolean clientKeysRequired() {
-        return !clientKeys.isEmpty();
+        return clients.required();
     }
 
     public boolean adminTokenSet() {

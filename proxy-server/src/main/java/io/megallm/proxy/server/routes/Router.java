@@ -13,6 +13,8 @@ import io.megallm.proxy.key.ReloadResult;
 import io.megallm.proxy.key.ResetResult;
 import io.megallm.proxy.relay.Relay;
 import io.megallm.proxy.server.Version;
+import io.megallm.proxy.server.clients.ClientGate;
+import io.megallm.proxy.server.usage.UsageLedger;
 import io.megallm.proxy.server.keys.KeyFile;
 import io.megallm.proxy.server.metrics.ProxyMetrics;
 import io.netty.handler.codec.http.FullHttpResponse;
@@ -34,12 +36,22 @@ public final class Router implements RequestRouter, HeadCheck {
     private final ProxyMetrics metrics;
     private final DocsRoutes docs = new DocsRoutes();
     private final DashboardRoutes dashboard;
+    private final ClientGate gate;
+    private final UsageLedger usage;
 
     public Router(Relay relay, KeyPool keys, KeyFile keyFile, AccessControl access) {
         this(relay, keys, keyFile, access, null);
     }
 
     public Router(Relay relay, KeyPool keys, KeyFile keyFile, AccessControl access, ProxyMetrics metrics) {
+        this(relay, keys, keyFile, access, metrics, new ClientGate(() -> System.currentTimeMillis() / 1000),
+                new UsageLedger(System::currentTimeMillis));
+    }
+
+    public Router(Relay relay, KeyPool keys, KeyFile keyFile, AccessControl access, ProxyMetrics metrics,
+                  ClientGate gate, UsageLedger usage) {
+        this.gate = gate;
+        this.usage = usage;
         this.relay = relay;
         this.keys = keys;
         this.keyFile = keyFile;
@@ -55,7 +67,7 @@ public final class Router implements RequestRouter, HeadCheck {
             return true;
         }
         exchange.route(RouteLabels.forRelay(path));
-        return access.admitClient(exchange);
+        return access.admitClient(exchange) && gate.admitHead(exchange);
     }
 
     @Override
@@ -63,7 +75,7 @@ public final class Router implements RequestRouter, HeadCheck {
         String path = exchange.request().path();
         if (relayed(path)) {
             exchange.route(RouteLabels.forRelay(path));
-            if (exchange.admittedOnHead() || access.admitClient(exchange)) {
+            if (exchange.admittedOnHead() || (access.admitClient(exchange) && gate.admitHead(exchange))) {
                 relay.forward(exchange, exchange.request().uri().substring(3));
             }
             return;
@@ -77,7 +89,7 @@ public final class Router implements RequestRouter, HeadCheck {
             case "/metrics" -> {
                 if (metrics != null && allow(exchange, method, HttpMethod.GET) && access.admitAdmin(exchange)) {
                     FullHttpResponse response = ErrorResponses.json(exchange.alloc(), HttpResponseStatus.OK,
-                            metrics.scrape());
+                            metrics.scrape() + usage.prometheus(access.clients().clients()));
                     response.headers().set(HttpHeaderNames.CONTENT_TYPE, ProxyMetrics.contentType());
                     exchange.respond(response);
                 } else if (metrics == null) {
@@ -97,6 +109,12 @@ public final class Router implements RequestRouter, HeadCheck {
             case "/admin/reset-failed-keys" -> {
                 if (allow(exchange, method, HttpMethod.POST) && access.admitAdmin(exchange)) {
                     resetKeys(exchange);
+                }
+            }
+            case "/admin/usage" -> {
+                if (allow(exchange, method, HttpMethod.GET) && access.admitAdmin(exchange)) {
+                    exchange.respond(ErrorResponses.json(exchange.alloc(), HttpResponseStatus.OK,
+                            usage.json(keys.keys(), access.clients().clients())));
                 }
             }
             case "/admin/keys" -> {
@@ -185,6 +203,9 @@ public final class Router implements RequestRouter, HeadCheck {
                     .append(",\"requests\":").append(k.requests())
                     .append(",\"failures\":").append(k.failures())
                     .append(",\"last_status\":").append(k.lastStatus() == 0 ? "null" : Integer.toString(k.lastStatus()))
+                    .append(",\"tokens\":{\"prompt\":").append(k.promptTokens())
+                    .append(",\"completion\":").append(k.completionTokens())
+                    .append(",\"cached\":").append(k.cachedTokens()).append('}')
                     .append('}');
         }
         b.append("]}");

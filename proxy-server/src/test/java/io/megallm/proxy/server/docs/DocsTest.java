@@ -139,7 +139,7 @@ class DocsTest {
         Map<String, Object> keyItem = map(resolve(doc,
                 at(okProperties(doc, "/admin/keys", "get"), "keys", "items")), "admin keys item");
         assertEquals(Set.of("key", "state", "cooldown_remaining_s", "failure_reason", "recheck_in_s", "requests",
-                "failures", "last_status"), map(keyItem.get("properties"), "key item").keySet());
+                "failures", "last_status", "tokens"), map(keyItem.get("properties"), "key item").keySet());
         assertNotNull(at(doc, "paths", "/metrics", "get", "responses", "200", "content", "text/plain"),
                 "/metrics is text/plain");
 

@@ -95,7 +95,7 @@ class KeysFileTest {
         for (Object o : (List<Object>) body.get("keys")) {
             Map<String, Object> k = Json.object(o);
             assertEquals(List.of("key", "state", "cooldown_remaining_s", "failure_reason", "recheck_in_s", "requests",
-                    "failures", "last_status"), List.copyOf(k.keySet()), r.body());
+                    "failures", "last_status", "tokens"), List.copyOf(k.keySet()), r.body());
             byMasked.put((String) k.get("key"), k);
         }
         return byMasked;
@@ -220,6 +220,7 @@ class KeysFileTest {
             fresh.put("requests", 0L);
             fresh.put("failures", 0L);
             fresh.put("last_status", null);
+            fresh.put("tokens", Map.of("prompt", 0L, "completion", 0L, "cached", 0L));
             assertEquals(fresh, c);
             assertHealth(p, 2, 1, 1, 0);
 

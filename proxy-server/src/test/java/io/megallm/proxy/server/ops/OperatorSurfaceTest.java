@@ -103,7 +103,7 @@ class OperatorSurfaceTest {
             assertTrue(line.contains(" attempts=2 "), line);
             assertTrue(line.contains(" client=127.0.0.1:"), line);
             assertTrue(line.contains(" xff=198.51.100.23 "), line);
-            assertTrue(line.matches(".* ttfb_ms=[0-9.]+ duration_ms=[0-9.]+ bytes=[0-9]+ end=complete"), line);
+            assertTrue(line.matches(".* ttfb_ms=[0-9.]+ duration_ms=[0-9.]+ bytes=[0-9]+ end=complete tokens=(-|[0-9]+/[0-9]+)"), line);
         }
     }
 
@@ -130,7 +130,7 @@ class OperatorSurfaceTest {
             }
             String line = awaitAccessLine(p, "leaving-client-1");
             assertTrue(line.contains(" stream=true "), line);
-            assertTrue(line.endsWith(" end=client_gone"), line);
+            assertTrue(line.contains(" end=client_gone "), line);
             p.upstream.awaitClosedStream(5, TimeUnit.SECONDS);
         }
     }

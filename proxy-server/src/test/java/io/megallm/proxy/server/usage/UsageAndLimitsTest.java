@@ -1,0 +1,213 @@
+package io.megallm.proxy.server.usage;
+
+import io.megallm.proxy.key.ApiKey;
+import io.megallm.proxy.server.testing.ProxyUnderTest;
+import io.megallm.proxy.testing.MockUpstream;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.handler.codec.http.DefaultHttpContent;
+import io.netty.handler.codec.http.DefaultHttpResponse;
+import io.netty.handler.codec.http.DefaultLastHttpContent;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpResponse;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http.HttpVersion;
+import org.junit.jupiter.api.Test;
+
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse.BodyHandlers;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Contract §13 over real sockets: usage read from relayed bytes, and every client limit. */
+class UsageAndLimitsTest {
+
+    private static final String JSON = "{\"id\":\"c1\",\"choices\":[{\"message\":{\"content\":\"the usage: none\"}}],"
+            + "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":38,\"total_tokens\":50,"
+            + "\"prompt_tokens_details\":{\"cached_tokens\":4}}}";
+    /** A stream with include_usage, cut into chunks so that the usage straddles two of them. */
+    private static final List<String> STREAM = List.of(
+            "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tok",
+            "ens\":21,\"completion_tokens\":9,\"total_tokens\":30}}\n\n",
+            "data: [DONE]\n\n");
+
+    private static MockUpstream.Behavior sse(List<String> chunks) {
+        return (ctx, req) -> {
+            HttpResponse head = new DefaultHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK);
+            head.headers().set(HttpHeaderNames.CONTENT_TYPE, "text/event-stream");
+            HttpUtil.setTransferEncodingChunked(head, true);
+            ctx.write(head);
+            for (String c : chunks) {
+                ctx.writeAndFlush(new DefaultHttpContent(Unpooled.copiedBuffer(c, StandardCharsets.UTF_8)));
+            }
+            ctx.writeAndFlush(new DefaultLastHttpContent()).addListener(ChannelFutureListener.CLOSE_ON_FAILURE);
+        };
+    }
+
+    private static java.net.http.HttpResponse<String> chat(ProxyUnderTest p, String clientKey, String body)
+            throws Exception {
+        HttpRequest.Builder b = HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
+                .header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body));
+        if (clientKey != null) {
+            b.header("Authorization", "Bearer " + clientKey);
+        }
+        return p.send(b);
+    }
+
+    private static String accessLine(ProxyUnderTest p, String requestId) throws InterruptedException {
+        for (int i = 0; i < 400; i++) {
+            List<String> hits = p.logLines().stream().filter(l -> l.startsWith("INFO megallm.access - "))
+                    .flatMap(l -> l.lines()).filter(l -> l.contains(" rid=" + requestId + " ")).toList();
+            if (!hits.isEmpty()) {
+                return hits.get(0);
+            }
+            // Access lines are batched for up to 100 ms: poll for it, bounded.
+            Thread.sleep(25);
+        }
+        throw new AssertionError("no access line for " + requestId);
+    }
+
+    @Test
+    void aJsonAnswersUsageIsCountedPerKeyModelAndInTheAccessLog() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            p.upstream.otherwise(MockUpstream.json(200, JSON));
+            var r = p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
+                    .header("Content-Type", "application/json").header("X-Request-Id", "usage-json-1")
+                    .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"gpt-4o\",\"messages\":[]}")));
+            assertEquals(JSON, r.body(), "the answer's bytes are unchanged");
+            assertTrue(accessLine(p, "usage-json-1").endsWith(" tokens=12/38"));
+
+            String usage = p.get("/admin/usage").body();
+            assertTrue(usage.contains("{\"model\":\"gpt-4o\",\"requests\":1,\"prompt_tokens\":12,\"completion_tokens\":38,"
+                    + "\"cached_tokens\":4}"), usage);
+            assertTrue(usage.contains("{\"key\":\"" + ApiKey.mask(p.keys.get(0)) + "\",\"requests\":1,\"prompt_tokens\":12,"
+                    + "\"completion_tokens\":38,\"cached_tokens\":4}"), usage);
+            String keys = p.get("/admin/keys").body();
+            assertTrue(keys.contains("\"tokens\":{\"prompt\":12,\"completion\":38,\"cached\":4}"), keys);
+            String metrics = p.get("/metrics").body();
+            assertTrue(metrics.contains("megallm_tokens_total{kind=\"prompt\",model=\"gpt-4o\"} 12"), metrics);
+            assertTrue(metrics.contains("megallm_tokens_total{kind=\"cached\",model=\"gpt-4o\"} 4"), metrics);
+        }
+    }
+
+    @Test
+    void aStreamsUsageIsReadAcrossChunksAndItsBytesReachTheClientUnchanged() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            p.upstream.otherwise(sse(STREAM));
+            var r = p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
+                    .header("Content-Type", "application/json").header("X-Request-Id", "usage-sse-1")
+                    .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"m\",\"stream\":true,"
+                            + "\"stream_options\":{\"include_usage\":true}}")));
+            assertEquals(String.join("", STREAM), r.body());
+            assertTrue(accessLine(p, "usage-sse-1").endsWith(" tokens=21/9"));
+        }
+    }
+
+    @Test
+    void aStreamWithoutUsageIsUnknownNotZero() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            p.upstream.otherwise(sse(List.of("data: {\"choices\":[]}\n\n", "data: [DONE]\n\n")));
+            p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
+                    .header("Content-Type", "application/json").header("X-Request-Id", "usage-none-1")
+                    .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"m\",\"stream\":true}")));
+            assertTrue(accessLine(p, "usage-none-1").endsWith(" tokens=-"));
+            assertTrue(p.get("/admin/usage").body().contains("{\"model\":\"m\",\"requests\":1,\"prompt_tokens\":0"));
+        }
+    }
+
+    @Test
+    void everyClientLimitAnswers429Or403AndSendsNothing() throws Exception {
+        Path dir = Files.createTempDirectory("clients");
+        Path file = dir.resolve("clients.txt");
+        Files.writeString(file, """
+                # clients
+                ck-rpm-000000000000000001 name=rpm-client rpm=2
+                ck-tpm-000000000000000002 name=tpm-client tpm=10
+                ck-mod-000000000000000003 name=model-client models=gpt-4o-mini
+                ck-str-000000000000000004 name=stream-client max_streams=1
+                ck-bad-000000000000000005 rpm=lots
+                """);
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("PROXY_API_KEYS", "@" + file))) {
+            p.upstream.otherwise(MockUpstream.json(200, JSON));
+            String body = "{\"model\":\"gpt-4o\",\"messages\":[]}";
+
+            assertEquals(200, chat(p, "ck-rpm-000000000000000001", body).statusCode());
+            assertEquals(200, chat(p, "ck-rpm-000000000000000001", body).statusCode());
+            int before = p.upstream.requestCount();
+            var rpm = chat(p, "ck-rpm-000000000000000001", body);
+            assertEquals(429, rpm.statusCode());
+            assertTrue(rpm.body().contains("\"type\":\"rate_limit_exceeded\",\"code\":\"rpm\""), rpm.body());
+            assertTrue(Long.parseLong(rpm.headers().firstValue("retry-after").orElse("0")) >= 1);
+            assertEquals(before, p.upstream.requestCount(), "nothing sent upstream for a refused request");
+
+            assertEquals(200, chat(p, "ck-tpm-000000000000000002", body).statusCode());
+            var tpm = chat(p, "ck-tpm-000000000000000002", body);
+            assertEquals(429, tpm.statusCode(), "50 tokens counted against tpm=10");
+            assertTrue(tpm.body().contains("\"code\":\"tpm\""), tpm.body());
+
+            var model = chat(p, "ck-mod-000000000000000003", body);
+            assertEquals(403, model.statusCode());
+            assertTrue(model.body().contains("\"code\":\"model_not_allowed\""), model.body());
+            assertEquals(200, chat(p, "ck-mod-000000000000000003", "{\"model\":\"gpt-4o-mini\"}").statusCode());
+
+            assertEquals(401, chat(p, "ck-bad-000000000000000005", body).statusCode(), "a bad line gives no client");
+
+            p.upstream.otherwise(MockUpstream.sse(50, 100));
+            String stream = "{\"model\":\"gpt-4o\",\"stream\":true}";
+            int seen = p.upstream.requestCount();
+            CompletableFuture<java.net.http.HttpResponse<String>> first = p.client().sendAsync(
+                    HttpRequest.newBuilder(p.uri("/v1/chat/completions")).header("Content-Type", "application/json")
+                            .header("Authorization", "Bearer ck-str-000000000000000004")
+                            .POST(HttpRequest.BodyPublishers.ofString(stream)).build(), BodyHandlers.ofString());
+            for (int i = 0; i < 400 && p.upstream.requestCount() == seen; i++) {
+                Thread.sleep(10);
+            }
+            var second = chat(p, "ck-str-000000000000000004", stream);
+            assertEquals(429, second.statusCode());
+            assertTrue(second.body().contains("\"code\":\"max_streams\""), second.body());
+            assertEquals(200, first.get(30, TimeUnit.SECONDS).statusCode());
+
+            String usage = p.get("/admin/usage").body();
+            assertTrue(usage.contains("\"name\":\"tpm-client\",\"requests\":1,\"prompt_tokens\":12,\"completion_tokens\":38"),
+                    usage);
+            assertFalse(usage.contains("ck-tpm-000000000000000002"), "a client key in full: " + usage);
+            assertTrue(p.get("/metrics").body().contains("megallm_client_tokens_total{client=\"tpm-client\",kind=\"prompt\"} 12"));
+            List<String> logs = p.logLines();
+            assertTrue(logs.stream().anyMatch(l -> l.contains("client file line 6 skipped")), logs.toString());
+            for (String line : logs) {
+                assertFalse(line.contains("ck-") && line.contains("000000000000000"), "a client key in the log: " + line);
+            }
+        }
+    }
+
+    @Test
+    void theClientFileIsReloadedWhenItChanges() throws Exception {
+        Path dir = Files.createTempDirectory("clients");
+        Path file = dir.resolve("clients.txt");
+        Files.writeString(file, "ck-one-0000000000000001 name=one\n");
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("PROXY_API_KEYS", "@" + file))) {
+            assertEquals(401, chat(p, "ck-two-0000000000000002", "{\"model\":\"m\"}").statusCode());
+            Files.writeString(file, "ck-one-0000000000000001 name=one\nck-two-0000000000000002 name=two\n");
+            int status = 401;
+            for (int i = 0; i < 200 && status == 401; i++) {
+                // The watcher applies a change once two polls (500 ms apart) agree: poll, bounded.
+                Thread.sleep(50);
+                status = chat(p, "ck-two-0000000000000002", "{\"model\":\"m\"}").statusCode();
+            }
+            assertEquals(200, status);
+            assertEquals(200, chat(p, "ck-one-0000000000000001", "{\"model\":\"m\"}").statusCode());
+        }
+    }
+}
