@@ -271,6 +271,22 @@ class ResponseParserTest {
     }
 
     @Test
+    void anOversizedHeadFailsEvenWhenItArrivesCompleteInOneRead() {
+        // Found by ResponseParserFuzzTest: the limit was only checked on a head still arriving.
+        StringBuilder b = new StringBuilder("HTTP/1.1 200 OK\r\n");
+        while (b.length() <= ResponseParser.MAX_HEAD) {
+            b.append("X-Filler: ").append("f".repeat(100)).append("\r\n");
+        }
+        String head = b.append("Content-Length: 0\r\n\r\n").toString();
+        assertThrows(MalformedResponseException.class, () -> parseSplit(head, true, false));
+        // A head of exactly the limit, whole or in pieces, is a response.
+        String atLimit = "HTTP/1.1 200 OK\r\nX-A: " + "a".repeat(ResponseParser.MAX_HEAD - 45) + "\r\nContent-Length: 0\r\n\r\n";
+        assertEquals(ResponseParser.MAX_HEAD, atLimit.length());
+        assertEquals(1, parseSplit(atLimit, true, false).ends);
+        assertEquals(1, parseSplit(atLimit, true, false, ResponseParser.MAX_HEAD - 1).ends);
+    }
+
+    @Test
     void theParserReadsTheNextResponseAfterAReset() {
         List<String> bodies = new ArrayList<>();
         Recorder r = new Recorder(true) {
