@@ -314,6 +314,13 @@ final class ResponseParser {
         HttpResponseStatus standard = HttpResponseStatus.valueOf(code);
         String phrase = standard.reasonPhrase();
         int length = Math.max(0, to - from);
+        for (int i = from; i < from + length; i++) {
+            // A bare CR (one not ending the line) would otherwise reach Netty's HttpResponseStatus,
+            // which throws IllegalArgumentException: not the parser's one rejection type.
+            if (h[i] == 0 || h[i] == '\r') {
+                throw new MalformedResponseException("forbidden character in the reason phrase");
+            }
+        }
         if (phrase.length() == length) {
             boolean same = true;
             for (int i = 0; i < length && same; i++) {

@@ -242,6 +242,10 @@ class ResponseParserTest {
         for (String bad : List.of(
                 "HTTP/2 200 OK\r\n\r\n",
                 "HTTP/1.1 2x0 OK\r\n\r\n",
+                // Found by ResponseParserFuzzTest: a bare CR in the reason phrase escaped as
+                // Netty's IllegalArgumentException.
+                "HTTP/1.1 200 O\rK\r\nContent-Length: 0\r\n\r\n",
+                "HTTP/1.1 200 OK\u0000\r\nContent-Length: 0\r\n\r\n",
                 "HTTP/1.1 101 Switching Protocols\r\n\r\n",
                 "HTTP/1.1 200 OK\r\n Folded: value\r\n\r\n",
                 "HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n",
