@@ -666,6 +666,13 @@ final class ResponseParser {
                 int colon = headerName(t, pos, to);
                 int vs = skipWhitespace(t, colon + 1, to);
                 int ve = trimWhitespace(t, vs, to);
+                for (int i = vs; i < ve; i++) {
+                    // As for the head's values: the client side writes trailers out, and a bare CR
+                    // in one would be a line break to some clients (header injection).
+                    if (t[i] == 0 || t[i] == '\r') {
+                        throw new MalformedResponseException("forbidden character in a trailer value");
+                    }
+                }
                 trailers.add(new AsciiString(t, pos, colon - pos, false), new AsciiString(t, vs, ve - vs, false));
             }
             pos = end + 1;

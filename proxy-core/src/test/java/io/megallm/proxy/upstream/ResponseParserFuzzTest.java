@@ -89,6 +89,7 @@ class ResponseParserFuzzTest {
         @Override
         public boolean onHead(HttpResponse response, boolean chunked) {
             assertNull(head, "a second final head");
+            noLineBreak("reason phrase", response.status().reasonPhrase());
             StringBuilder b = new StringBuilder().append(response.protocolVersion()).append(' ')
                     .append(response.status().code()).append(' ').append(response.status().reasonPhrase())
                     .append(" chunked=").append(chunked);
@@ -128,8 +129,25 @@ class ResponseParserFuzzTest {
                     + "\n" + end + "\n" + error;
         }
 
+        /**
+         * Appends the fields; checks on the way that nothing the client side will write out
+         * could end a line or a head early: no CR, LF or NUL in a name or value.
+         */
         private static void headers(StringBuilder b, HttpHeaders headers) {
-            headers.forEach(h -> b.append(" | ").append(h.getKey()).append(": ").append(h.getValue()));
+            headers.forEach(h -> {
+                noLineBreak("header name", h.getKey());
+                noLineBreak("header value", h.getValue());
+                b.append(" | ").append(h.getKey()).append(": ").append(h.getValue());
+            });
+        }
+
+        private static void noLineBreak(String what, String text) {
+            for (int i = 0; i < text.length(); i++) {
+                char c = text.charAt(i);
+                if (c == '\r' || c == '\n' || c == 0) {
+                    fail("CR, LF or NUL in a " + what + ": " + text);
+                }
+            }
         }
     }
 

@@ -147,6 +147,18 @@ class ResponseParserTest {
     }
 
     @Test
+    void aTrailerValueWithABareCrOrNulFails() {
+        // Found with ResponseParserFuzzTest's new "no line break in a field" check: head values
+        // were checked, trailer values were not, and the client side writes trailers out.
+        for (String trailer : List.of("X-T: a\rSet-Cookie: b", "X-T: a\u0000b")) {
+            String response = SSE_HEAD + CHUNKS + "0\r\n" + trailer + "\r\n\r\n";
+            for (boolean raw : new boolean[] {true, false}) {
+                assertThrows(MalformedResponseException.class, () -> parseSplit(response, raw, false), trailer);
+            }
+        }
+    }
+
+    @Test
     void lastChunkWithExtensionAndLeadingZeros() {
         forEverySplit(SSE_HEAD + CHUNKS + "000;done=1\r\n\r\n", true, r -> {
             assertEquals(CHUNKS, r.body());
