@@ -59,6 +59,8 @@ final class ResponseParser {
     }
 
     private final Sink sink;
+    /** {@link #MAX_HEAD}, except in the fuzz test, which needs a limit its small inputs reach. */
+    private final int maxHead;
     private State state = State.IDLE;
     private boolean headRequest;
     private boolean raw;
@@ -75,7 +77,12 @@ final class ResponseParser {
     private int zerosFirst;
 
     ResponseParser(Sink sink) {
+        this(sink, MAX_HEAD);
+    }
+
+    ResponseParser(Sink sink, int maxHead) {
         this.sink = sink;
+        this.maxHead = maxHead;
     }
 
     /** Expects the response to a new request; {@code headRequest}: a response without a body. */
@@ -136,8 +143,8 @@ final class ResponseParser {
                     pending = null;
                 }
                 if (!readHeads(in)) {
-                    if (in.readableBytes() > MAX_HEAD) {
-                        throw new MalformedResponseException("response head larger than " + MAX_HEAD + " bytes");
+                    if (in.readableBytes() > maxHead) {
+                        throw new MalformedResponseException("response head larger than " + maxHead + " bytes");
                     }
                     pending = alloc.heapBuffer(Math.max(256, in.readableBytes() * 2));
                     pending.writeBytes(in);
@@ -163,6 +170,11 @@ final class ResponseParser {
             int end = headEnd(in, start, in.writerIndex());
             if (end < 0) {
                 return false;
+            }
+            if (end - start > maxHead) {
+                // The same limit as for a head still arriving (feed): without this check a head
+                // that came complete in one read could be up to a read larger than the limit.
+                throw new MalformedResponseException("response head larger than " + maxHead + " bytes");
             }
             byte[] head = new byte[end - start];
             in.getBytes(start, head);
@@ -302,6 +314,13 @@ final class ResponseParser {
         HttpResponseStatus standard = HttpResponseStatus.valueOf(code);
         String phrase = standard.reasonPhrase();
         int length = Math.max(0, to - from);
+        for (int i = from; i < from + length; i++) {
+            // A bare CR (one not ending the line) would otherwise reach Netty's HttpResponseStatus,
+            // which throws IllegalArgumentException: not the parser's one rejection type.
+            if (h[i] == 0 || h[i] == '\r') {
+                throw new MalformedResponseException("forbidden character in the reason phrase");
+            }
+        }
         if (phrase.length() == length) {
             boolean same = true;
             for (int i = 0; i < length && same; i++) {
@@ -624,8 +643,8 @@ final class ResponseParser {
         if (trailerBytes == null) {
             trailerBytes = Unpooled.buffer(128);
         }
-        if (trailerBytes.readableBytes() >= MAX_HEAD) {
-            throw new MalformedResponseException("trailers larger than " + MAX_HEAD + " bytes");
+        if (trailerBytes.readableBytes() >= maxHead) {
+            throw new MalformedResponseException("trailers larger than " + maxHead + " bytes");
         }
         trailerBytes.writeByte(b);
     }
@@ -647,6 +666,13 @@ final class ResponseParser {
                 int colon = headerName(t, pos, to);
                 int vs = skipWhitespace(t, colon + 1, to);
                 int ve = trimWhitespace(t, vs, to);
+                for (int i = vs; i < ve; i++) {
+                    // As for the head's values: the client side writes trailers out, and a bare CR
+                    // in one would be a line break to some clients (header injection).
+                    if (t[i] == 0 || t[i] == '\r') {
+                        throw new MalformedResponseException("forbidden character in a trailer value");
+                    }
+                }
                 trailers.add(new AsciiString(t, pos, colon - pos, false), new AsciiString(t, vs, ve - vs, false));
             }
             pos = end + 1;

@@ -147,6 +147,18 @@ class ResponseParserTest {
     }
 
     @Test
+    void aTrailerValueWithABareCrOrNulFails() {
+        // Found with ResponseParserFuzzTest's new "no line break in a field" check: head values
+        // were checked, trailer values were not, and the client side writes trailers out.
+        for (String trailer : List.of("X-T: a\rSet-Cookie: b", "X-T: a\u0000b")) {
+            String response = SSE_HEAD + CHUNKS + "0\r\n" + trailer + "\r\n\r\n";
+            for (boolean raw : new boolean[] {true, false}) {
+                assertThrows(MalformedResponseException.class, () -> parseSplit(response, raw, false), trailer);
+            }
+        }
+    }
+
+    @Test
     void lastChunkWithExtensionAndLeadingZeros() {
         forEverySplit(SSE_HEAD + CHUNKS + "000;done=1\r\n\r\n", true, r -> {
             assertEquals(CHUNKS, r.body());
@@ -242,6 +254,10 @@ class ResponseParserTest {
         for (String bad : List.of(
                 "HTTP/2 200 OK\r\n\r\n",
                 "HTTP/1.1 2x0 OK\r\n\r\n",
+                // Found by ResponseParserFuzzTest: a bare CR in the reason phrase escaped as
+                // Netty's IllegalArgumentException.
+                "HTTP/1.1 200 O\rK\r\nContent-Length: 0\r\n\r\n",
+                "HTTP/1.1 200 OK\u0000\r\nContent-Length: 0\r\n\r\n",
                 "HTTP/1.1 101 Switching Protocols\r\n\r\n",
                 "HTTP/1.1 200 OK\r\n Folded: value\r\n\r\n",
                 "HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n",
@@ -268,6 +284,22 @@ class ResponseParserTest {
             cuts[i] = (i + 1) * 1000;
         }
         assertThrows(MalformedResponseException.class, () -> parseSplit(b.toString(), true, false, cuts));
+    }
+
+    @Test
+    void anOversizedHeadFailsEvenWhenItArrivesCompleteInOneRead() {
+        // Found by ResponseParserFuzzTest: the limit was only checked on a head still arriving.
+        StringBuilder b = new StringBuilder("HTTP/1.1 200 OK\r\n");
+        while (b.length() <= ResponseParser.MAX_HEAD) {
+            b.append("X-Filler: ").append("f".repeat(100)).append("\r\n");
+        }
+        String head = b.append("Content-Length: 0\r\n\r\n").toString();
+        assertThrows(MalformedResponseException.class, () -> parseSplit(head, true, false));
+        // A head of exactly the limit, whole or in pieces, is a response.
+        String atLimit = "HTTP/1.1 200 OK\r\nX-A: " + "a".repeat(ResponseParser.MAX_HEAD - 45) + "\r\nContent-Length: 0\r\n\r\n";
+        assertEquals(ResponseParser.MAX_HEAD, atLimit.length());
+        assertEquals(1, parseSplit(atLimit, true, false).ends);
+        assertEquals(1, parseSplit(atLimit, true, false, ResponseParser.MAX_HEAD - 1).ends);
     }
 
     @Test
