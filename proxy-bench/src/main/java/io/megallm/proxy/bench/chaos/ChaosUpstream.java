@@ -102,6 +102,8 @@ public final class ChaosUpstream {
     private final Map<String, List<Fault>> faults = new ConcurrentHashMap<>();
     private final Map<String, List<Exchange>> tracked = new ConcurrentHashMap<>();
     private final List<Window> refusals = new ArrayList<>();
+    /** {nanoTime, healthy key's number} of every random 429, to explain "no key available" answers. */
+    private final List<long[]> healthy429 = new ArrayList<>();
     private final Object refusalLock = new Object();
     private EventLoopGroup group;
     private volatile Channel server;
@@ -246,6 +248,30 @@ public final class ChaosUpstream {
         synchronized (refusalLock) {
             return refusals.size();
         }
+    }
+
+    private void note429(String auth) {
+        // "Bearer sk-chaos-good-000N-...": N names the healthy key (0: another key).
+        String prefix = "Bearer sk-chaos-good-000";
+        int n = auth.startsWith(prefix) && auth.length() > prefix.length() ? auth.charAt(prefix.length()) - '0' : 0;
+        synchronized (healthy429) {
+            if (healthy429.size() < MAX_REMEMBERED) {
+                healthy429.add(new long[] {System.nanoTime(), n});
+            }
+        }
+    }
+
+    /** How many distinct healthy keys got a random 429 within {@code [from, to]} (nanoTime). */
+    int healthyKeysAnswered429(long from, long to) {
+        java.util.Set<Long> keys = new java.util.HashSet<>();
+        synchronized (healthy429) {
+            for (long[] e : healthy429) {
+                if (e[0] >= from && e[0] <= to) {
+                    keys.add(e[1]);
+                }
+            }
+        }
+        return keys.size();
     }
 
     /** The upstream exchanges of a tracked request (empty when it never reached the mock). */
@@ -412,6 +438,7 @@ public final class ChaosUpstream {
                 return;
             }
             if (fault == Fault.STATUS_429) {
+                note429(auth);
                 json(ctx, keepAlive, HttpResponseStatus.TOO_MANY_REQUESTS, "{\"error\":{\"message\":\"Rate limit "
                         + "reached.\",\"type\":\"rate_limit_error\"}}", "1");
                 return;
