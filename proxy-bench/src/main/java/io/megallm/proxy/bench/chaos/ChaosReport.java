@@ -80,8 +80,8 @@ public final class ChaosReport {
         b.append("Rule: a checked request (chat, stream, 1-byte-chunk body, the first request of an idle "
                 + "keep-alive) is right when it gets 200 with the whole expected body (byte for byte) or every "
                 + "event and `data: [DONE]`. It is excused only when the mock misbehaved on that very request "
-                + "(a fault recorded under its `X-Request-Id`, which the proxy forwards, or a refusal window while "
-                + "it was in flight) and the answer has a form the contract allows: an error status with the "
+                + "(a random fault or a rejection of a dead, banned or limited key, recorded under its `X-Request-Id`, "
+                + "which the proxy forwards, or a refusal window while it was in flight) and the answer has a form the contract allows: an error status with the "
                 + "OpenAI error body (§7, §9), or after a mid-answer drop a head and a close without a clean end "
                 + "(§8). A wrong 200, a close without an answer, or a client timeout (45 s) is never excused.\n\n");
         if (!w.failedByKind().isEmpty()) {

@@ -394,7 +394,8 @@ public final class ChaosRun {
     /**
      * The rule for a checked request: right (200 with the whole expected body or every event and
      * {@code data: [DONE]}), or excused, or failed. Excused only when the mock misbehaved on that
-     * request (a fault recorded under its X-Request-Id, or a refusal window while it was in flight)
+     * request (a random fault or a key-based 401/403/429 recorded under its X-Request-Id, or a
+     * refusal window while it was in flight)
      * AND the answer has a form the contract allows for it: an error status (>= 400) with the
      * OpenAI error shape (§7 relays the last upstream answer or 502/504; §9), or, after a drop in
      * the middle of the upstream answer, a head followed by a close without a clean end (§8).
@@ -572,12 +573,13 @@ public final class ChaosRun {
     private List<Check> leftChecks(ChaosClients.Snapshot snap, ChaosUpstream upstream) {
         long now = System.nanoTime();
         Map<ChaosPattern, long[]> by = new java.util.EnumMap<>(ChaosPattern.class);
-        // per pattern: total, never reached the mock, late, still open, sent after the client left, worst ms
+        // per pattern: total, never reached the mock, late, still open, sent after the client left, worst ms,
+        // longest delay of a late send in ms
         for (Left l : snap.left()) {
             if (snap.abandoned().contains(l.requestId())) {
                 continue; // a stalled reader the run's end closed before its cut was due
             }
-            long[] a = by.computeIfAbsent(l.pattern(), k -> new long[6]);
+            long[] a = by.computeIfAbsent(l.pattern(), k -> new long[7]);
             double bound = l.pattern() == ChaosPattern.STALLED_READER
                     ? SEND_TIMEOUT + STALL_FILL_SECONDS + CUT_SLACK_SECONDS : UPSTREAM_CLOSE_SECONDS;
             List<ChaosUpstream.Exchange> ex = upstream.exchangesOf(l.requestId());
@@ -592,6 +594,7 @@ public final class ChaosRun {
                 a[5] = Math.max(a[5], (long) (lag * 1000));
                 if (e.startNanos > l.atNanos() + SENT_AFTER_GRACE_NANOS) {
                     a[4]++;
+                    a[6] = Math.max(a[6], (e.startNanos - l.atNanos()) / 1_000_000);
                 }
                 if (e.endNanos == 0) {
                     a[3]++;
@@ -605,7 +608,7 @@ public final class ChaosRun {
         boolean ok = true;
         boolean any = false;
         for (ChaosPattern p : List.of(ChaosPattern.VANISH_STREAM, ChaosPattern.VANISH_WAITING)) {
-            long[] a = by.getOrDefault(p, new long[6]);
+            long[] a = by.getOrDefault(p, new long[7]);
             any |= a[0] > 0;
             ok &= a[2] == 0 && a[3] == 0 && a[4] == 0;
             m.append(describeLeft(p, a)).append("; ");
@@ -615,7 +618,7 @@ public final class ChaosRun {
                         + "of its request ended <= " + UPSTREAM_CLOSE_SECONDS + " s after it left (contract §8, §12), "
                         + "and none reached the mock more than 0.1 s after the client left (§9: never sent)",
                 m.toString().trim()));
-        long[] st = by.getOrDefault(ChaosPattern.STALLED_READER, new long[6]);
+        long[] st = by.getOrDefault(ChaosPattern.STALLED_READER, new long[7]);
         out.add(new Check("stalled readers cut", st[0] == 0 ? null : st[2] == 0 && st[3] == 0,
                 "for every client that stopped reading a stream, its upstream ended <= SEND_TIMEOUT + "
                         + STALL_FILL_SECONDS + " s (buffers filling) + " + CUT_SLACK_SECONDS + " s after the stall (§9)",
@@ -625,8 +628,8 @@ public final class ChaosRun {
 
     private static String describeLeft(ChaosPattern p, long[] a) {
         return p.name().toLowerCase() + ": " + a[0] + " clients (" + a[1] + " never reached the mock), " + a[2]
-                + " upstreams late, " + a[3] + " still open, " + a[4] + " sent upstream after the client had gone, "
-                + "worst " + fmt(a[5] / 1000.0) + " s";
+                + " upstreams late, " + a[3] + " still open, " + a[4] + " sent upstream after the client had gone"
+                + (a[4] > 0 ? " (up to " + fmt(a[6] / 1000.0) + " s after)" : "") + ", worst " + fmt(a[5] / 1000.0) + " s";
     }
 
     /** Slow heads, slow bodies and idle keep-alives must be cut by the proxy's client timeouts. */

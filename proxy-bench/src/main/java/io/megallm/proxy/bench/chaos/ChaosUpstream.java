@@ -67,7 +67,7 @@ public final class ChaosUpstream {
     static final String X_MOCK_PAD = "x-mock-pad";
 
     /** What the mock did to one attempt. */
-    enum Fault { RESET_AFTER_READ, STALL_HEAD, DROP_MID, STATUS_5XX, STATUS_429 }
+    enum Fault { RESET_AFTER_READ, STALL_HEAD, DROP_MID, STATUS_5XX, STATUS_429, KEY_401, KEY_403, KEY_429 }
 
     /** One upstream exchange of a tracked request; {@code endNanos == 0} while it is open. */
     static final class Exchange {
@@ -386,18 +386,21 @@ public final class ChaosUpstream {
             begin(requestId);
             if (auth.startsWith("Bearer sk-chaos-dead")) {
                 count("401_dead_key");
+                remember(requestId, Fault.KEY_401);
                 json(ctx, keepAlive, HttpResponseStatus.UNAUTHORIZED, "{\"error\":{\"message\":\"Incorrect API key "
                         + "provided.\",\"type\":\"invalid_request_error\",\"code\":\"invalid_api_key\"}}", null);
                 return;
             }
             if (auth.startsWith("Bearer sk-chaos-banned")) {
                 count("403_banned_key");
+                remember(requestId, Fault.KEY_403);
                 json(ctx, keepAlive, HttpResponseStatus.FORBIDDEN, "{\"error\":{\"message\":\"This key is banned.\","
                         + "\"type\":\"permission_error\",\"code\":\"forbidden\"}}", null);
                 return;
             }
             if (auth.startsWith("Bearer sk-chaos-limited")) {
                 count("429_limited_key");
+                remember(requestId, Fault.KEY_429);
                 json(ctx, keepAlive, HttpResponseStatus.TOO_MANY_REQUESTS, "{\"error\":{\"message\":\"Rate limit "
                         + "reached.\",\"type\":\"rate_limit_error\"}}", "2");
                 return;
