@@ -265,7 +265,6 @@ final class ChaosClients implements AutoCloseable {
         long bodyTotal;
         final StringBuilder snippet = new StringBuilder();
         final SseScanner scanner = new SseScanner();
-        boolean wantDoneAfter;
 
         Session(ChaosPattern pattern, long n) {
             this.pattern = pattern;

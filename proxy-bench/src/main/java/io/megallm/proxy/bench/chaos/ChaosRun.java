@@ -158,6 +158,10 @@ public final class ChaosRun {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
             refuser.interrupt();
             refuser.join(10_000);
+            synchronized (notes) {
+                notes.add("the mock refused connections in " + upstream.refusalWindows() + " windows of 0.3-0.8 s "
+                        + "during the load (the 'upstream refused connections' excuse applies to requests in flight then)");
+            }
 
             say("drain: clients stop; waiting for the proxy and the mock to settle");
             clients.stopLaunching();
