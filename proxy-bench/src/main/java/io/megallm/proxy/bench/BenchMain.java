@@ -1,5 +1,8 @@
 package io.megallm.proxy.bench;
 
+import io.megallm.proxy.bench.chaos.ChaosReport;
+import io.megallm.proxy.bench.chaos.ChaosResults;
+import io.megallm.proxy.bench.chaos.ChaosRun;
 import io.megallm.proxy.bench.harness.BenchConfig;
 import io.megallm.proxy.bench.harness.Harness;
 
@@ -40,6 +43,15 @@ public final class BenchMain {
                   --no-pin               do not pin processes to cores with taskset
                   --no-profile           skip the profiling at the end (JFR, strace, access-log what-if)
                   --keep-work            keep the temp work directory (peer logs and configurations)
+              bench --chaos [--minutes N] [options]
+                  the chaos run: megallm-proxy.jar as a child process, thousands of well-behaved and hostile
+                  clients (slowloris heads and bodies, 1-byte chunks, idle keep-alives, stalled readers,
+                  clients that vanish, connect floods) and a misbehaving mock upstream, for N minutes
+                  (default 2); writes proxy-bench/results/<date>-chaos/; exit code 1 when a check fails
+                  --minutes N            length of the load phase (default 2)
+                  --scale X              multiplies every pattern's rate (default 1)
+                  --leak-level LEVEL     Netty leak detection of the proxy (default paranoid)
+                  --out, --proxy-jar, --proxy-jvm-opts as above
               jmh [JMH options]
                   the microbenchmarks, e.g. `jmh -prof gc RelayChunk` (`jmh -h` lists JMH's options)
               jfr FILE.jfr
@@ -83,6 +95,9 @@ public final class BenchMain {
 
     static int bench(String[] args) throws Exception {
         System.setProperty("java.awt.headless", "true");
+        if (Arrays.asList(args).contains("--chaos")) {
+            return chaos(args);
+        }
         BenchConfig cfg = null;
         Path out = null;
         Path jar = null;
@@ -138,6 +153,54 @@ public final class BenchMain {
                 .toList()).withPin(pin).withProfile(profile).withKeepWork(keepWork);
         new Harness(cfg, System.out).run();
         return 0;
+    }
+
+    /** {@code bench --chaos [--minutes N] ...}: 0 when every check passed, 1 when one failed, 2 on bad usage. */
+    static int chaos(String[] args) throws Exception {
+        Path out = null;
+        Path jar = null;
+        double minutes = 2;
+        double scale = 1;
+        String leak = "paranoid";
+        List<String> jvmOpts = List.of();
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            switch (a) {
+                case "--chaos" -> {
+                }
+                case "--minutes" -> minutes = Double.parseDouble(value(args, ++i, a));
+                case "--scale" -> scale = Double.parseDouble(value(args, ++i, a));
+                case "--leak-level" -> leak = value(args, ++i, a);
+                case "--out" -> out = Path.of(value(args, ++i, a));
+                case "--proxy-jar" -> jar = Path.of(value(args, ++i, a));
+                case "--proxy-jvm-opts" -> jvmOpts = List.of(value(args, ++i, a).trim().split("\\s+"));
+                default -> {
+                    System.err.print("unknown option for --chaos: " + a + "\n" + USAGE);
+                    return 2;
+                }
+            }
+        }
+        if (!(minutes > 0) || minutes > 24 * 60 || !(scale > 0)) {
+            System.err.println("--minutes must be in (0, 1440] and --scale above 0");
+            return 2;
+        }
+        if (jar == null) {
+            jar = findProxyJar();
+        }
+        if (!Files.isRegularFile(jar)) {
+            System.err.println("megallm-proxy.jar not found (" + jar + "): build it first with "
+                    + "`mvn -B -q package -DskipTests`, or pass --proxy-jar");
+            return 2;
+        }
+        if (out == null) {
+            Path base = Files.isDirectory(Path.of("proxy-bench")) ? Path.of("proxy-bench", "results") : Path.of("results");
+            out = base.resolve(LocalDate.now() + "-chaos");
+        }
+        ChaosRun.Settings s = ChaosRun.Settings.defaults(out, jar).withMinutes(minutes).withScale(scale)
+                .withLeakLevel(leak).withJvmOptions(jvmOpts.stream().filter(x -> !x.isEmpty()).toList());
+        ChaosResults r = new ChaosRun(s, System.out).run();
+        System.out.println(r.passed() ? "chaos run: PASS" : "chaos run: FAIL (see " + out.resolve(ChaosReport.REPORT) + ")");
+        return r.passed() ? 0 : 1;
     }
 
     private static String value(String[] args, int i, String option) {

@@ -151,7 +151,7 @@ public final class MockUpstreamServer {
                 + ",\"events_skipped\":" + eventsSkipped.sum() + ",\"requests\":" + requests.sum() + "}";
     }
 
-    static boolean wantsStream(ByteBuf body) {
+    public static boolean wantsStream(ByteBuf body) {
         return ByteBufUtil.indexOf(STREAM_TRUE, body) >= 0 || ByteBufUtil.indexOf(STREAM_TRUE_SPACED, body) >= 0;
     }
 

@@ -7,6 +7,9 @@ import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.CategoryChart;
 import org.knowm.xchart.CategoryChartBuilder;
 import org.knowm.xchart.CategorySeries;
+import org.knowm.xchart.XYChart;
+import org.knowm.xchart.XYChartBuilder;
+import org.knowm.xchart.XYSeries;
 import org.knowm.xchart.style.Styler;
 
 import javax.imageio.ImageIO;
@@ -96,6 +99,51 @@ public final class Charts {
             files.add(STREAMS);
         }
         return files;
+    }
+
+    /** One panel of a time-series chart: named lines over the same x values. */
+    public record Line(String title, String xTitle, String yTitle, double[] x, Map<String, double[]> series) {
+    }
+
+    /** Line charts over time (the chaos run's RSS, descriptors and connections), stacked in one PNG. */
+    public static void lines(List<Line> panels, Path file) {
+        System.setProperty("java.awt.headless", "true");
+        List<BufferedImage> images = new ArrayList<>();
+        for (Line p : panels) {
+            XYChart chart = new XYChartBuilder().width(900).height(380).title(p.title()).xAxisTitle(p.xTitle())
+                    .yAxisTitle(p.yTitle()).build();
+            chart.getStyler().setLegendPosition(Styler.LegendPosition.OutsideS);
+            chart.getStyler().setLegendLayout(Styler.LegendLayout.Horizontal);
+            chart.getStyler().setChartBackgroundColor(Color.WHITE);
+            chart.getStyler().setPlotBackgroundColor(Color.WHITE);
+            chart.getStyler().setPlotGridLinesColor(new Color(220, 220, 220));
+            chart.getStyler().setMarkerSize(3);
+            for (Map.Entry<String, double[]> e : p.series().entrySet()) {
+                double[] y = e.getValue().clone();
+                for (int i = 0; i < y.length; i++) {
+                    if (Double.isNaN(y[i]) || Double.isInfinite(y[i])) {
+                        y[i] = 0;
+                    }
+                }
+                XYSeries s = chart.addSeries(e.getKey(), p.x(), y);
+                s.setXYSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Line);
+            }
+            images.add(BitmapEncoder.getBufferedImage(chart));
+        }
+        BufferedImage grid = new BufferedImage(images.get(0).getWidth(),
+                images.stream().mapToInt(BufferedImage::getHeight).sum(), BufferedImage.TYPE_INT_RGB);
+        Graphics2D g = grid.createGraphics();
+        int y = 0;
+        for (BufferedImage i : images) {
+            g.drawImage(i, 0, y, null);
+            y += i.getHeight();
+        }
+        g.dispose();
+        try {
+            ImageIO.write(grid, "png", file.toFile());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 
     static CategoryChart throughput(Results r) {

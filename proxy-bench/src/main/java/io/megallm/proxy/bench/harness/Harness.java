@@ -830,7 +830,7 @@ public final class Harness {
     }
 
     /** Sums the used columns (S0U S1U EU OU) of {@code jstat -gc} output, in MB. */
-    static double parseJstatUsedMb(String output) {
+    public static double parseJstatUsedMb(String output) {
         String[] lines = output.trim().split("\n");
         if (lines.length < 2) {
             return Double.NaN;

@@ -79,7 +79,7 @@ public final class Peers {
 
     // ---- our proxy --------------------------------------------------------------------------
 
-    static Map<String, String> proxyEnv(int mockPort, int port, Path keysFile, Path logDir) {
+    public static Map<String, String> proxyEnv(int mockPort, int port, Path keysFile, Path logDir) {
         Map<String, String> env = new HashMap<>();
         env.put("MEGALLM_BASE_URL", "http://127.0.0.1:" + mockPort + "/v1");
         env.put("HOST", "127.0.0.1");
