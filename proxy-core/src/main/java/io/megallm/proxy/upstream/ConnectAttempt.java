@@ -5,6 +5,7 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ConnectTimeoutException;
 import io.netty.channel.EventLoop;
+import io.netty.handler.proxy.ProxyHandler;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.ScheduledFuture;
@@ -69,7 +70,19 @@ final class ConnectAttempt {
         }
         SslHandler tls = channel.pipeline().get(SslHandler.class);
         if (tls == null) {
-            succeed();
+            ProxyHandler egress = channel.pipeline().get(ProxyHandler.class);
+            if (egress == null) {
+                succeed();
+                return;
+            }
+            // Through an outbound proxy the socket is up before the tunnel is.
+            egress.connectFuture().addListener(t -> {
+                if (t.isSuccess()) {
+                    succeed();
+                } else {
+                    fail(t.cause());
+                }
+            });
             return;
         }
         tls.handshakeFuture().addListener(h -> {

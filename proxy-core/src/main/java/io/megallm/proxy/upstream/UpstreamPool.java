@@ -51,7 +51,7 @@ public final class UpstreamPool {
 
     UpstreamPool(EventLoop loop, ChannelFactory<? extends SocketChannel> channels, UpstreamTarget target,
                  SslContext ssl, ConnectionLimiter limiter, UpstreamSettings settings,
-                 AddressResolverGroup<InetSocketAddress> resolver) {
+                 AddressResolverGroup<? extends java.net.SocketAddress> resolver, EgressRoute egress) {
         this.loop = loop;
         this.target = target;
         this.limiter = limiter;
@@ -71,6 +71,10 @@ public final class UpstreamPool {
                     @Override
                     protected void initChannel(SocketChannel ch) {
                         ChannelPipeline p = ch.pipeline();
+                        if (egress != null) {
+                            // First in the pipeline, below TLS: the tunnel carries TLS end to end.
+                            p.addLast("egress", egress.newHandler());
+                        }
                         if (ssl != null) {
                             SSLEngine engine = ssl.newEngine(ch.alloc(), target.host(), target.port());
                             SSLParameters params = engine.getSSLParameters();

@@ -6,6 +6,7 @@ import io.netty.channel.EventLoop;
 import io.netty.channel.ReflectiveChannelFactory;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.ssl.SslContext;
+import io.netty.resolver.NoopAddressResolverGroup;
 import io.netty.handler.ssl.SslContextBuilder;
 
 import javax.net.ssl.SSLException;
@@ -22,18 +23,34 @@ public final class UpstreamPools {
     private final SslContext ssl;
     private final ConcurrentMap<EventLoop, UpstreamPool> pools = new ConcurrentHashMap<>();
     private final OffloadedResolverGroup resolver = new OffloadedResolverGroup();
+    private final EgressRoute egress;
 
     public UpstreamPools(UpstreamTarget target, Class<? extends SocketChannel> channelType, UpstreamSettings settings) {
-        this(target, new ReflectiveChannelFactory<>(channelType), settings);
+        this(target, new ReflectiveChannelFactory<>(channelType), settings, null, null);
+    }
+
+    /**
+     * {@code egress}: the outbound proxy for this target, or null for direct connections;
+     * {@code tls}: the client TLS context for an https target, or null for the JVM's default trust.
+     */
+    public UpstreamPools(UpstreamTarget target, Class<? extends SocketChannel> channelType, UpstreamSettings settings,
+                         EgressProxy egress, SslContext tls) {
+        this(target, new ReflectiveChannelFactory<>(channelType), settings, egress, tls);
     }
 
     /** With the socket factory given: tests use one that fails, as a process out of descriptors does. */
     UpstreamPools(UpstreamTarget target, ChannelFactory<? extends SocketChannel> channels, UpstreamSettings settings) {
+        this(target, channels, settings, null, null);
+    }
+
+    private UpstreamPools(UpstreamTarget target, ChannelFactory<? extends SocketChannel> channels,
+                          UpstreamSettings settings, EgressProxy egress, SslContext tls) {
         this.target = target;
         this.channels = channels;
         this.settings = settings;
         this.limiter = new ConnectionLimiter(settings.maxConnections(), settings.maxWaiters());
-        this.ssl = target.tls() ? clientTls() : null;
+        this.ssl = target.tls() ? (tls != null ? tls : clientTls()) : null;
+        this.egress = egress == null ? null : new EgressRoute(egress, settings.timeoutMillis());
     }
 
     private static SslContext clientTls() {
@@ -53,7 +70,8 @@ public final class UpstreamPools {
         if (pool != null) {
             return pool;
         }
-        return pools.computeIfAbsent(loop, l -> new UpstreamPool(l, channels, target, ssl, limiter, settings, resolver));
+        return pools.computeIfAbsent(loop, l -> new UpstreamPool(l, channels, target, ssl, limiter, settings,
+                egress != null && egress.proxy().resolvesRemotely() ? NoopAddressResolverGroup.INSTANCE : resolver, egress));
     }
 
     /** Binds a held connection to the request that now uses it. */

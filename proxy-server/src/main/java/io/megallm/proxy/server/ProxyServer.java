@@ -27,6 +27,7 @@ import io.megallm.proxy.upstream.UpstreamPools;
 import io.megallm.proxy.upstream.UpstreamSettings;
 import io.megallm.proxy.upstream.UpstreamTarget;
 import io.netty.bootstrap.ServerBootstrap;
+import io.netty.handler.ssl.SslContext;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
@@ -67,6 +68,15 @@ public final class ProxyServer {
         this(settings, Transport.best());
     }
 
+    /** The TLS context for an https upstream; null: the JVM's default trust (tests give their own). */
+    private SslContext upstreamTls;
+
+    /** Trust for the upstream's certificate other than the JVM's (tests with their own CA). */
+    public ProxyServer upstreamTls(SslContext tls) {
+        this.upstreamTls = tls;
+        return this;
+    }
+
     public ProxyServer(Settings settings, Transport transport) {
         this(settings, transport, KeyClock.SYSTEM);
     }
@@ -98,7 +108,8 @@ public final class ProxyServer {
         watcher = new KeyFileWatcher(keyFile).start();
         UpstreamTarget target = UpstreamTarget.parse(settings.baseUrl());
         pools = new UpstreamPools(target, transport.socketChannel(), new UpstreamSettings(settings.poolMaxSize(),
-                settings.poolConnections(), settings.timeoutMillis(), UPSTREAM_IDLE_TTL_SECONDS, threads));
+                settings.poolConnections(), settings.timeoutMillis(), UPSTREAM_IDLE_TTL_SECONDS, threads),
+                settings.egressProxy(), upstreamTls);
         // As many waiters as upstream connections: a request beyond that could not be sent anyway.
         KeyWaiters waiters = new KeyWaiters(keys, settings.poolMaxSize());
         metrics = new ProxyMetrics(keys, lifecycle, pools, waiters);

@@ -35,10 +35,12 @@ public final class ConfigLoader {
 
     private final Config config;
     private final Path workDir;
+    private final Map<String, String> env;
 
-    private ConfigLoader(Config config, Path workDir) {
+    private ConfigLoader(Config config, Path workDir, Map<String, String> env) {
         this.config = config;
         this.workDir = workDir;
+        this.env = env;
     }
 
     public static Settings load(Map<String, String> environment, Path workDir) throws ConfigError {
@@ -76,13 +78,14 @@ public final class ConfigLoader {
         } catch (ConfigException e) {
             throw new ConfigError("configuration could not be resolved (" + firstLine(e.getMessage()) + ")");
         }
-        return new ConfigLoader(merged, workDir).settings();
+        return new ConfigLoader(merged, workDir, env).settings();
     }
 
     private Settings settings() throws ConfigError {
         String baseUrl = string("MEGALLM_BASE_URL");
+        UpstreamTarget target;
         try {
-            UpstreamTarget.parse(baseUrl);
+            target = UpstreamTarget.parse(baseUrl);
         } catch (IllegalArgumentException e) {
             throw bad("MEGALLM_BASE_URL", e.getMessage());
         }
@@ -124,7 +127,7 @@ public final class ConfigLoader {
         return new Settings(baseUrl.strip(), timeout, maxRetries, maxKeyRetries, host, port, level, keysFile, logDir,
                 poolMax, poolIdle, maxBody, cooldown, adminToken, List.copyOf(clientKeys), clientsFile, grace, accessConsole,
                 headerTimeout, bodyTimeout, keepaliveTimeout, sendTimeout, maxConnections, defaultModel,
-                recheck, keyWait, budget, budgetMin, stateFile);
+                recheck, keyWait, budget, budgetMin, stateFile, EgressSelection.select(env, target));
     }
 
     /** {@code a,b,c}, or {@code @path} to a file of one key a line ('#' comments, blanks ignored). */

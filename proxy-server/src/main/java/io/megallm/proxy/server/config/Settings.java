@@ -2,6 +2,8 @@ package io.megallm.proxy.server.config;
 
 import io.megallm.proxy.http.ClientSettings;
 
+import io.megallm.proxy.upstream.EgressProxy;
+
 import java.nio.file.Path;
 import java.util.List;
 
@@ -35,7 +37,8 @@ public record Settings(
         long keyWaitSeconds,
         int retryBudgetPercent,
         int retryBudgetMinPerSecond,
-        Path keyStateFile) {
+        Path keyStateFile,
+        EgressProxy egressProxy) {
 
     public long timeoutMillis() {
         return millis(timeoutSeconds);
@@ -84,6 +87,7 @@ public record Settings(
                 + " key_recheck=" + keyRecheckSeconds + "s"
                 + " key_wait=" + keyWaitSeconds + "s"
                 + " retry_budget=" + retryBudgetPercent + "%+" + retryBudgetMinPerSecond + "/s"
-                + " key_state_file=" + keyStateFile;
+                + " key_state_file=" + keyStateFile
+                + " egress_proxy=" + (egressProxy == null ? "none" : egressProxy);
     }
 }

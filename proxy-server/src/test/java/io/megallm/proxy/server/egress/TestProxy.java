@@ -1,0 +1,191 @@
+package io.megallm.proxy.server.egress;
+
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.util.Base64;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+/**
+ * An outbound proxy for tests, on blocking sockets: HTTP CONNECT or SOCKS5 (RFC 1928, with the
+ * user/password method of RFC 1929 when credentials are set). It records every destination it
+ * was asked for, as the client named it (a name or an address), then pipes bytes both ways.
+ */
+final class TestProxy implements AutoCloseable {
+
+    enum Kind { HTTP, SOCKS5 }
+
+    private final Kind kind;
+    private final String user;
+    private final String password;
+    private final ServerSocket server;
+    final List<String> destinations = new CopyOnWriteArrayList<>();
+    final List<String> refusals = new CopyOnWriteArrayList<>();
+
+    TestProxy(Kind kind, String user, String password) throws IOException {
+        this.kind = kind;
+        this.user = user;
+        this.password = password;
+        this.server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+        Thread t = new Thread(this::acceptLoop, "test-proxy-" + kind);
+        t.setDaemon(true);
+        t.start();
+    }
+
+    int port() {
+        return server.getLocalPort();
+    }
+
+    private void acceptLoop() {
+        while (!server.isClosed()) {
+            try {
+                Socket s = server.accept();
+                Thread t = new Thread(() -> serve(s), "test-proxy-conn");
+                t.setDaemon(true);
+                t.start();
+            } catch (IOException e) {
+                return;
+            }
+        }
+    }
+
+    private void serve(Socket client) {
+        try (client) {
+            InputStream in = client.getInputStream();
+            OutputStream out = client.getOutputStream();
+            String[] target = kind == Kind.HTTP ? connect(in, out) : socks(new DataInputStream(in), out);
+            if (target == null) {
+                return;
+            }
+            try (Socket upstream = new Socket(target[0], Integer.parseInt(target[1]))) {
+                if (kind == Kind.HTTP) {
+                    out.write("HTTP/1.1 200 Connection established\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+                } else {
+                    out.write(new byte[] {5, 0, 0, 1, 0, 0, 0, 0, 0, 0});
+                }
+                out.flush();
+                Thread back = new Thread(() -> pipe(upstreamIn(upstream), out), "test-proxy-back");
+                back.setDaemon(true);
+                back.start();
+                pipe(in, upstream.getOutputStream());
+                back.join(10_000);
+            }
+        } catch (Exception e) {
+            // The client or the upstream went away: the test sees it from its own side.
+        }
+    }
+
+    private static InputStream upstreamIn(Socket s) {
+        try {
+            return s.getInputStream();
+        } catch (IOException e) {
+            return InputStream.nullInputStream();
+        }
+    }
+
+    private static void pipe(InputStream from, OutputStream to) {
+        byte[] buf = new byte[16384];
+        try {
+            for (int n; (n = from.read(buf)) > 0; ) {
+                to.write(buf, 0, n);
+                to.flush();
+            }
+        } catch (IOException e) {
+            // One side closed.
+        } finally {
+            try {
+                to.close();
+            } catch (IOException ignored) {
+                // already closed
+            }
+        }
+    }
+
+    /** HTTP CONNECT: the head up to its blank line; 407 without the right Proxy-Authorization. */
+    private String[] connect(InputStream in, OutputStream out) throws IOException {
+        ByteArrayOutputStream head = new ByteArrayOutputStream();
+        while (!head.toString(StandardCharsets.ISO_8859_1).endsWith("\r\n\r\n")) {
+            int b = in.read();
+            if (b < 0) {
+                return null;
+            }
+            head.write(b);
+        }
+        String[] lines = head.toString(StandardCharsets.ISO_8859_1).split("\r\n");
+        String[] requestLine = lines[0].split(" ");
+        if (user != null) {
+            String expected = "Basic " + Base64.getEncoder().encodeToString((user + ":" + password)
+                    .getBytes(StandardCharsets.UTF_8));
+            boolean ok = false;
+            for (String l : lines) {
+                if (l.regionMatches(true, 0, "Proxy-Authorization:", 0, 20) && l.substring(20).strip().equals(expected)) {
+                    ok = true;
+                }
+            }
+            if (!ok) {
+                refusals.add(requestLine[1]);
+                out.write("HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+                        .getBytes(StandardCharsets.US_ASCII));
+                out.flush();
+                return null;
+            }
+        }
+        destinations.add(requestLine[1]);
+        int colon = requestLine[1].lastIndexOf(':');
+        return new String[] {requestLine[1].substring(0, colon), requestLine[1].substring(colon + 1)};
+    }
+
+    private String[] socks(DataInputStream in, OutputStream out) throws IOException {
+        if (in.readUnsignedByte() != 5) {
+            return null;
+        }
+        byte[] methods = new byte[in.readUnsignedByte()];
+        in.readFully(methods);
+        int method = user != null ? 2 : 0;
+        out.write(new byte[] {5, (byte) method});
+        out.flush();
+        if (method == 2) {
+            in.readUnsignedByte();
+            byte[] u = new byte[in.readUnsignedByte()];
+            in.readFully(u);
+            byte[] p = new byte[in.readUnsignedByte()];
+            in.readFully(p);
+            boolean ok = user.equals(new String(u, StandardCharsets.UTF_8)) && password.equals(new String(p, StandardCharsets.UTF_8));
+            out.write(new byte[] {1, (byte) (ok ? 0 : 1)});
+            out.flush();
+            if (!ok) {
+                refusals.add("socks auth");
+                return null;
+            }
+        }
+        in.readUnsignedByte();
+        in.readUnsignedByte();
+        in.readUnsignedByte();
+        int atyp = in.readUnsignedByte();
+        String host;
+        if (atyp == 3) {
+            byte[] name = new byte[in.readUnsignedByte()];
+            in.readFully(name);
+            host = new String(name, StandardCharsets.US_ASCII);
+        } else {
+            byte[] addr = new byte[atyp == 1 ? 4 : 16];
+            in.readFully(addr);
+            host = InetAddress.getByAddress(addr).getHostAddress();
+        }
+        int port = in.readUnsignedShort();
+        destinations.add((atyp == 3 ? "name " : "address ") + host + ":" + port);
+        return new String[] {host, Integer.toString(port)};
+    }
+
+    @Override
+    public void close() throws IOException {
+        server.close();
+    }
+}
