@@ -294,6 +294,7 @@ class ConfigLoaderTest {
             "LOG_LEVEL|LOUD",
             "MEGALLM_BASE_URL|ftp://x",
             "MEGALLM_BASE_URL|not a url",
+            "MEGALLM_BASE_URL|https://a.example/v1,https://b.example/v1",
             "MEGALLM_BASE_URL|http://",
             "MAX_REQUEST_BODY|lots",
             "MAX_REQUEST_BODY|0",
