@@ -5,6 +5,7 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelOption;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.socket.DuplexChannel;
 import io.netty.handler.codec.ByteToMessageDecoder;
@@ -438,6 +439,13 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
             return;
         }
         log.debug("client {}: accepted nothing for SEND_TIMEOUT, closing", ch.remoteAddress());
+        try {
+            // A reset, not a FIN behind the unsent bytes: the kernel frees them now instead of
+            // keeping them for a client that does not read (Nginx's reset_timedout_connection).
+            ch.config().setOption(ChannelOption.SO_LINGER, 0);
+        } catch (RuntimeException e) {
+            // Not a TCP socket (tests with an embedded channel): the plain close below does.
+        }
         ctx.close();
     }
 

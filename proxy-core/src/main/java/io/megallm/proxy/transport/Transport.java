@@ -4,7 +4,9 @@ import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.ServerChannel;
 import io.netty.channel.socket.SocketChannel;
+import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.epoll.Epoll;
+import io.netty.channel.epoll.EpollChannelOption;
 import io.netty.channel.epoll.EpollIoHandler;
 import io.netty.channel.epoll.EpollServerSocketChannel;
 import io.netty.channel.epoll.EpollSocketChannel;
@@ -38,6 +40,23 @@ public final class Transport {
 
     public static Transport nio() {
         return new Transport("nio", NioIoHandler.newFactory(), NioServerSocketChannel.class, NioSocketChannel.class);
+    }
+
+    /**
+     * Bytes a client connection's socket may hold that the kernel has not sent yet. Without a
+     * bound Linux grows a socket's send buffer up to {@code tcp_wmem}'s maximum (4 MB) for a client
+     * that reads nothing, so a stalled reader holds megabytes of kernel memory and the proxy sees
+     * no backpressure, and no {@code SEND_TIMEOUT}, for tens of seconds. With it, what sits in the
+     * socket is what is in flight (bounded by the client's window) plus this much, the proxy's own
+     * buffer fills at once, and healthy clients keep the kernel's send-buffer autotuning.
+     */
+    static final long CLIENT_NOTSENT_LOWAT = 128 * 1024;
+
+    /** Socket options of accepted client connections that only this transport has. */
+    public void clientOptions(ServerBootstrap bootstrap) {
+        if (name.equals("epoll")) {
+            bootstrap.childOption(EpollChannelOption.TCP_NOTSENT_LOWAT, CLIENT_NOTSENT_LOWAT);
+        }
     }
 
     /** Threads are named {@code <name>-N}, so thread dumps and logs say what a thread serves. */

@@ -150,6 +150,7 @@ public final class ProxyServer {
                                         clientLimits, router));
                     }
                 });
+        transport.clientOptions(b);
         try {
             listener = b.bind(settings.host(), settings.port()).sync().channel();
         } catch (Exception e) {
