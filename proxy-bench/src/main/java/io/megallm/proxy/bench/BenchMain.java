@@ -40,6 +40,9 @@ public final class BenchMain {
                   --no-pin               do not pin processes to cores with taskset
                   --no-profile           skip the profiling at the end (JFR, strace, access-log what-if)
                   --keep-work            keep the temp work directory (peer logs and configurations)
+              bench --keys [--minutes N] [--old-jar PATH] [--proxy-jar PATH] [--out DIR] [--keep-work]
+                  pool efficiency: a rate-limited key pool (dead, flapping, an IP-wide 429 burst) under and over
+                  its capacity; writes proxy-bench/results/<date>-keys/ (`bench --keys --help` for the rest)
               jmh [JMH options]
                   the microbenchmarks, e.g. `jmh -prof gc RelayChunk` (`jmh -h` lists JMH's options)
               jfr FILE.jfr
@@ -96,6 +99,10 @@ public final class BenchMain {
             switch (a) {
                 case "--quick" -> cfg = BenchConfig.quick();
                 case "--full" -> cfg = BenchConfig.full();
+                case "--keys" -> {
+                    return io.megallm.proxy.bench.keys.KeysBench.command(Arrays.stream(args).filter(x -> !x.equals(a))
+                            .toArray(String[]::new), findProxyJar());
+                }
                 case "--out" -> out = Path.of(value(args, ++i, a));
                 case "--proxy-jar" -> jar = Path.of(value(args, ++i, a));
                 case "--peers" -> peers = List.of(value(args, ++i, a).split(","));

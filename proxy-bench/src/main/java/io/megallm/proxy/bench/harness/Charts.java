@@ -7,6 +7,9 @@ import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.CategoryChart;
 import org.knowm.xchart.CategoryChartBuilder;
 import org.knowm.xchart.CategorySeries;
+import org.knowm.xchart.XYChart;
+import org.knowm.xchart.XYChartBuilder;
+import org.knowm.xchart.XYSeries;
 import org.knowm.xchart.style.Styler;
 
 import javax.imageio.ImageIO;
@@ -183,5 +186,32 @@ public final class Charts {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+    }
+
+    /** One panel of {@link #timeSeries}: named lines over a shared x axis. */
+    public record LinePanel(String title, String xTitle, String yTitle, List<Double> xs, Map<String, List<Double>> lines) {
+    }
+
+    /** Line charts side by side in one PNG (the keys bench's goodput per second). */
+    public static void timeSeries(List<LinePanel> panels, Path file) {
+        System.setProperty("java.awt.headless", "true");
+        List<BufferedImage> images = new ArrayList<>();
+        for (LinePanel p : panels) {
+            XYChart chart = new XYChartBuilder().width(800).height(460).title(p.title()).xAxisTitle(p.xTitle())
+                    .yAxisTitle(p.yTitle()).build();
+            chart.getStyler().setLegendPosition(Styler.LegendPosition.OutsideS);
+            chart.getStyler().setLegendLayout(Styler.LegendLayout.Horizontal);
+            chart.getStyler().setChartBackgroundColor(Color.WHITE);
+            chart.getStyler().setPlotBackgroundColor(Color.WHITE);
+            chart.getStyler().setPlotGridLinesColor(new Color(220, 220, 220));
+            chart.getStyler().setMarkerSize(0);
+            for (Map.Entry<String, List<Double>> e : p.lines().entrySet()) {
+                XYSeries s = chart.addSeries(e.getKey(), p.xs(), e.getValue().stream()
+                        .map(v -> Double.isNaN(v) || Double.isInfinite(v) ? 0.0 : v).toList());
+                s.setXYSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Line);
+            }
+            images.add(BitmapEncoder.getBufferedImage(chart));
+        }
+        saveGrid(images, file);
     }
 }
