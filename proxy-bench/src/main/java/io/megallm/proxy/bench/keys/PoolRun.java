@@ -16,8 +16,8 @@ import java.util.TreeMap;
  *                             buckets could have accepted in it (0 in the burst, flapping keys only while up)
  * @param goodputOfAchievable  the same successes ÷ what was achievable: the capacity capped at the offered load
  * @param wastedPerSuccess     upstream calls that did not succeed ÷ client successes
- * @param recoverySeconds      from the end of the burst until the next second's goodput is ≥ 90 % of the
- *                             pre-burst level (NaN: not within the run)
+ * @param recoverySeconds      from the end of the burst until goodput is ≥ 90 % of the pre-burst level
+ *                             in each of the next three seconds (NaN: not within the run)
  */
 public record PoolRun(String version, double loadFraction, double offeredRps, double seconds, long sent,
                       long succeeded, double goodputRps, double capacityRequests, double achievableRequests,
@@ -65,9 +65,13 @@ public record PoolRun(String version, double loadFraction, double offeredRps, do
         long preTo = s.burstStartNanos();
         long preFrom = Math.max(s.flapWindows().get(0)[1], preTo - 10_000_000_000L);
         double pre = countIn(okEnds, preFrom, preTo) / Math.max(1e-9, (preTo - preFrom) / 1e9);
+        // Back means back for good: three 1 s windows in a row at the level, so that the flush of the
+        // requests that waited through the burst does not pass for a recovery.
         double recovery = Double.NaN;
-        for (long t = s.burstEndNanos(); t + 1_000_000_000L <= window; t += 100_000_000L) {
-            if (countIn(okEnds, t, t + 1_000_000_000L) >= 0.9 * pre) {
+        long sec = 1_000_000_000L;
+        for (long t = s.burstEndNanos(); t + 3 * sec <= window; t += 100_000_000L) {
+            if (countIn(okEnds, t, t + sec) >= 0.9 * pre && countIn(okEnds, t + sec, t + 2 * sec) >= 0.9 * pre
+                    && countIn(okEnds, t + 2 * sec, t + 3 * sec) >= 0.9 * pre) {
                 recovery = (t - s.burstEndNanos()) / 1e9;
                 break;
             }
