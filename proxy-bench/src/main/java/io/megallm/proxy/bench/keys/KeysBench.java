@@ -16,6 +16,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.stream.Stream;
 
 /**
@@ -27,13 +28,14 @@ public final class KeysBench {
 
     static final String USAGE = """
             usage: bench --keys [--minutes N] [--old-jar PATH] [--proxy-jar PATH] [--out DIR] [--loads 0.6,1.5]
-                           [--keep-work]
+                           [--keep-work] [--set NAME=VALUE]…
               --minutes N     length of each run (one per version and load; decimals allowed; default 1)
               --old-jar PATH  a megallm-proxy.jar from before issue 12, compared in the same run
               --proxy-jar     this version's jar (default proxy-server/target/megallm-proxy.jar)
               --out DIR       report directory (default proxy-bench/results/<yyyy-MM-dd>-keys)
               --loads a,b     offered loads as fractions of the pool's full capacity (default 0.6,1.5)
               --keep-work     keep the temp directory with each proxy's app.log and access.log
+              --set N=V       a proxy setting instead of the scenario's (e.g. --set KEY_WAIT=0), for every version
             """;
 
     /** The settings of §3 the scenario is about, short enough that a one-minute run sees healing. */
@@ -44,7 +46,7 @@ public final class KeysBench {
 
     /** What one invocation runs. */
     record Plan(long runNanos, List<Double> loads, List<ProxyLauncher> versions, Path out, String command,
-                boolean keepWork) {
+                boolean keepWork, Map<String, String> settings) {
     }
 
     private KeysBench() {
@@ -58,6 +60,7 @@ public final class KeysBench {
         Path out = null;
         List<Double> loads = List.of(0.6, 1.5);
         boolean keepWork = false;
+        Map<String, String> settings = new TreeMap<>(SETTINGS);
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (a.equals("--keep-work")) {
@@ -74,6 +77,15 @@ public final class KeysBench {
                 case "--proxy-jar" -> jar = Path.of(args[++i]);
                 case "--out" -> out = Path.of(args[++i]);
                 case "--loads" -> loads = Stream.of(args[++i].split(",")).map(Double::parseDouble).toList();
+                case "--set" -> {
+                    String kv = args[++i];
+                    int eq = kv.indexOf('=');
+                    if (eq <= 0) {
+                        System.err.print("--set needs NAME=VALUE\n" + USAGE);
+                        return 2;
+                    }
+                    settings.put(kv.substring(0, eq), kv.substring(eq + 1));
+                }
                 default -> {
                     System.err.print((a.startsWith("-h") || a.equals("--help") ? "" : "unknown option: " + a + "\n")
                             + USAGE);
@@ -101,7 +113,8 @@ public final class KeysBench {
             out = base.resolve(LocalDate.now() + "-keys");
         }
         String command = "java -jar proxy-bench/target/megallm-proxy-bench.jar bench --keys " + String.join(" ", args);
-        run(new Plan((long) (minutes * 60e9), loads, versions, out, command.trim(), keepWork),
+        run(new Plan((long) (minutes * 60e9), loads, versions, out, command.trim(), keepWork,
+                Map.copyOf(settings)),
                 System.out);
         return 0;
     }
@@ -116,8 +129,8 @@ public final class KeysBench {
                 for (ProxyLauncher v : plan.versions()) {
                     log.printf(Locale.ROOT, "keys bench: %s at %.0f %% of capacity (%.0f req/s) for %.0f s%n",
                             v.version(), load * 100, load * scenario.maxCapacity(), plan.runNanos() / 1e9);
-                    PoolRun r = once(scenario, v, load, work.resolve(v.version().replaceAll("[^A-Za-z0-9]+", "-")
-                            + "-" + Math.round(load * 100)));
+                    Path runDir = work.resolve(v.version().replaceAll("[^A-Za-z0-9]+", "-") + "-" + Math.round(load * 100));
+                    PoolRun r = once(scenario, plan.settings(), v, load, runDir);
                     log.printf(Locale.ROOT, "  goodput %.1f req/s = %.1f %% of capacity, %.3f wasted calls per "
                                     + "success, errors %s, recovery %s s%n", r.goodputRps(), r.goodputOfCapacity() * 100,
                             r.wastedPerSuccess(), r.clientErrors(), r.recoverySeconds());
@@ -136,14 +149,15 @@ public final class KeysBench {
         return runs;
     }
 
-    private static PoolRun once(PoolScenario scenario, ProxyLauncher version, double load, Path work) throws Exception {
+    private static PoolRun once(PoolScenario scenario, Map<String, String> settings, ProxyLauncher version, double load,
+                                Path work) throws Exception {
         Files.createDirectories(work);
         Path keys = work.resolve("keys.txt");
         Files.writeString(keys, String.join("\n", scenario.keys().stream().map(PoolScenario.PoolKey::secret).toList())
                 + "\n");
         try (RateLimitedUpstream mock = new RateLimitedUpstream(scenario).start()) {
             int port = ProcessService.freePort();
-            Map<String, String> env = new HashMap<>(SETTINGS);
+            Map<String, String> env = new HashMap<>(settings);
             env.put("MEGALLM_BASE_URL", "http://127.0.0.1:" + mock.port() + "/v1");
             env.put("HOST", "127.0.0.1");
             env.put("PORT", Integer.toString(port));

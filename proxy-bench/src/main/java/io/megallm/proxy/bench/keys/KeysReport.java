@@ -41,7 +41,7 @@ final class KeysReport {
         json.put("command", plan.command());
         json.put("versions", plan.versions().stream().collect(Collectors.toMap(ProxyLauncher::version,
                 ProxyLauncher::describe, (a, b) -> a, LinkedHashMap::new)));
-        json.put("settings", new TreeMap<>(KeysBench.SETTINGS));
+        json.put("settings", new TreeMap<>(plan.settings()));
         json.put("scenario", scenario(s));
         json.put("runs", runs);
         Files.writeString(plan.out().resolve(JSON), Json.write(json), StandardCharsets.UTF_8);
@@ -120,7 +120,7 @@ final class KeysReport {
                 s.count(Role.DEAD), s.ratePerKey(), s.bucketSize(), f1(s.burstStartNanos() / 1e9),
                 f1(s.burstEndNanos() / 1e9), s.maxCapacity(), s.ratePerKey() * s.count(Role.HEALTHY),
                 s.requestsOver(0, s.durationNanos(), Double.NaN), s.bucketSize(), s.maxCapacity(),
-                new TreeMap<>(KeysBench.SETTINGS).entrySet().stream().map(e -> e.getKey() + "=" + e.getValue())
+                new TreeMap<>(plan.settings()).entrySet().stream().map(e -> e.getKey() + "=" + e.getValue())
                         .collect(Collectors.joining(" "))));
         b.append("## Results\n\n");
         b.append(String.format(Locale.ROOT, """

@@ -27,7 +27,8 @@ class KeysBenchSmokeTest {
     void runsBothLoadsAndWritesTheReport(@TempDir Path dir) throws Exception {
         ByteArrayOutputStream console = new ByteArrayOutputStream();
         KeysBench.Plan plan = new KeysBench.Plan(4_000_000_000L, List.of(0.5, 1.5),
-                List.of(ProxyLauncher.inProcess("current")), dir.resolve("report"), "smoke test", false);
+                List.of(ProxyLauncher.inProcess("current")), dir.resolve("report"), "smoke test", false,
+                KeysBench.SETTINGS);
         List<PoolRun> runs = KeysBench.run(plan, new PrintStream(console, true, StandardCharsets.UTF_8));
         String log = console.toString(StandardCharsets.UTF_8);
 
