@@ -52,6 +52,9 @@ public final class BenchMain {
                   --scale X              multiplies every pattern's rate (default 1)
                   --leak-level LEVEL     Netty leak detection of the proxy (default paranoid)
                   --out, --proxy-jar, --proxy-jvm-opts as above
+              bench --keys [--minutes N] [--old-jar PATH] [--proxy-jar PATH] [--out DIR] [--keep-work]
+                  pool efficiency: a rate-limited key pool (dead, flapping, an IP-wide 429 burst) under and over
+                  its capacity; writes proxy-bench/results/<date>-keys/ (`bench --keys --help` for the rest)
               jmh [JMH options]
                   the microbenchmarks, e.g. `jmh -prof gc RelayChunk` (`jmh -h` lists JMH's options)
               jfr FILE.jfr
@@ -111,6 +114,10 @@ public final class BenchMain {
             switch (a) {
                 case "--quick" -> cfg = BenchConfig.quick();
                 case "--full" -> cfg = BenchConfig.full();
+                case "--keys" -> {
+                    return io.megallm.proxy.bench.keys.KeysBench.command(Arrays.stream(args).filter(x -> !x.equals(a))
+                            .toArray(String[]::new), findProxyJar());
+                }
                 case "--out" -> out = Path.of(value(args, ++i, a));
                 case "--proxy-jar" -> jar = Path.of(value(args, ++i, a));
                 case "--peers" -> peers = List.of(value(args, ++i, a).split(","));

@@ -232,4 +232,31 @@ public final class Charts {
             throw new UncheckedIOException(e);
         }
     }
+
+    /** One panel of {@link #timeSeries}: named lines over a shared x axis. */
+    public record LinePanel(String title, String xTitle, String yTitle, List<Double> xs, Map<String, List<Double>> lines) {
+    }
+
+    /** Line charts side by side in one PNG (the keys bench's goodput per second). */
+    public static void timeSeries(List<LinePanel> panels, Path file) {
+        System.setProperty("java.awt.headless", "true");
+        List<BufferedImage> images = new ArrayList<>();
+        for (LinePanel p : panels) {
+            XYChart chart = new XYChartBuilder().width(800).height(460).title(p.title()).xAxisTitle(p.xTitle())
+                    .yAxisTitle(p.yTitle()).build();
+            chart.getStyler().setLegendPosition(Styler.LegendPosition.OutsideS);
+            chart.getStyler().setLegendLayout(Styler.LegendLayout.Horizontal);
+            chart.getStyler().setChartBackgroundColor(Color.WHITE);
+            chart.getStyler().setPlotBackgroundColor(Color.WHITE);
+            chart.getStyler().setPlotGridLinesColor(new Color(220, 220, 220));
+            chart.getStyler().setMarkerSize(0);
+            for (Map.Entry<String, List<Double>> e : p.lines().entrySet()) {
+                XYSeries s = chart.addSeries(e.getKey(), p.xs(), e.getValue().stream()
+                        .map(v -> Double.isNaN(v) || Double.isInfinite(v) ? 0.0 : v).toList());
+                s.setXYSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Line);
+            }
+            images.add(BitmapEncoder.getBufferedImage(chart));
+        }
+        saveGrid(images, file);
+    }
 }
