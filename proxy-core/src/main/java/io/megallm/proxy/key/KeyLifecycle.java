@@ -166,6 +166,19 @@ public final class KeyLifecycle {
                 }
                 next = failedTrial(s, reason);
                 why = "failed its trial (" + reason + "): " + recheckText(next);
+            } else if (s.kind() == KeyState.Kind.COOLING_DOWN && !s.usableAt(now)) {
+                // Already resting: this 429 answers a request sent before the rest began (several
+                // are in flight on a busy key). It is not one more in a row, and without a later
+                // Retry-After it changes nothing; counting it made one burst rest every key 60 s.
+                if (retryAfterSeconds < 0) {
+                    return;
+                }
+                long until = now + Math.min(retryAfterSeconds, MAX_REST_SECONDS) * SECOND;
+                if (s.untilNanos() - until >= 0) {
+                    return;
+                }
+                next = KeyState.coolingUntil(until, reason, s.strikes());
+                why = "cooling down for " + retryAfterSeconds + "s after " + reason + " (Retry-After)";
             } else {
                 int strikes = Math.min(s.strikes() + 1, 62);
                 long seconds = retryAfterSeconds >= 0

@@ -114,6 +114,31 @@ public final class KeyPool {
      * returns, or -1 when no key is resting (every unavailable key has failed, and only a trial
      * or an operator brings one back).
      */
+    /** Keys usable right now. */
+    public int usableNow() {
+        long now = now();
+        int n = 0;
+        for (ApiKey k : keys) {
+            if (k.state().usableAt(now)) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    /** Nanoseconds until the next rest that is still running ends, -1 when none runs. */
+    public long nanosUntilNextRestEnd() {
+        long now = now();
+        long best = Long.MAX_VALUE;
+        for (ApiKey k : keys) {
+            KeyState s = k.state();
+            if (s.kind() == KeyState.Kind.COOLING_DOWN && s.untilNanos() - now > 0) {
+                best = Math.min(best, s.untilNanos() - now);
+            }
+        }
+        return best == Long.MAX_VALUE ? -1 : best;
+    }
+
     public long nanosUntilNextUsable() {
         long now = now();
         for (ApiKey k : keys) {

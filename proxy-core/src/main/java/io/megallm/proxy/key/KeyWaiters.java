@@ -41,10 +41,10 @@ public final class KeyWaiters {
         this.maxWaiters = maxWaiters;
         pool.lifecycle().addListener((key, from, to) -> {
             if (to.kind() == KeyState.Kind.AVAILABLE && from.kind() != KeyState.Kind.AVAILABLE) {
-                wake();
+                wake(1);
             }
         });
-        pool.onReload(this::wake);
+        pool.onReload(this::wakeAll);
     }
 
     /** One request's place in the wait. */
@@ -73,14 +73,16 @@ public final class KeyWaiters {
             }
         }
 
-        private void woken() {
+        private boolean woken() {
             if (state.compareAndSet(WAITING, DONE)) {
                 count.decrementAndGet();
                 loop.execute(() -> {
                     cancelDeadline();
                     callback.keyMayBeUsable();
                 });
+                return true;
             }
+            return false;
         }
 
         private void cancelDeadline() {
@@ -111,7 +113,7 @@ public final class KeyWaiters {
         long untilUsable = pool.nanosUntilNextUsable();
         if (untilUsable == 0) {
             // A key came back between the caller's look and its entry here: no state change will tell.
-            wake();
+            wake(1);
         } else if (untilUsable > 0) {
             scheduleWake(loop, untilUsable);
         }
@@ -123,11 +125,31 @@ public final class KeyWaiters {
         return count.get();
     }
 
-    /** Wakes every waiter in arrival order. Any thread. */
-    public void wake() {
+    /**
+     * Wakes up to {@code n} waiters, oldest first. Any thread. One per key that came back, not
+     * all of them: every woken request picks the same returning key, and a key just back from a
+     * 429 rest that gets the whole queue at once answers 429 again to most of it (the pool-
+     * efficiency run measured 3.7 upstream calls per offered request that way). Each success then
+     * wakes the next ({@link #served()}), so the queue drains as fast as the keys take it.
+     */
+    public void wake(int n) {
         Waiter w;
-        while ((w = queue.poll()) != null) {
-            w.woken();
+        for (int i = 0; i < n && (w = queue.poll()) != null; ) {
+            if (w.woken()) {
+                i++;
+            }
+        }
+    }
+
+    /** Wakes everyone: the pool changed as a whole (a reload, a reset). */
+    public void wakeAll() {
+        wake(Integer.MAX_VALUE);
+    }
+
+    /** A key accepted a request: the oldest waiter, if any, may try now. Cheap when none waits. */
+    public void served() {
+        if (count.get() > 0) {
+            wake(1);
         }
     }
 
@@ -151,7 +173,13 @@ public final class KeyWaiters {
         }
         loop.schedule(() -> {
             wakeAt.compareAndSet(at, Long.MAX_VALUE);
-            wake();
+            int usable = pool.usableNow();
+            wake(Math.max(1, usable));
+            long next = pool.nanosUntilNextRestEnd();
+            if (next > 0 && count.get() > 0) {
+                // Others rest on: the next rest end wakes the next waiters.
+                scheduleWake(loop, next);
+            }
         }, delayNanos, TimeUnit.NANOSECONDS);
     }
 }

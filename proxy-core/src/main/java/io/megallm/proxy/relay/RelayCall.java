@@ -328,6 +328,11 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private void commit(HttpResponse head, boolean upstreamChunked) {
         phase = Phase.STREAMING;
         keys.recordSuccess(key, head.status().code());
+        KeyWaiters waiting = relay.access().waiters();
+        if (waiting != null) {
+            // The key took a request: the next waiter may try (waiters are woken one per success).
+            waiting.served();
+        }
         releaseAnswers();
         HttpHeaders h = head.headers();
         HeaderRewriter.stripResponse(h);

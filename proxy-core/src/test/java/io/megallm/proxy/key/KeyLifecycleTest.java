@@ -82,6 +82,21 @@ class KeyLifecycleTest {
     }
 
     @Test
+    void the429sOfRequestsInFlightWhenTheRestBeganCountAsOne() {
+        // A busy key has several requests in flight; their 429s arrive after the first one's.
+        for (int i = 0; i < 25; i++) {
+            life.limited(a, 429, -1);
+        }
+        assertEquals(1, pool.cooldownRemainingSeconds(a), "one 429 in a row, not 25");
+        assertEquals(1, a.state().strikes());
+        life.limited(a, 429, 30);
+        assertEquals(30, pool.cooldownRemainingSeconds(a), "a later Retry-After still extends the rest");
+        advanceSeconds(30);
+        life.limited(a, 429, -1);
+        assertEquals(2, pool.cooldownRemainingSeconds(a), "a 429 after the rest ended is the next in a row");
+    }
+
+    @Test
     void anAcceptedRequestResetsTheConsecutive429Count() {
         life.limited(a, 429, -1);
         advanceSeconds(1);

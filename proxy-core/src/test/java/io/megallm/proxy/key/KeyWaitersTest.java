@@ -70,16 +70,24 @@ class KeyWaitersTest {
     }
 
     @Test
-    void waitersAreWokenInArrivalOrderByOneTimerAtTheEarliestRestEnd() {
+    void aReturningKeyWakesOneWaiterAndEachSuccessTheNext() {
         pool.limited(a, 429, 5);
         pool.limited(b, 429, 2);
         await("first", 10);
         await("second", 10);
-        assertEquals(2, waiters.size());
+        await("third", 10);
+        assertEquals(3, waiters.size());
         advanceSeconds(1);
         assertEquals(List.of(), events);
         advanceSeconds(1);
-        assertEquals(List.of("first woken", "second woken"), events);
+        // One key back: one waiter, not the whole queue onto one key just back from a 429.
+        assertEquals(List.of("first woken"), events);
+        waiters.served();
+        channel.runPendingTasks();
+        assertEquals(List.of("first woken", "second woken"), events, "a success lets the next one try");
+        advanceSeconds(3);
+        assertEquals(List.of("first woken", "second woken", "third woken"), events,
+                "the next rest end wakes the next waiter");
         assertEquals(0, waiters.size());
     }
 
