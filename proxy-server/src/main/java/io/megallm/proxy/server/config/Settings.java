@@ -34,7 +34,9 @@ public record Settings(
         long keyWaitSeconds,
         int retryBudgetPercent,
         int retryBudgetMinPerSecond,
-        Path keyStateFile) {
+        Path keyStateFile,
+        RedisUrl redisUrl,
+        String redisPool) {
 
     public long timeoutMillis() {
         return millis(timeoutSeconds);
@@ -83,6 +85,8 @@ public record Settings(
                 + " key_recheck=" + keyRecheckSeconds + "s"
                 + " key_wait=" + keyWaitSeconds + "s"
                 + " retry_budget=" + retryBudgetPercent + "%+" + retryBudgetMinPerSecond + "/s"
-                + " key_state_file=" + keyStateFile;
+                + " key_state_file=" + keyStateFile
+                + " redis_url=" + (redisUrl == null ? "unset" : redisUrl.masked())
+                + (redisUrl == null ? "" : " redis_pool=" + redisPool);
     }
 }
