@@ -19,6 +19,7 @@ import io.megallm.proxy.server.keys.KeyFileWatcher;
 import io.megallm.proxy.server.keys.KeyStateFile;
 import io.megallm.proxy.server.routes.AccessControl;
 import io.megallm.proxy.server.routes.Router;
+import io.megallm.proxy.server.shared.RedisKeyStates;
 import io.megallm.proxy.transport.Transport;
 import io.megallm.proxy.upstream.UpstreamPools;
 import io.megallm.proxy.upstream.UpstreamSettings;
@@ -50,6 +51,7 @@ public final class ProxyServer {
     private final KeyPool keys;
     private final KeyFile keyFile;
     private KeyStateFile stateFile;
+    private RedisKeyStates shared;
     private final ServerLifecycle lifecycle = new ServerLifecycle();
     private final ClientLimits clientLimits;
     private EventLoopGroup workers;
@@ -105,6 +107,12 @@ public final class ProxyServer {
                 new Relay.KeyAccess(budget, waiters, TimeUnit.SECONDS.toNanos(settings.keyWaitSeconds())));
         AccessControl access = new AccessControl(settings.adminToken(), settings.proxyApiKeys());
         Router router = new Router(relay, keys, keyFile, access, metrics);
+        if (settings.redisUrl() != null) {
+            // After the state file's restore: what this instance remembers is merged into Redis.
+            shared = new RedisKeyStates(settings.redisUrl(), settings.redisPool(), keys, keyFile).start();
+            router.sharedState(shared);
+            metrics.sharedState(shared);
+        }
         accessLog = new AccessLog();
         ExchangeObserver observer = exchange -> {
             metrics.onEnd(exchange);
@@ -179,6 +187,11 @@ public final class ProxyServer {
         return pools;
     }
 
+    /** The Redis side of the key states, or null without REDIS_URL. */
+    public RedisKeyStates shared() {
+        return shared;
+    }
+
     public ClientLimits clientLimits() {
         return clientLimits;
     }
@@ -213,6 +226,9 @@ public final class ProxyServer {
         lifecycle.closeAll();
         if (pools != null) {
             pools.close();
+        }
+        if (shared != null) {
+            shared.close();
         }
         stopLoops();
         if (stateFile != null) {
