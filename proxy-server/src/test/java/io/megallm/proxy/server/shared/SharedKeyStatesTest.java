@@ -158,6 +158,15 @@ class SharedKeyStatesTest {
             }
             assertEquals(1, requestsWith(upstream, keys.get(0)) - before,
                     "trials of key 0 across both instances within the first recheck window");
+
+            // The key recovers: the next trial (4 s after the failed one) passes on one instance,
+            // and the other puts it back in rotation too.
+            upstream.on(keys.get(0), MockUpstream.json(200, "{\"id\":\"ok\"}"));
+            await(8000, "key 0 back in rotation on both", () -> {
+                a.chat();
+                b.chat();
+                return "available".equals(keyEntry(a, 0).get("state")) && "available".equals(keyEntry(b, 0).get("state"));
+            });
         }
     }
 
@@ -219,6 +228,29 @@ class SharedKeyStatesTest {
                 assertEquals("failed", c.sync().hget("megallm:{default}:key:" + id, "kind"));
             }
             assertNoKeyInRedis(redis, keys);
+        }
+    }
+
+    @Test
+    void anInstanceStartedWhileRedisIsDownServesAloneAndJoinsWhenItComes() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(2);
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream()) {
+            redis.kill();
+            try (ProxyUnderTest a = instance(keys, redis, upstream, Map.of());
+                 ProxyUnderTest b = instance(keys, redis, upstream, Map.of())) {
+                assertEquals("unavailable", sharedState(a));
+                upstream.on(keys.get(0), MockUpstream.json(402, "{}"));
+                for (int i = 0; i < 3; i++) {
+                    assertEquals(200, a.chat().statusCode());
+                }
+                assertEquals("failed", keyEntry(a, 0).get("state"));
+                assertEquals("available", keyEntry(b, 0).get("state"), "nothing shared without Redis");
+
+                redis.startProcess();
+                awaitUp(a, b);
+                await(3000, "B learns what A found before Redis came", () -> "failed".equals(keyEntry(b, 0).get("state")));
+                assertEquals("upstream 402", keyEntry(b, 0).get("failure_reason"));
+            }
         }
     }
 
