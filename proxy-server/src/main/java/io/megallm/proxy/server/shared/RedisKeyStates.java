@@ -270,6 +270,10 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
         if (pending.isEmpty()) {
             return;
         }
+        pipelined(this::flushPending);
+    }
+
+    private void flushPending() {
         Map<String, SavedKeyState> states = byId(keys.savedStates());
         Map<String, ApiKey> current = new HashMap<>();
         for (ApiKey k : keys.keys()) {
@@ -295,8 +299,29 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
     }
 
     private void publishAll() {
-        for (SavedKeyState s : keys.savedStates()) {
-            publish(s, false);
+        pipelined(() -> {
+            for (SavedKeyState s : keys.savedStates()) {
+                publish(s, false);
+            }
+        });
+    }
+
+    /**
+     * The commands {@code batch} issues go out in one write (a pipeline) instead of one each.
+     * Only this thread sends on {@link #connection}, so holding its flushes is safe.
+     */
+    private void pipelined(Runnable batch) {
+        StatefulRedisConnection<String, String> c = connection;
+        if (c == null || !up) {
+            batch.run();
+            return;
+        }
+        c.setAutoFlushCommands(false);
+        try {
+            batch.run();
+        } finally {
+            c.flushCommands();
+            c.setAutoFlushCommands(true);
         }
     }
 
