@@ -118,13 +118,7 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
 
     /** Starts connecting in the background: the proxy serves from its local view meanwhile. */
     public RedisKeyStates start() {
-        // Lettuce's native transports meet Netty 4.2's event loops as "incompatible event loop
-        // type"; a few Redis connections need no native transport, so Lettuce runs on NIO.
-        for (String transport : new String[]{"io.lettuce.core.epoll", "io.lettuce.core.iouring", "io.lettuce.core.kqueue"}) {
-            if (System.getProperty(transport) == null) {
-                System.setProperty(transport, "false");
-            }
-        }
+        useNioTransport();
         resources = ClientResources.builder()
                 .ioThreadPoolSize(1)
                 .computationThreadPoolSize(1)
@@ -469,6 +463,21 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
     }
 
     // ---- helpers --------------------------------------------------------------------------------
+
+    /**
+     * Lettuce's native transports meet Netty 4.2's event loops as "incompatible event loop type"
+     * (Lettuce picks the epoll channel, its loops are not epoll's); a few Redis connections need no
+     * native transport, so Lettuce runs on NIO. Lettuce reads these switches once, when its
+     * transport classes load: call this before any Lettuce client is made. An operator's own
+     * {@code -Dio.lettuce.core.epoll=…} is left alone.
+     */
+    public static void useNioTransport() {
+        for (String transport : new String[]{"io.lettuce.core.epoll", "io.lettuce.core.iouring", "io.lettuce.core.kqueue"}) {
+            if (System.getProperty(transport) == null) {
+                System.setProperty(transport, "false");
+            }
+        }
+    }
 
     /** Hands work to the worker thread; after close there is none to do. */
     private void run(Runnable task) {
