@@ -51,8 +51,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *   <li>a failed key's trial is leased ({@code SET NX PX}) shortly before it is due, so that one
  *       instance runs it; the others push their own trial back to the lease's end;</li>
  *   <li>a reload of the key file is announced, and the others reload their own file;</li>
- *   <li>Redis down: one warning, {@link #up()} false, Lettuce reconnects by itself, and the local
- *       states are published again (and merged) when it is back.</li>
+ *   <li>Redis down, or so slow that a command gets no answer in 2 s: one warning, {@link #up()}
+ *       false, Lettuce reconnects by itself (a PING tells when a slow one answers again), and the
+ *       local states are published again (and merged) when it is back.</li>
  * </ul>
  * Redis holds SHA-256 ids of keys, never a key.
  */
@@ -66,6 +67,7 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
     /** Entries of keys no instance has touched for a week go away by themselves. */
     private static final long STATE_TTL_MILLIS = TimeUnit.DAYS.toMillis(7);
     private static final long SWEEP_MILLIS = 250;
+    private static final int HEARTBEAT_SWEEPS = 4;
 
     private static final int STATE = 1;
     private static final int CLEARS = 2;
@@ -98,6 +100,10 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
     private volatile boolean up;
     private volatile boolean warned;
     private volatile boolean closed;
+    /** Connected, but a command got no answer in time: treated as away until a PING comes back. */
+    private volatile boolean slow;
+    private boolean probing;
+    private int heartbeat;
     private long retryMillis = 250;
 
     public RedisKeyStates(RedisUrl url, String pool, KeyPool keys, KeyFile keyFile) {
@@ -237,7 +243,7 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
     private void checkConnected() {
         StatefulRedisConnection<String, String> c = connection;
         StatefulRedisPubSubConnection<String, String> s = subscription;
-        boolean now = c != null && s != null && c.isOpen() && s.isOpen();
+        boolean now = c != null && s != null && c.isOpen() && s.isOpen() && !slow;
         if (now && !up) {
             up = true;
             if (warned) {
@@ -248,6 +254,37 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
         } else if (!now) {
             markDown("connection lost");
         }
+    }
+
+    /** A command failed: a timeout means Redis is slow (or frozen), and it counts as away. */
+    private void commandFailed(Throwable e) {
+        Throwable t = e instanceof java.util.concurrent.CompletionException && e.getCause() != null ? e.getCause() : e;
+        if (t instanceof io.lettuce.core.RedisCommandTimeoutException) {
+            slow = true;
+            markDown("no answer within 2 s");
+        }
+    }
+
+    /**
+     * One PING at a time: once a second while Redis is up, so that an instance with nothing to
+     * send still notices a Redis that stopped answering; every sweep while it is slow, to tell
+     * when it answers again.
+     */
+    private void probe() {
+        StatefulRedisConnection<String, String> c = connection;
+        if (probing || c == null || !c.isOpen() || !(slow || (up && ++heartbeat % HEARTBEAT_SWEEPS == 0))) {
+            return;
+        }
+        probing = true;
+        c.async().ping().whenCompleteAsync((r, e) -> {
+            probing = false;
+            if (e != null) {
+                commandFailed(e);
+            } else if (slow) {
+                slow = false;
+                checkConnected();
+            }
+        }, worker);
     }
 
     private void markDown(String why) {
@@ -332,7 +369,11 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
                 Long.toString(STATE_TTL_MILLIS)};
         c.async().<List<Object>>eval(mergeScript, ScriptOutputType.MULTI, new String[]{prefix + "key:" + s.id()}, args)
                 .whenCompleteAsync((r, e) -> {
-                    if (e != null || r == null || r.size() < 6) {
+                    if (e != null) {
+                        commandFailed(e);
+                        return;
+                    }
+                    if (r == null || r.size() < 6) {
                         return;
                     }
                     if (!"1".equals(String.valueOf(r.get(0)))) {
@@ -379,6 +420,7 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
      * moves this instance's own trial of the key to the end of that instance's lease.
      */
     private void sweep() {
+        probe();
         if (!up) {
             leases.clear();
             return;
@@ -406,7 +448,11 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
                         instance, Long.toString(millis))
                 .whenCompleteAsync((r, e) -> {
                     claiming.remove(id);
-                    if (e != null || r == null) {
+                    if (e != null) {
+                        commandFailed(e);
+                        return;
+                    }
+                    if (r == null) {
                         return;
                     }
                     if (r < 0) {

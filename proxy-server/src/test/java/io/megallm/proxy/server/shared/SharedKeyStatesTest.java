@@ -254,6 +254,42 @@ class SharedKeyStatesTest {
         }
     }
 
+    @Test
+    void aFrozenRedisDelaysNoRequestAndIsNoticed() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(3);
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             ProxyUnderTest a = instance(keys, redis, upstream, Map.of());
+             ProxyUnderTest b = instance(keys, redis, upstream, Map.of())) {
+            awaitUp(a, b);
+            redis.freeze();
+            try {
+                // State changes on A (its sends to Redis get no answer) and plain traffic on both:
+                // a request that waited for Redis would take its 2 s command timeout.
+                upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
+                upstream.on(keys.get(1), MockUpstream.json(429, "{}", Map.of("Retry-After", "60")));
+                long slowest = 0;
+                for (int i = 0; i < 20; i++) {
+                    for (ProxyUnderTest p : List.of(a, b)) {
+                        long start = System.nanoTime();
+                        assertEquals(200, p.chat().statusCode());
+                        slowest = Math.max(slowest, System.nanoTime() - start);
+                    }
+                }
+                assertTrue(slowest < TimeUnit.MILLISECONDS.toNanos(1500),
+                        "slowest request " + TimeUnit.NANOSECONDS.toMillis(slowest) + " ms while Redis answered nothing");
+                for (ProxyUnderTest p : List.of(a, b)) {
+                    await(6000, "a silent Redis shows as unavailable on " + p.port(),
+                            () -> "unavailable".equals(sharedState(p)));
+                }
+            } finally {
+                redis.thaw();
+            }
+            awaitUp(a, b);
+            await(3000, "what A learnt while Redis was frozen reaches B",
+                    () -> "failed".equals(keyEntry(b, 0).get("state")) && "cooling_down".equals(keyEntry(b, 1).get("state")));
+        }
+    }
+
     private static int warnings() {
         return (int) LogCapture.since(0).stream()
                 .filter(l -> l.contains("WARN") && l.contains("shared state: Redis") && l.contains("unavailable"))

@@ -89,6 +89,23 @@ public final class LocalRedis implements AutoCloseable {
         throw new IOException("redis-server did not listen on " + port + " within 10 s");
     }
 
+    /** Stops the server without closing a connection (SIGSTOP): Redis there, but answering nothing. */
+    public void freeze() throws IOException, InterruptedException {
+        signal("-STOP");
+    }
+
+    /** Lets a frozen server go on (SIGCONT). */
+    public void thaw() throws IOException, InterruptedException {
+        signal("-CONT");
+    }
+
+    private void signal(String which) throws IOException, InterruptedException {
+        Process kill = new ProcessBuilder("kill", which, Long.toString(process.pid())).inheritIO().start();
+        if (kill.waitFor() != 0) {
+            throw new IOException("kill " + which + " " + process.pid() + " failed");
+        }
+    }
+
     /** Kills the server at once (SIGKILL): Redis gone mid-run, no goodbye. */
     public void kill() throws InterruptedException {
         if (process != null) {
