@@ -61,9 +61,14 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
 
     private static final Logger log = LoggerFactory.getLogger(RedisKeyStates.class);
 
-    /** How much before a trial is due its lease is claimed, and how long that first claim lasts. */
-    private static final long LEASE_AHEAD_MILLIS = 1000;
-    private static final long PRE_LEASE_MILLIS = 5000;
+    /**
+     * How much before a trial is due its lease is claimed, and how long that first claim lasts.
+     * The lead time is what a busy machine may delay this class's thread by before an instance
+     * would start a trial it has not claimed (then two could run at once); the first claim
+     * outlasts it, so that the holder's trial is due while it holds the lease.
+     */
+    private static final long LEASE_AHEAD_MILLIS = 2000;
+    private static final long PRE_LEASE_MILLIS = 6000;
     /** Entries of keys no instance has touched for a week go away by themselves. */
     private static final long STATE_TTL_MILLIS = TimeUnit.DAYS.toMillis(7);
     private static final long SWEEP_MILLIS = 250;
@@ -416,8 +421,9 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
     }
 
     /**
-     * Claims the trial of every failed key due within a second. A claim lost to another instance
-     * moves this instance's own trial of the key to the end of that instance's lease.
+     * Claims the trial of every failed key due within {@value #LEASE_AHEAD_MILLIS} ms. A claim
+     * lost to another instance moves this instance's own trial of the key to the end of that
+     * instance's lease.
      */
     private void sweep() {
         probe();
@@ -457,8 +463,11 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
                     }
                     if (r < 0) {
                         leases.put(id, wall + millis);
+                        log.debug("shared state: {} holds the trial lease of key {} for {} ms", instance, key, millis);
                         return;
                     }
+                    log.debug("shared state: {} lost the trial lease of key {}: held elsewhere for {} ms more",
+                            instance, key, r);
                     KeyState s = key.state();
                     if (s.kind() != KeyState.Kind.FAILED || s.onTrial()) {
                         return;

@@ -157,7 +157,8 @@ class SharedKeyStatesTest {
                 assertEquals(200, b.chat().statusCode());
             }
             assertEquals(1, requestsWith(upstream, keys.get(0)) - before,
-                    "trials of key 0 across both instances within the first recheck window");
+                    "trials of key 0 across both instances within the first recheck window; "
+                            + a.logLines().stream().filter(l -> l.contains("trial") || l.contains("shared state")).toList());
 
             // The key recovers: the next trial (4 s after the failed one) passes on one instance,
             // and the other puts it back in rotation too.
