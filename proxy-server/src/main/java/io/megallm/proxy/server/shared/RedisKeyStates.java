@@ -174,6 +174,29 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
         return up;
     }
 
+    // ---- for what else is shared on this connection and thread (RedisCounters) ------------------
+
+    /** Every key this pool's instances share starts with this ({@code megallm:{pool}:}). */
+    String prefix() {
+        return prefix;
+    }
+
+    /** The connection while Redis is up, else null; to be used on this class's thread only. */
+    StatefulRedisConnection<String, String> connectionIfUp() {
+        return up ? connection : null;
+    }
+
+    /** Runs {@code task} on this class's thread every {@code millis}, so that it may send commands. */
+    void every(long millis, Runnable task) {
+        worker.scheduleWithFixedDelay(() -> {
+            try {
+                task.run();
+            } catch (RuntimeException e) {
+                log.warn("shared state: {} failed ({})", task, e.toString());
+            }
+        }, millis, millis, TimeUnit.MILLISECONDS);
+    }
+
     public String instance() {
         return instance;
     }
@@ -346,7 +369,7 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
      * The commands {@code batch} issues go out in one write (a pipeline) instead of one each.
      * Only this thread sends on {@link #connection}, so holding its flushes is safe.
      */
-    private void pipelined(Runnable batch) {
+    void pipelined(Runnable batch) {
         StatefulRedisConnection<String, String> c = connection;
         if (c == null || !up) {
             batch.run();
@@ -610,7 +633,7 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
         return sb.toString();
     }
 
-    private static String script(String name) {
+    static String script(String name) {
         try (InputStream in = RedisKeyStates.class.getResourceAsStream("/redis/" + name)) {
             if (in == null) {
                 throw new IllegalStateException("missing resource /redis/" + name);
