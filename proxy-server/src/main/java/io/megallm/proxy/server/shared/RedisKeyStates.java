@@ -255,7 +255,12 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
                         run(() -> received(message));
                     }
                 });
-                s.sync().subscribe(channel);
+                try {
+                    s.sync().subscribe(channel);
+                } catch (RuntimeException e) {
+                    s.closeAsync();
+                    throw e;
+                }
                 subscription = s;
             }
             retryMillis = 250;
