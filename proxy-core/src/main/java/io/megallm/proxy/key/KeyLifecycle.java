@@ -278,10 +278,10 @@ public final class KeyLifecycle {
         }
     }
 
-    /** A state read back at start. */
-    void restore(ApiKey key, KeyState state, String why) {
+    /** A state read back at start, or adopted from another instance; false when a change got there first. */
+    boolean restore(ApiKey key, KeyState state, String why) {
         KeyState s = key.state();
-        apply(key, s, state, why);
+        return apply(key, s, state, why);
     }
 
     // ---- helpers --------------------------------------------------------------------------------

@@ -292,6 +292,60 @@ public final class KeyPool {
         return restored;
     }
 
+    /**
+     * A state another instance arrived at (contract §14), applied to the key with that id unless
+     * this view already says the same (deadlines within a second count as the same). A failed key
+     * whose trial runs here keeps it: the trial's answer decides, and it is shared in turn.
+     * Listeners hear of the change like any other; one that shares states must not echo it.
+     * {@code source} ends the log line ("as another instance found"); null logs nothing (a
+     * bookkeeping change such as a trial pushed back while another instance runs it).
+     *
+     * @return whether the key's state changed
+     */
+    public boolean adopt(SavedKeyState shared, String source) {
+        if (shared.kind() == null) {
+            return false;
+        }
+        ApiKey key = null;
+        for (ApiKey k : keys) {
+            if (k.id().equals(shared.id())) {
+                key = k;
+                break;
+            }
+        }
+        if (key == null) {
+            return false;
+        }
+        long now = now();
+        long until = now + TimeUnit.MILLISECONDS.toNanos(
+                Math.max(0L, shared.untilEpochMillis() - lifecycle.clock().epochMillis()));
+        KeyState next = switch (shared.kind()) {
+            case AVAILABLE -> KeyState.available(shared.strikes());
+            case COOLING_DOWN -> KeyState.coolingUntil(until, shared.reason(), shared.strikes());
+            case FAILED -> restoredFailure(shared, until, now);
+        };
+        KeyState current = key.state();
+        if (current.onTrial() && next.kind() == KeyState.Kind.FAILED) {
+            return false;
+        }
+        if (sameAs(current, next)) {
+            return false;
+        }
+        return lifecycle.restore(key, next, source == null ? null : "now " + shared.kind().name().toLowerCase()
+                + (shared.reason() == null ? "" : " (" + shared.reason() + ")") + ", " + source);
+    }
+
+    private static boolean sameAs(KeyState a, KeyState b) {
+        if (a.kind() != b.kind() || a.strikes() != b.strikes() || a.onTrial() != b.onTrial()) {
+            return false;
+        }
+        if (a.kind() == KeyState.Kind.AVAILABLE) {
+            return true;
+        }
+        return java.util.Objects.equals(a.reason(), b.reason()) && a.recheckNanos() == b.recheckNanos()
+                && Math.abs(a.untilNanos() - b.untilNanos()) < SECOND;
+    }
+
     /** KEY_RECHECK may have changed between runs: 0 now means no trials; trials now but not then start afresh. */
     private KeyState restoredFailure(SavedKeyState s, long until, long now) {
         long recheck = lifecycle.policy().recheckSeconds();

@@ -402,4 +402,38 @@ class KeyLifecycleTest {
         assertEquals(wall.get(), s.untilEpochMillis());
         assertEquals(300, s.recheckSeconds());
     }
+
+    // ---- a state adopted from another instance (§14) ----
+
+    @Test
+    void anAdoptedStateAppliesOnceIsHeardByListenersAndRecoveryComesBackToo() {
+        SavedKeyState failed = new SavedKeyState(a.id(), KeyState.Kind.FAILED, "upstream 401", wall.get() + 300_000, 0, 300);
+        assertTrue(pool.adopt(failed, "as another instance found"));
+        assertEquals(KeyState.Kind.FAILED, a.state().kind());
+        assertEquals(300, pool.recheckInSeconds(a));
+        assertEquals(List.of(a.masked() + " AVAILABLE->FAILED"), changes);
+        assertFalse(pool.adopt(failed, "again"), "the same state twice is no change");
+        assertFalse(pool.adopt(new SavedKeyState("0".repeat(64), KeyState.Kind.FAILED, "x", 0, 0, 0), "x"),
+                "an id this pool does not hold");
+
+        assertTrue(pool.adopt(new SavedKeyState(a.id(), KeyState.Kind.AVAILABLE, null, 0, 0, 0), "recovered"));
+        assertEquals(KeyState.Kind.AVAILABLE, a.state().kind());
+
+        assertTrue(pool.adopt(new SavedKeyState(b.id(), KeyState.Kind.COOLING_DOWN, "upstream 429", wall.get() + 30_000, 2, 0),
+                "rest"));
+        assertEquals(30, pool.cooldownRemainingSeconds(b));
+        assertEquals(2, b.state().strikes());
+    }
+
+    @Test
+    void aTrialRunningHereIsNotOverwrittenByAFailureFromElsewhere() {
+        life.rejected(a, 401);
+        advanceSeconds(300);
+        assertNotNull(selector.trial(NONE, 0));
+        assertFalse(pool.adopt(new SavedKeyState(a.id(), KeyState.Kind.FAILED, "upstream 401", wall.get() + 5_000, 0, 300),
+                "lease elsewhere"));
+        assertTrue(a.state().onTrial());
+        life.accepted(a, 200);
+        assertEquals(KeyState.Kind.AVAILABLE, a.state().kind(), "the trial's own answer decides");
+    }
 }

@@ -22,6 +22,7 @@ import io.megallm.proxy.server.keys.KeyFileWatcher;
 import io.megallm.proxy.server.keys.KeyStateFile;
 import io.megallm.proxy.server.routes.AccessControl;
 import io.megallm.proxy.server.routes.Router;
+import io.megallm.proxy.server.shared.RedisKeyStates;
 import io.megallm.proxy.transport.Transport;
 import io.megallm.proxy.upstream.UpstreamPools;
 import io.megallm.proxy.upstream.UpstreamSettings;
@@ -54,6 +55,7 @@ public final class ProxyServer {
     private final KeyPool keys;
     private final KeyFile keyFile;
     private KeyStateFile stateFile;
+    private RedisKeyStates shared;
     private final ServerLifecycle lifecycle = new ServerLifecycle();
     private final ClientLimits clientLimits;
     private EventLoopGroup workers;
@@ -123,6 +125,12 @@ public final class ProxyServer {
         AccessControl access = new AccessControl(settings.adminToken(), clients);
         UsageLedger usage = new UsageLedger(System::currentTimeMillis);
         Router router = new Router(relay, keys, keyFile, access, metrics, gate, usage);
+        if (settings.redisUrl() != null) {
+            // After the state file's restore: what this instance remembers is merged into Redis.
+            shared = new RedisKeyStates(settings.redisUrl(), settings.redisPool(), keys, keyFile).start();
+            router.sharedState(shared);
+            metrics.sharedState(shared);
+        }
         accessLog = new AccessLog();
         ExchangeObserver observer = exchange -> {
             usage.onEnd(exchange);
@@ -215,6 +223,11 @@ public final class ProxyServer {
         return pools;
     }
 
+    /** The Redis side of the key states, or null without REDIS_URL. */
+    public RedisKeyStates shared() {
+        return shared;
+    }
+
     public ClientLimits clientLimits() {
         return clientLimits;
     }
@@ -252,6 +265,9 @@ public final class ProxyServer {
         lifecycle.closeAll();
         if (pools != null) {
             pools.close();
+        }
+        if (shared != null) {
+            shared.close();
         }
         stopLoops();
         if (stateFile != null) {

@@ -29,7 +29,8 @@ public final class ConfigLoader {
             "LOG_LEVEL", "KEYS_FILE", "LOG_DIR", "HTTP_POOL_MAXSIZE", "HTTP_POOL_CONNECTIONS", "MAX_REQUEST_BODY",
             "KEY_COOLDOWN", "ADMIN_TOKEN", "PROXY_API_KEYS", "SHUTDOWN_GRACE", "ACCESS_LOG_CONSOLE",
             "CLIENT_HEADER_TIMEOUT", "CLIENT_BODY_TIMEOUT", "KEEPALIVE_TIMEOUT", "SEND_TIMEOUT", "MAX_CONNECTIONS",
-            "DEFAULT_MODEL", "KEY_RECHECK", "KEY_WAIT", "RETRY_BUDGET", "RETRY_BUDGET_MIN", "KEY_STATE_FILE");
+            "DEFAULT_MODEL", "KEY_RECHECK", "KEY_WAIT", "RETRY_BUDGET", "RETRY_BUDGET_MIN", "KEY_STATE_FILE",
+            "REDIS_URL", "REDIS_POOL");
 
     private static final List<String> SECRET_NAMES = List.of("ADMIN_TOKEN", "PROXY_API_KEYS");
 
@@ -128,10 +129,28 @@ public final class ConfigLoader {
         int budget = intAtLeast("RETRY_BUDGET", 0, 1_000_000);
         int budgetMin = intAtLeast("RETRY_BUDGET_MIN", 0, 1_000_000);
         Path stateFile = workDir.resolve(nonEmpty("KEY_STATE_FILE"));
+        RedisUrl redis = redisUrl();
+        String redisPool = nonEmpty("REDIS_POOL");
+        if (!redisPool.matches("[A-Za-z0-9_.-]{1,64}")) {
+            throw bad("REDIS_POOL", "must be 1 to 64 letters, digits, '_', '.' or '-'");
+        }
         return new Settings(baseUrl.strip(), timeout, maxRetries, maxKeyRetries, host, port, level, keysFile, logDir,
                 poolMax, poolIdle, maxBody, cooldown, adminToken, List.copyOf(clientKeys), clientsFile, grace, accessConsole,
                 headerTimeout, bodyTimeout, keepaliveTimeout, sendTimeout, maxConnections, defaultModel,
-                recheck, keyWait, budget, budgetMin, stateFile, EgressSelection.select(env, target));
+                recheck, keyWait, budget, budgetMin, stateFile, EgressSelection.select(env, target), redis, redisPool);
+    }
+
+    /** REDIS_URL's value goes into no message: its password would. The masked form names it instead. */
+    private RedisUrl redisUrl() throws ConfigError {
+        String v = optional("REDIS_URL");
+        if (v == null) {
+            return null;
+        }
+        try {
+            return RedisUrl.parse(v);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigError("REDIS_URL=\"" + RedisUrl.maskText(v) + "\" " + e.getMessage());
+        }
     }
 
     /** {@code a,b,c}, or {@code @path} to a file of one key a line ('#' comments, blanks ignored). */

@@ -38,7 +38,9 @@ public record Settings(
         int retryBudgetPercent,
         int retryBudgetMinPerSecond,
         Path keyStateFile,
-        EgressProxy egressProxy) {
+        EgressProxy egressProxy,
+        RedisUrl redisUrl,
+        String redisPool) {
 
     public long timeoutMillis() {
         return millis(timeoutSeconds);
@@ -88,6 +90,8 @@ public record Settings(
                 + " key_wait=" + keyWaitSeconds + "s"
                 + " retry_budget=" + retryBudgetPercent + "%+" + retryBudgetMinPerSecond + "/s"
                 + " key_state_file=" + keyStateFile
-                + " egress_proxy=" + (egressProxy == null ? "none" : egressProxy);
+                + " egress_proxy=" + (egressProxy == null ? "none" : egressProxy)
+                + " redis_url=" + (redisUrl == null ? "unset" : redisUrl.masked())
+                + (redisUrl == null ? "" : " redis_pool=" + redisPool);
     }
 }

@@ -47,6 +47,7 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
     private final Histogram upstreamHead = new Histogram();
     private final Histogram upstreamDone = new Histogram();
     private final Histogram requestDuration = new Histogram();
+    private volatile io.megallm.proxy.server.shared.SharedState shared;
 
     public ProxyMetrics(KeyPool keys, ServerLifecycle lifecycle, UpstreamPools pools) {
         this(keys, lifecycle, pools, null);
@@ -67,6 +68,11 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
         for (int i = 0; i < keyWaits.length; i++) {
             keyWaits[i] = new LongAdder();
         }
+    }
+
+    /** With REDIS_URL: a gauge says whether the shared state is reachable. */
+    public void sharedState(io.megallm.proxy.server.shared.SharedState shared) {
+        this.shared = shared;
     }
 
     // ---- recording (event loops) ----------------------------------------------------------------
@@ -229,6 +235,12 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
         t.family("megallm_upstream_waiting", "gauge", "Requests waiting for a free upstream connection.")
                 .sample("megallm_upstream_waiting", pools == null ? 0 : pools.waitingRequests());
 
+        io.megallm.proxy.server.shared.SharedState sharedState = shared;
+        if (sharedState != null) {
+            t.family("megallm_shared_state_up", "gauge",
+                    "1 while the Redis shared by the instances is reachable, 0 while this instance decides alone.")
+                    .sample("megallm_shared_state_up", sharedState.up() ? 1 : 0);
+        }
         long now = keys.now();
         t.family("megallm_key_state", "gauge", "1 for the state each key (masked) is in.");
         for (ApiKey k : keys.keys()) {

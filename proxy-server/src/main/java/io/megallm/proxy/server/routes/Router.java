@@ -17,6 +17,7 @@ import io.megallm.proxy.server.clients.ClientGate;
 import io.megallm.proxy.server.usage.UsageLedger;
 import io.megallm.proxy.server.keys.KeyFile;
 import io.megallm.proxy.server.metrics.ProxyMetrics;
+import io.megallm.proxy.server.shared.SharedState;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpMethod;
@@ -38,6 +39,7 @@ public final class Router implements RequestRouter, HeadCheck {
     private final DashboardRoutes dashboard;
     private final ClientGate gate;
     private final UsageLedger usage;
+    private volatile SharedState shared;
 
     public Router(Relay relay, KeyPool keys, KeyFile keyFile, AccessControl access) {
         this(relay, keys, keyFile, access, null);
@@ -58,6 +60,11 @@ public final class Router implements RequestRouter, HeadCheck {
         this.access = access;
         this.metrics = metrics;
         this.dashboard = new DashboardRoutes(access);
+    }
+
+    /** With REDIS_URL: /health then says whether the shared state is reachable (contract §14). */
+    public void sharedState(SharedState shared) {
+        this.shared = shared;
     }
 
     @Override
@@ -155,11 +162,21 @@ public final class Router implements RequestRouter, HeadCheck {
                 + ",\"available\":" + s.available()
                 + ",\"failed\":" + s.failed()
                 + ",\"cooling_down\":" + s.coolingDown()
-                + "},\"version\":" + JsonText.quote(Version.VALUE) + "}";
+                + "}" + sharedStateField()
+                + ",\"version\":" + JsonText.quote(Version.VALUE) + "}";
         FullHttpResponse response = ErrorResponses.json(exchange.alloc(),
                 healthy ? HttpResponseStatus.OK : HttpResponseStatus.SERVICE_UNAVAILABLE, body);
         response.headers().set(HttpHeaderNames.CACHE_CONTROL, "no-store");
         exchange.respond(response);
+    }
+
+    /** Absent without REDIS_URL; Redis being away does not make the instance unhealthy (it serves alone). */
+    private String sharedStateField() {
+        SharedState s = shared;
+        if (s == null) {
+            return "";
+        }
+        return ",\"shared_state\":\"" + (s.up() ? "ok" : "unavailable") + "\"";
     }
 
     private void reloadKeys(Exchange exchange) {

@@ -4,6 +4,7 @@ import io.megallm.proxy.http.ClientSettings;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.params.provider.CsvSource;
 
 import java.nio.charset.StandardCharsets;
@@ -410,5 +411,45 @@ class ConfigLoaderTest {
         Settings ok = load(Map.of("PORT", "8000", "LOG_LEVEL", "INFO"));
         assertEquals(ADMIN_TOKEN, ok.adminToken());
         assertFalse(ok.summary().contains(ADMIN_TOKEN));
+    }
+
+    // ---- REDIS_URL (§3, §14) ---------------------------------------------------------------------
+
+    @Test
+    void redisUrlIsUnsetByDefaultAndTheSummarySaysSo() throws Exception {
+        Settings s = load(Map.of());
+        assertNull(s.redisUrl());
+        assertEquals("default", s.redisPool());
+        assertTrue(s.summary().contains("redis_url=unset"), s.summary());
+    }
+
+    @Test
+    void redisUrlWithPasswordTlsAndDatabaseIsTakenAndItsPasswordMasked() throws Exception {
+        Settings s = load(Map.of("REDIS_URL", "rediss://:p4ssw0rd-redis@cache.internal:6380/2", "REDIS_POOL", "team-a"));
+        assertTrue(s.redisUrl().tls());
+        assertEquals("cache.internal", s.redisUrl().host());
+        assertEquals(6380, s.redisUrl().port());
+        assertEquals(2, s.redisUrl().database());
+        assertEquals("team-a", s.redisPool());
+        assertEquals("rediss://***@cache.internal:6380/2", s.redisUrl().masked());
+        assertFalse(s.summary().contains("p4ssw0rd-redis"), s.summary());
+        assertFalse(s.toString().contains("p4ssw0rd-redis"));
+        assertTrue(s.summary().contains("redis_url=rediss://***@cache.internal:6380/2"), s.summary());
+        assertEquals(6379, load(Map.of("REDIS_URL", "redis://localhost")).redisUrl().port());
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"localhost:6379", "http://:p4ssw0rd-redis@host:6379", "redis://:p4ssw0rd-redis@:6379",
+            "redis://:p4ssw0rd-redis@host:6379/zero", "redis://:p4ssw0rd-redis@host:99999", "redis://host:6379/0?x=1"})
+    void aMalformedRedisUrlStopsTheStartWithOneLineAndNoPassword(String value) {
+        ConfigError e = rejected(Map.of("REDIS_URL", value));
+        assertTrue(e.getMessage().startsWith("REDIS_URL="), e.getMessage());
+        assertFalse(e.getMessage().contains("p4ssw0rd-redis"), e.getMessage());
+    }
+
+    @Test
+    void aRedisPoolThatCannotBeAKeyPartIsRefused() {
+        ConfigError e = rejected(Map.of("REDIS_POOL", "a b}"));
+        assertTrue(e.getMessage().startsWith("REDIS_POOL="), e.getMessage());
     }
 }

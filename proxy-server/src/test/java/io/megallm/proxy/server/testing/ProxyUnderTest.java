@@ -34,6 +34,7 @@ public final class ProxyUnderTest implements AutoCloseable {
     public final List<String> keys;
     private final int logMark;
     private final Map<String, String> env;
+    private boolean ownsUpstream = true;
     private final HttpClient http = HttpClient.newBuilder()
             .version(HttpClient.Version.HTTP_1_1)
             .connectTimeout(Duration.ofSeconds(5))
@@ -73,7 +74,16 @@ public final class ProxyUnderTest implements AutoCloseable {
      */
     public static ProxyUnderTest start(List<String> keys, Map<String, String> env, KeyClock clock, Path workDir)
             throws Exception {
-        MockUpstream upstream = new MockUpstream();
+        return start(keys, env, clock, workDir, null);
+    }
+
+    /**
+     * {@code shared}: an upstream several proxies use (several instances behind one endpoint);
+     * closing this proxy leaves it open. Null: a new one of this proxy's own.
+     */
+    public static ProxyUnderTest start(List<String> keys, Map<String, String> env, KeyClock clock, Path workDir,
+                                       MockUpstream shared) throws Exception {
+        MockUpstream upstream = shared != null ? shared : new MockUpstream();
         Path dir = workDir != null ? workDir : Files.createTempDirectory("megallm-proxy-test");
         Files.createDirectories(dir.resolve("data"));
         Files.writeString(dir.resolve("data/keys.txt"), String.join("\n", keys) + "\n", StandardCharsets.UTF_8);
@@ -89,10 +99,14 @@ public final class ProxyUnderTest implements AutoCloseable {
         try {
             server = new ProxyServer(ConfigLoader.load(all, dir), Transport.best(), clock).start();
         } catch (ConfigError | RuntimeException | InterruptedException e) {
-            upstream.close();
+            if (shared == null) {
+                upstream.close();
+            }
             throw e;
         }
-        return new ProxyUnderTest(upstream, server, dir, keys, mark, all);
+        ProxyUnderTest p = new ProxyUnderTest(upstream, server, dir, keys, mark, all);
+        p.ownsUpstream = shared == null;
+        return p;
     }
 
     public int port() {
@@ -164,7 +178,9 @@ public final class ProxyUnderTest implements AutoCloseable {
             seen.add("(operator views not readable: " + e + ")");
         } finally {
             server.shutdown();
-            upstream.close();
+            if (ownsUpstream) {
+                upstream.close();
+            }
         }
         seen.addAll(LogCapture.since(logMark));
         List<String> leaked = new ArrayList<>();

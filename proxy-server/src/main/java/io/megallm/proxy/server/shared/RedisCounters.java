@@ -1,0 +1,112 @@
+package io.megallm.proxy.server.shared;
+
+import io.lettuce.core.ScriptOutputType;
+import io.lettuce.core.api.StatefulRedisConnection;
+
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * {@link SharedCounters} in Redis: an event loop adds to a {@link LongAdder}; every
+ * {@value #FLUSH_MILLIS} ms the shared-state thread sends each counter's batch as one atomic
+ * {@code INCRBY} (pipelined with the others, never awaited by a request), and the total Redis
+ * answers becomes this instance's view of the sum over all instances. Counters read lately but
+ * not added to here are read back on the same beat, so that the others' increments show.
+ * Redis away: increments wait in the adders and go out when it is back; nothing is lost or
+ * counted twice by a failed send (a send that failed is added back; one whose answer was lost
+ * after Redis applied it can count twice, the price of never waiting).
+ */
+public final class RedisCounters implements SharedCounters {
+
+    static final long FLUSH_MILLIS = 500;
+    /** A counter nobody added to or read for this long is forgotten here (Redis keeps it). */
+    private static final long IDLE_MILLIS = TimeUnit.MINUTES.toMillis(2);
+
+    private final RedisKeyStates link;
+    private final String script = RedisKeyStates.script("add-counter.lua");
+    private final Map<String, Counter> counters = new ConcurrentHashMap<>();
+
+    private static final class Counter {
+        final String redisKey;
+        final long ttlMillis;
+        final long expiresAtMillis;
+        final LongAdder pending = new LongAdder();
+        final AtomicLong inFlight = new AtomicLong();
+        volatile long remote;
+        volatile long touchedMillis = System.currentTimeMillis();
+
+        Counter(String redisKey, long ttlMillis) {
+            this.redisKey = redisKey;
+            this.ttlMillis = ttlMillis;
+            this.expiresAtMillis = ttlMillis > 0 ? System.currentTimeMillis() + ttlMillis : Long.MAX_VALUE;
+        }
+
+        long total() {
+            return remote + inFlight.get() + pending.sum();
+        }
+    }
+
+    public RedisCounters(RedisKeyStates link) {
+        this.link = link;
+        link.every(FLUSH_MILLIS, this::flush);
+    }
+
+    @Override
+    public void add(String counter, long delta, long ttlMillis) {
+        Counter c = counters.get(counter);
+        if (c == null) {
+            c = counters.computeIfAbsent(counter, n -> new Counter(link.prefix() + "n:" + n, Math.max(0L, ttlMillis)));
+        }
+        c.pending.add(delta);
+        c.touchedMillis = System.currentTimeMillis();
+    }
+
+    @Override
+    public long total(String counter) {
+        Counter c = counters.get(counter);
+        if (c == null) {
+            c = counters.computeIfAbsent(counter, n -> new Counter(link.prefix() + "n:" + n, 0));
+        }
+        c.touchedMillis = System.currentTimeMillis();
+        return c.total();
+    }
+
+    /** On the shared-state thread. */
+    private void flush() {
+        long now = System.currentTimeMillis();
+        counters.values().removeIf(c -> c.expiresAtMillis < now
+                || (now - c.touchedMillis > IDLE_MILLIS && c.pending.sum() == 0 && c.inFlight.get() == 0));
+        StatefulRedisConnection<String, String> conn = link.connectionIfUp();
+        if (conn == null) {
+            return;
+        }
+        link.pipelined(() -> {
+            for (Counter c : counters.values()) {
+                long delta = c.pending.sumThenReset();
+                if (delta != 0) {
+                    c.inFlight.addAndGet(delta);
+                    conn.async().<Long>eval(script, ScriptOutputType.INTEGER, new String[]{c.redisKey},
+                                    Long.toString(delta), Long.toString(c.ttlMillis))
+                            .whenComplete((total, e) -> {
+                                // The total includes this batch and every one sent before it.
+                                if (e == null && total != null) {
+                                    c.remote = total;
+                                } else {
+                                    c.pending.add(delta);
+                                }
+                                c.inFlight.addAndGet(-delta);
+                            });
+                } else if (c.inFlight.get() == 0) {
+                    conn.async().get(c.redisKey).whenComplete((v, e) -> {
+                        if (e == null && c.inFlight.get() == 0) {
+                            c.remote = v == null ? 0 : Long.parseLong(v);
+                        }
+                    });
+                }
+            }
+        });
+    }
+}

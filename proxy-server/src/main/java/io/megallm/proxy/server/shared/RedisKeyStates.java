@@ -1,0 +1,651 @@
+package io.megallm.proxy.server.shared;
+
+import io.lettuce.core.ClientOptions;
+import io.lettuce.core.RedisChannelHandler;
+import io.lettuce.core.RedisClient;
+import io.lettuce.core.RedisConnectionStateListener;
+import io.lettuce.core.RedisURI;
+import io.lettuce.core.ScriptOutputType;
+import io.lettuce.core.SocketOptions;
+import io.lettuce.core.TimeoutOptions;
+import io.lettuce.core.api.StatefulRedisConnection;
+import io.lettuce.core.codec.StringCodec;
+import io.lettuce.core.pubsub.RedisPubSubAdapter;
+import io.lettuce.core.pubsub.StatefulRedisPubSubConnection;
+import io.lettuce.core.resource.ClientResources;
+import io.lettuce.core.resource.Delay;
+import io.megallm.proxy.key.ApiKey;
+import io.megallm.proxy.key.KeyPool;
+import io.megallm.proxy.key.KeyState;
+import io.megallm.proxy.key.KeyStateListener;
+import io.megallm.proxy.key.SavedKeyState;
+import io.megallm.proxy.server.config.RedisUrl;
+import io.megallm.proxy.server.keys.KeyFile;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * Key states shared between instances through Redis (contract §14), beside the local view that
+ * keeps making every decision:
+ * <ul>
+ *   <li>a local change is queued by the event loop that made it (a map put, nothing else) and sent
+ *       from this class's own thread as one atomic script per key, never awaited: the script merges
+ *       it (a later deadline wins, a failure is not forgotten) and publishes the result;</li>
+ *   <li>the other instances' results arrive by pub/sub and are adopted into the local view without
+ *       being published again;</li>
+ *   <li>a failed key's trial is leased ({@code SET NX PX}) shortly before it is due, so that one
+ *       instance runs it; the others push their own trial back to the lease's end;</li>
+ *   <li>a reload of the key file is announced, and the others reload their own file;</li>
+ *   <li>Redis down, or so slow that a command gets no answer in 2 s: one warning, {@link #up()}
+ *       false, Lettuce reconnects by itself (a PING tells when a slow one answers again), and the
+ *       local states are published again (and merged) when it is back.</li>
+ * </ul>
+ * Redis holds SHA-256 ids of keys, never a key.
+ */
+public final class RedisKeyStates implements KeyStateListener, SharedState, AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(RedisKeyStates.class);
+
+    /**
+     * How much before a trial is due its lease is claimed, and how long that first claim lasts.
+     * The lead time is what a busy machine may delay this class's thread by before an instance
+     * would start a trial it has not claimed (then two could run at once); the first claim
+     * outlasts it, so that the holder's trial is due while it holds the lease.
+     */
+    private static final long LEASE_AHEAD_MILLIS = 2000;
+    private static final long PRE_LEASE_MILLIS = 6000;
+    /** Entries of keys no instance has touched for a week go away by themselves. */
+    private static final long STATE_TTL_MILLIS = TimeUnit.DAYS.toMillis(7);
+    private static final long SWEEP_MILLIS = 250;
+    private static final int HEARTBEAT_SWEEPS = 4;
+
+    private static final int STATE = 1;
+    private static final int CLEARS = 2;
+    private static final int TRIAL_START = 4;
+    private static final int TRIAL_END = 8;
+
+    /** Set while this thread applies what Redis said: the listeners then must not send it back. */
+    private static final ThreadLocal<Boolean> APPLYING = ThreadLocal.withInitial(() -> Boolean.FALSE);
+
+    private final RedisUrl url;
+    private final String prefix;
+    private final String channel;
+    private final String instance;
+    private final KeyPool keys;
+    private final KeyFile keyFile;
+    private final long trialLeaseMillis;
+    private final String mergeScript = script("merge-key-state.lua");
+    private final String claimScript = script("claim-trial.lua");
+    private final String releaseScript = script("release-trial.lua");
+    private final ScheduledExecutorService worker;
+    private final ConcurrentHashMap<String, Integer> pending = new ConcurrentHashMap<>();
+    private final AtomicBoolean flushScheduled = new AtomicBoolean();
+    /** Leases this instance holds, by key id; only the worker thread touches it. */
+    private final Map<String, Long> leases = new HashMap<>();
+    private final Map<String, Boolean> claiming = new ConcurrentHashMap<>();
+    private ClientResources resources;
+    private RedisClient client;
+    private volatile StatefulRedisConnection<String, String> connection;
+    private volatile StatefulRedisPubSubConnection<String, String> subscription;
+    private volatile boolean up;
+    private volatile boolean warned;
+    private volatile boolean closed;
+    /** Connected, but a command got no answer in time: treated as away until a PING comes back. */
+    private volatile boolean slow;
+    private boolean probing;
+    private int heartbeat;
+    private long retryMillis = 250;
+
+    public RedisKeyStates(RedisUrl url, String pool, KeyPool keys, KeyFile keyFile) {
+        this.url = url;
+        // One hash tag for the whole pool: every key of it in one slot on Redis Cluster.
+        this.prefix = "megallm:{" + pool + "}:";
+        this.channel = prefix + "events";
+        this.instance = instanceId();
+        this.keys = keys;
+        this.keyFile = keyFile;
+        this.trialLeaseMillis = TimeUnit.SECONDS.toMillis(keys.lifecycle().policy().trialLeaseSeconds());
+        this.worker = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "megallm-shared-state");
+            t.setDaemon(true);
+            return t;
+        });
+    }
+
+    /** Starts connecting in the background: the proxy serves from its local view meanwhile. */
+    public RedisKeyStates start() {
+        useNioTransport();
+        resources = ClientResources.builder()
+                .ioThreadPoolSize(1)
+                .computationThreadPoolSize(1)
+                // Back within a second or two of Redis: the default backs off to 30 s.
+                .reconnectDelay(Delay.exponential(Duration.ofMillis(100), Duration.ofSeconds(2), 2,
+                        TimeUnit.MILLISECONDS))
+                .build();
+        RedisURI uri = RedisURI.create(url.value());
+        uri.setTimeout(Duration.ofSeconds(2));
+        client = RedisClient.create(resources, uri);
+        client.setOptions(ClientOptions.builder()
+                .autoReconnect(true)
+                // While Redis is away a command fails at once instead of queueing: what it carried is
+                // published again, in full, on reconnection.
+                .disconnectedBehavior(ClientOptions.DisconnectedBehavior.REJECT_COMMANDS)
+                .requestQueueSize(10_000)
+                .socketOptions(SocketOptions.builder().connectTimeout(Duration.ofSeconds(2)).build())
+                .timeoutOptions(TimeoutOptions.enabled(Duration.ofSeconds(2)))
+                .build());
+        client.addListener(new RedisConnectionStateListener() {
+            @Override
+            public void onRedisConnected(RedisChannelHandler<?, ?> c, java.net.SocketAddress address) {
+                run(RedisKeyStates.this::checkConnected);
+            }
+
+            @Override
+            public void onRedisDisconnected(RedisChannelHandler<?, ?> c) {
+                run(RedisKeyStates.this::checkConnected);
+            }
+        });
+        keys.lifecycle().addListener(this);
+        keys.onReload(this::reloaded);
+        worker.execute(this::connect);
+        worker.scheduleWithFixedDelay(this::sweep, SWEEP_MILLIS, SWEEP_MILLIS, TimeUnit.MILLISECONDS);
+        log.info("shared state: key states shared through Redis {} as pool {} (instance {})", url.masked(),
+                prefix, instance);
+        return this;
+    }
+
+    @Override
+    public boolean up() {
+        return up;
+    }
+
+    // ---- for what else is shared on this connection and thread (RedisCounters) ------------------
+
+    /** Every key this pool's instances share starts with this ({@code megallm:{pool}:}). */
+    String prefix() {
+        return prefix;
+    }
+
+    /** The connection while Redis is up, else null; to be used on this class's thread only. */
+    StatefulRedisConnection<String, String> connectionIfUp() {
+        return up ? connection : null;
+    }
+
+    /** Runs {@code task} on this class's thread every {@code millis}, so that it may send commands. */
+    void every(long millis, Runnable task) {
+        worker.scheduleWithFixedDelay(() -> {
+            try {
+                task.run();
+            } catch (RuntimeException e) {
+                log.warn("shared state: {} failed ({})", task, e.toString());
+            }
+        }, millis, millis, TimeUnit.MILLISECONDS);
+    }
+
+    public String instance() {
+        return instance;
+    }
+
+    // ---- local changes (event loops: a map update and at most one task hand-off) ---------------
+
+    @Override
+    public void changed(ApiKey key, KeyState from, KeyState to) {
+        if (APPLYING.get()) {
+            return;
+        }
+        int what;
+        if (to.onTrial() && !from.onTrial()) {
+            what = TRIAL_START;
+        } else if (from.onTrial() && !to.onTrial()) {
+            what = TRIAL_END | STATE | (to.kind() == KeyState.Kind.AVAILABLE ? CLEARS : 0);
+        } else {
+            what = STATE | (from.kind() != KeyState.Kind.AVAILABLE && to.kind() == KeyState.Kind.AVAILABLE
+                    ? CLEARS : 0);
+        }
+        pending.merge(key.id(), what, (a, b) -> a | b);
+        if (flushScheduled.compareAndSet(false, true)) {
+            run(this::flush);
+        }
+    }
+
+    /** A reload made here is announced; one made because another instance announced it is not. */
+    private void reloaded() {
+        if (APPLYING.get()) {
+            return;
+        }
+        run(() -> {
+            StatefulRedisConnection<String, String> c = connection;
+            if (c != null && up) {
+                c.async().publish(channel, "r|" + instance);
+            }
+            publishAll();
+        });
+    }
+
+    // ---- the worker thread ----------------------------------------------------------------------
+
+    private void connect() {
+        if (closed) {
+            return;
+        }
+        try {
+            if (connection == null) {
+                connection = client.connect(StringCodec.UTF8);
+            }
+            if (subscription == null) {
+                StatefulRedisPubSubConnection<String, String> s = client.connectPubSub(StringCodec.UTF8);
+                s.addListener(new RedisPubSubAdapter<>() {
+                    @Override
+                    public void message(String ch, String message) {
+                        run(() -> received(message));
+                    }
+                });
+                try {
+                    s.sync().subscribe(channel);
+                } catch (RuntimeException e) {
+                    s.closeAsync();
+                    throw e;
+                }
+                subscription = s;
+            }
+            retryMillis = 250;
+            checkConnected();
+        } catch (RuntimeException e) {
+            markDown(rootCause(e));
+            retryMillis = Math.min(retryMillis * 2, 2000);
+            worker.schedule(this::connect, retryMillis, TimeUnit.MILLISECONDS);
+        }
+    }
+
+    /** Up when both connections are open; coming up publishes every local state (reconciliation). */
+    private void checkConnected() {
+        StatefulRedisConnection<String, String> c = connection;
+        StatefulRedisPubSubConnection<String, String> s = subscription;
+        boolean now = c != null && s != null && c.isOpen() && s.isOpen() && !slow;
+        if (now && !up) {
+            up = true;
+            if (warned) {
+                log.info("shared state: Redis {} reachable again; publishing this instance's key states", url.masked());
+            }
+            warned = false;
+            publishAll();
+        } else if (!now) {
+            markDown("connection lost");
+        }
+    }
+
+    /** A command failed: a timeout means Redis is slow (or frozen), and it counts as away. */
+    private void commandFailed(Throwable e) {
+        Throwable t = e instanceof java.util.concurrent.CompletionException && e.getCause() != null ? e.getCause() : e;
+        if (t instanceof io.lettuce.core.RedisCommandTimeoutException) {
+            slow = true;
+            markDown("no answer within 2 s");
+        }
+    }
+
+    /**
+     * One PING at a time: once a second while Redis is up, so that an instance with nothing to
+     * send still notices a Redis that stopped answering; every sweep while it is slow, to tell
+     * when it answers again.
+     */
+    private void probe() {
+        StatefulRedisConnection<String, String> c = connection;
+        if (probing || c == null || !c.isOpen() || !(slow || (up && ++heartbeat % HEARTBEAT_SWEEPS == 0))) {
+            return;
+        }
+        probing = true;
+        c.async().ping().whenCompleteAsync((r, e) -> {
+            probing = false;
+            if (e != null) {
+                commandFailed(e);
+            } else if (slow) {
+                slow = false;
+                checkConnected();
+            }
+        }, worker);
+    }
+
+    private void markDown(String why) {
+        up = false;
+        if (!warned) {
+            warned = true;
+            log.warn("shared state: Redis {} unavailable ({}); going on with this instance's own key states,"
+                    + " reconnecting in the background", url.masked(), why);
+        }
+    }
+
+    private void flush() {
+        flushScheduled.set(false);
+        if (pending.isEmpty()) {
+            return;
+        }
+        pipelined(this::flushPending);
+    }
+
+    private void flushPending() {
+        Map<String, SavedKeyState> states = byId(keys.savedStates());
+        Map<String, ApiKey> current = new HashMap<>();
+        for (ApiKey k : keys.keys()) {
+            current.put(k.id(), k);
+        }
+        for (String id : List.copyOf(pending.keySet())) {
+            Integer what = pending.remove(id);
+            ApiKey key = current.get(id);
+            if (what == null || key == null) {
+                continue;
+            }
+            if ((what & TRIAL_START) != 0 && key.state().onTrial()) {
+                claim(id, trialLeaseMillis, key);
+            }
+            if ((what & TRIAL_END) != 0) {
+                release(id);
+            }
+            SavedKeyState s = states.get(id);
+            if ((what & STATE) != 0 && s != null && !key.state().onTrial()) {
+                publish(s, (what & CLEARS) != 0);
+            }
+        }
+    }
+
+    private void publishAll() {
+        pipelined(() -> {
+            for (SavedKeyState s : keys.savedStates()) {
+                publish(s, false);
+            }
+        });
+    }
+
+    /**
+     * The commands {@code batch} issues go out in one write (a pipeline) instead of one each.
+     * Only this thread sends on {@link #connection}, so holding its flushes is safe.
+     */
+    void pipelined(Runnable batch) {
+        StatefulRedisConnection<String, String> c = connection;
+        if (c == null || !up) {
+            batch.run();
+            return;
+        }
+        c.setAutoFlushCommands(false);
+        try {
+            batch.run();
+        } finally {
+            c.flushCommands();
+            c.setAutoFlushCommands(true);
+        }
+    }
+
+    /** One atomic merge, not awaited; when Redis keeps a different state, that one is adopted here. */
+    private void publish(SavedKeyState s, boolean clears) {
+        StatefulRedisConnection<String, String> c = connection;
+        if (c == null || !up) {
+            return;
+        }
+        String[] args = {s.id(), kindName(s.kind()), Long.toString(s.untilEpochMillis()),
+                Integer.toString(s.strikes()), Long.toString(s.recheckSeconds()),
+                s.reason() == null ? "" : s.reason().replace('|', '/'),
+                Long.toString(System.currentTimeMillis()), clears ? "1" : "0", instance, channel,
+                Long.toString(STATE_TTL_MILLIS)};
+        c.async().<List<Object>>eval(mergeScript, ScriptOutputType.MULTI, new String[]{prefix + "key:" + s.id()}, args)
+                .whenCompleteAsync((r, e) -> {
+                    if (e != null) {
+                        commandFailed(e);
+                        return;
+                    }
+                    if (r == null || r.size() < 6) {
+                        return;
+                    }
+                    if (!"1".equals(String.valueOf(r.get(0)))) {
+                        adopt(new SavedKeyState(s.id(), kindOf(text(r.get(1))), emptyToNull(text(r.get(5))),
+                                number(r.get(2)), (int) number(r.get(3)), number(r.get(4))), "as shared in Redis");
+                    }
+                }, worker);
+    }
+
+    private void received(String message) {
+        String[] f = message.split("\\|", 8);
+        if (f.length < 2 || f[1].equals(instance)) {
+            return;
+        }
+        if (f[0].equals("r")) {
+            log.info("shared state: another instance reloaded its key file; reloading ours");
+            APPLYING.set(Boolean.TRUE);
+            try {
+                keyFile.reload();
+            } finally {
+                APPLYING.set(Boolean.FALSE);
+            }
+            publishAll();
+        } else if (f[0].equals("s") && f.length == 8) {
+            KeyState.Kind kind = kindOf(f[3]);
+            if (kind != null) {
+                adopt(new SavedKeyState(f[2], kind, emptyToNull(f[7]), parse(f[4]), (int) parse(f[5]), parse(f[6])),
+                        "as another instance found");
+            }
+        }
+    }
+
+    private void adopt(SavedKeyState s, String source) {
+        APPLYING.set(Boolean.TRUE);
+        try {
+            keys.adopt(s, source);
+        } finally {
+            APPLYING.set(Boolean.FALSE);
+        }
+    }
+
+    /**
+     * Claims the trial of every failed key due within {@value #LEASE_AHEAD_MILLIS} ms. A claim
+     * lost to another instance moves this instance's own trial of the key to the end of that
+     * instance's lease.
+     */
+    private void sweep() {
+        probe();
+        if (!up) {
+            leases.clear();
+            return;
+        }
+        long now = keys.now();
+        long ahead = TimeUnit.MILLISECONDS.toNanos(LEASE_AHEAD_MILLIS);
+        long wall = System.currentTimeMillis();
+        leases.values().removeIf(end -> end < wall);
+        for (ApiKey k : keys.keys()) {
+            KeyState s = k.state();
+            if (!s.rechecks() || s.onTrial() || s.untilNanos() - now > ahead || leases.containsKey(k.id())) {
+                continue;
+            }
+            claim(k.id(), PRE_LEASE_MILLIS, k);
+        }
+    }
+
+    private void claim(String id, long millis, ApiKey key) {
+        StatefulRedisConnection<String, String> c = connection;
+        if (c == null || !up || claiming.putIfAbsent(id, Boolean.TRUE) != null) {
+            return;
+        }
+        long wall = System.currentTimeMillis();
+        c.async().<Long>eval(claimScript, ScriptOutputType.INTEGER, new String[]{prefix + "trial:" + id},
+                        instance, Long.toString(millis))
+                .whenCompleteAsync((r, e) -> {
+                    claiming.remove(id);
+                    if (e != null) {
+                        commandFailed(e);
+                        return;
+                    }
+                    if (r == null) {
+                        return;
+                    }
+                    if (r < 0) {
+                        leases.put(id, wall + millis);
+                        log.debug("shared state: {} holds the trial lease of key {} for {} ms", instance, key, millis);
+                        return;
+                    }
+                    log.debug("shared state: {} lost the trial lease of key {}: held elsewhere for {} ms more",
+                            instance, key, r);
+                    KeyState s = key.state();
+                    if (s.kind() != KeyState.Kind.FAILED || s.onTrial()) {
+                        return;
+                    }
+                    // Held elsewhere: our own trial waits for the lease to end (quietly: no log line).
+                    APPLYING.set(Boolean.TRUE);
+                    try {
+                        keys.adopt(new SavedKeyState(id, KeyState.Kind.FAILED, s.reason(),
+                                System.currentTimeMillis() + Math.max(r, 1L), 0,
+                                TimeUnit.NANOSECONDS.toSeconds(s.recheckNanos())), null);
+                    } finally {
+                        APPLYING.set(Boolean.FALSE);
+                    }
+                }, worker);
+    }
+
+    private void release(String id) {
+        leases.remove(id);
+        StatefulRedisConnection<String, String> c = connection;
+        if (c != null && up) {
+            c.async().eval(releaseScript, ScriptOutputType.INTEGER, new String[]{prefix + "trial:" + id}, instance);
+        }
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        worker.shutdown();
+        try {
+            worker.awaitTermination(2, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        StatefulRedisPubSubConnection<String, String> s = subscription;
+        if (s != null) {
+            s.closeAsync();
+        }
+        StatefulRedisConnection<String, String> c = connection;
+        if (c != null) {
+            c.closeAsync();
+        }
+        if (client != null) {
+            client.shutdown(Duration.ZERO, Duration.ofSeconds(2));
+        }
+        if (resources != null) {
+            resources.shutdown(0, 2, TimeUnit.SECONDS);
+        }
+    }
+
+    // ---- helpers --------------------------------------------------------------------------------
+
+    /**
+     * Lettuce's native transports meet Netty 4.2's event loops as "incompatible event loop type"
+     * (Lettuce picks the epoll channel, its loops are not epoll's); a few Redis connections need no
+     * native transport, so Lettuce runs on NIO. Lettuce reads these switches once, when its
+     * transport classes load: call this before any Lettuce client is made. An operator's own
+     * {@code -Dio.lettuce.core.epoll=…} is left alone.
+     */
+    public static void useNioTransport() {
+        for (String transport : new String[]{"io.lettuce.core.epoll", "io.lettuce.core.iouring", "io.lettuce.core.kqueue"}) {
+            if (System.getProperty(transport) == null) {
+                System.setProperty(transport, "false");
+            }
+        }
+    }
+
+    /** Hands work to the worker thread; after close there is none to do. */
+    private void run(Runnable task) {
+        try {
+            worker.execute(task);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            // closed: nothing is shared any more
+        }
+    }
+
+    /** The innermost cause's message ("Connection refused"), which says more than Lettuce's wrapper. */
+    private static String rootCause(Throwable e) {
+        Throwable t = e;
+        while (t.getCause() != null && t.getCause() != t) {
+            t = t.getCause();
+        }
+        String m = t.getMessage();
+        return m == null || m.isBlank() ? t.getClass().getSimpleName() : m;
+    }
+
+    private static Map<String, SavedKeyState> byId(List<SavedKeyState> states) {
+        Map<String, SavedKeyState> m = new HashMap<>();
+        for (SavedKeyState s : states) {
+            m.put(s.id(), s);
+        }
+        return m;
+    }
+
+    private static String kindName(KeyState.Kind kind) {
+        return kind.name().toLowerCase(Locale.ROOT);
+    }
+
+    private static KeyState.Kind kindOf(String name) {
+        for (KeyState.Kind k : KeyState.Kind.values()) {
+            if (k.name().equalsIgnoreCase(name)) {
+                return k;
+            }
+        }
+        return null;
+    }
+
+    private static String text(Object o) {
+        if (o instanceof java.nio.ByteBuffer b) {
+            return StandardCharsets.UTF_8.decode(b.duplicate()).toString();
+        }
+        return o == null ? "" : o.toString();
+    }
+
+    private static long number(Object o) {
+        if (o instanceof Long l) {
+            return l;
+        }
+        return parse(text(o));
+    }
+
+    private static long parse(String s) {
+        try {
+            return Long.parseLong(s.strip());
+        } catch (NumberFormatException e) {
+            return 0;
+        }
+    }
+
+    private static String emptyToNull(String s) {
+        return s == null || s.isEmpty() ? null : s;
+    }
+
+    private static String instanceId() {
+        byte[] b = new byte[6];
+        new SecureRandom().nextBytes(b);
+        StringBuilder sb = new StringBuilder();
+        for (byte x : b) {
+            sb.append(String.format("%02x", x));
+        }
+        return sb.toString();
+    }
+
+    static String script(String name) {
+        try (InputStream in = RedisKeyStates.class.getResourceAsStream("/redis/" + name)) {
+            if (in == null) {
+                throw new IllegalStateException("missing resource /redis/" + name);
+            }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new IllegalStateException("unreadable resource /redis/" + name, e);
+        }
+    }
+}

@@ -1,0 +1,38 @@
+-- One key's shared state, merged atomically (contract §14): never read-then-write from a client.
+-- KEYS[1]  megallm:{pool}:key:<sha256>   (a hash)
+-- ARGV     1 sha256, 2 kind, 3 until (epoch ms), 4 consecutive 429s, 5 recheck (s), 6 reason ('' = none),
+--          7 at (epoch ms of the change), 8 clears ('1': a recovery or reset of an earlier failure/rest),
+--          9 instance id, 10 channel, 11 ttl (ms)
+-- Merge: a later deadline wins; a failure is not forgotten (only a recovery made after it clears it).
+local cur = redis.call('HMGET', KEYS[1], 'kind', 'until', 'strikes', 'recheck', 'reason', 'at')
+local kind = ARGV[2]
+local untl = tonumber(ARGV[3])
+local at = tonumber(ARGV[7])
+local clears = ARGV[8] == '1'
+local take = true
+if cur[1] then
+  local cu = tonumber(cur[2]) or 0
+  local cat = tonumber(cur[6]) or 0
+  if cur[1] == 'failed' then
+    if kind == 'failed' then
+      take = untl >= cu or (clears and at >= cat)
+    else
+      take = clears and at >= cat
+    end
+  elseif cur[1] == 'cooling_down' then
+    if kind == 'cooling_down' then
+      take = untl >= cu
+    elseif kind == 'available' then
+      take = clears or cu <= at
+    end
+  end
+end
+if take then
+  redis.call('HSET', KEYS[1], 'kind', kind, 'until', ARGV[3], 'strikes', ARGV[4], 'recheck', ARGV[5],
+    'reason', ARGV[6], 'at', ARGV[7], 'by', ARGV[9])
+  cur = {kind, ARGV[3], ARGV[4], ARGV[5], ARGV[6]}
+  redis.call('PUBLISH', ARGV[10], 's|' .. ARGV[9] .. '|' .. ARGV[1] .. '|' .. kind .. '|' .. ARGV[3] .. '|'
+    .. ARGV[4] .. '|' .. ARGV[5] .. '|' .. ARGV[6])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[11])
+return {take and 1 or 0, cur[1], cur[2] or '0', cur[3] or '0', cur[4] or '0', cur[5] or ''}

@@ -1,0 +1,331 @@
+package io.megallm.proxy.server.shared;
+
+import io.lettuce.core.KeyScanCursor;
+import io.lettuce.core.RedisClient;
+import io.lettuce.core.ScanArgs;
+import io.lettuce.core.ScanCursor;
+import io.lettuce.core.api.StatefulRedisConnection;
+import io.lettuce.core.api.sync.RedisCommands;
+import io.megallm.proxy.key.KeyClock;
+import io.megallm.proxy.server.keys.Json;
+import io.megallm.proxy.server.testing.LocalRedis;
+import io.megallm.proxy.server.testing.LogCapture;
+import io.megallm.proxy.server.testing.ProxyUnderTest;
+import io.megallm.proxy.testing.MockUpstream;
+import org.junit.jupiter.api.Test;
+
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Contract §14 with a real Redis ({@code redis-server}, one per test) and two proxies in this JVM
+ * sharing it and one mock upstream: what one instance learns about a key, the other knows within a
+ * second; Redis going away costs nothing but the sharing, and its return restores it.
+ */
+class SharedKeyStatesTest {
+
+    private static final long PROPAGATION_MILLIS = 1000;
+
+    private static ProxyUnderTest instance(List<String> keys, LocalRedis redis, MockUpstream upstream,
+                                           Map<String, String> extra) throws Exception {
+        Map<String, String> env = new java.util.HashMap<>(extra);
+        env.put("REDIS_URL", redis.url());
+        return ProxyUnderTest.start(keys, env, KeyClock.SYSTEM, null, upstream);
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> keyEntry(ProxyUnderTest p, int index) throws Exception {
+        HttpResponse<String> r = p.get("/admin/keys");
+        assertEquals(200, r.statusCode());
+        Map<String, Object> body = (Map<String, Object>) Json.parse(r.body());
+        return ((List<Map<String, Object>>) body.get("keys")).get(index);
+    }
+
+    @SuppressWarnings("unchecked")
+    private static int keyCount(ProxyUnderTest p) throws Exception {
+        Map<String, Object> body = (Map<String, Object>) Json.parse(p.get("/admin/keys").body());
+        return ((List<Object>) body.get("keys")).size();
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Object sharedState(ProxyUnderTest p) throws Exception {
+        return ((Map<String, Object>) Json.parse(p.get("/health").body())).get("shared_state");
+    }
+
+    /** Polls until the condition holds, for at most {@code millis}; fails with {@code what} otherwise. */
+    private static void await(long millis, String what, Check check) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+        while (!check.holds()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("not within " + millis + " ms: " + what + "; shared-state log: "
+                        + LogCapture.lines().stream().filter(l -> l.contains("shared") || l.contains("lettuce")).toList());
+            }
+            Thread.sleep(10);
+        }
+    }
+
+    private interface Check {
+        boolean holds() throws Exception;
+    }
+
+    private static long requestsWith(MockUpstream upstream, String key) {
+        return upstream.all().stream().filter(r -> key.equals(r.key())).count();
+    }
+
+    private static void awaitUp(ProxyUnderTest... proxies) throws Exception {
+        for (ProxyUnderTest p : proxies) {
+            await(10_000, "shared_state ok on " + p.port(), () -> "ok".equals(sharedState(p)));
+        }
+    }
+
+    @Test
+    void aKeyRejectedOnOneInstanceIsNotUsedByTheOther() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(3);
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             ProxyUnderTest a = instance(keys, redis, upstream, Map.of());
+             ProxyUnderTest b = instance(keys, redis, upstream, Map.of())) {
+            awaitUp(a, b);
+            upstream.on(keys.get(0), MockUpstream.json(401, "{\"error\":{\"message\":\"bad key\"}}"));
+            for (int i = 0; i < 3; i++) {
+                assertEquals(200, a.chat().statusCode());
+            }
+            assertEquals("failed", keyEntry(a, 0).get("state"));
+
+            await(PROPAGATION_MILLIS, "B sees key 0 failed", () -> "failed".equals(keyEntry(b, 0).get("state")));
+            assertEquals("upstream 401", keyEntry(b, 0).get("failure_reason"));
+            long before = requestsWith(upstream, keys.get(0));
+            for (int i = 0; i < 6; i++) {
+                assertEquals(200, b.chat().statusCode());
+            }
+            assertEquals(before, requestsWith(upstream, keys.get(0)), "B sent a request with the key A found dead");
+            assertNoKeyInRedis(redis, keys);
+        }
+    }
+
+    @Test
+    void aRestOnOneInstanceRestsTheKeyOnTheOther() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(2);
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             ProxyUnderTest a = instance(keys, redis, upstream, Map.of());
+             ProxyUnderTest b = instance(keys, redis, upstream, Map.of())) {
+            awaitUp(a, b);
+            upstream.on(keys.get(0), MockUpstream.json(429, "{}", Map.of("Retry-After", "30")));
+            for (int i = 0; i < 2; i++) {
+                assertEquals(200, a.chat().statusCode());
+            }
+            assertEquals("cooling_down", keyEntry(a, 0).get("state"));
+
+            await(PROPAGATION_MILLIS, "B sees key 0 resting", () -> "cooling_down".equals(keyEntry(b, 0).get("state")));
+            long left = ((Number) keyEntry(b, 0).get("cooldown_remaining_s")).longValue();
+            assertTrue(left >= 25 && left <= 30, "B's rest ends when A's does: " + left);
+            long before = requestsWith(upstream, keys.get(0));
+            for (int i = 0; i < 4; i++) {
+                assertEquals(200, b.chat().statusCode());
+            }
+            assertEquals(before, requestsWith(upstream, keys.get(0)), "B sent a request with the resting key");
+            assertNoKeyInRedis(redis, keys);
+        }
+    }
+
+    @Test
+    void aFailedKeysTrialRunsOnOneInstanceAtATime() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(2);
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             ProxyUnderTest a = instance(keys, redis, upstream, Map.of("KEY_RECHECK", "2"));
+             ProxyUnderTest b = instance(keys, redis, upstream, Map.of("KEY_RECHECK", "2"))) {
+            awaitUp(a, b);
+            upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
+            for (int i = 0; i < 2; i++) {
+                assertEquals(200, a.chat().statusCode());
+            }
+            await(PROPAGATION_MILLIS, "B sees key 0 failed", () -> "failed".equals(keyEntry(b, 0).get("state")));
+            long failedAt = System.nanoTime();
+            long before = requestsWith(upstream, keys.get(0));
+            // Both instances busy through the first trial (due after 2 s); the next one, after a
+            // failed trial, is 4 s later: in this window exactly one trial may reach the upstream.
+            while (System.nanoTime() - failedAt < TimeUnit.MILLISECONDS.toNanos(3500)) {
+                assertEquals(200, a.chat().statusCode());
+                assertEquals(200, b.chat().statusCode());
+            }
+            assertEquals(1, requestsWith(upstream, keys.get(0)) - before,
+                    "trials of key 0 across both instances within the first recheck window; "
+                            + a.logLines().stream().filter(l -> l.contains("trial") || l.contains("shared state")).toList());
+
+            // The key recovers: the next trial (4 s after the failed one) passes on one instance,
+            // and the other puts it back in rotation too.
+            upstream.on(keys.get(0), MockUpstream.json(200, "{\"id\":\"ok\"}"));
+            await(8000, "key 0 back in rotation on both", () -> {
+                a.chat();
+                b.chat();
+                return "available".equals(keyEntry(a, 0).get("state")) && "available".equals(keyEntry(b, 0).get("state"));
+            });
+        }
+    }
+
+    @Test
+    void aReloadOnOneInstanceReloadsTheOther() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(2);
+        List<String> more = ProxyUnderTest.keys(3);
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             ProxyUnderTest a = instance(more, redis, upstream, Map.of());
+             ProxyUnderTest b = instance(keys, redis, upstream, Map.of())) {
+            awaitUp(a, b);
+            // B's file gains the third key; only A is told to reload.
+            Files.writeString(b.workDir.resolve("data/keys.txt"), String.join("\n", more) + "\n",
+                    StandardCharsets.UTF_8);
+            HttpResponse<String> r = a.post("/admin/reload-keys", "");
+            assertEquals(200, r.statusCode());
+            await(5000, "B reloads its own file", () -> keyCount(b) == 3);
+            assertTrue(b.logLines().stream().anyMatch(l -> l.contains("another instance reloaded its key file")),
+                    "B reloaded because A announced it");
+        }
+    }
+
+    @Test
+    void redisGoneAndBackCostsNothingButSharing() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(3);
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             ProxyUnderTest a = instance(keys, redis, upstream, Map.of());
+             ProxyUnderTest b = instance(keys, redis, upstream, Map.of())) {
+            awaitUp(a, b);
+            assertTrue(a.get("/metrics").body().contains("megallm_shared_state_up 1"));
+            int warnsBefore = warnings();
+
+            redis.kill();
+            for (ProxyUnderTest p : List.of(a, b)) {
+                await(5000, "shared_state unavailable on " + p.port(), () -> "unavailable".equals(sharedState(p)));
+                assertEquals(200, p.get("/health").statusCode(), "an instance alone is still healthy");
+                assertTrue(p.get("/metrics").body().contains("megallm_shared_state_up 0"));
+            }
+            // While Redis is away A learns that key 0 is dead; everyone keeps serving.
+            upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
+            for (int i = 0; i < 10; i++) {
+                assertEquals(200, a.chat().statusCode());
+                assertEquals(200, b.chat().statusCode());
+            }
+            assertEquals("failed", keyEntry(a, 0).get("state"));
+            assertEquals(2, warnings() - warnsBefore, "one warning per instance, not one per request");
+            assertTrue(a.logLines().stream().noneMatch(l -> l.contains("io.lettuce") && !l.startsWith("ERROR")),
+                    "Lettuce's own reconnection chatter stays out of the log");
+
+            // Back, empty (no persistence): both reconnect, and A's failure is published and reaches B.
+            redis.startProcess();
+            awaitUp(a, b);
+            await(3000, "B learns A's failure made while Redis was away",
+                    () -> "failed".equals(keyEntry(b, 0).get("state")));
+            try (RedisClient client = RedisClient.create(redis.url());
+                 StatefulRedisConnection<String, String> c = client.connect()) {
+                String id = java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+                        .digest(keys.get(0).getBytes(StandardCharsets.UTF_8)));
+                assertEquals("failed", c.sync().hget("megallm:{default}:key:" + id, "kind"));
+            }
+            assertNoKeyInRedis(redis, keys);
+        }
+    }
+
+    @Test
+    void anInstanceStartedWhileRedisIsDownServesAloneAndJoinsWhenItComes() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(2);
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream()) {
+            redis.kill();
+            try (ProxyUnderTest a = instance(keys, redis, upstream, Map.of());
+                 ProxyUnderTest b = instance(keys, redis, upstream, Map.of())) {
+                assertEquals("unavailable", sharedState(a));
+                upstream.on(keys.get(0), MockUpstream.json(402, "{}"));
+                for (int i = 0; i < 3; i++) {
+                    assertEquals(200, a.chat().statusCode());
+                }
+                assertEquals("failed", keyEntry(a, 0).get("state"));
+                assertEquals("available", keyEntry(b, 0).get("state"), "nothing shared without Redis");
+
+                redis.startProcess();
+                awaitUp(a, b);
+                await(3000, "B learns what A found before Redis came", () -> "failed".equals(keyEntry(b, 0).get("state")));
+                assertEquals("upstream 402", keyEntry(b, 0).get("failure_reason"));
+            }
+        }
+    }
+
+    @Test
+    void aFrozenRedisDelaysNoRequestAndIsNoticed() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(3);
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             ProxyUnderTest a = instance(keys, redis, upstream, Map.of());
+             ProxyUnderTest b = instance(keys, redis, upstream, Map.of())) {
+            awaitUp(a, b);
+            redis.freeze();
+            try {
+                // State changes on A (its sends to Redis get no answer) and plain traffic on both:
+                // a request that waited for Redis would take its 2 s command timeout.
+                upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
+                upstream.on(keys.get(1), MockUpstream.json(429, "{}", Map.of("Retry-After", "60")));
+                long slowest = 0;
+                for (int i = 0; i < 20; i++) {
+                    for (ProxyUnderTest p : List.of(a, b)) {
+                        long start = System.nanoTime();
+                        assertEquals(200, p.chat().statusCode());
+                        slowest = Math.max(slowest, System.nanoTime() - start);
+                    }
+                }
+                assertTrue(slowest < TimeUnit.MILLISECONDS.toNanos(1500),
+                        "slowest request " + TimeUnit.NANOSECONDS.toMillis(slowest) + " ms while Redis answered nothing");
+                for (ProxyUnderTest p : List.of(a, b)) {
+                    await(6000, "a silent Redis shows as unavailable on " + p.port(),
+                            () -> "unavailable".equals(sharedState(p)));
+                }
+            } finally {
+                redis.thaw();
+            }
+            awaitUp(a, b);
+            await(3000, "what A learnt while Redis was frozen reaches B",
+                    () -> "failed".equals(keyEntry(b, 0).get("state")) && "cooling_down".equals(keyEntry(b, 1).get("state")));
+        }
+    }
+
+    private static int warnings() {
+        return (int) LogCapture.since(0).stream()
+                .filter(l -> l.contains("WARN") && l.contains("shared state: Redis") && l.contains("unavailable"))
+                .count();
+    }
+
+    /** Every key and every value in Redis: SHA-256 ids only, never a pool key. */
+    private static void assertNoKeyInRedis(LocalRedis redis, List<String> keys) {
+        RedisKeyStates.useNioTransport();
+        try (RedisClient client = RedisClient.create(redis.url());
+             StatefulRedisConnection<String, String> c = client.connect()) {
+            RedisCommands<String, String> r = c.sync();
+            List<String> everything = new ArrayList<>();
+            ScanCursor cursor = ScanCursor.INITIAL;
+            do {
+                KeyScanCursor<String> page = r.scan(cursor, ScanArgs.Builder.limit(100));
+                for (String k : page.getKeys()) {
+                    everything.add(k);
+                    switch (r.type(k)) {
+                        case "hash" -> r.hgetall(k).forEach((f, v) -> {
+                            everything.add(f);
+                            everything.add(v);
+                        });
+                        case "string" -> everything.add(r.get(k));
+                        default -> everything.add("(" + r.type(k) + ")");
+                    }
+                }
+                cursor = page;
+            } while (!cursor.isFinished());
+            assertFalse(everything.isEmpty(), "the states were shared");
+            for (String s : everything) {
+                for (String k : keys) {
+                    assertFalse(s.contains(k), "a pool key in Redis: " + s.replace(k, "<KEY>"));
+                }
+            }
+        }
+    }
+}
