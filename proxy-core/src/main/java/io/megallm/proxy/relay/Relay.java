@@ -8,6 +8,7 @@ import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.key.KeySelector;
 import io.megallm.proxy.key.KeyWaiters;
 import io.megallm.proxy.key.RetryBudget;
+import io.megallm.proxy.upstream.BaseUrls;
 import io.megallm.proxy.upstream.UpstreamPools;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.EventLoop;
@@ -22,7 +23,7 @@ public final class Relay {
 
     private final KeyPool keys;
     private final KeySelector selector;
-    private final UpstreamPools pools;
+    private final BaseUrls urls;
     private final RelaySettings settings;
     private final ServerLifecycle lifecycle;
     private final RelayEvents events;
@@ -47,11 +48,17 @@ public final class Relay {
 
     public Relay(KeyPool keys, UpstreamPools pools, RelaySettings settings, ServerLifecycle lifecycle,
                  RelayEvents events, KeyAccess access, RequestGate gate) {
+        this(keys, BaseUrls.of(pools), settings, lifecycle, events, access, gate);
+    }
+
+    /** With the base URLs of contract §15 (one or several). */
+    public Relay(KeyPool keys, BaseUrls urls, RelaySettings settings, ServerLifecycle lifecycle,
+                 RelayEvents events, KeyAccess access, RequestGate gate) {
         this.gate = gate;
         this.access = access;
         this.keys = keys;
         this.selector = new KeySelector(keys);
-        this.pools = pools;
+        this.urls = urls;
         this.settings = settings;
         this.lifecycle = lifecycle;
         this.events = events;
@@ -87,7 +94,7 @@ public final class Relay {
         if (!gate.admit(exchange, exchange.model(), body.stream())) {
             return;
         }
-        new RelayCall(this, exchange, pools.target().pathFor(rest), body.affinity()).start();
+        new RelayCall(this, exchange, rest, body.affinity()).start();
     }
 
     /** The silence timeouts of one event loop, made on first use there. */
@@ -116,8 +123,8 @@ public final class Relay {
         return selector;
     }
 
-    UpstreamPools pools() {
-        return pools;
+    BaseUrls baseUrls() {
+        return urls;
     }
 
     RelaySettings settings() {

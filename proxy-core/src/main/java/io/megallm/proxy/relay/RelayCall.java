@@ -12,6 +12,7 @@ import io.megallm.proxy.usage.UsageScanner;
 import io.megallm.proxy.upstream.PendingAcquire;
 import io.megallm.proxy.upstream.UpstreamListener;
 import io.megallm.proxy.upstream.UpstreamPool;
+import io.megallm.proxy.upstream.BaseUrls;
 import io.megallm.proxy.upstream.UpstreamPools;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
@@ -54,9 +55,15 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private final Exchange exchange;
     private final InboundRequest request;
     private final KeyPool keys;
-    private final UpstreamPool pool;
+    /** The pool of the base URL in use; another URL's after a connection to this one failed. */
+    private UpstreamPool pool;
     /** The upstream request head but for the Authorization line and the final blank line. */
-    private final byte[] upstreamHead;
+    private byte[] upstreamHead;
+    /** The part of the client's target after /v1, for the head of another base URL. */
+    private final String rest;
+    /** Which base URL this request uses, and (bit i) those whose connection failed for it. */
+    private int baseUrl;
+    private long baseUrlsFailed;
     private final long timeoutNanos;
     private final ApiKey[] tried;
     private final ChannelFutureListener onWritten = this::written;
@@ -112,14 +119,14 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     /** Reads the upstream's token counts from a successful answer's bytes as they pass. */
     private UsageScanner usage;
 
-    RelayCall(Relay relay, Exchange exchange, String upstreamUri, long affinity) {
+    RelayCall(Relay relay, Exchange exchange, String rest, long affinity) {
         this.relay = relay;
         this.exchange = exchange;
         this.request = exchange.request();
         this.keys = relay.keys();
-        this.pool = relay.pools().forLoop(exchange.eventLoop());
+        this.rest = rest;
         this.watch = relay.silenceWatch(exchange.eventLoop());
-        this.upstreamHead = HeaderRewriter.upstreamHead(request, relay.pools().target(), upstreamUri);
+        useBaseUrl(Math.max(0, relay.baseUrls().pick(0)));
         this.timeoutNanos = TimeUnit.MILLISECONDS.toNanos(relay.settings().timeoutMillis());
         // The first key, MAX_KEY_RETRIES moves, and the trial key with the free move to and from it.
         this.tried = new ApiKey[relay.settings().maxKeyRetries() + 3];
@@ -247,9 +254,43 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
                     "All upstream connections are busy; try again shortly.");
             return;
         }
+        if (nextBaseUrl()) {
+            // Not the key's doing and not a key switch: the same key, through the next base URL.
+            attempt();
+            return;
+        }
         lastFailure = cause instanceof ConnectTimeoutException ? Failure.TIMEOUT : Failure.UNREACHABLE;
         events.attempt(lastFailure == Failure.TIMEOUT ? RelayEvents.Outcome.TIMEOUT : RelayEvents.Outcome.CONNECT_ERROR);
         retrySameKeyOrSwitch();
+    }
+
+    /** Points this request at base URL {@code index}: its pool on this loop, its request head. */
+    private void useBaseUrl(int index) {
+        UpstreamPools urlPools = relay.baseUrls().pools(index);
+        baseUrl = index;
+        pool = urlPools.forLoop(exchange.eventLoop());
+        upstreamHead = HeaderRewriter.upstreamHead(request, urlPools.target(), urlPools.target().pathFor(rest));
+    }
+
+    /**
+     * A connection to the current base URL failed: pause that URL and move this request to the
+     * next one it has not failed on; false when there is none (one URL, or all failed for it).
+     */
+    private boolean nextBaseUrl() {
+        BaseUrls urls = relay.baseUrls();
+        if (urls.size() < 2) {
+            return false;
+        }
+        urls.failed(baseUrl);
+        if (baseUrl < 64) {
+            baseUrlsFailed |= 1L << baseUrl;
+        }
+        int next = urls.pick(baseUrlsFailed);
+        if (next < 0) {
+            return false;
+        }
+        useBaseUrl(next);
+        return true;
     }
 
     // ---- upstream events ----------------------------------------------------------------------
@@ -261,6 +302,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         }
         touch();
         int code = head.status().code();
+        relay.baseUrls().succeeded(baseUrl);
         upstreamKeepAlive = HttpUtil.isKeepAlive(head);
         verdict = FailoverPolicy.classify(code);
         events.upstreamHead(System.nanoTime() - attemptStart);

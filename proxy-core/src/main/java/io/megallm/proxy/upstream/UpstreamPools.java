@@ -24,6 +24,7 @@ public final class UpstreamPools {
     private final ConcurrentMap<EventLoop, UpstreamPool> pools = new ConcurrentHashMap<>();
     private final OffloadedResolverGroup resolver = new OffloadedResolverGroup();
     private final EgressRoute egress;
+    private final SslContext tlsOverride;
 
     public UpstreamPools(UpstreamTarget target, Class<? extends SocketChannel> channelType, UpstreamSettings settings) {
         this(target, new ReflectiveChannelFactory<>(channelType), settings, null, null);
@@ -45,12 +46,26 @@ public final class UpstreamPools {
 
     private UpstreamPools(UpstreamTarget target, ChannelFactory<? extends SocketChannel> channels,
                           UpstreamSettings settings, EgressProxy egress, SslContext tls) {
+        this(target, channels, settings, egress, tls, new ConnectionLimiter(settings.maxConnections(), settings.maxWaiters()));
+    }
+
+    private UpstreamPools(UpstreamTarget target, ChannelFactory<? extends SocketChannel> channels,
+                          UpstreamSettings settings, EgressProxy egress, SslContext tls, ConnectionLimiter limiter) {
         this.target = target;
         this.channels = channels;
         this.settings = settings;
-        this.limiter = new ConnectionLimiter(settings.maxConnections(), settings.maxWaiters());
+        this.limiter = limiter;
+        this.tlsOverride = tls;
         this.ssl = target.tls() ? (tls != null ? tls : clientTls()) : null;
         this.egress = egress == null ? null : new EgressRoute(egress, settings.timeoutMillis());
+    }
+
+    /**
+     * The pools of another base URL (contract §15's list) that share this one's HTTP_POOL_MAXSIZE:
+     * the cap is on upstream connections, whichever URL they go to.
+     */
+    public UpstreamPools alongside(UpstreamTarget other, EgressProxy otherEgress) {
+        return new UpstreamPools(other, channels, settings, otherEgress, tlsOverride, limiter);
     }
 
     private static SslContext clientTls() {

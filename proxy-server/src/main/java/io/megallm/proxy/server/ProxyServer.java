@@ -24,6 +24,7 @@ import io.megallm.proxy.server.routes.AccessControl;
 import io.megallm.proxy.server.routes.Router;
 import io.megallm.proxy.server.shared.RedisKeyStates;
 import io.megallm.proxy.transport.Transport;
+import io.megallm.proxy.upstream.BaseUrls;
 import io.megallm.proxy.upstream.UpstreamPools;
 import io.megallm.proxy.upstream.UpstreamSettings;
 import io.megallm.proxy.upstream.UpstreamTarget;
@@ -40,6 +41,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.net.InetSocketAddress;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /** The assembled proxy: listening socket, event loops, key pool, relay and routes. */
@@ -60,6 +63,7 @@ public final class ProxyServer {
     private final ClientLimits clientLimits;
     private EventLoopGroup workers;
     private UpstreamPools pools;
+    private BaseUrls urls;
     private ProxyMetrics metrics;
     private AccessLog accessLog;
     private KeyFileWatcher watcher;
@@ -108,17 +112,23 @@ public final class ProxyServer {
         keyFile.loadAtStart();
         restoreKeyStates();
         watcher = new KeyFileWatcher(keyFile).start();
-        UpstreamTarget target = UpstreamTarget.parse(settings.baseUrl());
+        List<String> baseUrls = settings.baseUrls();
+        UpstreamTarget target = UpstreamTarget.parse(baseUrls.get(0));
         pools = new UpstreamPools(target, transport.socketChannel(), new UpstreamSettings(settings.poolMaxSize(),
                 settings.poolConnections(), settings.timeoutMillis(), UPSTREAM_IDLE_TTL_SECONDS, threads),
-                settings.egressProxy(), upstreamTls);
+                settings.egressProxies().get(0), upstreamTls);
+        List<UpstreamPools> all = new ArrayList<>(List.of(pools));
+        for (int i = 1; i < baseUrls.size(); i++) {
+            all.add(pools.alongside(UpstreamTarget.parse(baseUrls.get(i)), settings.egressProxies().get(i)));
+        }
+        urls = new BaseUrls(all, System::nanoTime);
         // As many waiters as upstream connections: a request beyond that could not be sent anyway.
         KeyWaiters waiters = new KeyWaiters(keys, settings.poolMaxSize());
         metrics = new ProxyMetrics(keys, lifecycle, pools, waiters);
         RetryBudget budget = new RetryBudget(settings.retryBudgetPercent(), settings.retryBudgetMinPerSecond(),
                 System::nanoTime);
         ClientGate gate = new ClientGate(() -> System.currentTimeMillis() / 1000);
-        Relay relay = new Relay(keys, pools, new RelaySettings(settings.timeoutMillis(), settings.maxRetries(),
+        Relay relay = new Relay(keys, urls, new RelaySettings(settings.timeoutMillis(), settings.maxRetries(),
                 settings.maxKeyRetries(), settings.keyCooldownSeconds(), settings.defaultModel()), lifecycle, metrics,
                 new Relay.KeyAccess(budget, waiters, TimeUnit.SECONDS.toNanos(settings.keyWaitSeconds())), gate);
         ClientRegistry clients = clientRegistry();
@@ -131,6 +141,8 @@ public final class ProxyServer {
             router.sharedState(shared);
             metrics.sharedState(shared);
         }
+        router.baseUrls(urls);
+        metrics.baseUrls(urls);
         accessLog = new AccessLog();
         ExchangeObserver observer = exchange -> {
             usage.onEnd(exchange);
@@ -219,6 +231,10 @@ public final class ProxyServer {
         return watcher;
     }
 
+    public BaseUrls baseUrls() {
+        return urls;
+    }
+
     public UpstreamPools pools() {
         return pools;
     }
@@ -264,7 +280,7 @@ public final class ProxyServer {
         }
         lifecycle.closeAll();
         if (pools != null) {
-            pools.close();
+            urls.close();
         }
         if (shared != null) {
             shared.close();

@@ -4,6 +4,7 @@ import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigValue;
+import io.megallm.proxy.upstream.EgressProxy;
 import io.megallm.proxy.upstream.UpstreamTarget;
 
 import java.nio.file.Files;
@@ -84,15 +85,24 @@ public final class ConfigLoader {
 
     private Settings settings() throws ConfigError {
         String baseUrl = string("MEGALLM_BASE_URL");
-        if (baseUrl.contains(",")) {
-            // Contract §15's list of base URLs is not built yet: say so rather than read it as one URL.
-            throw bad("MEGALLM_BASE_URL", "lists several URLs; this version uses one base URL");
+        // Contract §15: one base URL, or several comma-separated, used in order of preference.
+        List<UpstreamTarget> targets = new ArrayList<>();
+        for (String one : baseUrl.split(",")) {
+            if (one.isBlank()) {
+                throw bad("MEGALLM_BASE_URL", "has an empty entry in its list");
+            }
+            try {
+                targets.add(UpstreamTarget.parse(one.strip()));
+            } catch (IllegalArgumentException e) {
+                throw bad("MEGALLM_BASE_URL", e.getMessage());
+            }
         }
-        UpstreamTarget target;
-        try {
-            target = UpstreamTarget.parse(baseUrl);
-        } catch (IllegalArgumentException e) {
-            throw bad("MEGALLM_BASE_URL", e.getMessage());
+        if (targets.size() > 64) {
+            throw bad("MEGALLM_BASE_URL", "lists more than 64 URLs");
+        }
+        List<EgressProxy> egress = new ArrayList<>();
+        for (UpstreamTarget t : targets) {
+            egress.add(EgressSelection.select(env, t));
         }
         double timeout = positiveNumber("MEGALLM_TIMEOUT");
         int maxRetries = intAtLeast("MEGALLM_MAX_RETRIES", 0, 100);
@@ -137,7 +147,7 @@ public final class ConfigLoader {
         return new Settings(baseUrl.strip(), timeout, maxRetries, maxKeyRetries, host, port, level, keysFile, logDir,
                 poolMax, poolIdle, maxBody, cooldown, adminToken, List.copyOf(clientKeys), clientsFile, grace, accessConsole,
                 headerTimeout, bodyTimeout, keepaliveTimeout, sendTimeout, maxConnections, defaultModel,
-                recheck, keyWait, budget, budgetMin, stateFile, EgressSelection.select(env, target), redis, redisPool);
+                recheck, keyWait, budget, budgetMin, stateFile, java.util.Collections.unmodifiableList(egress), redis, redisPool);
     }
 
     /** REDIS_URL's value goes into no message: its password would. The masked form names it instead. */

@@ -38,7 +38,7 @@ public record Settings(
         int retryBudgetPercent,
         int retryBudgetMinPerSecond,
         Path keyStateFile,
-        EgressProxy egressProxy,
+        List<EgressProxy> egressProxies,
         RedisUrl redisUrl,
         String redisPool) {
 
@@ -54,6 +54,19 @@ public record Settings(
 
     private static long millis(double seconds) {
         return Math.max(1L, Math.round(seconds * 1000.0));
+    }
+
+    /** The base URLs of MEGALLM_BASE_URL, in order of preference. */
+    public List<String> baseUrls() {
+        return java.util.Arrays.stream(baseUrl.split(",")).map(String::strip).toList();
+    }
+
+    /** The outbound proxy of each base URL (null: direct), masked in text. */
+    private String egressText() {
+        if (egressProxies.size() == 1) {
+            return egressProxies.get(0) == null ? "none" : egressProxies.get(0).toString();
+        }
+        return egressProxies.stream().map(e -> e == null ? "none" : e.toString()).toList().toString();
     }
 
     /** Never the record's default, which would print the secrets. */
@@ -90,7 +103,7 @@ public record Settings(
                 + " key_wait=" + keyWaitSeconds + "s"
                 + " retry_budget=" + retryBudgetPercent + "%+" + retryBudgetMinPerSecond + "/s"
                 + " key_state_file=" + keyStateFile
-                + " egress_proxy=" + (egressProxy == null ? "none" : egressProxy)
+                + " egress_proxy=" + egressText()
                 + " redis_url=" + (redisUrl == null ? "unset" : redisUrl.masked())
                 + (redisUrl == null ? "" : " redis_pool=" + redisPool);
     }

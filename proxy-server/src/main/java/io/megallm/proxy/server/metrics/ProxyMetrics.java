@@ -71,8 +71,15 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
     }
 
     /** With REDIS_URL: a gauge says whether the shared state is reachable. */
+    private volatile io.megallm.proxy.upstream.BaseUrls urls;
+
     public void sharedState(io.megallm.proxy.server.shared.SharedState shared) {
         this.shared = shared;
+    }
+
+    /** The base URLs of contract §15, for megallm_upstream_base_url_up. */
+    public void baseUrls(io.megallm.proxy.upstream.BaseUrls urls) {
+        this.urls = urls;
     }
 
     // ---- recording (event loops) ----------------------------------------------------------------
@@ -256,6 +263,15 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
         t.family("megallm_key_failures_total", "counter", "Rejections (401/402/403/429) per key (masked).");
         for (ApiKey k : keys.keys()) {
             t.sample("megallm_key_failures_total", k.failures(), "key", k.masked());
+        }
+        io.megallm.proxy.upstream.BaseUrls u = urls;
+        if (u != null) {
+            t.family("megallm_upstream_base_url_up", "gauge",
+                    "1 while a base URL is in use, 0 while it is paused after a failed connection.");
+            for (int i = 0; i < u.size(); i++) {
+                t.sample("megallm_upstream_base_url_up", u.state(i).equals("available") ? 1 : 0,
+                        "url", u.pools(i).target().toString());
+            }
         }
         t.histogram("megallm_upstream_ttfb_seconds", "Upstream time to response head, per attempt.", upstreamHead);
         t.histogram("megallm_upstream_duration_seconds", "Upstream time from attempt start to the end of a relayed answer.",

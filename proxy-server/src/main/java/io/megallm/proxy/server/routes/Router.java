@@ -13,6 +13,7 @@ import io.megallm.proxy.key.ReloadResult;
 import io.megallm.proxy.key.ResetResult;
 import io.megallm.proxy.relay.Relay;
 import io.megallm.proxy.server.Version;
+import io.megallm.proxy.upstream.BaseUrls;
 import io.megallm.proxy.server.clients.ClientGate;
 import io.megallm.proxy.server.usage.UsageLedger;
 import io.megallm.proxy.server.keys.KeyFile;
@@ -40,6 +41,7 @@ public final class Router implements RequestRouter, HeadCheck {
     private final ClientGate gate;
     private final UsageLedger usage;
     private volatile SharedState shared;
+    private volatile BaseUrls urls;
 
     public Router(Relay relay, KeyPool keys, KeyFile keyFile, AccessControl access) {
         this(relay, keys, keyFile, access, null);
@@ -65,6 +67,11 @@ public final class Router implements RequestRouter, HeadCheck {
     /** With REDIS_URL: /health then says whether the shared state is reachable (contract §14). */
     public void sharedState(SharedState shared) {
         this.shared = shared;
+    }
+
+    /** The base URLs of contract §15: /health lists them when there are several. */
+    public void baseUrls(BaseUrls urls) {
+        this.urls = urls;
     }
 
     @Override
@@ -162,12 +169,26 @@ public final class Router implements RequestRouter, HeadCheck {
                 + ",\"available\":" + s.available()
                 + ",\"failed\":" + s.failed()
                 + ",\"cooling_down\":" + s.coolingDown()
-                + "}" + sharedStateField()
+                + "}" + sharedStateField() + upstreamsField()
                 + ",\"version\":" + JsonText.quote(Version.VALUE) + "}";
         FullHttpResponse response = ErrorResponses.json(exchange.alloc(),
                 healthy ? HttpResponseStatus.OK : HttpResponseStatus.SERVICE_UNAVAILABLE, body);
         response.headers().set(HttpHeaderNames.CACHE_CONTROL, "no-store");
         exchange.respond(response);
+    }
+
+    /** Only with several base URLs: each with its state (available, or paused after a failed connection). */
+    private String upstreamsField() {
+        BaseUrls u = urls;
+        if (u == null || u.size() < 2) {
+            return "";
+        }
+        StringBuilder b = new StringBuilder(",\"upstreams\":[");
+        for (int i = 0; i < u.size(); i++) {
+            b.append(i == 0 ? "" : ",").append("{\"url\":").append(JsonText.quote(u.pools(i).target().toString()))
+                    .append(",\"state\":\"").append(u.state(i)).append("\"}");
+        }
+        return b.append(']').toString();
     }
 
     /** Absent without REDIS_URL; Redis being away does not make the instance unhealthy (it serves alone). */

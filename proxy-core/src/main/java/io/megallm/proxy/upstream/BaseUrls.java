@@ -1,0 +1,97 @@
+package io.megallm.proxy.upstream;
+
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.function.LongSupplier;
+
+/**
+ * The upstream base URLs in order of preference (contract §15): the first is used while it
+ * answers; a URL whose connection failed (refused, timed out, TLS or proxy failure) is passed over
+ * for a short pause that doubles with each failure in a row (1 s up to 60 s), then tried again.
+ * One pool set per URL, all under one connection cap. Lock-free: a URL's state is two longs.
+ */
+public final class BaseUrls {
+
+    static final long FIRST_PAUSE_NANOS = TimeUnit.SECONDS.toNanos(1);
+    static final long MAX_PAUSE_NANOS = TimeUnit.SECONDS.toNanos(60);
+
+    private final List<UpstreamPools> pools;
+    private final LongSupplier nanoClock;
+    /** Per URL: the nanoTime its pause ends (0: not paused). */
+    private final AtomicLongArray pausedUntil;
+    /** Per URL: connection failures in a row. */
+    private final AtomicLongArray failures;
+
+    public BaseUrls(List<UpstreamPools> pools, LongSupplier nanoClock) {
+        if (pools.isEmpty()) {
+            throw new IllegalArgumentException("at least one base URL");
+        }
+        this.pools = List.copyOf(pools);
+        this.nanoClock = nanoClock;
+        this.pausedUntil = new AtomicLongArray(pools.size());
+        this.failures = new AtomicLongArray(pools.size());
+    }
+
+    public static BaseUrls of(UpstreamPools single) {
+        return new BaseUrls(List.of(single), System::nanoTime);
+    }
+
+    public int size() {
+        return pools.size();
+    }
+
+    public UpstreamPools pools(int index) {
+        return pools.get(index);
+    }
+
+    /**
+     * The URL to use now, skipping those in {@code triedMask} (bit i: URL i already failed this
+     * request): the first one not paused, else the one whose pause ends first; -1 when every URL
+     * is in the mask.
+     */
+    public int pick(long triedMask) {
+        long now = nanoClock.getAsLong();
+        int soonest = -1;
+        long soonestEnd = Long.MAX_VALUE;
+        for (int i = 0; i < pools.size(); i++) {
+            if (i < 64 && (triedMask & (1L << i)) != 0) {
+                continue;
+            }
+            long until = pausedUntil.get(i);
+            if (until == 0 || until - now <= 0) {
+                return i;
+            }
+            if (soonest < 0 || until - soonestEnd < 0) {
+                soonest = i;
+                soonestEnd = until;
+            }
+        }
+        return soonest;
+    }
+
+    /** A connection to URL {@code i} failed: pause it, twice as long as last time in a row. */
+    public void failed(int i) {
+        long n = failures.incrementAndGet(i);
+        long pause = FIRST_PAUSE_NANOS << Math.min(n - 1, 6);
+        pausedUntil.set(i, nanoClock.getAsLong() + Math.min(pause, MAX_PAUSE_NANOS));
+    }
+
+    /** URL {@code i} answered: its pause and failure count are over. */
+    public void succeeded(int i) {
+        if (failures.get(i) != 0 || pausedUntil.get(i) != 0) {
+            failures.set(i, 0);
+            pausedUntil.set(i, 0);
+        }
+    }
+
+    /** What /health and /metrics show for URL {@code i}: {@code available} or {@code paused}. */
+    public String state(int i) {
+        long until = pausedUntil.get(i);
+        return until != 0 && until - nanoClock.getAsLong() > 0 ? "paused" : "available";
+    }
+
+    public void close() {
+        pools.forEach(UpstreamPools::close);
+    }
+}

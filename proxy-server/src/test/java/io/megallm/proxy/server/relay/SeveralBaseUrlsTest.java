@@ -1,0 +1,76 @@
+package io.megallm.proxy.server.relay;
+
+import io.megallm.proxy.key.ApiKey;
+import io.megallm.proxy.key.KeyState;
+import io.megallm.proxy.server.testing.ProxyUnderTest;
+import io.megallm.proxy.testing.MockUpstream;
+import org.junit.jupiter.api.Test;
+
+import java.net.ServerSocket;
+import java.net.http.HttpResponse;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Contract §15: several base URLs, the first used while it answers, a refusing one passed over. */
+class SeveralBaseUrlsTest {
+
+    private static final String OK = "{\"id\":\"second\"}";
+
+    @Test
+    void aFirstUrlThatRefusesConnectionsMovesTheRequestToTheNextWithoutBlamingTheKey() throws Exception {
+        int dead;
+        try (ServerSocket s = new ServerSocket(0)) {
+            dead = s.getLocalPort();
+        }
+        try (MockUpstream second = new MockUpstream()) {
+            second.otherwise(MockUpstream.json(200, OK));
+            String urls = "http://127.0.0.1:" + dead + "/v1, " + second.baseUrl();
+            try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MEGALLM_BASE_URL", urls, "MAX_KEY_RETRIES", "0",
+                    "MEGALLM_MAX_RETRIES", "0"))) {
+                HttpResponse<String> r = p.chat();
+                assertEquals(200, r.statusCode(), r.body());
+                assertEquals(OK, r.body());
+                assertEquals(1, second.requestCount());
+                assertEquals(p.keys.get(0), second.take().key(), "the same key, through the next URL");
+                for (ApiKey k : p.server.keys().keys()) {
+                    assertEquals(KeyState.Kind.AVAILABLE, k.state().kind());
+                }
+                String health = p.get("/health").body();
+                assertTrue(health.contains("\"upstreams\":[{\"url\":\"http://127.0.0.1:" + dead + "/v1\",\"state\":\"paused\"},"
+                        + "{\"url\":\"" + second.baseUrl() + "\",\"state\":\"available\"}]"), health);
+                assertTrue(p.get("/metrics").body().contains(
+                        "megallm_upstream_base_url_up{url=\"http://127.0.0.1:" + dead + "/v1\"} 0"));
+                // While the first is paused, requests go to the second at once.
+                assertEquals(200, p.chat().statusCode());
+                assertEquals(2, second.requestCount());
+            }
+        }
+    }
+
+    @Test
+    void theFirstUrlIsUsedWhileItAnswers() throws Exception {
+        try (MockUpstream second = new MockUpstream()) {
+            try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+                // ProxyUnderTest points MEGALLM_BASE_URL at its own mock; restart with a list.
+                String urls = p.upstream.baseUrl() + "," + second.baseUrl();
+                try (ProxyUnderTest q = ProxyUnderTest.start(1, Map.of("MEGALLM_BASE_URL", urls))) {
+                    for (int i = 0; i < 3; i++) {
+                        assertEquals(200, q.chat().statusCode());
+                    }
+                    assertEquals(0, second.requestCount());
+                    assertFalse(q.get("/health").body().contains("paused"));
+                }
+            }
+        }
+    }
+
+    @Test
+    void oneBaseUrlShowsNoUpstreamsInHealth() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            assertFalse(p.get("/health").body().contains("upstreams"));
+        }
+    }
+}
