@@ -116,13 +116,15 @@ class ComposeTest {
                 """.formatted(image, keys, logs, port, upstream.baseUrl()));
         // The operator's optional .env: read by Compose itself and passed on to the proxy.
         Path env = dir.resolve(".env");
-        Files.writeString(env, "ADMIN_TOKEN=" + TOKEN + "\nLOG_LEVEL=INFO\n");
+        // HTTPS_PROXY (contract §15) passes through too; the mock's base URL is http, so it is not used.
+        Files.writeString(env, "ADMIN_TOKEN=" + TOKEN + "\nLOG_LEVEL=INFO\nHTTPS_PROXY=http://127.0.0.1:3128\n");
         // The project directory is the repository root: `context: .` is the real build context.
         List<String> files = List.of("-p", project, "--project-directory", DeployTestSupport.ROOT.toString(),
                 "--env-file", env.toString(), "-f", base.toString(), "-f", override.toString());
         try {
             Result config = run(Duration.ofSeconds(60), concat(files, "config"));
             assertEquals(0, config.exit(), config.output());
+            assertTrue(config.output().contains("HTTPS_PROXY: http://127.0.0.1:3128"), config.output());
 
             Result up = run(Duration.ofMinutes(8), concat(files, "up", "-d", "--build"));
             assertEquals(0, up.exit(), up.output());
