@@ -22,6 +22,7 @@ import io.megallm.proxy.server.keys.KeyFileWatcher;
 import io.megallm.proxy.server.keys.KeyStateFile;
 import io.megallm.proxy.server.routes.AccessControl;
 import io.megallm.proxy.server.routes.Router;
+import io.megallm.proxy.server.shared.RedisCounters;
 import io.megallm.proxy.server.shared.RedisKeyStates;
 import io.megallm.proxy.transport.Transport;
 import io.megallm.proxy.upstream.BaseUrls;
@@ -138,6 +139,8 @@ public final class ProxyServer {
         if (settings.redisUrl() != null) {
             // After the state file's restore: what this instance remembers is merged into Redis.
             shared = new RedisKeyStates(settings.redisUrl(), settings.redisPool(), keys, keyFile).start();
+            // Client limit windows over every instance (contract §14); usage totals stay per instance.
+            clients.share(new RedisCounters(shared));
             router.sharedState(shared);
             metrics.sharedState(shared);
         }

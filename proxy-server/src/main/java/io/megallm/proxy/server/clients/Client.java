@@ -1,5 +1,7 @@
 package io.megallm.proxy.server.clients;
 
+import io.megallm.proxy.server.shared.SharedCounters;
+
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
@@ -29,9 +31,19 @@ public final class Client {
     private final LongAdder promptTokens = new LongAdder();
     private final LongAdder completionTokens = new LongAdder();
     private final LongAdder cachedTokens = new LongAdder();
+    /** Counters shared with the other instances (REDIS_URL), or null: this instance counts alone. */
+    private volatile SharedCounters shared;
+    /** What names this client in shared counters: a SHA-256 of its key, never the key. */
+    private final String id;
 
     Client(ClientSpec spec) {
         this.spec = spec;
+        this.id = sha256(spec.key());
+    }
+
+    /** From now on the limit windows are counted over every instance sharing {@code counters}. */
+    void share(SharedCounters counters) {
+        this.shared = counters;
     }
 
     public ClientSpec spec() {
@@ -62,6 +74,10 @@ public final class Client {
      */
     public Refusal admitRequest(long nowSecond) {
         ClientSpec spec = this.spec;
+        SharedCounters counters = shared;
+        if (counters != null) {
+            return admitShared(counters, spec, nowSecond);
+        }
         if (spec.dailyTokens() > 0 && tokensToday(nowSecond) >= spec.dailyTokens()) {
             long untilMidnight = DAY_SECONDS - Math.floorMod(nowSecond, DAY_SECONDS);
             return new Refusal(429, "daily_tokens", "This client key has used its " + spec.dailyTokens()
@@ -104,6 +120,56 @@ public final class Client {
         return null;
     }
 
+    /**
+     * The head limits over all instances (contract §14): one-minute windows in Redis, read as a
+     * sliding minute (the current window plus the share of the previous one still inside the
+     * last 60 s), a UTC-day counter for daily tokens. Exact to within the counters' batching
+     * (about a second); never waits on Redis.
+     */
+    private Refusal admitShared(SharedCounters counters, ClientSpec spec, long nowSecond) {
+        long day = Math.floorDiv(nowSecond, DAY_SECONDS);
+        if (spec.dailyTokens() > 0 && counters.total(name("day", day)) >= spec.dailyTokens()) {
+            return new Refusal(429, "daily_tokens", "This client key has used its " + spec.dailyTokens()
+                    + " tokens for today (UTC).", DAY_SECONDS - Math.floorMod(nowSecond, DAY_SECONDS));
+        }
+        long minute = Math.floorDiv(nowSecond, 60);
+        long intoMinute = Math.floorMod(nowSecond, 60L);
+        if (spec.tpm() > 0 && slidingMinute(counters, "tpm", minute, intoMinute) >= spec.tpm()) {
+            return new Refusal(429, "tpm", "This client key has used its " + spec.tpm() + " tokens per minute.",
+                    60 - intoMinute);
+        }
+        if (spec.rpm() > 0) {
+            counters.add(name("rpm", minute), 1, WINDOW_TTL_MILLIS);
+            if (slidingMinute(counters, "rpm", minute, intoMinute) > spec.rpm()) {
+                counters.add(name("rpm", minute), -1, WINDOW_TTL_MILLIS);
+                return new Refusal(429, "rpm", "This client key has made its " + spec.rpm() + " requests per minute.",
+                        60 - intoMinute);
+            }
+        }
+        requests.increment();
+        return null;
+    }
+
+    private long slidingMinute(SharedCounters counters, String kind, long minute, long intoMinute) {
+        long previous = counters.total(name(kind, minute - 1));
+        return counters.total(name(kind, minute)) + previous * (60 - intoMinute) / 60;
+    }
+
+    private String name(String kind, long window) {
+        return "limit:" + id + ":" + kind + ":" + window;
+    }
+
+    private static final long WINDOW_TTL_MILLIS = 180_000;
+
+    private static String sha256(String key) {
+        try {
+            return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+                    .digest(key.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     /** A stream admitted by {@link #admitBody} has ended, however it ended. */
     public void streamEnded() {
         streams.decrementAndGet();
@@ -119,6 +185,11 @@ public final class Client {
             return;
         }
         tokenWindow.add(nowSecond, total);
+        SharedCounters counters = shared;
+        if (counters != null) {
+            counters.add(name("tpm", Math.floorDiv(nowSecond, 60)), total, WINDOW_TTL_MILLIS);
+            counters.add(name("day", Math.floorDiv(nowSecond, DAY_SECONDS)), total, 2 * DAY_SECONDS * 1000);
+        }
         long day = Math.floorDiv(nowSecond, DAY_SECONDS);
         for (;;) {
             long v = today.get();

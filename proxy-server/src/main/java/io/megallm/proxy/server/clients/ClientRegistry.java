@@ -1,5 +1,6 @@
 package io.megallm.proxy.server.clients;
 
+import io.megallm.proxy.server.shared.SharedCounters;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -23,6 +24,7 @@ public final class ClientRegistry {
 
     private final Path file;
     private volatile Map<String, Client> byKey;
+    private volatile SharedCounters shared;
 
     private ClientRegistry(Path file, List<ClientSpec> specs) {
         this.file = file;
@@ -67,6 +69,10 @@ public final class ClientRegistry {
             return false;
         }
         byKey = index(parsed.clients(), byKey);
+        SharedCounters counters = shared;
+        if (counters != null) {
+            byKey.values().forEach(c -> c.share(counters));
+        }
         log.info("reloaded {} client keys from {}", parsed.clients().size(), file);
         return true;
     }
@@ -83,6 +89,12 @@ public final class ClientRegistry {
             }
         }
         return Map.copyOf(next);
+    }
+
+    /** Client limit windows are counted over every instance from now on (REDIS_URL). */
+    public synchronized void share(SharedCounters counters) {
+        this.shared = counters;
+        byKey.values().forEach(c -> c.share(counters));
     }
 
     /** True when a client key is required at all. */

@@ -298,7 +298,7 @@ class SharedKeyStatesTest {
     }
 
     /** Every key and every value in Redis: SHA-256 ids only, never a pool key. */
-    private static void assertNoKeyInRedis(LocalRedis redis, List<String> keys) {
+    static void assertNoKeyInRedis(LocalRedis redis, List<String> keys) {
         RedisKeyStates.useNioTransport();
         try (RedisClient client = RedisClient.create(redis.url());
              StatefulRedisConnection<String, String> c = client.connect()) {

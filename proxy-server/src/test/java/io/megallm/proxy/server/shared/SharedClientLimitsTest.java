@@ -1,0 +1,67 @@
+package io.megallm.proxy.server.shared;
+
+import io.megallm.proxy.key.KeyClock;
+import io.megallm.proxy.server.testing.LocalRedis;
+import io.megallm.proxy.server.testing.ProxyUnderTest;
+import io.megallm.proxy.testing.MockUpstream;
+import org.junit.jupiter.api.Test;
+
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Contract §14: a client's limit is one limit over every instance sharing a Redis, not one per
+ * instance; exact to within the counters' batching (about a second), and Redis holds no client key.
+ */
+class SharedClientLimitsTest {
+
+    private static final String CLIENT = "ck-shared-limits-000000000001";
+
+    private static int chat(ProxyUnderTest p) throws Exception {
+        return p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
+                .header("Content-Type", "application/json").header("Authorization", "Bearer " + CLIENT)
+                .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"m\"}"))).statusCode();
+    }
+
+    @Test
+    void rpmIsOneLimitOverTwoInstances() throws Exception {
+        Path dir = Files.createTempDirectory("shared-clients");
+        Path file = dir.resolve("clients.txt");
+        Files.writeString(file, CLIENT + " name=shared rpm=4\n");
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream()) {
+            upstream.otherwise(MockUpstream.json(200, "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}"));
+            Map<String, String> env = Map.of("REDIS_URL", redis.url(), "PROXY_API_KEYS", "@" + file);
+            List<String> keys = ProxyUnderTest.keys(1);
+            try (ProxyUnderTest a = ProxyUnderTest.start(keys, env, KeyClock.SYSTEM, null, upstream);
+                 ProxyUnderTest b = ProxyUnderTest.start(keys, env, KeyClock.SYSTEM, null, upstream)) {
+                assertEquals(200, chat(a));
+                assertEquals(200, chat(a));
+                assertEquals(200, chat(a));
+                int seen = upstream.requestCount();
+                // B learns A's three within the batching (0.5 s beats); poll, bounded.
+                int status = 200;
+                long deadline = System.nanoTime() + 5_000_000_000L;
+                int served = 0;
+                while (System.nanoTime() < deadline) {
+                    Thread.sleep(600);
+                    status = chat(b);
+                    if (status == 429) {
+                        break;
+                    }
+                    served++;
+                }
+                assertEquals(429, status, "B never saw A's requests");
+                assertTrue(served <= 1, "one limit over both: at most the 4th request passes on B, " + served + " did");
+                assertEquals(seen + served, upstream.requestCount(), "nothing sent for the refused request");
+                SharedKeyStatesTest.assertNoKeyInRedis(redis, List.of(CLIENT));
+            }
+        }
+    }
+}
