@@ -129,32 +129,7 @@ public final class Peers {
         int port = ProcessService.freePort();
         ProxyServer server = new ProxyServer(ConfigLoader.load(proxyEnv(mockPort, port, keys, work.resolve("logs")),
                 work)).start();
-        Service s = new Service() {
-            @Override
-            public String name() {
-                return PROXY;
-            }
-
-            @Override
-            public int port() {
-                return server.port();
-            }
-
-            @Override
-            public long pid() {
-                return -1;
-            }
-
-            @Override
-            public String describe() {
-                return "ProxyServer inside the harness JVM";
-            }
-
-            @Override
-            public void close() {
-                server.shutdown();
-            }
-        };
+        Service s = new InProcessProxy(PROXY, "ProxyServer inside the harness JVM", server);
         return new Peer(PROXY, "megallm-proxy (in the harness JVM)", server.port(), s);
     }
 

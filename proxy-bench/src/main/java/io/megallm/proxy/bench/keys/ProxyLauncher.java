@@ -1,6 +1,7 @@
 package io.megallm.proxy.bench.keys;
 
 import io.megallm.proxy.bench.harness.ProcessService;
+import io.megallm.proxy.bench.harness.InProcessProxy;
 import io.megallm.proxy.bench.harness.Service;
 import io.megallm.proxy.bench.harness.Tools;
 import io.megallm.proxy.server.ProxyServer;
@@ -59,33 +60,7 @@ interface ProxyLauncher {
             @Override
             public Service start(Map<String, String> env, int port, Path work) throws Exception {
                 ProxyServer server = new ProxyServer(ConfigLoader.load(env, work)).start();
-                String what = describe();
-                return new Service() {
-                    @Override
-                    public String name() {
-                        return version;
-                    }
-
-                    @Override
-                    public int port() {
-                        return server.port();
-                    }
-
-                    @Override
-                    public long pid() {
-                        return -1;
-                    }
-
-                    @Override
-                    public String describe() {
-                        return what;
-                    }
-
-                    @Override
-                    public void close() {
-                        server.shutdown();
-                    }
-                };
+                return new InProcessProxy(version, describe(), server);
             }
         };
     }
