@@ -176,7 +176,9 @@ public final class KeysBench {
                 OpenLoopClient.Outcome o = OpenLoopClient.run(URI.create("http://127.0.0.1:" + proxy.port()
                                 + "/v1/chat/completions"), BODY, rps, start, scenario.durationNanos(),
                         Duration.ofSeconds(25), 30_000_000_000L);
-                return PoolRun.of(version.version(), load, rps, scenario, o, mock.tallies());
+                return PoolRun.of(version.version(), load, rps, scenario,
+                        java.util.concurrent.TimeUnit.SECONDS.toNanos(Long.parseLong(settings.getOrDefault("KEY_RECHECK", "300"))),
+                        o, mock.tallies());
             }
         }
     }
