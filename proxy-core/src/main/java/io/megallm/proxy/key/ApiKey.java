@@ -146,10 +146,12 @@ public final class ApiKey {
 
     void recordAttempt() {
         requests.incrementAndGet();
+        pacer.sent();
     }
 
     void recordStatus(int status, boolean failure) {
         lastStatus = status;
+        pacer.answered();
         if (failure) {
             failures.incrementAndGet();
         }

@@ -74,7 +74,6 @@ public final class KeyLifecycle {
      */
     public void accepted(ApiKey key, int status) {
         key.recordStatus(status, false);
-        key.pacer().accepted();
         for (;;) {
             KeyState s = key.state();
             long now = clock.nanoTime();
@@ -172,10 +171,12 @@ public final class KeyLifecycle {
                 // are in flight on a busy key). It is not one more in a row, and without a later
                 // Retry-After it changes nothing; counting it made one burst rest every key 60 s.
                 if (retryAfterSeconds < 0) {
+                    key.pacer().lateLimited();
                     return;
                 }
                 long until = now + Math.min(retryAfterSeconds, MAX_REST_SECONDS) * SECOND;
                 if (s.untilNanos() - until >= 0) {
+                    key.pacer().lateLimited();
                     return;
                 }
                 next = KeyState.coolingUntil(until, reason, s.strikes());
@@ -199,6 +200,8 @@ public final class KeyLifecycle {
                 } else if (s.usableAt(now)) {
                     // A new rest, not a 429 that answers a request sent before the current one began.
                     learnPace(key, now, next.untilNanos());
+                } else {
+                    key.pacer().lateLimited();
                 }
                 return;
             }
@@ -210,8 +213,9 @@ public final class KeyLifecycle {
         boolean wasPaced = key.pacer().perSecond(now) > 0;
         double perSecond = key.pacer().limited(now, restEnd);
         if (perSecond > 0 && !wasPaced) {
-            log.info("key {} paced at {} requests/s, the rate it accepted between its last two 429s",
-                    key, String.format(java.util.Locale.ROOT, "%.1f", perSecond));
+            // No figure: 429s for requests still in flight lower it during the rest that just began.
+            log.info("key {} paced: two 429s within 10 s; its requests are spaced at the rate it took between them",
+                    key);
         } else if (perSecond == 0 && wasPaced) {
             log.info("key {} no longer paced: its 429s are no longer close together", key);
         }

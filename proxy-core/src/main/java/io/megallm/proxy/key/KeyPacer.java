@@ -12,17 +12,21 @@ import java.util.concurrent.atomic.AtomicLong;
  * overload the pool-efficiency run measured one wasted upstream call per success that way.
  *
  * <p>What it learns: between two consecutive 429s the upstream's bucket went from empty to empty,
- * so the requests it accepted in between, divided by the time between them, is the rate it
- * sustains (a long rest counts as 1 s at most: a bucket holds little more than a second's worth,
- * and what overflowed during a longer rest is not capacity the key had). Two 429s more than
- * {@link #WINDOW} apart are no sustained limit and end the pacing; fewer than {@link #MIN_SAMPLE}
- * acceptances between them (a burst on the whole account) teach nothing and keep the old rate.
+ * so the requests it took in between, over the time between them, is the rate it sustains. What
+ * it took is counted as what was sent with the key in that time less the 429s that come back for
+ * it, including the ones that arrive during the rest that followed (requests in flight when the
+ * 429 came): counting acceptances as they came back instead measured too little, because a
+ * slow 200 arrives after a quick 429 for a request sent later. A rest longer than 1 s counts as
+ * 1 s (a bucket holds little more than a second's worth; what overflowed was not capacity).
+ * Fewer than {@link #MIN_SAMPLE} taken (a burst on the whole account) teach nothing. A key is
+ * first paced when two 429s come within {@link #WINDOW}; once paced, a longer gap only ever
+ * raises the rate (the key may have had less demand than it could take).
  *
  * <p>How it paces: slots at the learned rate plus 5 %, growing by 5 % of it per second since the
  * last 429, so that a rate learned too low is outgrown within seconds and the next 429 corrects
- * it; the key then meets about one 429 per five seconds instead of one per success. The slots
- * are a GCRA (one theoretical arrival time, one CAS): lock-free on the request path.
- * A key that never met two close 429s is never paced.
+ * it; the key then meets about one 429 per five seconds instead of one per few successes. The
+ * slots are a GCRA (one theoretical arrival time, one CAS): lock-free on the request path. A key
+ * that never met two close 429s is never paced, and {@link #EXPIRY} without a 429 ends it.
  */
 public final class KeyPacer {
 
@@ -36,21 +40,51 @@ public final class KeyPacer {
     /** Slots a key may run ahead after a pause: a little burst, well within any bucket that held the rate. */
     private static final int TOLERANCE_SLOTS = 2;
 
-    /** What the last 429 left: when, how many acceptances had been counted then, when its rest ended. */
-    private record Mark(long atNanos, long accepted, long restEndNanos) { }
+    /** What the last 429 left: when, how many had been sent with the key then, when its rest ended. */
+    private record Mark(long atNanos, long sent, long restEndNanos) { }
 
-    /** A learned rate and the 429 it was learned at (the pace grows from there). */
-    private record Pace(double perSecond, long sinceNanos) { }
+    /**
+     * A learned rate: {@code taken} requests over {@code spanNanos} up to the 429 at
+     * {@code sinceNanos} (the pace grows from there). While {@code fresh} (learned at the latest
+     * 429), {@code taken} falls as late 429s come in.
+     */
+    private record Pace(double perSecond, long sinceNanos, long taken, long spanNanos, Pace before, boolean fresh) {
 
-    private final AtomicLong accepted = new AtomicLong();
+        static Pace learned(long taken, long spanNanos, long sinceNanos, Pace before) {
+            // Only one step of history: what to fall back to if this sample turns out too small.
+            Pace prior = before == null ? null : new Pace(before.perSecond, before.sinceNanos, before.taken,
+                    before.spanNanos, null, false);
+            return new Pace(taken * (double) SECOND / spanNanos, sinceNanos, taken, spanNanos, prior, true);
+        }
+
+        /** The same rate, its growth starting over at {@code nanos}; no late 429 changes it. */
+        Pace restartedAt(long nanos) {
+            return new Pace(perSecond, nanos, taken, spanNanos, before, false);
+        }
+
+        /** One fewer taken; below the sample minimum the sample is void and the rate before it stands. */
+        Pace lessOne() {
+            if (taken - 1 < MIN_SAMPLE) {
+                return before == null ? null : before.restartedAt(sinceNanos);
+            }
+            return new Pace((taken - 1) * (double) SECOND / spanNanos, sinceNanos, taken - 1, spanNanos, before, true);
+        }
+    }
+
+    /** How long a probe may stay unanswered before another request may probe (a request can vanish). */
+    static final long PROBE_LEASE = TimeUnit.SECONDS.toNanos(5);
+
+    private final AtomicLong sent = new AtomicLong();
+    /** When the probe of a key back from a second rest in a row went out; 0: none out. */
+    private final AtomicLong probeAt = new AtomicLong();
     /** The GCRA's theoretical arrival time: the next request is on time at or after it. */
     private final AtomicLong nextSlot = new AtomicLong();
     private volatile Mark last;
     private volatile Pace pace;
 
-    /** The upstream accepted a request sent with this key. */
-    void accepted() {
-        accepted.incrementAndGet();
+    /** A request is going out with this key. */
+    void sent() {
+        sent.incrementAndGet();
     }
 
     /**
@@ -61,29 +95,51 @@ public final class KeyPacer {
      */
     double limited(long nowNanos, long restEndNanos) {
         Mark prev = last;
-        long count = accepted.get();
+        long count = sent.get();
         last = new Mark(nowNanos, count, restEndNanos);
-        if (prev == null || nowNanos - prev.atNanos() > WINDOW) {
+        Pace current = pace;
+        if (current != null && nowNanos - current.sinceNanos() > EXPIRY) {
+            current = null;
+        }
+        if (prev == null || (current == null && nowNanos - prev.atNanos() > WINDOW)) {
             pace = null;
             return 0;
         }
-        long got = count - prev.accepted();
-        Pace current = pace;
-        if (got < MIN_SAMPLE) {
+        // What went out since the last 429, less this 429's own request.
+        long taken = count - prev.sent() - 1;
+        long from = Math.max(prev.atNanos(), prev.restEndNanos() - SECOND);
+        long span = Math.max(nowNanos - from, 1);
+        if (taken < MIN_SAMPLE) {
             if (current == null) {
                 return 0;
             }
             // The growth restarts: the key was limited at about this pace.
-            pace = new Pace(current.perSecond(), nowNanos);
+            pace = current.restartedAt(nowNanos);
             nextSlot.set(nowNanos);
             return current.perSecond();
         }
-        long from = Math.max(prev.atNanos(), prev.restEndNanos() - SECOND);
-        long span = Math.max(nowNanos - from, 1);
-        double perSecond = got * (double) SECOND / span;
-        pace = new Pace(perSecond, nowNanos);
+        double perSecond = taken * (double) SECOND / span;
+        if (current != null && nowNanos - prev.atNanos() > WINDOW && perSecond < current.perSecond()) {
+            // A long gap may hold idle time: it can tell that the key takes more, not less.
+            pace = current.restartedAt(nowNanos);
+        } else {
+            pace = Pace.learned(taken, span, nowNanos, current);
+        }
         nextSlot.set(nowNanos);
-        return perSecond;
+        Pace p = pace;
+        return p == null ? 0 : p.perSecond();
+    }
+
+    /**
+     * A 429 for a request sent before the current rest began: the upstream did not take it, so the
+     * rate just learned was one too high.
+     */
+    void lateLimited() {
+        Pace p = pace;
+        Mark m = last;
+        if (p != null && m != null && p.fresh() && p.sinceNanos() == m.atNanos()) {
+            pace = p.lessOne();
+        }
     }
 
     /** The nanoseconds between slots at {@code nowNanos}; 0 when unpaced. */
@@ -130,6 +186,53 @@ public final class KeyPacer {
             if (nextSlot.compareAndSet(tat, start + interval)) {
                 return true;
             }
+        }
+    }
+
+    /**
+     * A key back from its second rest in a row without an accepted request in between is probed:
+     * one request at a time until an answer comes (an account-wide burst would otherwise get
+     * every request that arrives while the first one is on its way). True if this caller's
+     * request is the probe.
+     */
+    boolean tryProbe(long nowNanos) {
+        long at = probeAt.get();
+        if (at != 0 && nowNanos - at < PROBE_LEASE) {
+            return false;
+        }
+        return probeAt.compareAndSet(at, nowNanos == 0 ? 1 : nowNanos);
+    }
+
+    /** Back from a second rest in a row with nothing accepted in between: one request at a time. */
+    static boolean onProbation(KeyState s) {
+        return s.kind() == KeyState.Kind.COOLING_DOWN && s.strikes() >= 2;
+    }
+
+    /**
+     * Nanoseconds until a request may take this key in state {@code s}: 0 now; until its rest ends,
+     * its next slot, or its probe's answer (at the latest, the probe's lease); -1 for a failed key.
+     */
+    long nanosUntilTakeable(KeyState s, long nowNanos) {
+        if (s.kind() == KeyState.Kind.FAILED) {
+            return -1;
+        }
+        if (!s.usableAt(nowNanos)) {
+            return s.untilNanos() - nowNanos;
+        }
+        long wait = nanosUntilSlot(nowNanos);
+        if (onProbation(s)) {
+            long at = probeAt.get();
+            if (at != 0 && nowNanos - at < PROBE_LEASE) {
+                wait = Math.max(wait, at + PROBE_LEASE - nowNanos);
+            }
+        }
+        return wait;
+    }
+
+    /** An answer came for a request sent with this key: the probe, if one was out, is over. */
+    void answered() {
+        if (probeAt.get() != 0) {
+            probeAt.set(0);
         }
     }
 

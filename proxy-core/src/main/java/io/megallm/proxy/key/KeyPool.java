@@ -109,12 +109,12 @@ public final class KeyPool {
         return new KeyStats(snapshot.length, available, failed, cooling);
     }
 
-    /** Keys a request may take right now: usable, with a free slot of their pace. */
+    /** Keys a request may take right now: usable, with a free slot of their pace, no probe out. */
     public int usableNow() {
         long now = now();
         int n = 0;
         for (ApiKey k : keys) {
-            if (k.state().usableAt(now) && k.pacer().hasSlot(now)) {
+            if (k.pacer().nanosUntilTakeable(k.state(), now) == 0) {
                 n++;
             }
         }
@@ -123,54 +123,46 @@ public final class KeyPool {
 
     /**
      * Nanoseconds until a request may take a key: 0 when one is free now, else until the first
-     * paced key's next slot or the first rest's end, whichever comes first; -1 when neither will
-     * come by itself (every key has failed: only a trial or an operator brings one back).
+     * rest ends, a paced key has its next slot or a key on probation its probe's answer; -1 when
+     * none will come by itself (every key has failed: only a trial or an operator brings one back).
      */
     public long nanosUntilNextUsable() {
         long now = now();
         long best = Long.MAX_VALUE;
         for (ApiKey k : keys) {
-            KeyState s = k.state();
-            if (s.usableAt(now)) {
-                long slot = k.pacer().nanosUntilSlot(now);
-                if (slot == 0) {
-                    return 0;
-                }
-                best = Math.min(best, slot);
-            } else if (s.kind() == KeyState.Kind.COOLING_DOWN) {
-                best = Math.min(best, s.untilNanos() - now);
+            long wait = k.pacer().nanosUntilTakeable(k.state(), now);
+            if (wait == 0) {
+                return 0;
+            }
+            if (wait > 0) {
+                best = Math.min(best, wait);
             }
         }
         return best == Long.MAX_VALUE ? -1 : best;
     }
 
     /**
-     * Nanoseconds until the next key comes within reach: a rest that still runs ends, or a paced
-     * key without a free slot gets one; -1 when nothing is due. What the waiters' timer waits for
-     * after it woke some: keys usable now are theirs already.
+     * Nanoseconds until the next key comes within reach (a rest ends, a slot comes, a probe's lease
+     * ends), -1 when nothing is due. What the waiters' timer waits for after it woke some: keys
+     * that may be taken now are theirs already.
      */
     public long nanosUntilNextReturn() {
         long now = now();
         long best = Long.MAX_VALUE;
         for (ApiKey k : keys) {
-            KeyState s = k.state();
-            if (s.usableAt(now)) {
-                long slot = k.pacer().nanosUntilSlot(now);
-                if (slot > 0) {
-                    best = Math.min(best, slot);
-                }
-            } else if (s.kind() == KeyState.Kind.COOLING_DOWN) {
-                best = Math.min(best, s.untilNanos() - now);
+            long wait = k.pacer().nanosUntilTakeable(k.state(), now);
+            if (wait > 0) {
+                best = Math.min(best, wait);
             }
         }
         return best == Long.MAX_VALUE ? -1 : best;
     }
 
     /**
-     * Nanoseconds until the first cooling key's rest ends (0 if one is over already) or a paced
-     * key without a free slot gets one, -1 when neither: what a request that found no key to move
-     * to may wait for (KEY_WAIT). A key usable now with a free slot is not counted: the request
-     * found none, so it has tried them.
+     * Nanoseconds until the first cooling key may be taken (0 if it may now) or an available key
+     * held back by its pace gets a slot, -1 when neither: what a request that found no key to
+     * move to may wait for (KEY_WAIT). An available key that may be taken now is not counted: the
+     * request found none, so it has tried them.
      */
     public long nanosUntilRestEnds() {
         return nanosUntilRestEnds(now());
@@ -180,13 +172,9 @@ public final class KeyPool {
         long best = Long.MAX_VALUE;
         for (ApiKey k : keys) {
             KeyState s = k.state();
-            if (s.kind() == KeyState.Kind.COOLING_DOWN) {
-                best = Math.min(best, Math.max(0L, s.untilNanos() - now));
-            } else if (s.kind() == KeyState.Kind.AVAILABLE) {
-                long slot = k.pacer().nanosUntilSlot(now);
-                if (slot > 0) {
-                    best = Math.min(best, slot);
-                }
+            long wait = k.pacer().nanosUntilTakeable(s, now);
+            if (s.kind() == KeyState.Kind.COOLING_DOWN || (s.kind() == KeyState.Kind.AVAILABLE && wait > 0)) {
+                best = Math.min(best, wait);
             }
         }
         return best == Long.MAX_VALUE ? -1 : best;

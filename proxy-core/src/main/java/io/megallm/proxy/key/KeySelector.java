@@ -69,15 +69,41 @@ public final class KeySelector {
                 return null;
             }
             // The slot is taken only by the caller that won the turn; one that lost it to a racer scans again.
-            if (cursor.compareAndSet(start, start + offset + 1) && (!paced || found.pacer().tryTake(now))) {
+            if (cursor.compareAndSet(start, start + offset + 1) && (!paced || take(found, now))) {
                 return found;
             }
         }
     }
 
-    /** Usable now and, when {@code paced}, with a free slot of its pace (see {@link KeyPacer}). */
+    /**
+     * Usable now and, when {@code paced}, with a free slot of its pace and no probe out (see
+     * {@link KeyPacer}). Unpaced, for a request that cannot wait, neither holds it back.
+     */
     private static boolean usable(ApiKey k, long now, boolean paced) {
-        return k.state().usableAt(now) && (!paced || k.pacer().hasSlot(now));
+        KeyState s = k.state();
+        if (!s.usableAt(now)) {
+            return false;
+        }
+        if (!paced) {
+            return true;
+        }
+        return k.pacer().nanosUntilTakeable(s, now) == 0;
+    }
+
+    /** Takes the key's probe (if on probation) and a slot of its pace; false when a racer was quicker. */
+    private static boolean take(ApiKey k, long now) {
+        boolean probe = KeyPacer.onProbation(k.state());
+        if (probe && !k.pacer().tryProbe(now)) {
+            return false;
+        }
+        if (k.pacer().tryTake(now)) {
+            return true;
+        }
+        if (probe) {
+            // No slot after all: the probe goes back for the request that gets one.
+            k.pacer().answered();
+        }
+        return false;
     }
 
     /**
@@ -116,7 +142,7 @@ public final class KeySelector {
                     bestWeight = w;
                 }
             }
-            if (best == null || !paced || best.pacer().tryTake(now)) {
+            if (best == null || !paced || take(best, now)) {
                 return best;
             }
             // A racer took the key's last slot: choose again among the others.

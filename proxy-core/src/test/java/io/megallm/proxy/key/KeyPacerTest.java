@@ -43,25 +43,33 @@ class KeyPacerTest {
         return pool.keys().get(i);
     }
 
+    /** {@code times} requests sent with the key and accepted. */
     private void accept(ApiKey k, int times) {
         for (int i = 0; i < times; i++) {
+            pool.recordAttempt(k);
             pool.recordSuccess(k, 200);
         }
     }
 
+    /** A request sent with the key and answered 429 with {@code Retry-After}. */
+    private void limit(ApiKey k, long retryAfter) {
+        pool.recordAttempt(k);
+        pool.limited(k, 429, retryAfter);
+    }
+
     /** Two rests 1 s apart with {@code between} acceptances: a key limited at about that rate. */
     private void learn(ApiKey k, int between) {
-        pool.limited(k, 429, 1);
+        limit(k, 1);
         advance(S);
         accept(k, between);
-        pool.limited(k, 429, 1);
+        limit(k, 1);
     }
 
     @Test
     void aKeyIsNotPacedAfterOne429() {
         pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001"));
         accept(key(0), 50);
-        pool.limited(key(0), 429, 1);
+        limit(key(0), 1);
         assertEquals(0, key(0).pacedPerSecond(now()));
         advance(S);
         for (int i = 0; i < 100; i++) {
@@ -72,10 +80,10 @@ class KeyPacerTest {
     @Test
     void twoRestsCloseTogetherTeachTheRateAcceptedBetweenThem() {
         pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001"));
-        pool.limited(key(0), 429, 1);
+        limit(key(0), 1);
         advance(2 * S);
         accept(key(0), 20);
-        pool.limited(key(0), 429, 1);
+        limit(key(0), 1);
         // 20 accepted in the 2 s from the first 429 to the second.
         assertEquals(10.0, key(0).pacedPerSecond(now()), 1e-9);
     }
@@ -83,25 +91,57 @@ class KeyPacerTest {
     @Test
     void aLongRestCountsAsOneSecondOfWhatTheKeyCouldAccept() {
         pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001"));
-        pool.limited(key(0), 429, 5);
+        limit(key(0), 5);
         advance(5 * S);
         advance(2 * S);
         accept(key(0), 30);
-        pool.limited(key(0), 429, 1);
+        limit(key(0), 1);
         // Counted from 1 s before the 5-s rest ended: 30 in 3 s. A bucket that overflowed while
         // the key rested was not capacity it had.
         assertEquals(10.0, key(0).pacedPerSecond(now()), 1e-9);
     }
 
     @Test
-    void rests429sMoreThanTenSecondsApartAreNoSustainedLimit() {
+    void two429sMoreThanTenSecondsApartAreNoSustainedLimit() {
         pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001"));
-        learn(key(0), 10);
-        assertTrue(key(0).pacedPerSecond(now()) > 0);
+        limit(key(0), 1);
         advance(11 * S);
         accept(key(0), 100);
+        limit(key(0), 1);
+        assertEquals(0, key(0).pacedPerSecond(now()), "not paced");
+    }
+
+    @Test
+    void oncePacedALongGapBetween429sCanOnlyRaiseTheRate() {
+        pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001"));
+        learn(key(0), 10);
+        advance(12 * S);
+        accept(key(0), 60);
+        limit(key(0), 1);
+        assertEquals(10.0, key(0).pacedPerSecond(now()), 1e-9, "60 in 12 s may be idle time, not the key's rate");
+        advance(12 * S);
+        accept(key(0), 180);
+        limit(key(0), 1);
+        assertEquals(15.0, key(0).pacedPerSecond(now()), 1e-9, "180 in 12 s: it takes more");
+    }
+
+    @Test
+    void late429sForRequestsInFlightWhenTheRestBeganLowerTheRateJustLearned() {
+        pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001"));
+        limit(key(0), 1);
+        advance(S);
+        // Fourteen sent after the rest; the upstream took ten. The first 429 back starts the rest
+        // while three more are in flight, and a slow 200 has not come back yet.
+        for (int i = 0; i < 14; i++) {
+            pool.recordAttempt(key(0));
+        }
         pool.limited(key(0), 429, 1);
-        assertEquals(0, key(0).pacedPerSecond(now()), "paced no more");
+        assertEquals(13.0, key(0).pacedPerSecond(now()), 1e-9, "provisional: 13 went out besides the 429");
+        for (int i = 0; i < 3; i++) {
+            pool.limited(key(0), 429, 1);
+        }
+        pool.recordSuccess(key(0), 200);
+        assertEquals(10.0, key(0).pacedPerSecond(now()), 1e-9, "the late 429s were not taken");
     }
 
     @Test
@@ -110,19 +150,52 @@ class KeyPacerTest {
         learn(key(0), 10);
         advance(S);
         accept(key(0), 2);
-        pool.limited(key(0), 429, 1);
+        limit(key(0), 1);
         // Two in a second is what an account-wide burst lets through, not the key's rate.
         assertEquals(10.0, key(0).pacedPerSecond(now()), 1e-9);
     }
 
     @Test
-    void a429ThatAnswersARequestSentBeforeTheRestTeachesNothing() {
+    void a429ThatAnswersARequestSentBeforeTheRestIsNoNewSample() {
         pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001"));
         learn(key(0), 10);
-        accept(key(0), 40);
-        // Still resting: this 429 was in flight when the rest began.
+        // Still resting: this 429 answers one of the ten, sent before the rest began.
         pool.limited(key(0), 429, 1);
-        assertEquals(10.0, key(0).pacedPerSecond(now()), 1e-9);
+        assertEquals(9.0, key(0).pacedPerSecond(now()), 1e-9, "one fewer taken, same second");
+        advance(S);
+        accept(key(0), 9);
+        limit(key(0), 1);
+        assertEquals(9.0, key(0).pacedPerSecond(now()), 1e-9, "the next sample counts from the rest that began");
+    }
+
+    @Test
+    void aSampleThatLate429sShrinkBelowThreeIsVoidAndTheRateBeforeItStands() {
+        pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001"));
+        learn(key(0), 10);
+        advance(S);
+        // An account-wide burst: four go out as the rest ends, the upstream takes none of them.
+        for (int i = 0; i < 4; i++) {
+            pool.recordAttempt(key(0));
+        }
+        pool.limited(key(0), 429, 1);
+        assertEquals(3.0, key(0).pacedPerSecond(now()), 1e-9, "provisional");
+        for (int i = 0; i < 3; i++) {
+            pool.limited(key(0), 429, 1);
+        }
+        assertEquals(10.0, key(0).pacedPerSecond(now()), 1e-9, "the burst taught nothing");
+    }
+
+    @Test
+    void aFirstSampleThatLate429sVoidLeavesTheKeyUnpaced() {
+        pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001"));
+        limit(key(0), 1);
+        advance(S);
+        for (int i = 0; i < 4; i++) {
+            pool.recordAttempt(key(0));
+        }
+        pool.limited(key(0), 429, 1);
+        pool.limited(key(0), 429, 1);
+        assertEquals(0, key(0).pacedPerSecond(now()));
     }
 
     @Test
@@ -182,7 +255,7 @@ class KeyPacerTest {
         learn(key(0), 10);
         pool.resetFailed();
         assertEquals(0, key(0).pacedPerSecond(now()));
-        pool.limited(key(0), 429, 1);
+        limit(key(0), 1);
         assertEquals(0, key(0).pacedPerSecond(now()), "one 429 after the reset is a first one again");
     }
 
@@ -253,6 +326,52 @@ class KeyPacerTest {
             assertSame(first, selector.next(none, 0, 0, affinity));
         }
         assertSame(second, selector.next(none, 0, 0, affinity), "slots used up: the second choice");
+    }
+
+    @Test
+    void aKeyBackFromItsSecondRestInARowTakesOneRequestAtATimeUntilAnAnswer() {
+        pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001", "sk-mega-bbbbbbbbbbbbbbbbbbbb0002"));
+        pool.markFailed(key(1), 401);
+        limit(key(0), 1);
+        advance(S);
+        limit(key(0), 1);
+        advance(S);
+        KeySelector selector = new KeySelector(pool);
+        ApiKey[] none = new ApiKey[1];
+        assertSame(key(0), selector.next(none, 0), "the probe");
+        assertNull(selector.next(none, 0), "one at a time while it is on its way");
+        assertEquals(0, pool.usableNow());
+        assertEquals(KeyPacer.PROBE_LEASE, pool.nanosUntilNextUsable(), "at the latest when its lease ends");
+        pool.recordSuccess(key(0), 200);
+        for (int i = 0; i < 5; i++) {
+            assertSame(key(0), selector.next(none, 0), "accepted: back in full");
+        }
+    }
+
+    @Test
+    void aProbeThatNeverAnswersLapsesAfterItsLease() {
+        pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001"));
+        limit(key(0), 1);
+        advance(S);
+        limit(key(0), 1);
+        advance(S);
+        KeySelector selector = new KeySelector(pool);
+        ApiKey[] none = new ApiKey[1];
+        assertSame(key(0), selector.next(none, 0));
+        advance(KeyPacer.PROBE_LEASE);
+        assertSame(key(0), selector.next(none, 0), "the request that took the probe vanished");
+    }
+
+    @Test
+    void aKeyAfterOneRestIsNotOnProbation() {
+        pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001"));
+        limit(key(0), 1);
+        advance(S);
+        KeySelector selector = new KeySelector(pool);
+        ApiKey[] none = new ApiKey[1];
+        for (int i = 0; i < 5; i++) {
+            assertSame(key(0), selector.next(none, 0));
+        }
     }
 
     @Test

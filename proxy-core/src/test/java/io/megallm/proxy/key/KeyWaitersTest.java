@@ -95,11 +95,14 @@ class KeyWaitersTest {
     void aWaiterForAPacedKeyIsWokenAtItsNextSlot() {
         // Key a learns a pace of 10/s (two 429s a second apart, ten accepted between); b is out.
         pool.markFailed(b, 401);
+        pool.recordAttempt(a);
         pool.limited(a, 429, 1);
         advanceSeconds(1);
         for (int i = 0; i < 10; i++) {
+            pool.recordAttempt(a);
             pool.recordSuccess(a, 200);
         }
+        pool.recordAttempt(a);
         pool.limited(a, 429, 1);
         advanceSeconds(1);
         KeySelector selector = new KeySelector(pool);
