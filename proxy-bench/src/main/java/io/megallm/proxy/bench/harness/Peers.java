@@ -30,7 +30,7 @@ public final class Peers {
      * hop (host networking aside) and seccomp, which would be measured with it.
      */
     public static final String IMAGE_JDK_JAVA_OPTIONS =
-            "-XX:MaxRAMPercentage=50 -XX:+UseZGC -XX:+ExitOnOutOfMemoryError --enable-native-access=ALL-UNNAMED";
+            "-XX:MaxRAMPercentage=50 -XX:+UseParallelGC -XX:+ExitOnOutOfMemoryError --enable-native-access=ALL-UNNAMED";
 
     /** Where the image's JVM (Temurin 25) is looked for; {@code MEGALLM_BENCH_IMAGE_JAVA} overrides. */
     static final List<String> IMAGE_JAVA_CANDIDATES = List.of(
