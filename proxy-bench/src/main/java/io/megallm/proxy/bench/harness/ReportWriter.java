@@ -244,17 +244,17 @@ public final class ReportWriter {
     }
 
     static void nonStream(StringBuilder b, Results r) {
-        closedTable(b, r, r.nonStream(), "## Non-streaming: throughput and latency, closed loop (the harness's own client)\n\n");
-        if (!r.wrk().isEmpty()) {
-            b.append("The same load from an independent generator, `wrk -t1` (Debian's wrk, a Lua script for the same "
-                    + "POST; pinned to the load core like the harness's client): throughput and latency as wrk "
-                    + "measures them (its own histogram, exact percentiles from its Lua `done` hook), same trials, "
-                    + "warm-up and rotation.\n\n");
-            closedTable(b, r, r.wrk(), "## Non-streaming: throughput and latency, closed loop (wrk)\n\n");
-        }
+        closedTable(b, r, r.nonStream(), "## Non-streaming: throughput and latency, closed loop (the harness's own client)\n\n",
+                "latency (request sent → last byte of the answer) pools all trials");
+        closedTable(b, r, r.wrk(), "## Non-streaming: throughput and latency, closed loop (wrk)\n\n"
+                + "The same load from an independent generator, `wrk -t1` (Debian's wrk, a Lua script for the same "
+                + "POST; pinned to the load core like the harness's client): throughput and latency as wrk "
+                + "measures them, same trials and rotation; each measured run follows an unmeasured one.\n\n",
+                "latency is wrk's (its own histogram; exact percentiles from its Lua `done` hook), per trial, "
+                        + "and the median over the trials (the max: the highest)");
     }
 
-    static void closedTable(StringBuilder b, Results r, List<NonStreamRow> rows, String heading) {
+    static void closedTable(StringBuilder b, Results r, List<NonStreamRow> rows, String heading, String latency) {
         if (rows.isEmpty()) {
             return;
         }
@@ -263,9 +263,8 @@ public final class ReportWriter {
                 .append("Throughput is the median over ").append(r.config().trials()).append(" trial(s) of ")
                 .append(f(r.config().measureSeconds(), 1)).append(" s (after ")
                 .append(f(r.config().warmupSeconds(), 1))
-                .append(" s not measured), peers interleaved, order rotated each trial; latency (request sent → "
-                        + "last byte of the answer) pools all trials. Peer CPU is the peer process's CPU time per "
-                        + "answered request.\n\n");
+                .append(" s not measured), peers interleaved, order rotated each trial; ").append(latency)
+                .append(". Peer CPU is the peer process's CPU time per answered request.\n\n");
         b.append("| conns | peer | req/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | peer CPU µs/req |\n");
         b.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
         for (NonStreamRow x : rows) {
