@@ -34,10 +34,14 @@ public final class BenchMain {
                   the mock MegaLLM upstream (defaults 9000 20 50 1); the first argument may also be the port
                   itself: `megallm-proxy-bench.jar 9000 20 100`
               bench --quick | --full [options]
-                  the load harness: mock, direct, HAProxy (mode tcp), Nginx and megallm-proxy, side by side;
+                  the load harness: mock, direct, HAProxy (mode tcp), Nginx and megallm-proxy (JVM defaults,
+                  and as the Docker image runs it: Temurin 25 with its JDK_JAVA_OPTIONS), side by side, with
+                  the harness's own client and with wrk and h2load --h1 when installed;
                   writes proxy-bench/results/<date>/REPORT.md, results.json and PNG charts
                   --out DIR              report directory (default proxy-bench/results/<yyyy-MM-dd>)
-                  --peers a,b,c          subset of direct,haproxy,nginx,proxy
+                  --peers a,b,c          subset of direct,haproxy,nginx,proxy,proxy-image
+                  --scenarios a,b,c      subset of closed,wrk,open,streams,ttfb,held,slow,profile
+                  --trials N             closed-loop trials per level and peer (stream trials at most N)
                   --proxy-jar PATH       megallm-proxy.jar (default proxy-server/target/megallm-proxy.jar)
                   --proxy-jvm-opts "..." JVM options of the proxy process (default: none, JVM ergonomics)
                   --no-pin               do not pin processes to cores with taskset
@@ -109,6 +113,8 @@ public final class BenchMain {
         boolean pin = true;
         boolean profile = true;
         boolean keepWork = false;
+        List<String> scenarios = null;
+        int trials = 0;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             switch (a) {
@@ -125,6 +131,8 @@ public final class BenchMain {
                 case "--no-pin" -> pin = false;
                 case "--no-profile" -> profile = false;
                 case "--keep-work" -> keepWork = true;
+                case "--scenarios" -> scenarios = List.of(value(args, ++i, a).split(","));
+                case "--trials" -> trials = Integer.parseInt(value(args, ++i, a));
                 default -> {
                     System.err.print("unknown option: " + a + "\n" + USAGE);
                     return 2;
@@ -134,6 +142,18 @@ public final class BenchMain {
         if (cfg == null) {
             System.err.print("bench needs --quick or --full\n" + USAGE);
             return 2;
+        }
+        if (scenarios != null) {
+            for (String s : scenarios) {
+                if (!BenchConfig.ALL_SCENARIOS.contains(s)) {
+                    System.err.println("unknown scenario: " + s + " (known: " + BenchConfig.ALL_SCENARIOS + ")");
+                    return 2;
+                }
+            }
+            cfg = cfg.withScenarios(scenarios);
+        }
+        if (trials > 0) {
+            cfg = cfg.withTrials(trials, Math.min(trials, cfg.streamTrials()));
         }
         if (peers != null) {
             for (String p : peers) {
@@ -147,7 +167,7 @@ public final class BenchMain {
         if (jar == null) {
             jar = findProxyJar();
         }
-        if (cfg.peers().contains("proxy") && (jar == null || !Files.isRegularFile(jar))) {
+        if ((cfg.peers().contains("proxy") || cfg.peers().contains("proxy-image")) && (jar == null || !Files.isRegularFile(jar))) {
             System.err.println("megallm-proxy.jar not found (" + jar + "): build it first with "
                     + "`mvn -B -q -DskipTests install`, or pass --proxy-jar");
             return 2;

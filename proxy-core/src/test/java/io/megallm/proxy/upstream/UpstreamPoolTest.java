@@ -325,4 +325,46 @@ class UpstreamPoolTest {
         assertFalse(idleOnA.isActive(), "loop A gave its idle connection up");
         assertEquals(1, pools.openConnections());
     }
+
+    // ---- idle connections above HTTP_POOL_CONNECTIONS: kept for a grace, not churned ----------
+
+    @Test
+    void idleConnectionsAboveTheBoundServeTheNextRequestsAndCloseOnceTheyStayUnused() throws Exception {
+        pools = new UpstreamPools(UpstreamTarget.parse("http://127.0.0.1:" + upstream.port() + "/v1"),
+                NioSocketChannel::new, new UpstreamSettings(10, 1, LONG_WAIT_MS, 240, 1));
+        UpstreamPool pool = pools.forLoop(loopA);
+        List<Channel> first = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            Recorder r = new Recorder(loopA);
+            acquire(loopA, r);
+            first.add(r.channel());
+        }
+        on(loopA, () -> {
+            first.forEach(pool::release);
+            return null;
+        });
+        // A burst above the bound of 1 comes back and goes out again: the same three connections.
+        List<Channel> second = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            Recorder r = new Recorder(loopA);
+            acquire(loopA, r);
+            assertTrue(r.reused, "a kept connection, not a new one");
+            second.add(r.channel());
+        }
+        assertTrue(second.containsAll(first));
+        assertEquals(3, pools.openConnections());
+        on(loopA, () -> {
+            second.forEach(pool::release);
+            return null;
+        });
+        // Unused for the grace, the two above the bound close, the longest idle first (released
+        // first: the idle set is last-in first-out); the bound's one, the warmest, stays.
+        second.get(0).closeFuture().get(20, TimeUnit.SECONDS);
+        second.get(1).closeFuture().get(20, TimeUnit.SECONDS);
+        awaitOpen(pools, 1, loopA);
+        Recorder again = new Recorder(loopA);
+        acquire(loopA, again);
+        assertTrue(again.reused);
+        assertSame(second.get(2), again.channel());
+    }
 }

@@ -33,6 +33,7 @@ import java.util.List;
  * @param inProcessMock        run the mock inside the harness JVM (smoke test)
  * @param pin                  pin processes to cores with taskset
  * @param keepWork             keep the temporary work directory (peer logs, configurations, strace output)
+ * @param scenarios            which scenarios run ({@link #ALL_SCENARIOS}; a long run can be split into parts)
  */
 public record BenchConfig(
         String mode,
@@ -60,9 +61,23 @@ public record BenchConfig(
         List<String> proxyJvmOptions,
         boolean inProcessMock,
         boolean pin,
-        boolean keepWork) {
+        boolean keepWork,
+        List<String> scenarios) {
 
-    public static final List<String> ALL_PEERS = List.of(Peers.DIRECT, Peers.HAPROXY, Peers.NGINX, Peers.PROXY);
+    public static final List<String> ALL_PEERS = List.of(Peers.DIRECT, Peers.HAPROXY, Peers.NGINX, Peers.PROXY,
+            Peers.PROXY_IMAGE);
+
+    /**
+     * closed: the harness's client, closed loop; wrk: the same with wrk; open: open loop; streams:
+     * SSE streams (own client); ttfb: h2load's time to first byte; held: open streams held; slow:
+     * the slow reader; profile: JFR, strace and the access-log what-if.
+     */
+    public static final List<String> ALL_SCENARIOS = List.of("closed", "wrk", "open", "streams", "ttfb", "held",
+            "slow", "profile");
+
+    public boolean runs(String scenario) {
+        return scenarios.contains(scenario);
+    }
 
     public static BenchConfig quick() {
         return new BenchConfig("quick", List.of(16, 64, 256), 2, 0.5, 1.5, 20.0,
@@ -71,7 +86,7 @@ public record BenchConfig(
                 1000, 2.5, 4000,
                 4.0, List.of(Peers.PROXY, Peers.NGINX),
                 true, 3.0,
-                ALL_PEERS, null, null, List.of(), false, true, false);
+                ALL_PEERS, null, null, List.of(), false, true, false, ALL_SCENARIOS);
     }
 
     public static BenchConfig full() {
@@ -81,7 +96,7 @@ public record BenchConfig(
                 10000, 15.0, 2500,
                 30.0, List.of(Peers.PROXY, Peers.NGINX, Peers.HAPROXY),
                 true, 15.0,
-                ALL_PEERS, null, null, List.of(), false, true, false);
+                ALL_PEERS, null, null, List.of(), false, true, false, ALL_SCENARIOS);
     }
 
     /** A few seconds end to end: mock and proxy in this JVM, plus direct (and Nginx/HAProxy if installed). */
@@ -92,55 +107,69 @@ public record BenchConfig(
                 20, 0.5, 2000,
                 1.0, List.of(Peers.PROXY),
                 false, 0,
-                ALL_PEERS, outDir, null, List.of(), true, false, false);
+                ALL_PEERS, outDir, null, List.of(), true, false, false, ALL_SCENARIOS);
     }
 
     public BenchConfig withOutDir(Path dir) {
         return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
                 openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
                 heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
-                profileSeconds, peers, dir, proxyJar, proxyJvmOptions, inProcessMock, pin, keepWork);
+                profileSeconds, peers, dir, proxyJar, proxyJvmOptions, inProcessMock, pin, keepWork, scenarios);
     }
 
     public BenchConfig withProxyJar(Path jar) {
         return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
                 openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
                 heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
-                profileSeconds, peers, outDir, jar, proxyJvmOptions, inProcessMock, pin, keepWork);
+                profileSeconds, peers, outDir, jar, proxyJvmOptions, inProcessMock, pin, keepWork, scenarios);
     }
 
     public BenchConfig withPeers(List<String> list) {
         return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
                 openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
                 heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
-                profileSeconds, list, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin, keepWork);
+                profileSeconds, list, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin, keepWork, scenarios);
     }
 
     public BenchConfig withProfile(boolean on) {
         return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
                 openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
                 heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, on,
-                profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin, keepWork);
+                profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin, keepWork, scenarios);
     }
 
     public BenchConfig withPin(boolean on) {
         return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
                 openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
                 heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
-                profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, on, keepWork);
+                profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, on, keepWork, scenarios);
     }
 
     public BenchConfig withKeepWork(boolean keep) {
         return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
                 openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
                 heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
-                profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin, keep);
+                profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin, keep, scenarios);
     }
 
     public BenchConfig withProxyJvmOptions(List<String> options) {
         return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
                 openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
                 heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
-                profileSeconds, peers, outDir, proxyJar, options, inProcessMock, pin, keepWork);
+                profileSeconds, peers, outDir, proxyJar, options, inProcessMock, pin, keepWork, scenarios);
+    }
+
+    public BenchConfig withScenarios(List<String> list) {
+        return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
+                openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
+                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
+                profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin, keepWork, list);
+    }
+
+    public BenchConfig withTrials(int closedTrials, int streamTrialCount) {
+        return new BenchConfig(mode, connectionLevels, closedTrials, warmupSeconds, measureSeconds, peerWarmupSeconds,
+                openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrialCount,
+                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
+                profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin, keepWork, scenarios);
     }
 }

@@ -32,12 +32,15 @@ public final class Charts {
     public static final String THROUGHPUT = "throughput-vs-connections.png";
     public static final String LATENCY = "latency-percentiles.png";
     public static final String STREAMS = "stream-latency.png";
+    public static final String THROUGHPUT_WRK = "throughput-vs-connections-wrk.png";
+    public static final String LATENCY_WRK = "latency-percentiles-wrk.png";
 
     private static final Map<String, Color> COLORS = Map.of(
             Peers.DIRECT, new Color(120, 120, 120),
             Peers.HAPROXY, new Color(76, 153, 76),
             Peers.NGINX, new Color(52, 101, 164),
-            Peers.PROXY, new Color(230, 126, 34));
+            Peers.PROXY, new Color(230, 126, 34),
+            Peers.PROXY_IMAGE, new Color(192, 57, 43));
 
     private static final double[] PERCENTILES = {50, 90, 99, 99.9};
     private static final List<String> P_LABELS = List.of("p50", "p90", "p99", "p99.9");
@@ -50,8 +53,26 @@ public final class Charts {
         System.setProperty("java.awt.headless", "true");
         List<String> files = new ArrayList<>();
         if (!r.nonStream().isEmpty()) {
-            save(throughput(r), dir.resolve(THROUGHPUT));
+            save(throughput(r.nonStream(), "own client"), dir.resolve(THROUGHPUT));
             files.add(THROUGHPUT);
+        }
+        if (!r.wrk().isEmpty()) {
+            save(throughput(r.wrk(), "wrk"), dir.resolve(THROUGHPUT_WRK));
+            files.add(THROUGHPUT_WRK);
+            List<BufferedImage> wrkPanels = new ArrayList<>();
+            TreeSet<Integer> wrkLevels = new TreeSet<>();
+            r.wrk().forEach(x -> wrkLevels.add(x.connections()));
+            for (int c : wrkLevels) {
+                CategoryChart chart = percentileChart("wrk, closed loop, " + c + " connections: latency", "ms");
+                for (NonStreamRow x : r.wrk()) {
+                    if (x.connections() == c) {
+                        addSeries(chart, x.peer(), P_LABELS, values(x.latency()));
+                    }
+                }
+                wrkPanels.add(BitmapEncoder.getBufferedImage(chart));
+            }
+            saveGrid(wrkPanels, dir.resolve(LATENCY_WRK));
+            files.add(LATENCY_WRK);
         }
         List<BufferedImage> panels = new ArrayList<>();
         TreeSet<Integer> levels = new TreeSet<>();
@@ -146,22 +167,22 @@ public final class Charts {
         }
     }
 
-    static CategoryChart throughput(Results r) {
+    static CategoryChart throughput(List<NonStreamRow> rows, String driver) {
         CategoryChart chart = new CategoryChartBuilder().width(900).height(520)
-                .title("Non-streaming throughput vs connections (closed loop, median of trials)")
+                .title("Non-streaming throughput vs connections (closed loop, " + driver + ", median of trials)")
                 .xAxisTitle("keep-alive connections").yAxisTitle("requests per second").build();
         style(chart);
         chart.getStyler().setLabelsVisible(true);
         chart.getStyler().setDecimalPattern("#,###");
         Set<String> peers = new LinkedHashSet<>();
-        r.nonStream().forEach(x -> peers.add(x.peer()));
+        rows.forEach(x -> peers.add(x.peer()));
         TreeSet<Integer> levels = new TreeSet<>();
-        r.nonStream().forEach(x -> levels.add(x.connections()));
+        rows.forEach(x -> levels.add(x.connections()));
         List<String> xs = levels.stream().map(String::valueOf).toList();
         for (String peer : peers) {
             List<Double> ys = new ArrayList<>();
             for (int c : levels) {
-                ys.add(r.nonStream().stream().filter(x -> x.peer().equals(peer) && x.connections() == c)
+                ys.add(rows.stream().filter(x -> x.peer().equals(peer) && x.connections() == c)
                         .map(NonStreamRow::throughputRps).findFirst().orElse(0.0));
             }
             addSeries(chart, peer, xs, ys);

@@ -56,6 +56,8 @@ public final class Harness {
     private final List<RunRecord> runs = new ArrayList<>();
     private final List<ScenarioLoad> load = new ArrayList<>();
     private final List<NonStreamRow> nonStream = new ArrayList<>();
+    private final List<NonStreamRow> wrk = new ArrayList<>();
+    private final List<Results.TtfbRow> ttfb = new ArrayList<>();
     private final List<OpenLoopRow> openLoop = new ArrayList<>();
     private final List<StreamRow> streaming = new ArrayList<>();
     private final List<HeldRow> held = new ArrayList<>();
@@ -99,14 +101,30 @@ public final class Harness {
             client = new LoadClient();
             startPeers();
             warmUp();
-            scenario("non-stream closed loop", this::nonStreamScenario);
-            scenario("non-stream open loop", this::openLoopScenario);
-            for (int count : cfg.streamCounts()) {
-                scenario("streaming, " + count + " streams", () -> streamScenario(count));
+            if (cfg.runs("closed")) {
+                scenario("non-stream closed loop", this::nonStreamScenario);
             }
-            scenario("open streams held", this::heldScenario);
-            scenario("slow reader", this::slowReaderScenario);
-            if (cfg.profile()) {
+            if (cfg.runs("wrk")) {
+                scenario("non-stream closed loop, wrk", this::wrkScenario);
+            }
+            if (cfg.runs("open")) {
+                scenario("non-stream open loop", this::openLoopScenario);
+            }
+            for (int count : cfg.streamCounts()) {
+                if (cfg.runs("streams")) {
+                    scenario("streaming, " + count + " streams", () -> streamScenario(count));
+                }
+                if (cfg.runs("ttfb")) {
+                    scenario("time to first byte, h2load, " + count + " streams", () -> h2loadScenario(count));
+                }
+            }
+            if (cfg.runs("held")) {
+                scenario("open streams held", this::heldScenario);
+            }
+            if (cfg.runs("slow")) {
+                scenario("slow reader", this::slowReaderScenario);
+            }
+            if (cfg.profile() && cfg.runs("profile")) {
                 profile();
                 syscallCounts();
                 accessLogWhatIf();
@@ -145,10 +163,16 @@ public final class Harness {
                     case Peers.HAPROXY -> Peers.haproxy(work, pin, mock.port());
                     case Peers.PROXY -> cfg.proxyJar() == null ? Peers.proxyInProcess(work, mock.port())
                             : Peers.proxyProcess(cfg.proxyJar(), cfg.proxyJvmOptions(), work, pin, mock.port());
+                    case Peers.PROXY_IMAGE -> {
+                        if (cfg.proxyJar() == null) {
+                            throw new IOException("needs the proxy jar (not run inside the harness JVM)");
+                        }
+                        yield Peers.proxyImageProcess(cfg.proxyJar(), work, pin, mock.port());
+                    }
                     default -> throw new IllegalArgumentException(name);
                 };
                 String description = p.description();
-                if (p.name().equals(Peers.PROXY) && p.pid() > 0) {
+                if (Peers.isProxy(p.name()) && p.pid() > 0) {
                     description += "; " + jvmFlags(p.pid()) + "; " + buildOf(cfg.proxyJar());
                 }
                 peers.add(p);
@@ -220,7 +244,7 @@ public final class Harness {
      */
     private void warmUp() throws Exception {
         for (Peer p : peers) {
-            boolean jvm = p.name().equals(Peers.PROXY);
+            boolean jvm = Peers.isProxy(p.name());
             warmPeer(p, jvm ? cfg.peerWarmupSeconds() : Math.min(1.0, cfg.peerWarmupSeconds()), jvm);
         }
     }
@@ -350,12 +374,131 @@ public final class Harness {
         }
     }
 
-    /** Half the lowest closed-loop peak among the proxying peers (direct's when it is alone). */
+    /**
+     * The closed-loop rows again with wrk as the load generator: same levels, trials, warm-up and
+     * rotation; each measured run follows an unmeasured one of the warm-up's length (wrk has no
+     * warm-up of its own), and the peer's CPU is read around the measured run.
+     */
+    private void wrkScenario() throws Exception {
+        if (!Tools.has("wrk")) {
+            skipped.add(new Results.Skipped("wrk rows", "wrk is not installed (apt-get install wrk)"));
+            log("wrk rows SKIPPED: wrk is not installed");
+            return;
+        }
+        Path script = ExternalLoad.writeWrkScript(work.resolve("wrk"));
+        Map<String, List<Double>> rps = new LinkedHashMap<>();
+        Map<String, List<ExternalLoad.WrkOutcome>> outcomes = new HashMap<>();
+        Map<String, Double> cpu = new HashMap<>();
+        double warm = Math.max(1, cfg.warmupSeconds());
+        double measure = Math.max(1, Math.round(cfg.measureSeconds()));
+        for (int trial = 1; trial <= cfg.trials(); trial++) {
+            for (int conns : cfg.connectionLevels()) {
+                for (Peer p : rotated(peers, trial - 1)) {
+                    String la = Procfs.loadavg();
+                    ExternalLoad.wrk(pin, script, p.port(), conns, warm);
+                    long c0 = p.pid() > 0 ? Procfs.cpuTicksTree(p.pid()) : 0;
+                    ExternalLoad.WrkOutcome o = ExternalLoad.wrk(pin, script, p.port(), conns, measure);
+                    long c1 = p.pid() > 0 ? Procfs.cpuTicksTree(p.pid()) : 0;
+                    double cpuSeconds = p.pid() > 0 ? (c1 - c0) / (double) Procfs.TICKS_PER_SECOND : Double.NaN;
+                    String k = p.name() + "/" + conns;
+                    if (Double.isNaN(o.throughputRps())) {
+                        notes.add("wrk printed no result for " + k + ": " + o.raw().lines().limit(3).toList());
+                        continue;
+                    }
+                    rps.computeIfAbsent(k, x -> new ArrayList<>()).add(o.throughputRps());
+                    outcomes.computeIfAbsent(k, x -> new ArrayList<>()).add(o);
+                    cpu.merge(k, cpuSeconds, Double::sum);
+                    runs.add(new RunRecord("non-stream closed loop, wrk", p.name(), trial, conns, measure,
+                            o.throughputRps(), o.requests(), o.errors(), o.latency().p50Ms(), o.latency().p99Ms(),
+                            cpuSeconds / measure, la));
+                    log(String.format(Locale.ROOT, "wrk trial %d, %3d conns, %-11s %9.0f req/s  p50 %.2f  p99 %.2f ms"
+                                    + "  errors %d  peer CPU %.2f cores", trial, conns, p.name(), o.throughputRps(),
+                            o.latency().p50Ms(), o.latency().p99Ms(), o.errors(), cpuSeconds / measure));
+                }
+            }
+        }
+        for (int conns : cfg.connectionLevels()) {
+            for (Peer p : peers) {
+                String k = p.name() + "/" + conns;
+                List<ExternalLoad.WrkOutcome> os = outcomes.get(k);
+                if (os == null) {
+                    continue;
+                }
+                long ok = os.stream().mapToLong(ExternalLoad.WrkOutcome::requests).sum();
+                long errors = os.stream().mapToLong(ExternalLoad.WrkOutcome::errors).sum();
+                double cpuUs = cpu.get(k) * 1e6 / Math.max(1, ok);
+                wrk.add(new NonStreamRow(p.name(), conns, os.size(),
+                        Percentiles.median(rps.get(k).stream().mapToDouble(Double::doubleValue).toArray()), rps.get(k),
+                        medianLatency(os), ok, errors, cpuUs));
+            }
+        }
+    }
+
+    /**
+     * wrk gives each run's percentiles, not its samples: the trials' percentiles are combined by
+     * their median (the same statistic as the throughput), the max by the max.
+     */
+    static LatencySummary medianLatency(List<ExternalLoad.WrkOutcome> os) {
+        java.util.function.ToDoubleFunction<java.util.function.ToDoubleFunction<LatencySummary>> med = f ->
+                Percentiles.median(os.stream().mapToDouble(o -> f.applyAsDouble(o.latency())).toArray());
+        long count = os.stream().mapToLong(o -> o.latency().count()).sum();
+        double max = os.stream().mapToDouble(o -> o.latency().maxMs()).max().orElse(Double.NaN);
+        return new LatencySummary(count, med.applyAsDouble(LatencySummary::meanMs), med.applyAsDouble(LatencySummary::p50Ms),
+                med.applyAsDouble(LatencySummary::p90Ms), med.applyAsDouble(LatencySummary::p99Ms),
+                med.applyAsDouble(LatencySummary::p999Ms), max);
+    }
+
+    /** Time to first byte of {@code count} streams opened at once, measured by h2load --h1, peers rotated. */
+    private void h2loadScenario(int count) throws Exception {
+        if (!Tools.has("h2load")) {
+            skipped.add(new Results.Skipped("h2load rows", "h2load is not installed (apt-get install nghttp2-client)"));
+            log("h2load rows SKIPPED: h2load is not installed");
+            return;
+        }
+        // The first byte is what is measured: short streams, the same interval as the stream scenario.
+        int events = 10;
+        long interval = cfg.streamIntervalMs();
+        Map<String, List<ExternalLoad.TtfbOutcome>> all = new LinkedHashMap<>();
+        for (int trial = 1; trial <= cfg.streamTrials(); trial++) {
+            for (Peer p : rotated(peers, trial - 1)) {
+                ExternalLoad.TtfbOutcome o = ExternalLoad.h2load(pin, work.resolve("h2load"), p.port(), count, events,
+                        interval);
+                if (Double.isNaN(o.meanMs())) {
+                    notes.add("h2load printed no result for " + p.name() + " at " + count + " streams: "
+                            + o.raw().lines().limit(3).toList());
+                    continue;
+                }
+                all.computeIfAbsent(p.name(), x -> new ArrayList<>()).add(o);
+                log(String.format(Locale.ROOT, "h2load trial %d, %d streams, %-11s TTFB min %.2f  mean %.2f  max %.2f ms"
+                        + "  succeeded %d  failed %d", trial, count, p.name(), o.minMs(), o.meanMs(), o.maxMs(),
+                        o.succeeded(), o.failed()));
+            }
+        }
+        for (Peer p : peers) {
+            List<ExternalLoad.TtfbOutcome> os = all.get(p.name());
+            if (os == null) {
+                continue;
+            }
+            ttfb.add(new Results.TtfbRow(p.name(), count, os.size(),
+                    os.stream().mapToLong(ExternalLoad.TtfbOutcome::succeeded).sum(),
+                    os.stream().mapToLong(ExternalLoad.TtfbOutcome::failed).sum(),
+                    os.stream().mapToDouble(ExternalLoad.TtfbOutcome::minMs).min().orElse(Double.NaN),
+                    os.stream().mapToDouble(ExternalLoad.TtfbOutcome::meanMs).average().orElse(Double.NaN),
+                    os.stream().mapToDouble(ExternalLoad.TtfbOutcome::maxMs).max().orElse(Double.NaN),
+                    os.stream().mapToDouble(ExternalLoad.TtfbOutcome::sdMs).average().orElse(Double.NaN)));
+        }
+    }
+
+    /**
+     * Half the lowest closed-loop peak among the proxying peers (direct's when it is alone), from
+     * the harness's client's rows, or wrk's when this run has only those.
+     */
     double openLoopRate() {
+        List<NonStreamRow> closed = nonStream.isEmpty() ? wrk : nonStream;
         double lowest = Double.MAX_VALUE;
         double direct = 0;
-        for (NonStreamRow x : nonStream) {
-            double peak = nonStream.stream().filter(y -> y.peer().equals(x.peer()))
+        for (NonStreamRow x : closed) {
+            double peak = closed.stream().filter(y -> y.peer().equals(x.peer()))
                     .mapToDouble(NonStreamRow::throughputRps).max().orElse(0);
             if (x.peer().equals(Peers.DIRECT)) {
                 direct = peak;
@@ -821,7 +964,7 @@ public final class Harness {
 
     /** Heap in use after a full GC, for the proxy's JVM; NaN for other peers or when jcmd/jstat fail. */
     private double heapAfterGcMb(Peer p) {
-        if (!p.name().equals(Peers.PROXY) || p.pid() <= 0) {
+        if (!Peers.isProxy(p.name()) || p.pid() <= 0) {
             return Double.NaN;
         }
         Tools.run(List.of(Tools.jdkTool("jcmd"), Long.toString(p.pid()), "GC.run"), 30);
@@ -956,7 +1099,8 @@ public final class Harness {
         peerInfo.sort(Comparator.comparingInt(x -> BenchConfig.ALL_PEERS.indexOf(x.name())));
         openLoop.sort(Comparator.comparingInt(x -> BenchConfig.ALL_PEERS.indexOf(x.peer())));
         return new Results(LocalDate.now().format(DateTimeFormatter.ISO_LOCAL_DATE), cfg.mode(), startedAt, seconds(),
-                machine, pin.describe(), clientText, peerInfo, skipped, cfg, nonStream, openLoop, streaming, held, slow,
+                machine, pin.describe(), clientText, peerInfo, skipped, cfg, nonStream, wrk, openLoop, streaming, ttfb,
+                held, slow,
                 load, runs, profiles, syscalls, whatIf, notes);
     }
 }

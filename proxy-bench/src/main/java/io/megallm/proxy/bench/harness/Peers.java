@@ -20,6 +20,29 @@ public final class Peers {
     public static final String NGINX = "nginx";
     public static final String HAPROXY = "haproxy";
     public static final String PROXY = "proxy";
+    /** Our proxy run as the Docker image runs it: Temurin 25 with the image's JDK_JAVA_OPTIONS. */
+    public static final String PROXY_IMAGE = "proxy-image";
+
+    /**
+     * The Docker image's {@code JDK_JAVA_OPTIONS} (docker/Dockerfile; PeersTest keeps the two equal).
+     * The harness runs the image's JVM directly with them rather than the container: the other
+     * peers run as plain processes pinned to one core, and a container adds a network namespace
+     * hop (host networking aside) and seccomp, which would be measured with it.
+     */
+    public static final String IMAGE_JDK_JAVA_OPTIONS =
+            "-XX:MaxRAMPercentage=50 -XX:+UseParallelGC -XX:+ExitOnOutOfMemoryError --enable-native-access=ALL-UNNAMED";
+
+    /**
+     * The memory the JVM would see in the container: docker-compose.yml's {@code memory: 2G}. Run
+     * directly on a 24 GB host, MaxRAMPercentage=50 would give a 12 GB heap that Parallel GC's
+     * adaptive sizing grows into (2.5 GB RSS with 9,500 held streams), which no container has.
+     */
+    static final String IMAGE_MAX_RAM = "-XX:MaxRAM=2g";
+
+    /** Where the image's JVM (Temurin 25) is looked for; {@code MEGALLM_BENCH_IMAGE_JAVA} overrides. */
+    static final List<String> IMAGE_JAVA_CANDIDATES = List.of(
+            "/usr/lib/jvm/temurin-25-jdk-amd64/bin/java", "/usr/lib/jvm/temurin-25-jre-amd64/bin/java",
+            "/opt/java/openjdk/bin/java");
 
     /** The pool keys every proxying peer rotates over (the mock accepts any key). */
     public static final List<String> KEYS = List.of(
@@ -121,6 +144,43 @@ public final class Peers {
         return new Peer(PROXY, "megallm-proxy (" + jar.getFileName() + ", own process"
                 + (jvmOptions.isEmpty() ? ", JVM defaults" : ", JVM " + String.join(" ", jvmOptions))
                 + "; LOG_LEVEL=WARNING, access log on as shipped)", port, s);
+    }
+
+    /** The java launcher of the image's JDK (Temurin 25), or null when this machine has none. */
+    public static String imageJava() {
+        String env = System.getenv("MEGALLM_BENCH_IMAGE_JAVA");
+        List<String> candidates = env != null && !env.isBlank() ? List.of(env) : IMAGE_JAVA_CANDIDATES;
+        for (String c : candidates) {
+            if (Files.isExecutable(Path.of(c))) {
+                return c;
+            }
+        }
+        return null;
+    }
+
+    /** Our proxy as the Docker image runs it: the image's JVM with its JDK_JAVA_OPTIONS, same settings otherwise. */
+    public static Peer proxyImageProcess(Path jar, Path dir, Pinning pin, int mockPort) throws IOException {
+        String java = imageJava();
+        if (java == null) {
+            throw new IOException("no Temurin 25 JVM found (" + String.join(", ", IMAGE_JAVA_CANDIDATES)
+                    + "; or set MEGALLM_BENCH_IMAGE_JAVA)");
+        }
+        Path work = dir.resolve(PROXY_IMAGE);
+        Path keys = keysFile(work);
+        int port = ProcessService.freePort();
+        List<String> cmd = List.of(java, IMAGE_MAX_RAM, "-jar", jar.toAbsolutePath().toString());
+        Map<String, String> env = proxyEnv(mockPort, port, keys, work.resolve("logs"));
+        env.put("JDK_JAVA_OPTIONS", IMAGE_JDK_JAVA_OPTIONS);
+        ProcessService s = ProcessService.start(PROXY_IMAGE, pin.wrap(cmd, pin.peerCpus()), env, work, port, 60_000);
+        return new Peer(PROXY_IMAGE, "megallm-proxy (" + jar.getFileName() + ", own process, the Docker image's JVM run "
+                + "directly: " + java + " " + IMAGE_MAX_RAM + " (compose's memory limit) with JDK_JAVA_OPTIONS=\""
+                + IMAGE_JDK_JAVA_OPTIONS + "\"; LOG_LEVEL=WARNING, "
+                + "access log on as shipped)", port, s);
+    }
+
+    /** Our proxy in either JVM. */
+    public static boolean isProxy(String peer) {
+        return peer.equals(PROXY) || peer.equals(PROXY_IMAGE);
     }
 
     public static Peer proxyInProcess(Path dir, int mockPort) throws Exception {

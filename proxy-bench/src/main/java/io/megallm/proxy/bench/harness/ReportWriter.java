@@ -113,6 +113,7 @@ public final class ReportWriter {
         nonStream(b, r);
         openLoop(b, r);
         streaming(b, r);
+        h2load(b, r);
         held(b, r);
         slowReader(b, r);
         load(b, r);
@@ -130,22 +131,8 @@ public final class ReportWriter {
     static void targets(StringBuilder b, Results r) {
         b.append("## Contract §12 targets in this run\n\n");
         b.append("| target | this run | met |\n|---|---|---|\n");
-        TreeSet<Integer> levels = new TreeSet<>();
-        r.nonStream().forEach(x -> levels.add(x.connections()));
-        for (int c : levels) {
-            Optional<NonStreamRow> p = ns(r, Peers.PROXY, c);
-            Optional<NonStreamRow> n = ns(r, Peers.NGINX, c);
-            if (p.isPresent() && n.isPresent()) {
-                double ratio = p.get().throughputRps() / n.get().throughputRps();
-                b.append("| non-stream throughput ≥ Nginx's, ").append(c).append(" conns | ")
-                        .append(f(p.get().throughputRps(), 0)).append(" vs ").append(f(n.get().throughputRps(), 0))
-                        .append(" req/s (×").append(f(ratio, 2)).append(") | ").append(yes(ratio >= 1.0)).append(" |\n");
-                b.append("| non-stream p99 ≤ Nginx's, ").append(c).append(" conns | ")
-                        .append(f(p.get().latency().p99Ms(), 2)).append(" vs ")
-                        .append(f(n.get().latency().p99Ms(), 2)).append(" ms | ")
-                        .append(yes(p.get().latency().p99Ms() <= n.get().latency().p99Ms())).append(" |\n");
-            }
-        }
+        closedTargets(b, r.nonStream(), "own client");
+        closedTargets(b, r.wrk(), "wrk");
         Optional<OpenLoopRow> op = ol(r, Peers.PROXY);
         Optional<OpenLoopRow> od = ol(r, Peers.DIRECT);
         Optional<OpenLoopRow> on = ol(r, Peers.NGINX);
@@ -163,22 +150,56 @@ public final class ReportWriter {
         }
         TreeSet<Integer> counts = new TreeSet<>();
         r.streaming().forEach(x -> counts.add(x.streams()));
-        for (int c : counts) {
-            Optional<StreamRow> p = st(r, Peers.PROXY, c);
-            Optional<StreamRow> n = st(r, Peers.NGINX, c);
-            if (p.isPresent() && n.isPresent()) {
-                b.append("| ").append(c).append(" streams: per-event p99 ≤ Nginx's | ")
-                        .append(f(p.get().perEvent().p99Ms(), 2)).append(" vs ")
-                        .append(f(n.get().perEvent().p99Ms(), 2)).append(" ms | ")
-                        .append(yes(p.get().perEvent().p99Ms() <= n.get().perEvent().p99Ms())).append(" |\n");
-                b.append("| ").append(c).append(" streams: TTFB p99 ≤ Nginx's | ")
-                        .append(f(p.get().ttfb().p99Ms(), 2)).append(" vs ")
-                        .append(f(n.get().ttfb().p99Ms(), 2)).append(" ms | ")
-                        .append(yes(p.get().ttfb().p99Ms() <= n.get().ttfb().p99Ms())).append(" |\n");
+        for (String proxy : PROXIES) {
+            for (int c : counts) {
+                Optional<StreamRow> p = st(r, proxy, c);
+                Optional<StreamRow> n = st(r, Peers.NGINX, c);
+                Optional<StreamRow> d = st(r, Peers.DIRECT, c);
+                if (p.isPresent() && n.isPresent()) {
+                    String who = proxy.equals(Peers.PROXY) ? "" : " (" + proxy + ")";
+                    if (d.isPresent()) {
+                        double ap = p.get().perEvent().p99Ms() - d.get().perEvent().p99Ms();
+                        double an = n.get().perEvent().p99Ms() - d.get().perEvent().p99Ms();
+                        b.append("| ").append(c).append(" streams").append(who)
+                                .append(": added per-event p99 over direct ≤ Nginx's | ").append(diff(Optional.of(ap),
+                                        Optional.of(0.0))).append(" vs ").append(diff(Optional.of(an), Optional.of(0.0)))
+                                .append(" ms | ").append(yes(ap <= an)).append(" |\n");
+                    }
+                    b.append("| ").append(c).append(" streams").append(who).append(": per-event p99 ≤ Nginx's | ")
+                            .append(f(p.get().perEvent().p99Ms(), 2)).append(" vs ")
+                            .append(f(n.get().perEvent().p99Ms(), 2)).append(" ms | ")
+                            .append(yes(p.get().perEvent().p99Ms() <= n.get().perEvent().p99Ms())).append(" |\n");
+                    b.append("| ").append(c).append(" streams").append(who).append(": TTFB p99 ≤ Nginx's | ")
+                            .append(f(p.get().ttfb().p99Ms(), 2)).append(" vs ")
+                            .append(f(n.get().ttfb().p99Ms(), 2)).append(" ms | ")
+                            .append(yes(p.get().ttfb().p99Ms() <= n.get().ttfb().p99Ms())).append(" |\n");
+                }
+            }
+            for (Results.TtfbRow t : r.h2load()) {
+                if (!t.peer().equals(proxy)) {
+                    continue;
+                }
+                r.h2load().stream().filter(x -> x.peer().equals(Peers.NGINX) && x.streams() == t.streams()).findFirst()
+                        .ifPresent(n -> b.append("| h2load --h1, ").append(t.streams()).append(" streams")
+                                .append(proxy.equals(Peers.PROXY) ? "" : " (" + proxy + ")")
+                                .append(": mean TTFB ≤ Nginx's | ").append(f(t.meanMs(), 2)).append(" vs ")
+                                .append(f(n.meanMs(), 2)).append(" ms | ").append(yes(t.meanMs() <= n.meanMs()))
+                                .append(" |\n"));
+            }
+        }
+        Optional<HeldRow> nginxHeld = r.held().stream().filter(x -> x.peer().equals(Peers.NGINX)).findFirst();
+        for (HeldRow h : r.held()) {
+            if (Peers.isProxy(h.peer()) && nginxHeld.isPresent() && h.established() > 0
+                    && nginxHeld.get().established() > 0) {
+                double kb = perStreamKb(h);
+                double nkb = perStreamKb(nginxHeld.get());
+                b.append("| ").append(h.streams()).append(" open streams").append(h.peer().equals(Peers.PROXY) ? ""
+                                : " (" + h.peer() + ")").append(": RSS per stream ≤ Nginx's | ").append(f(kb, 1))
+                        .append(" vs ").append(f(nkb, 1)).append(" KB | ").append(yes(kb <= nkb)).append(" |\n");
             }
         }
         for (HeldRow h : r.held()) {
-            if (h.peer().equals(Peers.PROXY)) {
+            if (Peers.isProxy(h.peer())) {
                 boolean ok = h.errors() == 0 && h.established() == h.streams() && h.rssPeakMb() < 512;
                 b.append("| ").append(h.streams()).append(" open streams: no error, RSS < 512 MB | ")
                         .append(h.errors()).append(" errors, ").append(h.established()).append('/').append(h.streams())
@@ -198,21 +219,55 @@ public final class ReportWriter {
                 + "`RelayChunkBenchmark` with `-prof gc` (see README, Performance) | — |\n\n");
     }
 
+    /** Throughput and p99 against Nginx's at each level, for each proxy JVM, as one load driver measured them. */
+    static void closedTargets(StringBuilder b, List<NonStreamRow> rows, String driver) {
+        TreeSet<Integer> levels = new TreeSet<>();
+        rows.forEach(x -> levels.add(x.connections()));
+        for (String proxy : PROXIES) {
+            for (int c : levels) {
+                Optional<NonStreamRow> p = find(rows, proxy, c);
+                Optional<NonStreamRow> n = find(rows, Peers.NGINX, c);
+                if (p.isPresent() && n.isPresent()) {
+                    double ratio = p.get().throughputRps() / n.get().throughputRps();
+                    b.append("| ").append(driver).append(", ").append(proxy).append(": non-stream throughput ≥ Nginx's, ")
+                            .append(c).append(" conns | ")
+                            .append(f(p.get().throughputRps(), 0)).append(" vs ").append(f(n.get().throughputRps(), 0))
+                            .append(" req/s (×").append(f(ratio, 2)).append(") | ").append(yes(ratio >= 1.0)).append(" |\n");
+                    b.append("| ").append(driver).append(", ").append(proxy).append(": non-stream p99 ≤ Nginx's, ")
+                            .append(c).append(" conns | ")
+                            .append(f(p.get().latency().p99Ms(), 2)).append(" vs ")
+                            .append(f(n.get().latency().p99Ms(), 2)).append(" ms | ")
+                            .append(yes(p.get().latency().p99Ms() <= n.get().latency().p99Ms())).append(" |\n");
+                }
+            }
+        }
+    }
+
     static void nonStream(StringBuilder b, Results r) {
-        if (r.nonStream().isEmpty()) {
+        closedTable(b, r, r.nonStream(), "## Non-streaming: throughput and latency, closed loop (the harness's own client)\n\n",
+                "latency (request sent → last byte of the answer) pools all trials");
+        closedTable(b, r, r.wrk(), "## Non-streaming: throughput and latency, closed loop (wrk)\n\n"
+                + "The same load from an independent generator, `wrk -t1` (Debian's wrk, a Lua script for the same "
+                + "POST; pinned to the load core like the harness's client): throughput and latency as wrk "
+                + "measures them, same trials and rotation; each measured run follows an unmeasured one.\n\n",
+                "latency is wrk's (its own histogram; exact percentiles from its Lua `done` hook), per trial, "
+                        + "and the median over the trials (the max: the highest)");
+    }
+
+    static void closedTable(StringBuilder b, Results r, List<NonStreamRow> rows, String heading, String latency) {
+        if (rows.isEmpty()) {
             return;
         }
-        b.append("## Non-streaming: throughput and latency, closed loop\n\n");
+        b.append(heading);
         b.append("Each connection sends its next request when the previous answer ended (keep-alive). ")
                 .append("Throughput is the median over ").append(r.config().trials()).append(" trial(s) of ")
                 .append(f(r.config().measureSeconds(), 1)).append(" s (after ")
                 .append(f(r.config().warmupSeconds(), 1))
-                .append(" s not measured), peers interleaved, order rotated each trial; latency (request sent → "
-                        + "last byte of the answer) pools all trials. Peer CPU is the peer process's CPU time per "
-                        + "answered request.\n\n");
+                .append(" s not measured), peers interleaved, order rotated each trial; ").append(latency)
+                .append(". Peer CPU is the peer process's CPU time per answered request.\n\n");
         b.append("| conns | peer | req/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | peer CPU µs/req |\n");
         b.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
-        for (NonStreamRow x : r.nonStream()) {
+        for (NonStreamRow x : rows) {
             b.append("| ").append(x.connections()).append(" | ").append(x.peer()).append(" | ")
                     .append(f(x.throughputRps(), 0)).append(" | ").append(f(x.latency().p50Ms(), 2)).append(" | ")
                     .append(f(x.latency().p99Ms(), 2)).append(" | ").append(f(x.latency().p999Ms(), 2)).append(" | ")
@@ -222,16 +277,21 @@ public final class ReportWriter {
         b.append("\nRatios:\n\n| conns | req/s proxy/nginx | req/s proxy/direct | p99 proxy/nginx | p99 added over direct (ms) |"
                 + "\n|---:|---:|---:|---:|---:|\n");
         TreeSet<Integer> levels = new TreeSet<>();
-        r.nonStream().forEach(x -> levels.add(x.connections()));
-        for (int c : levels) {
-            Optional<NonStreamRow> p = ns(r, Peers.PROXY, c);
-            Optional<NonStreamRow> n = ns(r, Peers.NGINX, c);
-            Optional<NonStreamRow> d = ns(r, Peers.DIRECT, c);
-            b.append("| ").append(c).append(" | ")
-                    .append(ratio(p.map(x -> x.throughputRps()), n.map(x -> x.throughputRps()))).append(" | ")
-                    .append(ratio(p.map(x -> x.throughputRps()), d.map(x -> x.throughputRps()))).append(" | ")
-                    .append(ratio(p.map(x -> x.latency().p99Ms()), n.map(x -> x.latency().p99Ms()))).append(" | ")
-                    .append(diff(p.map(x -> x.latency().p99Ms()), d.map(x -> x.latency().p99Ms()))).append(" |\n");
+        rows.forEach(x -> levels.add(x.connections()));
+        for (String proxy : PROXIES) {
+            if (!proxy.equals(Peers.PROXY) && rows.stream().noneMatch(x -> x.peer().equals(proxy))) {
+                continue;
+            }
+            for (int c : levels) {
+                Optional<NonStreamRow> p = find(rows, proxy, c);
+                Optional<NonStreamRow> n = find(rows, Peers.NGINX, c);
+                Optional<NonStreamRow> d = find(rows, Peers.DIRECT, c);
+                b.append("| ").append(c).append(proxy.equals(Peers.PROXY) ? "" : " (" + proxy + ")").append(" | ")
+                        .append(ratio(p.map(x -> x.throughputRps()), n.map(x -> x.throughputRps()))).append(" | ")
+                        .append(ratio(p.map(x -> x.throughputRps()), d.map(x -> x.throughputRps()))).append(" | ")
+                        .append(ratio(p.map(x -> x.latency().p99Ms()), n.map(x -> x.latency().p99Ms()))).append(" | ")
+                        .append(diff(p.map(x -> x.latency().p99Ms()), d.map(x -> x.latency().p99Ms()))).append(" |\n");
+            }
         }
         b.append('\n');
     }
@@ -303,6 +363,27 @@ public final class ReportWriter {
         b.append('\n');
     }
 
+    static void h2load(StringBuilder b, Results r) {
+        if (r.h2load().isEmpty()) {
+            return;
+        }
+        b.append("## Streaming: time to first byte, h2load --h1\n\n");
+        b.append("An independent client for the streams' first byte: `h2load --h1 -c N -n N -m 1` (nghttp2-client) "
+                + "opens N connections at once, one SSE chat completion each; TTFB is h2load's per-connection "
+                + "\"time to 1st byte\" (from the connection's start, so it includes the connect). h2load gives "
+                + "min, max, mean and sd, no percentiles: the lowest min, the mean of the means and the highest max "
+                + "over the trials.\n\n");
+        b.append("| streams | peer | trials | succeeded | failed | TTFB min ms | TTFB mean ms | TTFB max ms | sd ms |\n");
+        b.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (Results.TtfbRow x : r.h2load()) {
+            b.append("| ").append(x.streams()).append(" | ").append(x.peer()).append(" | ").append(x.trials())
+                    .append(" | ").append(x.succeeded()).append(" | ").append(x.failed()).append(" | ")
+                    .append(f(x.minMs(), 2)).append(" | ").append(f(x.meanMs(), 2)).append(" | ")
+                    .append(f(x.maxMs(), 2)).append(" | ").append(f(x.sdMs(), 2)).append(" |\n");
+        }
+        b.append('\n');
+    }
+
     static void held(StringBuilder b, Results r) {
         if (r.held().isEmpty()) {
             return;
@@ -314,13 +395,13 @@ public final class ReportWriter {
                         + "`jcmd GC.run` + `jstat -gc` (JVM peers only); \"upstream closed\" is the time from the "
                         + "hang-up until the mock counts no open stream. Direct is not run here (the peer would be "
                         + "the mock itself).\n\n");
-        b.append("| peer | streams | established | receiving events | errors | RSS before MB | RSS peak MB | heap after GC MB | upstream closed after s |\n");
-        b.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        b.append("| peer | streams | established | receiving events | errors | RSS before MB | RSS peak MB | RSS per stream KB | heap after GC MB | upstream closed after s |\n");
+        b.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (HeldRow x : r.held()) {
             b.append("| ").append(x.peer()).append(" | ").append(x.streams()).append(" | ").append(x.established())
                     .append(" | ").append(x.receiving()).append(" | ").append(x.errors()).append(" | ")
                     .append(f(x.rssBeforeMb(), 0)).append(" | ").append(f(x.rssPeakMb(), 0)).append(" | ")
-                    .append(f(x.heapAfterGcMb(), 1)).append(" | ").append(f(x.upstreamClosedSeconds(), 2)).append(" |\n");
+                    .append(f(perStreamKb(x), 1)).append(" | ").append(f(x.heapAfterGcMb(), 1)).append(" | ").append(f(x.upstreamClosedSeconds(), 2)).append(" |\n");
         }
         b.append('\n');
     }
@@ -463,8 +544,15 @@ public final class ReportWriter {
 
     // ---- helpers ----------------------------------------------------------------------------
 
+    /** Our proxy in both JVMs: as users start it (JVM defaults) and as the Docker image runs it. */
+    static final List<String> PROXIES = List.of(Peers.PROXY, Peers.PROXY_IMAGE);
+
     static Optional<NonStreamRow> ns(Results r, String peer, int conns) {
-        return r.nonStream().stream().filter(x -> x.peer().equals(peer) && x.connections() == conns).findFirst();
+        return find(r.nonStream(), peer, conns);
+    }
+
+    static Optional<NonStreamRow> find(List<NonStreamRow> rows, String peer, int conns) {
+        return rows.stream().filter(x -> x.peer().equals(peer) && x.connections() == conns).findFirst();
     }
 
     static Optional<OpenLoopRow> ol(Results r, String peer) {
@@ -473,6 +561,11 @@ public final class ReportWriter {
 
     static Optional<StreamRow> st(Results r, String peer, int streams) {
         return r.streaming().stream().filter(x -> x.peer().equals(peer) && x.streams() == streams).findFirst();
+    }
+
+    /** What one held stream added to the peer's RSS: (peak − before) / established, in KB. */
+    static double perStreamKb(HeldRow h) {
+        return h.established() <= 0 ? Double.NaN : (h.rssPeakMb() - h.rssBeforeMb()) * 1024 / h.established();
     }
 
     static String ratio(Optional<Double> a, Optional<Double> b) {

@@ -15,8 +15,10 @@ public record Results(
         List<Skipped> skipped,
         BenchConfig config,
         List<NonStreamRow> nonStream,
+        List<NonStreamRow> wrk,
         List<OpenLoopRow> openLoop,
         List<StreamRow> streaming,
+        List<TtfbRow> h2load,
         List<HeldRow> held,
         List<SlowReaderRow> slowReader,
         List<ScenarioLoad> load,
@@ -55,6 +57,14 @@ public record Results(
     public record StreamRow(String peer, int streams, int eventsPerStream, long intervalMs, int trials,
                             long eventsExpected, long eventsReceived, long completed, LatencySummary ttfb,
                             LatencySummary perEvent, long errors) {
+    }
+
+    /**
+     * Time to first byte of {@code streams} SSE streams opened at once by h2load --h1 (one request a
+     * connection), over all trials: the lowest min, the mean of the means, the highest max.
+     */
+    public record TtfbRow(String peer, int streams, int trials, long succeeded, long failed, double minMs,
+                          double meanMs, double maxMs, double sdMs) {
     }
 
     /** Concurrent open streams held for a while, then dropped by the clients. */

@@ -30,6 +30,12 @@ class ReportWriterTest {
                 new Results.NonStreamRow("nginx", 64, 2, 16000, List.of(16000.0, 16000.0), lat(3.0, 8.0), 32000, 0, 60.0),
                 new Results.NonStreamRow("proxy", 64, 2, 20000, List.of(19000.0, 21000.0), lat(2.5, 6.0), 40000, 0, 50.0),
                 new Results.NonStreamRow("proxy", 16, 2, 18000, List.of(18000.0, 18000.0), lat(0.8, 2.0), 36000, 3, 52.0));
+        List<Results.NonStreamRow> wrk = List.of(
+                new Results.NonStreamRow("nginx", 64, 2, 16000, List.of(16000.0, 16000.0), lat(3.0, 8.0), 32000, 0, 60.0),
+                new Results.NonStreamRow("proxy", 64, 2, 17000, List.of(17000.0, 17000.0), lat(2.0, 7.0), 34000, 0, 55.0));
+        List<Results.TtfbRow> ttfb = List.of(
+                new Results.TtfbRow("nginx", 100, 2, 200, 0, 0.5, 1.5, 3.0, 0.4),
+                new Results.TtfbRow("proxy", 100, 2, 200, 0, 0.4, 1.2, 2.5, 0.3));
         List<Results.OpenLoopRow> ol = List.of(
                 new Results.OpenLoopRow("direct", 64, 8000, 7999, lat(0.2, 0.5), 16000, 0),
                 new Results.OpenLoopRow("nginx", 64, 8000, 7998, lat(0.4, 1.5), 16000, 0),
@@ -70,7 +76,7 @@ class ReportWriterTest {
                 List.of(new Results.PeerInfo("direct", "the mock"), new Results.PeerInfo("nginx", "Nginx"),
                         new Results.PeerInfo("proxy", "megallm-proxy")),
                 List.of(new Results.Skipped("haproxy", "haproxy is not installed")),
-                cfg, ns, ol, st, held, slow,
+                cfg, ns, wrk, ol, st, ttfb, held, slow,
                 List.of(new Results.ScenarioLoad("non-stream closed loop", "0.50 0.40 0.30", 0.05, 60)),
                 List.of(new Results.RunRecord("non-stream closed loop", "proxy", 1, 64, 2, 19000, 38000, 0, 2.5, 6.0, 0.95,
                         "0.5 0.4 0.3")),
@@ -98,16 +104,22 @@ class ReportWriterTest {
         assertTrue(md.contains("| proxy | 8000 | 8000 | 0.300 | 0.450 | 1.250 | 2.500 | +0.750 | 0 |"), md);
         // Streaming, with the proxy's 10 missing events and 1 error.
         assertTrue(md.contains("| 100 | proxy | 7990/8000 | 0.70 | 1.50 | 0.150 | 0.600 | 1.200 | +0.300 | 1 |"), md);
-        assertTrue(md.contains("| proxy | 1000 | 1000 | 1000 | 0 | 90 | 140 | 25.5 | 0.12 |"), md);
-        assertTrue(md.contains("| nginx | 1000 | 1000 | 1000 | 0 | 4 | 30 | — | 0.05 |"), md);
+        assertTrue(md.contains("| proxy | 1000 | 1000 | 1000 | 0 | 90 | 140 | 51.2 | 25.5 | 0.12 |"), md);
+        assertTrue(md.contains("| nginx | 1000 | 1000 | 1000 | 0 | 4 | 30 | 26.6 | — | 0.05 |"), md);
         assertTrue(md.contains("| proxy | 8.0 | 81920 | 10.2 | 150.0 | 151.0 | 152.0 | 120 / 7880 |"), md);
         assertTrue(md.contains("| non-stream closed loop | 0.50 0.40 0.30 | 0.05 | 60 |"), md);
         // Targets: throughput above Nginx's and p99 below it are met; the open-loop added p99 is under 1 ms.
-        assertTrue(md.contains("| non-stream throughput ≥ Nginx's, 64 conns | 20000 vs 16000 req/s (×1.25) | yes |"), md);
+        assertTrue(md.contains("| own client, proxy: non-stream throughput ≥ Nginx's, 64 conns | 20000 vs 16000 req/s (×1.25) | yes |"), md);
         assertTrue(md.contains("| open loop: added p99 over direct < 1 ms (cores to spare) | +0.75 ms at 8000 req/s | yes |"), md);
         assertTrue(md.contains("| 1000 open streams: no error, RSS < 512 MB |"), md);
         assertTrue(md.contains("`io.megallm.proxy.server.access.AccessLog.onEnd:40` | 40.0 % |"), md);
         assertTrue(md.contains("Note: a note"));
+        // wrk's rows, their targets, h2load's TTFB, and RSS per held stream: (140 - 90) MB / 1000 against (30 - 4) MB / 1000.
+        assertTrue(md.contains("| 64 | proxy | 17000 | 2.00 | 7.00 |"), md);
+        assertTrue(md.contains("| wrk, proxy: non-stream throughput ≥ Nginx's, 64 conns | 17000 vs 16000 req/s (×1.06) | yes |"), md);
+        assertTrue(md.contains("| h2load --h1, 100 streams: mean TTFB ≤ Nginx's | 1.20 vs 1.50 ms | yes |"), md);
+        assertTrue(md.contains("| 100 | proxy | 2 | 200 | 0 | 0.40 | 1.20 | 2.50 | 0.30 |"), md);
+        assertTrue(md.contains("| 1000 open streams: RSS per stream ≤ Nginx's | 51.2 vs 26.6 KB | **no** |"), md);
         // strace's table: 100000 calls over 10000 requests, writev first.
         assertTrue(md.contains("| non-stream, per request | proxy | 10000 | 10.00 | writev 6.00, read 3.00, epoll_wait 1.00 |"), md);
         assertTrue(md.contains("| proxy, access log off | 64 | 60000 | 1.00 | 2.00 | 16.7 |"), md);
@@ -137,7 +149,7 @@ class ReportWriterTest {
 
         // Charts: drawn (headless) and linked, or the reason is in the report.
         if (notes.isEmpty()) {
-            for (String png : List.of(Charts.THROUGHPUT, Charts.LATENCY, Charts.STREAMS)) {
+            for (String png : List.of(Charts.THROUGHPUT, Charts.LATENCY, Charts.STREAMS, Charts.THROUGHPUT_WRK)) {
                 Path f = dir.resolve(png);
                 assertTrue(Files.size(f) > 1000, png);
                 byte[] head = Files.readAllBytes(f);
