@@ -197,6 +197,11 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
         }, millis, millis, TimeUnit.MILLISECONDS);
     }
 
+    /** Runs {@code task} on this class's thread soon (an answer from Redis arrives on Lettuce's). */
+    void execute(Runnable task) {
+        run(task);
+    }
+
     public String instance() {
         return instance;
     }
