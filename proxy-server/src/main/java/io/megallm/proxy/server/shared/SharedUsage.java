@@ -99,8 +99,13 @@ public final class SharedUsage implements UsageLedger.AllInstances {
         }
         Batch batch = out;
         waiting = true;
-        conn.async().<List<Object>>eval(script, ScriptOutputType.MULTI, redisKeys, batch.args())
-                .whenComplete((r, e) -> link.execute(() -> answered(batch, r, e)));
+        try {
+            conn.async().<List<Object>>eval(script, ScriptOutputType.MULTI, redisKeys, batch.args())
+                    .whenComplete((r, e) -> link.execute(() -> answered(batch, r, e)));
+        } catch (RuntimeException e) {
+            waiting = false; // not sent: the same batch goes on the next beat
+            throw e;
+        }
     }
 
     private Batch nextBatch() {
