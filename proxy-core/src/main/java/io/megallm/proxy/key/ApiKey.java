@@ -25,6 +25,7 @@ public final class ApiKey {
     /** The first 64 bits of that digest: the key's seed in rendezvous hashing. */
     private final long affinitySeed;
     private final AtomicReference<KeyState> state = new AtomicReference<>(KeyState.AVAILABLE);
+    private final KeyPacer pacer = new KeyPacer();
     private final AtomicLong requests = new AtomicLong();
     private final AtomicLong failures = new AtomicLong();
     private final LongAdder promptTokens = new LongAdder();
@@ -93,6 +94,15 @@ public final class ApiKey {
 
     public KeyState state() {
         return state.get();
+    }
+
+    KeyPacer pacer() {
+        return pacer;
+    }
+
+    /** Requests per second this key is paced at (learned from its 429s), 0 when it is not paced. */
+    public double pacedPerSecond(long nowNanos) {
+        return pacer.perSecond(nowNanos);
     }
 
     boolean transition(KeyState expected, KeyState next) {

@@ -74,6 +74,7 @@ public final class KeyLifecycle {
      */
     public void accepted(ApiKey key, int status) {
         key.recordStatus(status, false);
+        key.pacer().accepted();
         for (;;) {
             KeyState s = key.state();
             long now = clock.nanoTime();
@@ -195,9 +196,24 @@ public final class KeyLifecycle {
             if (apply(key, s, next, why)) {
                 if (s.onTrial()) {
                     trials[TrialOutcome.FAILED.ordinal()].increment();
+                } else if (s.usableAt(now)) {
+                    // A new rest, not a 429 that answers a request sent before the current one began.
+                    learnPace(key, now, next.untilNanos());
                 }
                 return;
             }
+        }
+    }
+
+    /** A rest began: what the key accepted since its last one sets its pace (see {@link KeyPacer}). */
+    private void learnPace(ApiKey key, long now, long restEnd) {
+        boolean wasPaced = key.pacer().perSecond(now) > 0;
+        double perSecond = key.pacer().limited(now, restEnd);
+        if (perSecond > 0 && !wasPaced) {
+            log.info("key {} paced at {} requests/s, the rate it accepted between its last two 429s",
+                    key, String.format(java.util.Locale.ROOT, "%.1f", perSecond));
+        } else if (perSecond == 0 && wasPaced) {
+            log.info("key {} no longer paced: its 429s are no longer close together", key);
         }
     }
 
@@ -263,6 +279,7 @@ public final class KeyLifecycle {
 
     /** Back to rotation by an operator's reset; returns whether the key was out. */
     public boolean reset(ApiKey key) {
+        key.pacer().forget();
         for (;;) {
             KeyState s = key.state();
             if (s.kind() == KeyState.Kind.AVAILABLE) {

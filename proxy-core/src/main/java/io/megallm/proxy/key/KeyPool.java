@@ -109,49 +109,68 @@ public final class KeyPool {
         return new KeyStats(snapshot.length, available, failed, cooling);
     }
 
-    /**
-     * Nanoseconds until a key is usable: 0 when one is now, else until the first resting key
-     * returns, or -1 when no key is resting (every unavailable key has failed, and only a trial
-     * or an operator brings one back).
-     */
-    /** Keys usable right now. */
+    /** Keys a request may take right now: usable, with a free slot of their pace. */
     public int usableNow() {
         long now = now();
         int n = 0;
         for (ApiKey k : keys) {
-            if (k.state().usableAt(now)) {
+            if (k.state().usableAt(now) && k.pacer().hasSlot(now)) {
                 n++;
             }
         }
         return n;
     }
 
-    /** Nanoseconds until the next rest that is still running ends, -1 when none runs. */
-    public long nanosUntilNextRestEnd() {
+    /**
+     * Nanoseconds until a request may take a key: 0 when one is free now, else until the first
+     * paced key's next slot or the first rest's end, whichever comes first; -1 when neither will
+     * come by itself (every key has failed: only a trial or an operator brings one back).
+     */
+    public long nanosUntilNextUsable() {
         long now = now();
         long best = Long.MAX_VALUE;
         for (ApiKey k : keys) {
             KeyState s = k.state();
-            if (s.kind() == KeyState.Kind.COOLING_DOWN && s.untilNanos() - now > 0) {
+            if (s.usableAt(now)) {
+                long slot = k.pacer().nanosUntilSlot(now);
+                if (slot == 0) {
+                    return 0;
+                }
+                best = Math.min(best, slot);
+            } else if (s.kind() == KeyState.Kind.COOLING_DOWN) {
                 best = Math.min(best, s.untilNanos() - now);
             }
         }
         return best == Long.MAX_VALUE ? -1 : best;
     }
 
-    public long nanosUntilNextUsable() {
+    /**
+     * Nanoseconds until the next key comes within reach: a rest that still runs ends, or a paced
+     * key without a free slot gets one; -1 when nothing is due. What the waiters' timer waits for
+     * after it woke some: keys usable now are theirs already.
+     */
+    public long nanosUntilNextReturn() {
         long now = now();
+        long best = Long.MAX_VALUE;
         for (ApiKey k : keys) {
-            if (k.state().usableAt(now)) {
-                return 0;
+            KeyState s = k.state();
+            if (s.usableAt(now)) {
+                long slot = k.pacer().nanosUntilSlot(now);
+                if (slot > 0) {
+                    best = Math.min(best, slot);
+                }
+            } else if (s.kind() == KeyState.Kind.COOLING_DOWN) {
+                best = Math.min(best, s.untilNanos() - now);
             }
         }
-        return nanosUntilRestEnds(now);
+        return best == Long.MAX_VALUE ? -1 : best;
     }
 
     /**
-     * Nanoseconds until the first cooling key's rest ends (0 if one is over already), -1 when no
-     * key is cooling: what a request that found no key to move to may wait for (KEY_WAIT).
+     * Nanoseconds until the first cooling key's rest ends (0 if one is over already) or a paced
+     * key without a free slot gets one, -1 when neither: what a request that found no key to move
+     * to may wait for (KEY_WAIT). A key usable now with a free slot is not counted: the request
+     * found none, so it has tried them.
      */
     public long nanosUntilRestEnds() {
         return nanosUntilRestEnds(now());
@@ -163,6 +182,11 @@ public final class KeyPool {
             KeyState s = k.state();
             if (s.kind() == KeyState.Kind.COOLING_DOWN) {
                 best = Math.min(best, Math.max(0L, s.untilNanos() - now));
+            } else if (s.kind() == KeyState.Kind.AVAILABLE) {
+                long slot = k.pacer().nanosUntilSlot(now);
+                if (slot > 0) {
+                    best = Math.min(best, slot);
+                }
             }
         }
         return best == Long.MAX_VALUE ? -1 : best;

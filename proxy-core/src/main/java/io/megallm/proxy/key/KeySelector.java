@@ -8,7 +8,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * handed out with a CAS, so an unavailable key does not give its turn to its neighbour twice
  * and concurrent callers get distinct keys, one request per key per round. A request with an
  * affinity value goes by rendezvous hashing instead, and a failed key whose trial is due is
- * claimed here. No lock.
+ * claimed here. A key the upstream keeps rate-limiting is passed over while its pace has no free
+ * slot ({@link KeyPacer}); the others take its turn. No lock.
  */
 public final class KeySelector {
 
@@ -42,10 +43,10 @@ public final class KeySelector {
      * {@code tried}, or null when there is none.
      */
     public ApiKey next(ApiKey[] tried, int triedCount) {
-        return roundRobin(tried, 0, triedCount);
+        return roundRobin(tried, 0, triedCount, true);
     }
 
-    private ApiKey roundRobin(ApiKey[] tried, int from, int to) {
+    private ApiKey roundRobin(ApiKey[] tried, int from, int to, boolean paced) {
         for (;;) {
             ApiKey[] keys = pool.snapshot();
             int n = keys.length;
@@ -59,7 +60,7 @@ public final class KeySelector {
             int offset = 0;
             for (; offset < n; offset++) {
                 ApiKey k = keys[(base + offset) % n];
-                if (k.state().usableAt(now) && !contains(tried, from, to, k)) {
+                if (usable(k, now, paced) && !contains(tried, from, to, k)) {
                     found = k;
                     break;
                 }
@@ -67,10 +68,16 @@ public final class KeySelector {
             if (found == null) {
                 return null;
             }
-            if (cursor.compareAndSet(start, start + offset + 1)) {
+            // The slot is taken only by the caller that won the turn; one that lost it to a racer scans again.
+            if (cursor.compareAndSet(start, start + offset + 1) && (!paced || found.pacer().tryTake(now))) {
                 return found;
             }
         }
+    }
+
+    /** Usable now and, when {@code paced}, with a free slot of its pace (see {@link KeyPacer}). */
+    private static boolean usable(ApiKey k, long now, boolean paced) {
+        return k.state().usableAt(now) && (!paced || k.pacer().hasSlot(now));
     }
 
     /**
@@ -82,24 +89,38 @@ public final class KeySelector {
      * share of values moves, each to its second choice.
      */
     public ApiKey next(ApiKey[] tried, int from, int to, long affinity) {
+        return next(tried, from, to, affinity, true);
+    }
+
+    /**
+     * Like {@link #next(ApiKey[], int, int, long)}, but a key's pace is ignored when {@code paced}
+     * is false: for a request that cannot wait for a slot (KEY_WAIT=0), a key that may answer 429
+     * is still better than a 503 of our own.
+     */
+    public ApiKey next(ApiKey[] tried, int from, int to, long affinity, boolean paced) {
         if (affinity == 0) {
-            return roundRobin(tried, from, to);
+            return roundRobin(tried, from, to, paced);
         }
-        ApiKey[] keys = pool.snapshot();
-        long now = pool.now();
-        ApiKey best = null;
-        long bestWeight = 0;
-        for (ApiKey k : keys) {
-            if (!k.state().usableAt(now) || contains(tried, from, to, k)) {
-                continue;
+        for (;;) {
+            ApiKey[] keys = pool.snapshot();
+            long now = pool.now();
+            ApiKey best = null;
+            long bestWeight = 0;
+            for (ApiKey k : keys) {
+                if (!usable(k, now, paced) || contains(tried, from, to, k)) {
+                    continue;
+                }
+                long w = weight(affinity, k);
+                if (best == null || Long.compareUnsigned(w, bestWeight) > 0) {
+                    best = k;
+                    bestWeight = w;
+                }
             }
-            long w = weight(affinity, k);
-            if (best == null || Long.compareUnsigned(w, bestWeight) > 0) {
-                best = k;
-                bestWeight = w;
+            if (best == null || !paced || best.pacer().tryTake(now)) {
+                return best;
             }
+            // A racer took the key's last slot: choose again among the others.
         }
-        return best;
     }
 
     /** {@link #next(ApiKey[], int, int, long)} avoiding every key tried so far. */

@@ -12,7 +12,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * Requests waiting for a key when none is usable (contract §7, {@code KEY_WAIT}). No thread is
  * parked: a waiter is a queue entry and a callback that runs on the waiter's own event loop.
  * Waiters are woken in arrival order when a key becomes usable: on a state change to
- * available, on a reload, or by one timer at the earliest end of a rest. A client that leaves
+ * available, on a reload, or by one timer at the earliest end of a rest or the next slot of a
+ * paced key ({@link KeyPacer}). A client that leaves
  * takes its entry out at once. The count is bounded: when full, the caller answers 503 at once.
  */
 public final class KeyWaiters {
@@ -159,7 +160,7 @@ public final class KeyWaiters {
         w.cancelDeadline();
     }
 
-    /** One timer for the whole pool, at the earliest rest end any waiter needs. */
+    /** One timer for the whole pool, at the earliest rest end or slot any waiter needs. */
     private void scheduleWake(EventLoop loop, long delayNanos) {
         long at = pool.now() + delayNanos;
         for (;;) {
@@ -175,9 +176,9 @@ public final class KeyWaiters {
             wakeAt.compareAndSet(at, Long.MAX_VALUE);
             int usable = pool.usableNow();
             wake(Math.max(1, usable));
-            long next = pool.nanosUntilNextRestEnd();
+            long next = pool.nanosUntilNextReturn();
             if (next > 0 && count.get() > 0) {
-                // Others rest on: the next rest end wakes the next waiters.
+                // Others rest on, or wait for a paced key's slot: the next one wakes the next waiters.
                 scheduleWake(loop, next);
             }
         }, delayNanos, TimeUnit.NANOSECONDS);

@@ -696,8 +696,8 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     // ---- waiting for a key (KEY_WAIT) -------------------------------------------------------------
 
     /**
-     * No key to use: wait when a resting key returns within what is left of KEY_WAIT, else the
-     * request is out of keys. {@code isSwitch}: the wait is part of a move that counts.
+     * No key to use: wait when a resting key returns, or a paced key has its next slot, within what
+     * is left of KEY_WAIT, else the request is out of keys. {@code isSwitch}: the wait is part of a move that counts.
      */
     private void awaitKey(boolean isSwitch) {
         KeyWaiters waiters = access.waiters();
@@ -706,12 +706,25 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             waitDeadline = now + access.keyWaitNanos();
         }
         long left = waitDeadline - now;
-        long untilRestEnds = keys.nanosUntilRestEnds();
-        if (waiters == null || access.keyWaitNanos() == 0 || untilRestEnds < 0 || untilRestEnds > left) {
+        long untilUsable = keys.nanosUntilRestEnds();
+        if (waiters == null || access.keyWaitNanos() == 0 || untilUsable < 0 || untilUsable > left) {
             if (waitStart != 0) {
                 events.keyWait(RelayEvents.KeyWait.TIMED_OUT, now - waitStart);
+                outOfKeys();
+                return;
             }
-            outOfKeys();
+            // No wait for this request: a key that is only paced out (KeyPacer) may still accept it,
+            // which beats a 503 of our own.
+            ApiKey unpaced = relay.selector().next(tried, avoidFrom, triedCount, affinity, false);
+            if (unpaced == null) {
+                outOfKeys();
+                return;
+            }
+            if (isSwitch && unpaced != trialKey) {
+                switches++;
+                events.keySwitch();
+            }
+            use(unpaced);
             return;
         }
         KeyWaiters.Waiter w = waiters.await(exchange.eventLoop(), left, this);

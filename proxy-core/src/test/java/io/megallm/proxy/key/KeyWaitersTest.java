@@ -92,6 +92,39 @@ class KeyWaitersTest {
     }
 
     @Test
+    void aWaiterForAPacedKeyIsWokenAtItsNextSlot() {
+        // Key a learns a pace of 10/s (two 429s a second apart, ten accepted between); b is out.
+        pool.markFailed(b, 401);
+        pool.limited(a, 429, 1);
+        advanceSeconds(1);
+        for (int i = 0; i < 10; i++) {
+            pool.recordSuccess(a, 200);
+        }
+        pool.limited(a, 429, 1);
+        advanceSeconds(1);
+        KeySelector selector = new KeySelector(pool);
+        ApiKey[] none = new ApiKey[1];
+        for (int i = 0; i < 3; i++) {
+            assertNotNull(selector.next(none, 0), "the slot due and two of tolerance");
+        }
+        assertNull(selector.next(none, 0));
+        await("w", 10);
+        long slot = pool.nanosUntilNextUsable();
+        advanceNanos(slot - 1_000_000);
+        assertEquals(List.of(), events, "not before the slot");
+        advanceNanos(2_000_000);
+        assertEquals(List.of("w woken"), events);
+        assertNotNull(selector.next(none, 0), "and the slot is there for it");
+    }
+
+    private void advanceNanos(long n) {
+        nanos.addAndGet(n);
+        channel.advanceTimeBy(n, TimeUnit.NANOSECONDS);
+        channel.runScheduledPendingTasks();
+        channel.runPendingTasks();
+    }
+
+    @Test
     void aKeyBackInRotationByAStateChangeWakesTheWaitersAtOnce() {
         pool.limited(a, 429, 30);
         pool.markFailed(b, 401);

@@ -228,7 +228,9 @@ public final class KeysBench {
             // A request may wait KEY_WAIT (10 s) for a key, then be sent: 25 s is an answer that never came.
             OpenLoopClient.Outcome o = OpenLoopClient.run(uris, BODY, rps, start, scenario.durationNanos(),
                     Duration.ofSeconds(25), 30_000_000_000L);
-            return PoolRun.of(version.version(), load, rps, scenario, o, mock.tallies());
+            return PoolRun.of(version.version(), load, rps, scenario,
+                    java.util.concurrent.TimeUnit.SECONDS.toNanos(Long.parseLong(settings.getOrDefault("KEY_RECHECK", "300"))),
+                    o, mock.tallies());
         } finally {
             for (int i = started.size() - 1; i >= 0; i--) {
                 started.get(i).close();

@@ -15,19 +15,23 @@ import java.util.TreeMap;
  * @param goodputOfCapacity    successes that ended inside the load window ÷ the requests the pool's
  *                             buckets could have accepted in it (0 in the burst, flapping keys only while up)
  * @param goodputOfAchievable  the same successes ÷ what was achievable: the capacity capped at the offered load
+ * @param goodputOfReachable   the same successes ÷ the capacity a proxy keeping §7's trial schedule can reach
+ *                             (a flapping key counts from its first trial after it is up again), capped at the
+ *                             offered load
  * @param wastedPerSuccess     upstream calls that did not succeed ÷ client successes
  * @param recoverySeconds      from the end of the burst until goodput is ≥ 90 % of the pre-burst level
  *                             in each of the next three seconds (NaN: not within the run)
  */
 public record PoolRun(String version, double loadFraction, double offeredRps, double seconds, long sent,
                       long succeeded, double goodputRps, double capacityRequests, double achievableRequests,
-                      double goodputOfCapacity, double goodputOfAchievable, long upstreamCalls, long upstreamOk,
+                      double goodputOfCapacity, double goodputOfAchievable, double reachableRequests,
+                      double goodputOfReachable, long upstreamCalls, long upstreamOk,
                       long upstreamWasted, double wastedPerSuccess, Map<String, Long> clientErrors,
                       double preBurstRps, double recoverySeconds, double latencyP50Ms, double latencyP99Ms,
                       double latencyMaxMs, List<Double> goodputPerSecond, List<Double> capacityPerSecond,
                       List<KeyTally> keys) {
 
-    static PoolRun of(String version, double loadFraction, double offeredRps, PoolScenario s,
+    static PoolRun of(String version, double loadFraction, double offeredRps, PoolScenario s, long recheckNanos,
                       OpenLoopClient.Outcome o, List<KeyTally> keys) {
         long window = s.durationNanos();
         int secondsCount = (int) Math.ceil(window / 1e9);
@@ -52,6 +56,7 @@ public record PoolRun(String version, double loadFraction, double offeredRps, do
         }
         double capacity = s.requestsOver(0, window, Double.NaN);
         double achievable = s.requestsOver(0, window, offeredRps);
+        double reachable = s.reachableOver(0, window, offeredRps, recheckNanos);
         long calls = keys.stream().mapToLong(KeyTally::calls).sum();
         long ok = keys.stream().mapToLong(KeyTally::ok).sum();
         long allSucceeded = latencies.size();
@@ -79,6 +84,7 @@ public record PoolRun(String version, double loadFraction, double offeredRps, do
         double[] lat = latencies.stream().mapToDouble(Double::doubleValue).sorted().toArray();
         return new PoolRun(version, loadFraction, offeredRps, window / 1e9, o.size(), succeeded,
                 succeeded / (window / 1e9), capacity, achievable, succeeded / capacity, succeeded / achievable,
+                reachable, succeeded / reachable,
                 calls, ok, wasted, allSucceeded == 0 ? Double.NaN : (double) wasted / allSucceeded, errors, pre,
                 recovery, quantile(lat, 0.50), quantile(lat, 0.99), lat.length == 0 ? Double.NaN : lat[lat.length - 1],
                 Arrays.stream(perSecond).boxed().toList(), cap, keys);

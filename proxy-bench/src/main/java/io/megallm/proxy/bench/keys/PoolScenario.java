@@ -84,12 +84,63 @@ public record PoolScenario(List<PoolKey> keys, double ratePerKey, double bucketS
         return ratePerKey * (count(Role.HEALTHY) + (flapDown(t) ? 0 : count(Role.FLAPPING)));
     }
 
+    /**
+     * The capacity a proxy that follows contract §7 can reach at {@code t}: a flapping key that
+     * answered 401 is failed, and comes back only at the first trial after it is up again; trials
+     * at {@code KEY_RECHECK}, then 2×, 4× … later ({@code recheckNanos} 0: never). The upstream
+     * accepts the key before that, but no proxy that keeps the contract's trial schedule can know.
+     */
+    public double reachableAt(long t, long recheckNanos) {
+        if (inBurst(t) || flapDown(t)) {
+            return capacityAt(t);
+        }
+        for (long[] w : flapWindows) {
+            if (t >= w[1] && t < healedAt(w, recheckNanos) && nextWindowStart(w) > t) {
+                return ratePerKey * count(Role.HEALTHY);
+            }
+        }
+        return capacityAt(t);
+    }
+
+    /** When a key that failed at the window's start passes its first trial after the window's end. */
+    long healedAt(long[] window, long recheckNanos) {
+        if (recheckNanos <= 0) {
+            return Long.MAX_VALUE;
+        }
+        long trial = window[0] + recheckNanos;
+        long wait = recheckNanos;
+        while (trial < window[1]) {
+            wait *= 2;
+            trial += wait;
+        }
+        return trial;
+    }
+
+    private long nextWindowStart(long[] window) {
+        long next = Long.MAX_VALUE;
+        for (long[] w : flapWindows) {
+            if (w[0] >= window[1]) {
+                next = Math.min(next, w[0]);
+            }
+        }
+        return next;
+    }
+
     /** Requests the upstream could have accepted in [from, to), capped at {@code offeredRps} (NaN: no cap). */
     public double requestsOver(long from, long to, double offeredRps) {
+        return over(from, to, offeredRps, this::capacityAt);
+    }
+
+    /** {@link #requestsOver} for the capacity a proxy that keeps §7's trial schedule can reach. */
+    public double reachableOver(long from, long to, double offeredRps, long recheckNanos) {
+        return over(from, to, offeredRps, t -> reachableAt(t, recheckNanos));
+    }
+
+    private static double over(long from, long to, double offeredRps, java.util.function.LongToDoubleFunction at) {
         long step = TimeUnit.MILLISECONDS.toNanos(10);
         double sum = 0;
         for (long t = from; t < to; t += step) {
-            double c = capacityAt(t);
+            double c = at.applyAsDouble(t);
             sum += (Double.isNaN(offeredRps) ? c : Math.min(c, offeredRps)) * Math.min(step, to - t) / 1e9;
         }
         return sum;

@@ -161,6 +161,11 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
         requestDuration.recordNanos(System.nanoTime() - exchange.request().startNanos());
     }
 
+    private long pacedKeys() {
+        long now = keys.now();
+        return keys.keys().stream().filter(k -> k.pacedPerSecond(now) > 0).count();
+    }
+
     private static final String[] METHOD_CLASSES = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "OTHER"};
     /** HTTP status codes have three digits; index 0 stands for "none". */
     private static final int STATUSES = 1000;
@@ -216,6 +221,9 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
         t.histogram("megallm_key_wait_seconds", "Time requests waited for a key.", keyWaitTime);
         t.family("megallm_key_waiters", "gauge", "Requests waiting for a key now.")
                 .sample("megallm_key_waiters", waiters == null ? 0 : waiters.size());
+        t.family("megallm_keys_paced", "gauge",
+                "Keys spaced at the rate they accepted between two close 429s (see README, pacing).")
+                .sample("megallm_keys_paced", pacedKeys());
         t.family("megallm_retries_refused_total", "counter",
                 "Resends after transient failures refused by the retry budget (the failure went to the client).")
                 .sample("megallm_retries_refused_total", retriesRefused.sum());

@@ -269,6 +269,47 @@ class KeyLifecycleRelayTest {
     }
 
     @Test
+    void aKeyTheUpstreamLimitsTwiceInASecondIsPacedAndTheOverflowGoesToTheOtherKey() throws Exception {
+        ManualKeyClock clock = new ManualKeyClock();
+        try (ProxyUnderTest p = ProxyUnderTest.start(ProxyUnderTest.keys(2), Map.of(), clock, null)) {
+            // Key 0 takes five requests a second: its 1st and 7th calls are 429s, the rest 200.
+            AtomicInteger calls = new AtomicInteger();
+            p.upstream.on(p.keys.get(0), (ctx, req) -> {
+                int n = calls.incrementAndGet();
+                (n == 1 || n == 7 ? MockUpstream.json(429, "{}", Map.of("Retry-After", "1"))
+                        : MockUpstream.json(200, OK)).respond(ctx, req);
+            });
+            assertEquals(200, p.chat().statusCode());
+            while (keysSeen(p, 0) == 0) {
+                assertEquals(200, p.chat().statusCode());
+            }
+            clock.advanceSeconds(1);
+            while (keysSeen(p, 0) < 7) {
+                assertEquals(200, p.chat().statusCode(), "every 429 moved to the other key");
+            }
+            assertEquals(5.0, key(p, 0).pacedPerSecond(clock.nanoTime()), 1e-9,
+                    "five accepted in the second between its two 429s");
+            assertTrue(p.logLines().stream().anyMatch(l -> l.contains("key " + ApiKey.mask(p.keys.get(0))
+                    + " paced at 5.0 requests/s")), p.logLines().toString());
+            assertEquals(1, metric(p, "megallm_keys_paced"));
+
+            clock.advanceSeconds(1);
+            int before = p.upstream.requestCount();
+            for (int i = 0; i < 8; i++) {
+                assertEquals(200, p.chat().statusCode());
+            }
+            List<String> seen = p.upstream.all().subList(before, before + 8).stream()
+                    .map(MockUpstream.Received::key).toList();
+            // No time passes on the pool's clock: key 0 has its three slots (one due, two of
+            // tolerance) and the other key takes the rest, where strict round robin gave 4 and 4.
+            assertEquals(3, seen.stream().filter(p.keys.get(0)::equals).count(), seen.toString());
+            assertEquals(5, seen.stream().filter(p.keys.get(1)::equals).count());
+            assertEquals(8, p.upstream.all().subList(before, before + 8).size());
+            assertEquals(7 + 3, calls.get(), "no 429 was paid for the pacing");
+        }
+    }
+
+    @Test
     void aRestartWithTheSameStateFileKeepsAFailedKeyOut() throws Exception {
         List<String> keys = ProxyUnderTest.keys(2);
         java.nio.file.Path dir;
