@@ -57,8 +57,12 @@ public final class BenchMain {
                   --leak-level LEVEL     Netty leak detection of the proxy (default paranoid)
                   --out, --proxy-jar, --proxy-jvm-opts as above
               bench --keys [--minutes N] [--old-jar PATH] [--proxy-jar PATH] [--out DIR] [--keep-work]
+                           [--instances N [--redis]]
                   pool efficiency: a rate-limited key pool (dead, flapping, an IP-wide 429 burst) under and over
-                  its capacity; writes proxy-bench/results/<date>-keys/ (`bench --keys --help` for the rest)
+                  its capacity; writes proxy-bench/results/<date>-keys/ (`bench --keys --help` for the rest);
+                  --instances 3 --redis: three proxies, alone and sharing state through Redis, in one run
+              bench --redis-overhead [--trials N] [--seconds S] [--connections a,b] [--proxy-jar PATH] [--out DIR]
+                  one proxy with REDIS_URL against one without, same run: throughput and p99
               jmh [JMH options]
                   the microbenchmarks, e.g. `jmh -prof gc RelayChunk` (`jmh -h` lists JMH's options)
               jfr FILE.jfr
@@ -123,6 +127,10 @@ public final class BenchMain {
                 case "--keys" -> {
                     return io.megallm.proxy.bench.keys.KeysBench.command(Arrays.stream(args).filter(x -> !x.equals(a))
                             .toArray(String[]::new), findProxyJar());
+                }
+                case "--redis-overhead" -> {
+                    return io.megallm.proxy.bench.shared.SharedOverheadBench.command(Arrays.stream(args)
+                            .filter(x -> !x.equals(a)).toArray(String[]::new), findProxyJar());
                 }
                 case "--out" -> out = Path.of(value(args, ++i, a));
                 case "--proxy-jar" -> jar = Path.of(value(args, ++i, a));

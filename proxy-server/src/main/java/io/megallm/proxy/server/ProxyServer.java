@@ -24,6 +24,7 @@ import io.megallm.proxy.server.routes.AccessControl;
 import io.megallm.proxy.server.routes.Router;
 import io.megallm.proxy.server.shared.RedisCounters;
 import io.megallm.proxy.server.shared.RedisKeyStates;
+import io.megallm.proxy.server.shared.SharedUsage;
 import io.megallm.proxy.transport.Transport;
 import io.megallm.proxy.upstream.BaseUrls;
 import io.megallm.proxy.upstream.UpstreamPools;
@@ -139,8 +140,9 @@ public final class ProxyServer {
         if (settings.redisUrl() != null) {
             // After the state file's restore: what this instance remembers is merged into Redis.
             shared = new RedisKeyStates(settings.redisUrl(), settings.redisPool(), keys, keyFile).start();
-            // Client limit windows over every instance (contract §14); usage totals stay per instance.
+            // Client limit windows and usage totals over every instance (contract §14).
             clients.share(new RedisCounters(shared));
+            usage.share(new SharedUsage(shared, usage, keys::keys, clients::clients));
             router.sharedState(shared);
             metrics.sharedState(shared);
         }

@@ -42,6 +42,7 @@ final class KeysReport {
         json.put("versions", plan.versions().stream().collect(Collectors.toMap(ProxyLauncher::version,
                 ProxyLauncher::describe, (a, b) -> a, LinkedHashMap::new)));
         json.put("settings", new TreeMap<>(plan.settings()));
+        json.put("instances", plan.instances());
         json.put("scenario", scenario(s));
         json.put("runs", runs);
         Files.writeString(plan.out().resolve(JSON), Json.write(json), StandardCharsets.UTF_8);
@@ -100,7 +101,7 @@ final class KeysReport {
         b.append("\n## Scenario\n\n");
         b.append(String.format(Locale.ROOT, """
                 A mock upstream (`RateLimitedUpstream`) in the bench's JVM, the proxy as a child process, an \
-                open-loop client (`java.net.http`, one request every 1/rate s whatever happened to the others).
+                open-loop client (`java.net.http`, one request every 1/rate s whatever happened to the others).%s
 
                 - %d keys: %d healthy, %d flapping (401 in %s s, fine otherwise), %d dead (401 always).
                 - Each key has a token bucket of %.0f req/s (bucket of %.0f). Over it: 429, with \
@@ -117,7 +118,12 @@ final class KeysReport {
                 before issue 12 ignores the settings it does not know (a 429 without `Retry-After` benches a key \
                 for `KEY_COOLDOWN`, a 401 kills it until a reset).
 
-                """, s.keys().size(), s.count(Role.HEALTHY), s.count(Role.FLAPPING), windows(s),
+                """, plan.instances() == 1 ? "" : "\n\n" + plan.instances() + " instances of each version, each its own "
+                        + "process, working directory and state file; the client sends request i to instance i mod "
+                        + plan.instances() + " (round robin, as Nginx's upstream block). A version *sharing Redis* has "
+                        + "REDIS_URL set to a redis-server started for that run alone; *alone*, its instances know "
+                        + "only what each learns itself.",
+                s.keys().size(), s.count(Role.HEALTHY), s.count(Role.FLAPPING), windows(s),
                 s.count(Role.DEAD), s.ratePerKey(), s.bucketSize(), f1(s.burstStartNanos() / 1e9),
                 f1(s.burstEndNanos() / 1e9), s.maxCapacity(), s.ratePerKey() * s.count(Role.HEALTHY),
                 s.requestsOver(0, s.durationNanos(), Double.NaN), s.bucketSize(),

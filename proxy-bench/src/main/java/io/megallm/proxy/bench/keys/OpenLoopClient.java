@@ -45,6 +45,12 @@ final class OpenLoopClient {
      */
     static Outcome run(URI uri, String body, double rps, long startNanos, long durationNanos, Duration requestTimeout,
                        long drainNanos) throws InterruptedException {
+        return run(java.util.List.of(uri), body, rps, startNanos, durationNanos, requestTimeout, drainNanos);
+    }
+
+    /** The same, request {@code i} going to {@code uris[i % n]}: round robin, as Nginx's upstream block does. */
+    static Outcome run(java.util.List<URI> uris, String body, double rps, long startNanos, long durationNanos,
+                       Duration requestTimeout, long drainNanos) throws InterruptedException {
         int n = (int) Math.floor(rps * durationNanos / 1e9);
         AtomicLongArray done = new AtomicLongArray(n);
         AtomicIntegerArray status = new AtomicIntegerArray(n);
@@ -58,9 +64,12 @@ final class OpenLoopClient {
         });
         HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).executor(pool)
                 .connectTimeout(Duration.ofSeconds(5)).build();
-        HttpRequest request = HttpRequest.newBuilder(uri).timeout(requestTimeout)
-                .header("Content-Type", "application/json")
-                .POST(HttpRequest.BodyPublishers.ofString(body)).build();
+        HttpRequest[] requests = new HttpRequest[uris.size()];
+        for (int u = 0; u < requests.length; u++) {
+            requests[u] = HttpRequest.newBuilder(uris.get(u)).timeout(requestTimeout)
+                    .header("Content-Type", "application/json")
+                    .POST(HttpRequest.BodyPublishers.ofString(body)).build();
+        }
         try {
             for (int i = 0; i < n; i++) {
                 long due = startNanos + (long) (i * 1e9 / rps);
@@ -71,7 +80,7 @@ final class OpenLoopClient {
                 int index = i;
                 sent[i] = System.nanoTime() - startNanos;
                 status.set(i, UNFINISHED);
-                client.sendAsync(request, HttpResponse.BodyHandlers.discarding()).whenComplete((resp, err) -> {
+                client.sendAsync(requests[i % requests.length], HttpResponse.BodyHandlers.discarding()).whenComplete((resp, err) -> {
                     done.set(index, System.nanoTime() - startNanos);
                     status.set(index, resp != null ? resp.statusCode() : code(err));
                     pending.decrementAndGet();

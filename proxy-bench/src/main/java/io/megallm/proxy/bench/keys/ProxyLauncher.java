@@ -23,6 +23,37 @@ interface ProxyLauncher {
     /** Starts it listening on {@code port} with {@code env}, working in {@code work}. */
     Service start(Map<String, String> env, int port, Path work) throws Exception;
 
+    /** Whether its instances share state through a Redis of the run's own (REDIS_URL). */
+    default boolean sharesState() {
+        return false;
+    }
+
+    /** {@code base} under another name, its instances sharing state through Redis or not. */
+    static ProxyLauncher variant(ProxyLauncher base, String version, boolean shared) {
+        return new ProxyLauncher() {
+            @Override
+            public String version() {
+                return version;
+            }
+
+            @Override
+            public String describe() {
+                return base.describe() + (shared ? ", REDIS_URL set (a redis-server started for each run)"
+                        : ", no REDIS_URL");
+            }
+
+            @Override
+            public Service start(Map<String, String> env, int port, Path work) throws Exception {
+                return base.start(env, port, work);
+            }
+
+            @Override
+            public boolean sharesState() {
+                return shared;
+            }
+        };
+    }
+
     /** A proxy jar run as a child process (a fresh working directory: no .env, no config/). */
     static ProxyLauncher jar(String version, Path jar) {
         return new ProxyLauncher() {

@@ -50,4 +50,23 @@ class KeysBenchSmokeTest {
         assertTrue(Files.size(report.resolve(KeysReport.JSON)) > 500);
         assertTrue(Files.size(report.resolve(KeysReport.CHART)) > 1000);
     }
+
+    /** {@code --instances 2 --redis}, shared variant only: both instances took load and reached Redis. */
+    @Test
+    @Timeout(value = 120, unit = TimeUnit.SECONDS)
+    void severalInstancesSharingRedis(@TempDir Path dir) throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(io.megallm.proxy.bench.harness.Tools.which("redis-server") != null,
+                "redis-server is not installed");
+        ByteArrayOutputStream console = new ByteArrayOutputStream();
+        KeysBench.Plan plan = new KeysBench.Plan(3_000_000_000L, List.of(1.5),
+                List.of(ProxyLauncher.variant(ProxyLauncher.inProcess("current"), "current ×2 sharing Redis", true)),
+                dir.resolve("report"), "smoke test", false, KeysBench.SETTINGS, 2);
+        List<PoolRun> runs = KeysBench.run(plan, new PrintStream(console, true, StandardCharsets.UTF_8));
+        String log = console.toString(StandardCharsets.UTF_8);
+        assertEquals(1, runs.size(), log);
+        assertTrue(runs.get(0).succeeded() > 0, "some requests succeeded\n" + log);
+        String md = Files.readString(dir.resolve("report").resolve(KeysReport.REPORT));
+        assertTrue(md.contains("| current ×2 sharing Redis | 150 %"), md);
+        assertTrue(md.contains("2 instances of each version"), md);
+    }
 }

@@ -41,6 +41,11 @@ public final class Client {
         this.id = sha256(spec.key());
     }
 
+    /** SHA-256 of the client key in hex: what names this client in Redis (never the key). */
+    public String id() {
+        return id;
+    }
+
     /** From now on the limit windows are counted over every instance sharing {@code counters}. */
     void share(SharedCounters counters) {
         this.shared = counters;

@@ -31,7 +31,7 @@ public final class ConfigLoader {
             "KEY_COOLDOWN", "ADMIN_TOKEN", "PROXY_API_KEYS", "SHUTDOWN_GRACE", "ACCESS_LOG_CONSOLE",
             "CLIENT_HEADER_TIMEOUT", "CLIENT_BODY_TIMEOUT", "KEEPALIVE_TIMEOUT", "SEND_TIMEOUT", "MAX_CONNECTIONS",
             "DEFAULT_MODEL", "KEY_RECHECK", "KEY_WAIT", "RETRY_BUDGET", "RETRY_BUDGET_MIN", "KEY_STATE_FILE",
-            "REDIS_URL", "REDIS_POOL");
+            "REDIS_URL", "REDIS_POOL", "REDIS_CA_FILE");
 
     private static final List<String> SECRET_NAMES = List.of("ADMIN_TOKEN", "PROXY_API_KEYS");
 
@@ -156,11 +156,26 @@ public final class ConfigLoader {
         if (v == null) {
             return null;
         }
+        RedisUrl url;
         try {
-            return RedisUrl.parse(v);
+            url = RedisUrl.parse(v);
         } catch (IllegalArgumentException e) {
             throw new ConfigError("REDIS_URL=\"" + RedisUrl.maskText(v) + "\" " + e.getMessage());
         }
+        // A Redis whose certificate no public CA signed (self-signed, a company CA): trusted through
+        // this file, for Redis only, so that the upstream keeps the JVM's own trust.
+        String ca = optional("REDIS_CA_FILE");
+        if (ca == null) {
+            return url;
+        }
+        if (!url.tls()) {
+            throw bad("REDIS_CA_FILE", "is for a rediss:// REDIS_URL (TLS); this one is redis://");
+        }
+        Path pem = workDir.resolve(ca);
+        if (!Files.isReadable(pem)) {
+            throw bad("REDIS_CA_FILE", "cannot be read");
+        }
+        return url.trusting(pem);
     }
 
     /** {@code a,b,c}, or {@code @path} to a file of one key a line ('#' comments, blanks ignored). */

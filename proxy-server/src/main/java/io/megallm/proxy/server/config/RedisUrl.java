@@ -16,14 +16,27 @@ public final class RedisUrl {
     private final String host;
     private final int port;
     private final int database;
+    /** REDIS_CA_FILE: the certificates a rediss:// server's must chain to; null: the JVM's trust. */
+    private final java.nio.file.Path caFile;
 
-    private RedisUrl(String value, String masked, boolean tls, String host, int port, int database) {
+    private RedisUrl(String value, String masked, boolean tls, String host, int port, int database,
+                     java.nio.file.Path caFile) {
         this.value = value;
         this.masked = masked;
         this.tls = tls;
         this.host = host;
         this.port = port;
         this.database = database;
+        this.caFile = caFile;
+    }
+
+    /** The same URL, its TLS server trusted when its certificate chains to one in {@code pem}. */
+    public RedisUrl trusting(java.nio.file.Path pem) {
+        return new RedisUrl(value, masked, tls, host, port, database, pem);
+    }
+
+    public java.nio.file.Path caFile() {
+        return caFile;
     }
 
     /** @throws IllegalArgumentException with a reason that does not repeat the password */
@@ -58,7 +71,7 @@ public final class RedisUrl {
         if (uri.getRawQuery() != null || uri.getRawFragment() != null) {
             throw new IllegalArgumentException("must not have a query or fragment");
         }
-        return new RedisUrl(v, maskText(v), scheme.equalsIgnoreCase("rediss"), uri.getHost(), port, db);
+        return new RedisUrl(v, maskText(v), scheme.equalsIgnoreCase("rediss"), uri.getHost(), port, db, null);
     }
 
     /** The text with whatever stands between "//" and "@" replaced: user and password both. */

@@ -105,6 +105,7 @@ public record Settings(
                 + " key_state_file=" + keyStateFile
                 + " egress_proxy=" + egressText()
                 + " redis_url=" + (redisUrl == null ? "unset" : redisUrl.masked())
-                + (redisUrl == null ? "" : " redis_pool=" + redisPool);
+                + (redisUrl == null ? "" : " redis_pool=" + redisPool)
+                + (redisUrl == null || redisUrl.caFile() == null ? "" : " redis_ca_file=" + redisUrl.caFile());
     }
 }

@@ -7,6 +7,7 @@ import io.lettuce.core.RedisConnectionStateListener;
 import io.lettuce.core.RedisURI;
 import io.lettuce.core.ScriptOutputType;
 import io.lettuce.core.SocketOptions;
+import io.lettuce.core.SslOptions;
 import io.lettuce.core.TimeoutOptions;
 import io.lettuce.core.api.StatefulRedisConnection;
 import io.lettuce.core.codec.StringCodec;
@@ -140,7 +141,11 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
         RedisURI uri = RedisURI.create(url.value());
         uri.setTimeout(Duration.ofSeconds(2));
         client = RedisClient.create(resources, uri);
-        client.setOptions(ClientOptions.builder()
+        ClientOptions.Builder options = ClientOptions.builder();
+        if (url.caFile() != null) {
+            options.sslOptions(SslOptions.builder().jdkSslProvider().trustManager(url.caFile().toFile()).build());
+        }
+        client.setOptions(options
                 .autoReconnect(true)
                 // While Redis is away a command fails at once instead of queueing: what it carried is
                 // published again, in full, on reconnection.
@@ -195,6 +200,11 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
                 log.warn("shared state: {} failed ({})", task, e.toString());
             }
         }, millis, millis, TimeUnit.MILLISECONDS);
+    }
+
+    /** Runs {@code task} on this class's thread soon (an answer from Redis arrives on Lettuce's). */
+    void execute(Runnable task) {
+        run(task);
     }
 
     public String instance() {

@@ -4,9 +4,9 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
- * Counters summed over every instance that shares a Redis (contract §14: usage totals and
- * client-limit windows), for the accounting and the limits to use instead of their own adders.
- * Not wired yet: usage and limits are being built beside this; see README, "Several instances".
+ * Counters summed over every instance that shares a Redis (contract §14), for the client-limit
+ * windows to use instead of their own adders. (Usage totals are shared by {@link SharedUsage},
+ * which reads the counters the ledger already keeps instead of adding to counters by name.)
  *
  * <p>A counter's name is the caller's and goes into Redis as it is: it must hold no secret (a
  * client key's SHA-256, never the key). A window is a counter with a lifetime, named by its

@@ -21,6 +21,8 @@ import java.util.function.LongSupplier;
  * themselves and by client on the clients. Fed once per relayed exchange as it ends, from the
  * counts the relay read out of the upstream's own {@code usage}. Model names come from clients,
  * so at most {@value #MAX_MODELS} distinct names are kept and the rest count as {@code other}.
+ * With REDIS_URL, {@code /admin/usage} adds the other instances' counts ({@link AllInstances});
+ * {@code /metrics} stays this instance's own, since Prometheus sums the instances it scrapes.
  */
 public final class UsageLedger {
 
@@ -67,28 +69,126 @@ public final class UsageLedger {
         return byModel.computeIfAbsent(model, m -> new Totals());
     }
 
-    /** {@code GET /admin/usage}: keys and client keys masked, clients also by name. */
+    /**
+     * One line of {@code /admin/usage}: a pool key ({@code KEY}, by its SHA-256 id), a model
+     * ({@code MODEL}, by name) or a client ({@code CLIENT}, by its key's SHA-256), with this
+     * instance's counts. {@code owner} is the live object counting (an {@link ApiKey}, a
+     * {@link Client}, the model's totals; null for a model only other instances have seen).
+     */
+    public record Row(char kind, String id, Object owner, long requests, long prompt, long completion, long cached) {
+
+        public static final char KEY = 'k';
+        public static final char MODEL = 'm';
+        public static final char CLIENT = 'c';
+
+        public Row with(long requests, long prompt, long completion, long cached) {
+            return new Row(kind, id, owner, requests, prompt, completion, cached);
+        }
+    }
+
+    /** The totals over every instance sharing a Redis (contract §14), when they are known. */
+    public interface AllInstances {
+
+        /** The latest view, or null while Redis is away: then this instance shows its own figures. */
+        View view();
+    }
+
+    /** Over all instances, as of one answer from Redis plus what this instance counted since. */
+    public interface View {
+
+        long sinceEpochMillis();
+
+        /** {@code local} (this instance's row) with the counts of every instance. */
+        Row overAll(Row local);
+
+        /** Models other instances counted that this one never saw. */
+        List<Row> modelsSeenElsewhere(java.util.Set<String> seenHere);
+    }
+
+    private volatile AllInstances allInstances;
+
+    /** With REDIS_URL: /admin/usage shows every instance's traffic while Redis answers. */
+    public void share(AllInstances allInstances) {
+        this.allInstances = allInstances;
+    }
+
+    /** This instance's rows, keys, then models, then clients: what it shows and what it shares. */
+    public List<Row> rows(Collection<ApiKey> keys, Collection<Client> clients) {
+        List<Row> rows = new ArrayList<>(keys.size() + byModel.size() + clients.size());
+        for (ApiKey k : keys) {
+            rows.add(rowOf(k));
+        }
+        for (Map.Entry<String, Totals> e : byModel.entrySet()) {
+            rows.add(rowOf(e.getKey(), e.getValue()));
+        }
+        for (Client c : clients) {
+            rows.add(rowOf(c));
+        }
+        return rows;
+    }
+
+    /** The row of an owner a previous {@link #rows} returned, read again (also after a reload dropped it). */
+    public Row reread(Row row) {
+        if (row.owner() instanceof ApiKey k) {
+            return rowOf(k);
+        }
+        if (row.owner() instanceof Client c) {
+            return rowOf(c);
+        }
+        return row.owner() instanceof Totals t ? rowOf(row.id(), t) : row;
+    }
+
+    private static Row rowOf(ApiKey k) {
+        return new Row(Row.KEY, k.id(), k, k.requests(), k.promptTokens(), k.completionTokens(), k.cachedTokens());
+    }
+
+    private static Row rowOf(Client c) {
+        return new Row(Row.CLIENT, c.id(), c, c.requests(), c.promptTokens(), c.completionTokens(), c.cachedTokens());
+    }
+
+    private static Row rowOf(String model, Totals t) {
+        return new Row(Row.MODEL, model, t, t.requests.sum(), t.prompt.sum(), t.completion.sum(), t.cached.sum());
+    }
+
+    /**
+     * {@code GET /admin/usage}: keys and client keys masked, clients also by name. With REDIS_URL,
+     * {@code scope} says whose traffic the figures count: {@code all_instances} while Redis
+     * answers, {@code this_instance} while it is away (with {@code shared_state}).
+     */
     public String json(Collection<ApiKey> keys, Collection<Client> clients) {
+        AllInstances shared = allInstances;
+        View view = shared == null ? null : shared.view();
         StringBuilder b = new StringBuilder(512);
-        b.append("{\"since\":").append(JsonText.quote(Instant.ofEpochMilli(since).toString()));
+        b.append("{\"since\":").append(JsonText.quote(Instant.ofEpochMilli(
+                view == null ? since : Math.min(since, view.sinceEpochMillis())).toString()));
+        if (shared != null) {
+            b.append(",\"scope\":\"").append(view == null ? "this_instance" : "all_instances")
+                    .append("\",\"shared_state\":\"").append(view == null ? "unavailable" : "ok").append('"');
+        }
         b.append(",\"by_key\":[");
         boolean first = true;
         for (ApiKey k : keys) {
+            Row r = over(view, rowOf(k));
             b.append(first ? "" : ",").append("{\"key\":").append(JsonText.quote(k.masked()))
-                    .append(",\"requests\":").append(k.requests());
-            tokens(b, k.promptTokens(), k.completionTokens(), k.cachedTokens());
+                    .append(",\"requests\":").append(r.requests());
+            tokens(b, r);
             b.append('}');
             first = false;
         }
         b.append("],\"by_model\":[");
         first = true;
-        List<Map.Entry<String, Totals>> models = new ArrayList<>(byModel.entrySet());
-        models.sort(Map.Entry.comparingByKey());
-        for (Map.Entry<String, Totals> e : models) {
-            Totals t = e.getValue();
-            b.append(first ? "" : ",").append("{\"model\":").append(JsonText.quote(e.getKey()))
-                    .append(",\"requests\":").append(t.requests.sum());
-            tokens(b, t.prompt.sum(), t.completion.sum(), t.cached.sum());
+        List<Row> models = new ArrayList<>();
+        for (Map.Entry<String, Totals> e : byModel.entrySet()) {
+            models.add(over(view, rowOf(e.getKey(), e.getValue())));
+        }
+        if (view != null) {
+            models.addAll(view.modelsSeenElsewhere(byModel.keySet()));
+        }
+        models.sort(Comparator.comparing(Row::id));
+        for (Row r : models) {
+            b.append(first ? "" : ",").append("{\"model\":").append(JsonText.quote(r.id()))
+                    .append(",\"requests\":").append(r.requests());
+            tokens(b, r);
             b.append('}');
             first = false;
         }
@@ -97,14 +197,24 @@ public final class UsageLedger {
         List<Client> sorted = new ArrayList<>(clients);
         sorted.sort(Comparator.comparing(Client::label));
         for (Client c : sorted) {
+            Row r = over(view, rowOf(c));
             b.append(first ? "" : ",").append("{\"client\":").append(JsonText.quote(ApiKey.mask(c.spec().key())))
                     .append(",\"name\":").append(c.spec().name() == null ? "null" : JsonText.quote(c.spec().name()))
-                    .append(",\"requests\":").append(c.requests());
-            tokens(b, c.promptTokens(), c.completionTokens(), c.cachedTokens());
+                    .append(",\"requests\":").append(r.requests());
+            tokens(b, r);
+            // Streams open now are this instance's own (max_streams is per instance).
             b.append(",\"open_streams\":").append(c.openStreams()).append('}');
             first = false;
         }
         return b.append("]}").toString();
+    }
+
+    private static Row over(View view, Row local) {
+        return view == null ? local : view.overAll(local);
+    }
+
+    private static void tokens(StringBuilder b, Row r) {
+        tokens(b, r.prompt(), r.completion(), r.cached());
     }
 
     /** {@code megallm_tokens_total{kind,model}} and {@code megallm_client_tokens_total{client,kind}}. */

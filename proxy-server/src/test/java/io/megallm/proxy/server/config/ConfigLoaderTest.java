@@ -453,4 +453,17 @@ class ConfigLoaderTest {
         ConfigError e = rejected(Map.of("REDIS_POOL", "a b}"));
         assertTrue(e.getMessage().startsWith("REDIS_POOL="), e.getMessage());
     }
+
+    @Test
+    void aRedisCaFileIsForTlsOnlyAndMustBeReadable() throws Exception {
+        java.nio.file.Files.writeString(dir.resolve("redis-ca.pem"), "-----BEGIN CERTIFICATE-----\n");
+        Settings s = load(Map.of("REDIS_URL", "rediss://:p4ssw0rd-redis@cache:6380", "REDIS_CA_FILE", "redis-ca.pem"));
+        assertEquals(dir.resolve("redis-ca.pem"), s.redisUrl().caFile());
+        assertTrue(s.summary().contains("redis_ca_file="), s.summary());
+        ConfigError plain = rejected(Map.of("REDIS_URL", "redis://cache:6379", "REDIS_CA_FILE", "redis-ca.pem"));
+        assertTrue(plain.getMessage().startsWith("REDIS_CA_FILE=") && plain.getMessage().contains("rediss://"),
+                plain.getMessage());
+        ConfigError missing = rejected(Map.of("REDIS_URL", "rediss://cache:6380", "REDIS_CA_FILE", "nowhere.pem"));
+        assertTrue(missing.getMessage().contains("cannot be read"), missing.getMessage());
+    }
 }

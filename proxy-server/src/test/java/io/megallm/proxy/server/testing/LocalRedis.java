@@ -7,6 +7,8 @@ import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -20,24 +22,54 @@ public final class LocalRedis implements AutoCloseable {
 
     private final String binary;
     private final int port;
+    /** Listening with TLS only, and the options that say so; empty for plain TCP. */
+    private final List<String> tls;
+    private final String password;
     private Process process;
 
-    private LocalRedis(String binary, int port) {
+    private LocalRedis(String binary, int port, List<String> tls, String password) {
         this.binary = binary;
         this.port = port;
+        this.tls = tls;
+        this.password = password;
     }
 
     /** Starts one, or skips the calling test when {@code redis-server} is not installed. */
     public static LocalRedis start() throws IOException, InterruptedException {
-        String binary = find();
-        assumeTrue(binary != null, "redis-server is not installed (apt-get install -y redis-server)");
-        int port;
-        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            port = s.getLocalPort();
-        }
-        LocalRedis r = new LocalRedis(binary, port);
+        LocalRedis r = new LocalRedis(binary(), freePort(), List.of(), null);
         r.startProcess();
         return r;
+    }
+
+    /**
+     * One that speaks TLS only, with the certificate and key in {@code cert} and {@code key} (PEM),
+     * and asks for {@code password}; skips the calling test when this redis-server was built
+     * without TLS.
+     */
+    public static LocalRedis startTls(Path cert, Path key, String password) throws IOException, InterruptedException {
+        String binary = binary();
+        int port = freePort();
+        LocalRedis r = new LocalRedis(binary, port, List.of("--port", "0", "--tls-port", Integer.toString(port),
+                "--tls-cert-file", cert.toString(), "--tls-key-file", key.toString(),
+                "--tls-ca-cert-file", cert.toString(), "--tls-auth-clients", "no"), password);
+        try {
+            r.startProcess();
+        } catch (IOException e) {
+            assumeTrue(false, "this redis-server does not start with --tls-port (built without TLS?): " + e.getMessage());
+        }
+        return r;
+    }
+
+    private static String binary() {
+        String binary = find();
+        assumeTrue(binary != null, "redis-server is not installed (apt-get install -y redis-server)");
+        return binary;
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
     }
 
     private static String find() {
@@ -59,8 +91,10 @@ public final class LocalRedis implements AutoCloseable {
         return port;
     }
 
+    /** {@code redis://127.0.0.1:<port>}, or {@code rediss://:<password>@127.0.0.1:<port>} for a TLS one. */
     public String url() {
-        return "redis://127.0.0.1:" + port;
+        return (tls.isEmpty() ? "redis://" : "rediss://") + (password == null ? "" : ":" + password + "@")
+                + "127.0.0.1:" + port;
     }
 
     public boolean running() {
@@ -69,8 +103,13 @@ public final class LocalRedis implements AutoCloseable {
 
     /** Starts the server again on the same port, empty (no persistence): as after a crash. */
     public void startProcess() throws IOException, InterruptedException {
-        process = new ProcessBuilder(binary, "--port", Integer.toString(port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no")
+        List<String> command = new ArrayList<>(List.of(binary, "--port", Integer.toString(port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no"));
+        command.addAll(tls);
+        if (password != null) {
+            command.addAll(List.of("--requirepass", password));
+        }
+        process = new ProcessBuilder(command)
                 .redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.DISCARD)
                 .start();

@@ -1,0 +1,32 @@
+-- Adds one instance's batch of usage counts to the totals over every instance (§14), exactly once.
+-- KEYS[1] megallm:{pool}:usage      hash: "<k|m|c>:<id>:<count>" -> total; "since" -> epoch ms
+-- KEYS[2] megallm:{pool}:usage:seq  hash: instance id -> number of the last batch applied
+-- ARGV 1 instance, 2 batch number, 3 "1" when the batch holds all this instance ever counted (its
+-- first, or after Redis lost the totals), 4 the instance's start (epoch ms), 5 now (epoch ms),
+-- then field, increment pairs.
+-- A batch sent again because its answer was lost is not applied twice: its number is not above the
+-- last one applied. Returns {0} when Redis does not know this instance and the batch is not a full
+-- one (Redis restarted empty, or was flushed): the instance then sends all it counted, as a full
+-- batch. Otherwise {1, field, total, field, total, ...}: the totals once this batch is in.
+local totals, seqs = KEYS[1], KEYS[2]
+local me, seq, full = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
+local applied = redis.call('HGET', seqs, me)
+if not applied and not full then
+  return {0}
+end
+if not applied or tonumber(applied) < seq then
+  for i = 6, #ARGV, 2 do
+    redis.call('HINCRBY', totals, ARGV[i], ARGV[i + 1])
+  end
+  redis.call('HSET', seqs, me, seq)
+  -- "since": the earliest start among the instances whose whole count is in.
+  local since = redis.call('HGET', totals, 'since')
+  if not since then
+    redis.call('HSET', totals, 'since', full and ARGV[4] or ARGV[5])
+  elseif full and tonumber(since) > tonumber(ARGV[4]) then
+    redis.call('HSET', totals, 'since', ARGV[4])
+  end
+end
+local all = redis.call('HGETALL', totals)
+table.insert(all, 1, 1)
+return all

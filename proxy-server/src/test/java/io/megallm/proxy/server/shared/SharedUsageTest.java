@@ -1,0 +1,192 @@
+package io.megallm.proxy.server.shared;
+
+import io.lettuce.core.RedisClient;
+import io.lettuce.core.api.StatefulRedisConnection;
+import io.megallm.proxy.key.KeyClock;
+import io.megallm.proxy.server.keys.Json;
+import io.megallm.proxy.server.testing.LocalRedis;
+import io.megallm.proxy.server.testing.ProxyUnderTest;
+import io.megallm.proxy.testing.MockUpstream;
+import org.junit.jupiter.api.Test;
+
+import java.net.http.HttpRequest;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Contract §14, usage totals: with a real Redis and two proxies sharing it, {@code /admin/usage}
+ * on either counts both instances' traffic (per key, model and client); while Redis is away an
+ * instance shows its own figures and says so; what it counted meanwhile reaches the totals when
+ * Redis answers again, once: not lost when an answer was lost, not counted twice.
+ */
+class SharedUsageTest {
+
+    private static final String CLIENT = "ck-shared-usage-0000000000001";
+    /** 3 prompt, 5 completion, 1 cached token an answer. */
+    private static final String ANSWER = "{\"id\":\"x\",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":5,"
+            + "\"prompt_tokens_details\":{\"cached_tokens\":1}}}";
+
+    private interface Check {
+        boolean holds() throws Exception;
+    }
+
+    private static void await(long millis, String what, Check check) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+        while (!check.holds()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("not within " + millis + " ms: " + what);
+            }
+            Thread.sleep(20);
+        }
+    }
+
+    private static void chat(ProxyUnderTest p, String model) throws Exception {
+        int status = p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
+                .header("Content-Type", "application/json").header("Authorization", "Bearer " + CLIENT)
+                .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"" + model + "\"}"))).statusCode();
+        assertEquals(200, status);
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> usage(ProxyUnderTest p) throws Exception {
+        return (Map<String, Object>) Json.parse(p.get("/admin/usage").body());
+    }
+
+    /** requests, prompt, completion, cached: summed over the rows of one part of /admin/usage. */
+    @SuppressWarnings("unchecked")
+    private static List<Long> sum(Map<String, Object> usage, String part) {
+        long[] s = new long[4];
+        for (Map<String, Object> row : (List<Map<String, Object>>) usage.get(part)) {
+            s[0] += ((Number) row.get("requests")).longValue();
+            s[1] += ((Number) row.get("prompt_tokens")).longValue();
+            s[2] += ((Number) row.get("completion_tokens")).longValue();
+            s[3] += ((Number) row.get("cached_tokens")).longValue();
+        }
+        return List.of(s[0], s[1], s[2], s[3]);
+    }
+
+    private static List<Long> of(long requests) {
+        return List.of(requests, 3 * requests, 5 * requests, requests);
+    }
+
+    /** The same counts by key, by model and by client, over all instances. */
+    private static boolean showsAll(ProxyUnderTest p, long requests) throws Exception {
+        Map<String, Object> u = usage(p);
+        return "all_instances".equals(u.get("scope")) && of(requests).equals(sum(u, "by_key"))
+                && of(requests).equals(sum(u, "by_model")) && of(requests).equals(sum(u, "by_client"));
+    }
+
+    private static ProxyUnderTest instance(List<String> keys, LocalRedis redis, MockUpstream upstream, Path clients)
+            throws Exception {
+        return ProxyUnderTest.start(keys, Map.of("REDIS_URL", redis.url(), "PROXY_API_KEYS", "@" + clients),
+                KeyClock.SYSTEM, null, upstream);
+    }
+
+    private static Path clientFile() throws Exception {
+        Path file = Files.createTempDirectory("shared-usage").resolve("clients.txt");
+        Files.writeString(file, CLIENT + " name=team\n");
+        return file;
+    }
+
+    @Test
+    void usageOnEitherInstanceCountsBoth() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(2);
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream()) {
+            upstream.otherwise(MockUpstream.json(200, ANSWER));
+            Path clients = clientFile();
+            try (ProxyUnderTest a = instance(keys, redis, upstream, clients);
+                 ProxyUnderTest b = instance(keys, redis, upstream, clients)) {
+                for (int i = 0; i < 3; i++) {
+                    chat(a, "gpt-4o");
+                }
+                chat(b, "gpt-4o");
+                chat(b, "only-on-b");
+                await(5000, "A's usage counts B's requests", () -> showsAll(a, 5));
+                await(5000, "B's usage counts A's requests", () -> showsAll(b, 5));
+                @SuppressWarnings("unchecked")
+                List<Map<String, Object>> models = (List<Map<String, Object>>) usage(a).get("by_model");
+                assertEquals(List.of("gpt-4o", "only-on-b"), models.stream().map(m -> m.get("model")).toList(),
+                        "a model only B saw is in A's usage too");
+                assertEquals(4L, ((Number) models.get(0).get("requests")).longValue());
+                // What Redis holds: SHA-256 ids, in one hash under the pool's hash tag.
+                try (RedisClient client = RedisClient.create(redis.url());
+                     StatefulRedisConnection<String, String> c = client.connect()) {
+                    String id = sha256(CLIENT);
+                    assertEquals("5", c.sync().hget("megallm:{default}:usage", "c:" + id + ":requests"));
+                    assertEquals("15", c.sync().hget("megallm:{default}:usage", "c:" + id + ":prompt"));
+                    assertEquals("4", c.sync().hget("megallm:{default}:usage", "m:gpt-4o:requests"));
+                }
+                List<String> secrets = new ArrayList<>(keys);
+                secrets.add(CLIENT);
+                SharedKeyStatesTest.assertNoKeyInRedis(redis, secrets);
+            }
+        }
+    }
+
+    @Test
+    void redisAwayShowsOwnFiguresAndCountsMeanwhileArriveOnce() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(1);
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream()) {
+            upstream.otherwise(MockUpstream.json(200, ANSWER));
+            Path clients = clientFile();
+            try (ProxyUnderTest a = instance(keys, redis, upstream, clients);
+                 ProxyUnderTest b = instance(keys, redis, upstream, clients)) {
+                for (int i = 0; i < 3; i++) {
+                    chat(a, "m");
+                }
+                chat(b, "m");
+                await(5000, "both count 4", () -> showsAll(a, 4) && showsAll(b, 4));
+
+                // Frozen: A's next batch is sent, gets no answer, and is applied when Redis thaws,
+                // after A gave up on it: the case where sending it again must not count it twice.
+                redis.freeze();
+                try {
+                    chat(a, "m");
+                    chat(a, "m");
+                    long counted = System.nanoTime();
+                    await(8000, "A notices Redis is away", () -> "this_instance".equals(usage(a).get("scope")));
+                    // The batch carrying those two goes out within a beat and gives up after the 2 s
+                    // command timeout: nothing observable marks that moment, so wait it out.
+                    long givenUp = counted + TimeUnit.MILLISECONDS.toNanos(SharedUsage.FLUSH_MILLIS + 2500);
+                    Thread.sleep(Math.max(0, TimeUnit.NANOSECONDS.toMillis(givenUp - System.nanoTime())));
+                    Map<String, Object> own = usage(a);
+                    assertEquals("unavailable", own.get("shared_state"));
+                    assertEquals(of(5), sum(own, "by_key"), "A alone: its own 5 requests");
+                    chat(a, "m");
+                } finally {
+                    redis.thaw();
+                }
+                await(8000, "A's 3 requests made while Redis was away reach both, once",
+                        () -> showsAll(a, 7) && showsAll(b, 7));
+
+                // Restarted empty: each instance sends again everything it counted.
+                redis.kill();
+                await(5000, "A notices Redis is gone", () -> "this_instance".equals(usage(a).get("scope")));
+                chat(b, "m");
+                redis.startProcess();
+                await(8000, "totals refilled from both instances", () -> showsAll(a, 8) && showsAll(b, 8));
+                try (RedisClient client = RedisClient.create(redis.url());
+                     StatefulRedisConnection<String, String> c = client.connect()) {
+                    assertEquals("8", c.sync().hget("megallm:{default}:usage", "k:" + sha256(keys.get(0)) + ":requests"));
+                }
+                // Nothing left to send and nothing counted twice: two more beats change nothing.
+                // (A double count has no event to await; this is its absence, over two beats.)
+                Thread.sleep(2 * SharedUsage.FLUSH_MILLIS + 200);
+                assertTrue(showsAll(a, 8) && showsAll(b, 8), usage(a).toString());
+            }
+        }
+    }
+
+    private static String sha256(String s) throws Exception {
+        return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+                .digest(s.getBytes(StandardCharsets.UTF_8)));
+    }
+}
