@@ -57,6 +57,28 @@ class KeyPacerTest {
         pool.limited(k, 429, retryAfter);
     }
 
+    /** {@code n} requests sent with the key whose answers have not come back. */
+    private void inFlight(ApiKey k, int n) {
+        for (int i = 0; i < n; i++) {
+            pool.recordAttempt(k);
+        }
+    }
+
+    /** {@code n} 429s with {@code Retry-After: 1} for requests already counted as sent. */
+    private void late429s(ApiKey k, int n) {
+        for (int i = 0; i < n; i++) {
+            pool.limited(k, 429, 1);
+        }
+    }
+
+    /** Two 1-s rests in a row with nothing accepted between them, the second one over. */
+    private void twoRestsInARow(ApiKey k) {
+        limit(k, 1);
+        advance(S);
+        limit(k, 1);
+        advance(S);
+    }
+
     /** Two rests 1 s apart with {@code between} acceptances: a key limited at about that rate. */
     private void learn(ApiKey k, int between) {
         limit(k, 1);
@@ -132,14 +154,10 @@ class KeyPacerTest {
         advance(S);
         // Fourteen sent after the rest; the upstream took ten. The first 429 back starts the rest
         // while three more are in flight, and a slow 200 has not come back yet.
-        for (int i = 0; i < 14; i++) {
-            pool.recordAttempt(key(0));
-        }
+        inFlight(key(0), 14);
         pool.limited(key(0), 429, 1);
         assertEquals(13.0, key(0).pacedPerSecond(now()), 1e-9, "provisional: 13 went out besides the 429");
-        for (int i = 0; i < 3; i++) {
-            pool.limited(key(0), 429, 1);
-        }
+        late429s(key(0), 3);
         pool.recordSuccess(key(0), 200);
         assertEquals(10.0, key(0).pacedPerSecond(now()), 1e-9, "the late 429s were not taken");
     }
@@ -174,14 +192,10 @@ class KeyPacerTest {
         learn(key(0), 10);
         advance(S);
         // An account-wide burst: four go out as the rest ends, the upstream takes none of them.
-        for (int i = 0; i < 4; i++) {
-            pool.recordAttempt(key(0));
-        }
+        inFlight(key(0), 4);
         pool.limited(key(0), 429, 1);
         assertEquals(3.0, key(0).pacedPerSecond(now()), 1e-9, "provisional");
-        for (int i = 0; i < 3; i++) {
-            pool.limited(key(0), 429, 1);
-        }
+        late429s(key(0), 3);
         assertEquals(10.0, key(0).pacedPerSecond(now()), 1e-9, "the burst taught nothing");
     }
 
@@ -190,9 +204,7 @@ class KeyPacerTest {
         pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001"));
         limit(key(0), 1);
         advance(S);
-        for (int i = 0; i < 4; i++) {
-            pool.recordAttempt(key(0));
-        }
+        inFlight(key(0), 4);
         pool.limited(key(0), 429, 1);
         pool.limited(key(0), 429, 1);
         assertEquals(0, key(0).pacedPerSecond(now()));
@@ -332,10 +344,7 @@ class KeyPacerTest {
     void aKeyBackFromItsSecondRestInARowTakesOneRequestAtATimeUntilAnAnswer() {
         pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001", "sk-mega-bbbbbbbbbbbbbbbbbbbb0002"));
         pool.markFailed(key(1), 401);
-        limit(key(0), 1);
-        advance(S);
-        limit(key(0), 1);
-        advance(S);
+        twoRestsInARow(key(0));
         KeySelector selector = new KeySelector(pool);
         ApiKey[] none = new ApiKey[1];
         assertSame(key(0), selector.next(none, 0), "the probe");
@@ -351,10 +360,7 @@ class KeyPacerTest {
     @Test
     void aProbeThatNeverAnswersLapsesAfterItsLease() {
         pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001"));
-        limit(key(0), 1);
-        advance(S);
-        limit(key(0), 1);
-        advance(S);
+        twoRestsInARow(key(0));
         KeySelector selector = new KeySelector(pool);
         ApiKey[] none = new ApiKey[1];
         assertSame(key(0), selector.next(none, 0));
