@@ -9,8 +9,8 @@ import io.megallm.proxy.testing.MockUpstream;
 import org.junit.jupiter.api.Test;
 
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 
+import static io.megallm.proxy.server.testing.Eventually.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -20,20 +20,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * away loses no increment.
  */
 class SharedCountersTest {
-
-    private interface Check {
-        boolean holds() throws Exception;
-    }
-
-    private static void await(long millis, String what, Check check) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
-        while (!check.holds()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("not within " + millis + " ms: " + what);
-            }
-            Thread.sleep(10);
-        }
-    }
 
     private static ProxyUnderTest instance(LocalRedis redis, MockUpstream upstream) throws Exception {
         return ProxyUnderTest.start(ProxyUnderTest.keys(1), Map.of("REDIS_URL", redis.url()), KeyClock.SYSTEM, null,

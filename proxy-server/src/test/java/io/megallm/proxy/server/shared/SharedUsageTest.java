@@ -18,6 +18,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
+import static io.megallm.proxy.server.testing.Eventually.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -33,20 +34,6 @@ class SharedUsageTest {
     /** 3 prompt, 5 completion, 1 cached token an answer. */
     private static final String ANSWER = "{\"id\":\"x\",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":5,"
             + "\"prompt_tokens_details\":{\"cached_tokens\":1}}}";
-
-    private interface Check {
-        boolean holds() throws Exception;
-    }
-
-    private static void await(long millis, String what, Check check) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
-        while (!check.holds()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("not within " + millis + " ms: " + what);
-            }
-            Thread.sleep(20);
-        }
-    }
 
     private static void chat(ProxyUnderTest p, String model) throws Exception {
         int status = p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
