@@ -156,11 +156,6 @@ public final class KeyPacer {
         return Math.max(1L, (long) (SECOND / (p.perSecond() * factor)));
     }
 
-    /** Whether a request may go now (always, for an unpaced key); does not take the slot. */
-    boolean hasSlot(long nowNanos) {
-        return nanosUntilSlot(nowNanos) == 0;
-    }
-
     /** Nanoseconds until the key's next slot, 0 when one is free now or the key is unpaced. */
     long nanosUntilSlot(long nowNanos) {
         long interval = intervalNanos(nowNanos);
