@@ -90,11 +90,69 @@ public final class UsageScanner implements ByteProcessor {
         this.chunked = chunked;
     }
 
-    /** Scans the readable bytes of {@code bytes} without moving its indices. */
+    /**
+     * Scans the readable bytes of {@code bytes} without moving its indices. The same machine as
+     * {@link #process}, but the inside of a JSON string, where most of an answer's bytes are, is
+     * crossed with {@link ByteBuf#indexOf} (eight bytes a step) instead of byte by byte: the
+     * mock's 594-byte answer took 1.5 µs byte by byte, 8 % of the proxy's CPU per request.
+     */
     public void scan(ByteBuf bytes) {
-        if (bytes.isReadable()) {
-            bytes.forEachByte(this);
+        int i = bytes.readerIndex();
+        int end = bytes.writerIndex();
+        while (i < end) {
+            if (!chunked) {
+                i = json(bytes, i, end);
+            } else if (chunkState == CHUNK_DATA) {
+                int to = (int) Math.min(end, i + chunkLeft);
+                int at = json(bytes, i, to);
+                chunkLeft -= at - i;
+                if (chunkLeft == 0) {
+                    chunkState = CHUNK_DATA_END;
+                }
+                i = at;
+            } else {
+                process(bytes.getByte(i++));
+            }
         }
+    }
+
+    /** JSON bytes from {@code i} up to {@code to}; returns {@code to}. */
+    private int json(ByteBuf bytes, int i, int to) {
+        while (i < to) {
+            if (!inString || escaped) {
+                json(bytes.getByte(i++));
+                continue;
+            }
+            int quote = bytes.indexOf(i, to, (byte) '"');
+            int stop = quote < 0 ? to : quote;
+            int backslash = stop > i ? bytes.indexOf(i, stop, (byte) '\\') : -1;
+            if (backslash >= 0) {
+                text(bytes, i, backslash);
+                escaped = true;
+                i = backslash + 1;
+            } else {
+                text(bytes, i, stop);
+                i = stop;
+                if (quote >= 0) {
+                    string((byte) '"');
+                    i++;
+                }
+            }
+        }
+        return to;
+    }
+
+    /** The string's bytes from {@code from} to {@code to}, none of them a quote or a backslash. */
+    private void text(ByteBuf bytes, int from, int to) {
+        int n = to - from;
+        if (n <= 0) {
+            return;
+        }
+        if (textLength < KEY_CAPACITY) {
+            bytes.getBytes(from, text, textLength, Math.min(n, KEY_CAPACITY - textLength));
+        }
+        // Only whether it outgrew the capacity matters once it has; the cap keeps an endless string from wrapping.
+        textLength = (int) Math.min((long) textLength + n, KEY_CAPACITY + 1);
     }
 
     /** True once a whole {@code usage} object with token counts has been read. */

@@ -5,6 +5,7 @@ import io.netty.buffer.Unpooled;
 import org.junit.jupiter.api.Test;
 
 import java.nio.charset.StandardCharsets;
+import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -122,5 +123,69 @@ class UsageScannerTest {
             assertEquals(21, s.promptTokens(), "cut at " + cut);
             assertEquals(9, s.completionTokens(), "cut at " + cut);
         }
+    }
+
+    /**
+     * {@code scan} crosses strings in bulk; {@code process} is the byte-at-a-time machine it must
+     * agree with. Random documents from JSON's structural bytes, escapes, our key names inside and
+     * outside strings, and chunk framing, cut at random places: same counts either way.
+     */
+    @Test
+    void bulkScanAgreesWithTheByteMachineOnRandomInput() {
+        String[] parts = {"{", "}", "[", "]", ":", ",", " ", "\"", "\\", "\\\"", "usage", "prompt_tokens",
+                "completion_tokens", "prompt_tokens_details", "cached_tokens", "\"usage\":{", "\"prompt_tokens\":",
+                "\"completion_tokens\":", "\"prompt_tokens_details\":{\"cached_tokens\":", "12", "7", "x",
+                "data: ", "\n\n", "a long string value of forty bytes or so..", "\u00e9"};
+        Random random = new Random(16);
+        int withUsage = 0;
+        for (int doc = 0; doc < 3000; doc++) {
+            // Mostly real answers with a few random edits, so that many still carry a usage; some pure noise.
+            StringBuilder t = new StringBuilder(random.nextInt(4) == 0 ? "" : random.nextBoolean() ? JSON_ANSWER : STREAM);
+            int edits = t.length() == 0 ? 1 + random.nextInt(60) : random.nextInt(4);
+            for (int k = 0; k < edits; k++) {
+                int at = random.nextInt(t.length() + 1);
+                if (t.length() > 0 && random.nextInt(3) == 0) {
+                    t.delete(at, Math.min(t.length(), at + 1 + random.nextInt(8)));
+                } else {
+                    t.insert(at, parts[random.nextInt(parts.length)]);
+                }
+            }
+            byte[] json = t.toString().getBytes(StandardCharsets.UTF_8);
+            boolean chunked = random.nextBoolean();
+            byte[] bytes = chunked ? chunk(json, random) : json;
+            UsageScanner reference = new UsageScanner(chunked);
+            for (byte b : bytes) {
+                reference.process(b);
+            }
+            UsageScanner bulk = new UsageScanner(chunked);
+            int at = 0;
+            while (at < bytes.length) {
+                int len = Math.min(bytes.length - at, 1 + random.nextInt(bytes.length));
+                ByteBuf part = Unpooled.wrappedBuffer(bytes, at, len);
+                bulk.scan(part);
+                part.release();
+                at += len;
+            }
+            String what = (chunked ? "chunked " : "") + t;
+            assertEquals(reference.found(), bulk.found(), what);
+            assertEquals(reference.promptTokens(), bulk.promptTokens(), what);
+            assertEquals(reference.completionTokens(), bulk.completionTokens(), what);
+            assertEquals(reference.cachedTokens(), bulk.cachedTokens(), what);
+            withUsage += reference.found() ? 1 : 0;
+        }
+        assertTrue(withUsage > 100, "the random documents must find a usage often enough to test it: " + withUsage);
+    }
+
+    private static byte[] chunk(byte[] data, Random random) {
+        StringBuilder wire = new StringBuilder();
+        int at = 0;
+        while (at < data.length) {
+            int len = Math.min(data.length - at, 1 + random.nextInt(20));
+            wire.append(Integer.toHexString(len)).append(random.nextInt(4) == 0 ? ";ext=1" : "").append("\r\n")
+                    .append(new String(data, at, len, StandardCharsets.ISO_8859_1)).append("\r\n");
+            at += len;
+        }
+        wire.append("0\r\n\r\n");
+        return wire.toString().getBytes(StandardCharsets.ISO_8859_1);
     }
 }

@@ -1,0 +1,18 @@
+#!/bin/bash
+# usage: ab.sh <conns> <secs> <name>=<port> ...   (peers already running)
+conns=$1; secs=$2; shift 2
+for rep in 1 2 3; do
+for peer in "$@"; do
+  name=${peer%%=*}; port=${peer#*=}
+  taskset -c 0 wrk -t1 -c$conns -d3s -s /tmp/p16/post.lua http://127.0.0.1:$port/v1/chat/completions >/dev/null 2>&1
+  pid=$(ss -ltnp "sport = :$port" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+  c0=$(awk '{print $14+$15}' /proc/$pid/stat)
+  out=$(taskset -c 0 wrk -t1 -c$conns -d${secs}s --latency -s /tmp/p16/post.lua http://127.0.0.1:$port/v1/chat/completions 2>&1)
+  c1=$(awk '{print $14+$15}' /proc/$pid/stat)
+  rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
+  p99=$(echo "$out" | awk '$1=="99%"{print $2}')
+  p50=$(echo "$out" | awk '$1=="50%"{print $2}')
+  reqs=$(echo "$out" | awk '/requests in/{print $1}')
+  err=$(echo "$out" | grep -E "Non-2xx|errors" | tr '\n' ' ')
+  echo "$rep c=$conns $name rps=$rps p50=$p50 p99=$p99 cpu_us/req=$(echo "scale=2; ($c1-$c0)*10000/$reqs" | bc) $err"
+done; done
