@@ -90,7 +90,7 @@ public record BenchConfig(
     }
 
     public static BenchConfig full() {
-        return new BenchConfig("full", List.of(16, 64, 256), 5, 1.0, 5.0, 40.0,
+        return new BenchConfig("full", List.of(16, 64, 256), 5, 1.0, 5.0, 120.0,
                 64, 10.0,
                 List.of(100, 1000), 100, 50, 3,
                 10000, 15.0, 2500,

@@ -238,9 +238,14 @@ public final class Harness {
 
     /**
      * Warms every peer up before anything is measured. A JVM on one core compiles its hot code
-     * for several seconds while it serves, so our proxy is driven in rounds (64 connections,
-     * a burst at 256, a burst of streams) until its throughput is steady: three rounds within
-     * {@value #STEADY_SPREAD} of their mean, or {@code peerWarmupSeconds}.
+     * for a minute or more while it serves, and each compilation takes the event loop's core for
+     * up to several milliseconds: {@code perf sched} on the proxy's core, 35 s into a run, showed
+     * C2 runs of up to 5.4 ms in a 4 s window, each one a stall for every request in flight, which
+     * is a p99 the relay does not have once warm. So our proxy is driven in rounds (16 and 64
+     * connections, a burst at 256, a burst of streams) until its throughput is steady (three
+     * rounds within {@value #STEADY_SPREAD} of their mean) and its JIT compiler threads used at
+     * most {@value #QUIET_COMPILER_SHARE} of the last round's time, or {@code peerWarmupSeconds}
+     * have passed. Nginx and HAProxy have no JIT: one short round.
      */
     private void warmUp() throws Exception {
         for (Peer p : peers) {
@@ -253,15 +258,28 @@ public final class Harness {
         double round = Math.min(1.0, budget);
         long deadline = System.nanoTime() + (long) (budget * 1e9);
         List<Double> seen = new ArrayList<>();
+        double compilerShare;
         do {
+            long c0 = Procfs.compilerTicks(p.pid());
+            long t0 = System.nanoTime();
+            closedRun(p, 16, 0, round / 3);
             seen.add(closedRun(p, 64, 0, round).result().throughput());
             closedRun(p, 256, 0, round / 3);
             StreamSet set = client.streams(addr(p), Requests.stream(p.port(), 10, 10, 0), 50, 5000, false, false);
             await(set.ended(), 10);
-        } while (untilSteady && !steady(seen) && System.nanoTime() < deadline);
-        log(String.format(Locale.ROOT, "warm-up of %s: %d round(s), %s req/s at 64 connections in the last",
-                p.name(), seen.size(), ReportWriter.f(seen.get(seen.size() - 1), 0)));
+            compilerShare = (Procfs.compilerTicks(p.pid()) - c0) / (double) Procfs.TICKS_PER_SECOND
+                    / ((System.nanoTime() - t0) / 1e9);
+        } while (untilSteady && !(steady(seen) && compilerShare <= QUIET_COMPILER_SHARE)
+                && System.nanoTime() < deadline);
+        String jit = untilSteady && p.pid() > 0
+                ? String.format(Locale.ROOT, ", JIT compilers %.1f %% of the last round", 100 * compilerShare) : "";
+        log(String.format(Locale.ROOT, "warm-up of %s: %d round(s), %s req/s at 64 connections in the last%s",
+                p.name(), seen.size(), ReportWriter.f(seen.get(seen.size() - 1), 0), jit));
+        notes.add("warm-up of " + p.name() + ": " + seen.size() + " round(s)" + jit);
     }
+
+    /** The JIT is taken as done when its compiler threads use at most this share of a round. */
+    static final double QUIET_COMPILER_SHARE = 0.01;
 
     /**
      * The last three rounds within 3 % of their mean. 8 % let the JVM stop after about 7 s while

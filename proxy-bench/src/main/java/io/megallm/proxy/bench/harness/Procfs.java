@@ -64,6 +64,34 @@ public final class Procfs {
         }
     }
 
+    /**
+     * utime + stime of a JVM's JIT compiler threads ({@code C1 CompilerThre}, {@code C2
+     * CompilerThre} in {@code /proc/<pid>/task/<tid>/comm}), in ticks; 0 when they cannot be read.
+     */
+    public static long compilerTicks(long pid) {
+        if (pid <= 0) {
+            return 0;
+        }
+        long sum = 0;
+        try (var tasks = Files.list(Path.of("/proc/" + pid + "/task"))) {
+            for (Path t : (Iterable<Path>) tasks::iterator) {
+                try {
+                    if (!Files.readString(t.resolve("comm")).contains("CompilerThre")) {
+                        continue;
+                    }
+                    String stat = Files.readString(t.resolve("stat"));
+                    String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+                    sum += Long.parseLong(f[11]) + Long.parseLong(f[12]);
+                } catch (IOException | RuntimeException e) {
+                    // A thread that ended between the listing and the read.
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            return 0;
+        }
+        return sum;
+    }
+
     public static long cpuTicksTree(long pid) {
         long sum = cpuTicks(pid);
         for (long child : descendants(pid)) {

@@ -72,10 +72,12 @@ public final class ReportWriter {
             b.append(".\n");
         }
         b.append("- Load client: ").append(r.client()).append("\n");
-        b.append("- Warm-up, before anything is measured: the JVM peer (our proxy) gets rounds of load (1 s at 64 "
-                + "connections, a burst at 256, a burst of streams) until three rounds agree within 3 % or ")
+        b.append("- Warm-up, before anything is measured: the JVM peers (our proxy) get rounds of load (16 and 64 "
+                + "connections, a burst at 256, a burst of streams) until three rounds agree within 3 % and the JIT "
+                + "compiler threads used at most 1 % of the last round's time, or ")
                 .append(f(r.config().peerWarmupSeconds(), 0))
-                .append(" s have passed (JIT compilation, pools), as a long-running server is; the native peers get one round.\n");
+                .append(" s have passed (JIT compilation, pools), as a long-running server is; the native peers get one "
+                        + "round. Where each stopped is in the notes.\n");
         b.append("- Peers:\n");
         for (Results.PeerInfo p : r.peers()) {
             b.append("  - **").append(p.name()).append("**: ").append(p.description()).append('\n');
