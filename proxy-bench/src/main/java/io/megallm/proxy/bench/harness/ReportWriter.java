@@ -336,9 +336,10 @@ public final class ReportWriter {
         b.append("Each stream is its own connection; the mock sends ").append(first.eventsPerStream())
                 .append(" events ").append(first.intervalMs()).append(" ms apart. Per-event latency = arrival at "
                         + "the client (nanoTime when the read returned) − `sent_ns`; TTFB = request written → first "
-                        + "response byte. ").append(first.trials()).append(" trial(s) per peer, pooled, after three unmeasured bursts "
-                        + "of the same number of short streams through every peer (connection set-up and tear-down "
-                        + "are warm, as in a server that has been up a while).\n\n");
+                        + "response byte. ").append(first.trials()).append(" trial(s) per peer, pooled, after unmeasured bursts of the "
+                        + "same number of short streams through every peer (three; for our proxy more, until its JIT "
+                        + "compilers are quiet: connection set-up and tear-down are warm, as in a server that has been "
+                        + "up a while; see the notes).\n\n");
         b.append("| streams | peer | events received/expected | TTFB p50 ms | TTFB p99 ms | per-event p50 ms | per-event p99 ms | per-event p99.9 ms | added per-event p99 over direct (ms) | errors |\n");
         b.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (StreamRow x : r.streaming()) {
@@ -372,7 +373,7 @@ public final class ReportWriter {
             return;
         }
         b.append("## Streaming: time to first byte, h2load --h1\n\n");
-        b.append("An independent client for the streams' first byte (after the same three unmeasured bursts): "
+        b.append("An independent client for the streams' first byte (after the same unmeasured bursts): "
                 + "`h2load --h1 -c N -n N -m 1` (nghttp2-client) "
                 + "opens N connections at once, one SSE chat completion each; TTFB is h2load's per-connection "
                 + "\"time to 1st byte\" (from the connection's start, so it includes the connect). h2load gives "
