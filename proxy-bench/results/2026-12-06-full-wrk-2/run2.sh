@@ -1,0 +1,9 @@
+#!/bin/bash
+set -u
+cd /work/wt-run
+J=proxy-bench/target/megallm-proxy-bench.jar
+OUT=proxy-bench/results/2026-12-06-full-wrk-2
+PEERS=direct,haproxy,nginx,proxy,proxy-image
+run() { name=$1; shift; echo "== part $name $(date -u +%H:%M:%S)"; flock -x /tmp/cpu.lock java -jar $J bench --full --peers $PEERS --out $OUT/$name "$@" > /tmp/fr/full-$name.log 2>&1; echo "   exit $? $(date -u +%H:%M:%S)"; }
+run 3-streams --trials 3 --scenarios streams,ttfb --no-profile
+run 2-closed-own-client --trials 3 --scenarios closed --no-profile
