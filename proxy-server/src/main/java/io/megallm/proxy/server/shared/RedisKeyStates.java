@@ -420,8 +420,10 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
                         return;
                     }
                     if (!"1".equals(String.valueOf(r.get(0)))) {
-                        adopt(new SavedKeyState(s.id(), kindOf(text(r.get(1))), emptyToNull(text(r.get(5))),
-                                number(r.get(2)), (int) number(r.get(3)), number(r.get(4))), "as shared in Redis");
+                        adopt(new SavedKeyState(s.id(), kindOf(RedisReplies.text(r.get(1))),
+                                emptyToNull(RedisReplies.text(r.get(5))), RedisReplies.number(r.get(2)),
+                                (int) RedisReplies.number(r.get(3)), RedisReplies.number(r.get(4))),
+                                "as shared in Redis");
                     }
                 }, worker);
     }
@@ -443,8 +445,8 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
         } else if (f[0].equals("s") && f.length == 8) {
             KeyState.Kind kind = kindOf(f[3]);
             if (kind != null) {
-                adopt(new SavedKeyState(f[2], kind, emptyToNull(f[7]), parse(f[4]), (int) parse(f[5]), parse(f[6])),
-                        "as another instance found");
+                adopt(new SavedKeyState(f[2], kind, emptyToNull(f[7]), RedisReplies.parse(f[4]),
+                        (int) RedisReplies.parse(f[5]), RedisReplies.parse(f[6])), "as another instance found");
             }
         }
     }
@@ -610,28 +612,6 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
             }
         }
         return null;
-    }
-
-    private static String text(Object o) {
-        if (o instanceof java.nio.ByteBuffer b) {
-            return StandardCharsets.UTF_8.decode(b.duplicate()).toString();
-        }
-        return o == null ? "" : o.toString();
-    }
-
-    private static long number(Object o) {
-        if (o instanceof Long l) {
-            return l;
-        }
-        return parse(text(o));
-    }
-
-    private static long parse(String s) {
-        try {
-            return Long.parseLong(s.strip());
-        } catch (NumberFormatException e) {
-            return 0;
-        }
     }
 
     private static String emptyToNull(String s) {

@@ -7,7 +7,6 @@ import io.megallm.proxy.server.clients.Client;
 import io.megallm.proxy.server.usage.UsageLedger;
 import io.megallm.proxy.server.usage.UsageLedger.Row;
 
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
@@ -147,7 +146,7 @@ public final class SharedUsage implements UsageLedger.AllInstances {
             return; // sent again, unchanged, on the next beat Redis is up
         }
         out = null;
-        if (number(reply.get(0)) == 0) {
+        if (RedisReplies.number(reply.get(0)) == 0) {
             // Redis no longer has this instance's batches: all it counted goes in the next one.
             full = true;
             sent.values().forEach(s -> s.counts = new long[4]);
@@ -158,7 +157,7 @@ public final class SharedUsage implements UsageLedger.AllInstances {
         batch.upTo().forEach((s, counts) -> s.counts = counts);
         Map<String, Long> totals = new HashMap<>();
         for (int i = 1; i + 1 < reply.size(); i += 2) {
-            totals.put(text(reply.get(i)), number(reply.get(i + 1)));
+            totals.put(RedisReplies.text(reply.get(i)), RedisReplies.number(reply.get(i + 1)));
         }
         IdentityHashMap<Object, long[]> counted = new IdentityHashMap<>();
         Set<Object> live = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
@@ -211,24 +210,6 @@ public final class SharedUsage implements UsageLedger.AllInstances {
             List<Row> rows = new ArrayList<>();
             models.forEach((m, c) -> rows.add(new Row(Row.MODEL, m, null, c[0], c[1], c[2], c[3])));
             return rows;
-        }
-    }
-
-    private static String text(Object o) {
-        if (o instanceof java.nio.ByteBuffer b) {
-            return StandardCharsets.UTF_8.decode(b.duplicate()).toString();
-        }
-        return o == null ? "" : o.toString();
-    }
-
-    private static long number(Object o) {
-        if (o instanceof Long l) {
-            return l;
-        }
-        try {
-            return Long.parseLong(text(o).strip());
-        } catch (NumberFormatException e) {
-            return 0;
         }
     }
 }
