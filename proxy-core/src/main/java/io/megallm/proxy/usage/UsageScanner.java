@@ -101,23 +101,24 @@ public final class UsageScanner implements ByteProcessor {
         int end = bytes.writerIndex();
         while (i < end) {
             if (!chunked) {
-                i = json(bytes, i, end);
+                json(bytes, i, end);
+                i = end;
             } else if (chunkState == CHUNK_DATA) {
                 int to = (int) Math.min(end, i + chunkLeft);
-                int at = json(bytes, i, to);
-                chunkLeft -= at - i;
+                json(bytes, i, to);
+                chunkLeft -= to - i;
                 if (chunkLeft == 0) {
                     chunkState = CHUNK_DATA_END;
                 }
-                i = at;
+                i = to;
             } else {
                 process(bytes.getByte(i++));
             }
         }
     }
 
-    /** JSON bytes from {@code i} up to {@code to}; returns {@code to}. */
-    private int json(ByteBuf bytes, int i, int to) {
+    /** JSON bytes from {@code i} up to {@code to}. */
+    private void json(ByteBuf bytes, int i, int to) {
         while (i < to) {
             if (!inString || escaped) {
                 json(bytes.getByte(i++));
@@ -139,7 +140,6 @@ public final class UsageScanner implements ByteProcessor {
                 }
             }
         }
-        return to;
     }
 
     /** The string's bytes from {@code from} to {@code to}, none of them a quote or a backslash. */

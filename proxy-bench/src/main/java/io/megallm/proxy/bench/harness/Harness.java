@@ -267,8 +267,7 @@ public final class Harness {
             closedRun(p, 256, 0, round / 3);
             StreamSet set = client.streams(addr(p), Requests.stream(p.port(), 10, 10, 0), 50, 5000, false, false);
             await(set.ended(), 10);
-            compilerShare = (Procfs.compilerTicks(p.pid()) - c0) / (double) Procfs.TICKS_PER_SECOND
-                    / ((System.nanoTime() - t0) / 1e9);
+            compilerShare = compilerShareSince(p, c0, t0);
         } while (untilSteady && !(steady(seen) && compilerShare <= QUIET_COMPILER_SHARE)
                 && System.nanoTime() < deadline);
         String jit = untilSteady && p.pid() > 0
@@ -276,6 +275,12 @@ public final class Harness {
         log(String.format(Locale.ROOT, "warm-up of %s: %d round(s), %s req/s at 64 connections in the last%s",
                 p.name(), seen.size(), ReportWriter.f(seen.get(seen.size() - 1), 0), jit));
         notes.add("warm-up of " + p.name() + ": " + seen.size() + " round(s)" + jit);
+    }
+
+    /** The share of the time since {@code startNanos} that the peer's JIT compiler threads used. */
+    private static double compilerShareSince(Peer p, long startTicks, long startNanos) {
+        return (Procfs.compilerTicks(p.pid()) - startTicks) / (double) Procfs.TICKS_PER_SECOND
+                / ((System.nanoTime() - startNanos) / 1e9);
     }
 
     /** The JIT is taken as done when its compiler threads use at most this share of a round. */
@@ -577,8 +582,7 @@ public final class Harness {
                     set.closeAll();
                 }
                 bursts++;
-                compilerShare = (Procfs.compilerTicks(p.pid()) - c0) / (double) Procfs.TICKS_PER_SECOND
-                        / ((System.nanoTime() - t0) / 1e9);
+                compilerShare = compilerShareSince(p, c0, t0);
             }
             if (jvm) {
                 log(String.format(Locale.ROOT, "burst warm-up of %s, %d streams: %d burst(s), JIT compilers %.1f %% "
