@@ -585,10 +585,10 @@ public final class Harness {
                 compilerShare = compilerShareSince(p, c0, t0);
             }
             if (jvm) {
-                log(String.format(Locale.ROOT, "burst warm-up of %s, %d streams: %d burst(s), JIT compilers %.1f %% "
-                        + "of the last", p.name(), count, bursts, 100 * compilerShare));
-                notes.add(String.format(Locale.ROOT, "burst warm-up of %s before %d streams: %d burst(s), JIT "
-                        + "compilers %.1f %% of the last", p.name(), count, bursts, 100 * compilerShare));
+                String line = String.format(Locale.ROOT, "burst warm-up of %s before %d streams: %d burst(s), JIT "
+                        + "compilers %.1f %% of the last", p.name(), count, bursts, 100 * compilerShare);
+                log(line);
+                notes.add(line);
             }
         }
     }

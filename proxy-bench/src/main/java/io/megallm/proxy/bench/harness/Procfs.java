@@ -55,13 +55,17 @@ public final class Procfs {
             return 0;
         }
         try {
-            String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
-            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-            // Fields after the command: state(3) ... utime(14) stime(15), so index 11 and 12 here.
-            return Long.parseLong(f[11]) + Long.parseLong(f[12]);
+            return ticks(Files.readString(Path.of("/proc/" + pid + "/stat")));
         } catch (IOException | RuntimeException e) {
             return 0;
         }
+    }
+
+    /** utime + stime from a {@code /proc/.../stat} line, of a process or of one of its threads. */
+    private static long ticks(String stat) {
+        String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+        // Fields after the command: state(3) ... utime(14) stime(15), so index 11 and 12 here.
+        return Long.parseLong(f[11]) + Long.parseLong(f[12]);
     }
 
     /**
@@ -79,9 +83,7 @@ public final class Procfs {
                     if (!Files.readString(t.resolve("comm")).contains("CompilerThre")) {
                         continue;
                     }
-                    String stat = Files.readString(t.resolve("stat"));
-                    String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-                    sum += Long.parseLong(f[11]) + Long.parseLong(f[12]);
+                    sum += ticks(Files.readString(t.resolve("stat")));
                 } catch (IOException | RuntimeException e) {
                     // A thread that ended between the listing and the read.
                 }
