@@ -231,6 +231,7 @@ public final class Exchange {
         noBody = headRequest || code == 204 || code == 304;
         chunkedOut = !noBody && HttpUtil.isTransferEncodingChunked(head);
         held = HeadBytes.head(ctx.alloc(), head);
+        request.dropBody();
         return chunkedOut;
     }
 

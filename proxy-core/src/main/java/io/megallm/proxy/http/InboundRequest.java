@@ -1,6 +1,7 @@
 package io.megallm.proxy.http;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpVersion;
 
@@ -78,6 +79,17 @@ public final class InboundRequest {
     public void replaceBody(ByteBuf rewritten) {
         ByteBuf old = body;
         body = rewritten;
+        old.release();
+    }
+
+    /**
+     * Lets go of the body once no attempt can send it again (the answer's head is committed). A
+     * stream lasts minutes and its body can be a long conversation, often a slice that pins the
+     * whole buffer it was read into; a write still in flight holds its own reference.
+     */
+    void dropBody() {
+        ByteBuf old = body;
+        body = Unpooled.EMPTY_BUFFER;
         old.release();
     }
 

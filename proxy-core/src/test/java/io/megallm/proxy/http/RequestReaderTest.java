@@ -8,12 +8,15 @@ import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.netty.handler.codec.http.DefaultHttpResponse;
+import io.netty.handler.codec.http.EmptyHttpHeaders;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpObjectAggregator;
 import io.netty.handler.codec.http.HttpResponseDecoder;
 import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -780,6 +783,36 @@ class RequestReaderTest {
         held.get().respond(late);
         assertEquals(0, late.refCnt());
         assertTrue(responses().isEmpty());
+        assertFinishedCleanly();
+    }
+
+    @Test
+    void bodyIsReleasedOnceTheAnswersHeadIsCommittedNotAtTheStreamsEnd() {
+        AtomicReference<Exchange> held = new AtomicReference<>();
+        open(exchange -> {
+            record(exchange);
+            held.set(exchange);
+        }, MAX_BODY);
+
+        write("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nContent-Length: 5\r\n\r\nhello");
+        assertEquals(1, capturedBodies.get(0).refCnt(), "held while an attempt may still send it");
+
+        DefaultHttpResponse head = new DefaultHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK);
+        head.headers().set("content-type", "text/event-stream");
+        HttpUtil.setTransferEncodingChunked(head, true);
+        held.get().sendHead(head);
+        held.get().sendBody(Unpooled.copiedBuffer("data: 1\n\n", StandardCharsets.UTF_8), false);
+        held.get().flush();
+        channel.runPendingTasks();
+
+        assertFalse(held.get().finished(), "the stream goes on");
+        assertEquals(0, capturedBodies.get(0).refCnt(), "no retry can follow a committed head: the body goes");
+        assertEquals(0, held.get().request().body().readableBytes());
+
+        held.get().sendEnd(EmptyHttpHeaders.INSTANCE);
+        Resp r = onlyResponse();
+        assertEquals(200, r.status());
+        assertEquals("data: 1\n\n", r.body());
         assertFinishedCleanly();
     }
 
