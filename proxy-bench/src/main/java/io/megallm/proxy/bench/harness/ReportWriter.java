@@ -193,10 +193,16 @@ public final class ReportWriter {
         for (HeldRow h : r.held()) {
             if (Peers.isProxy(h.peer()) && nginxHeld.isPresent() && h.established() > 0
                     && nginxHeld.get().established() > 0) {
+                // Issue 16's measure is the whole process over the streams it holds; what each
+                // stream adds is shown too, but a JVM's baseline is not free for being fixed.
+                String who = h.streams() + " open streams" + (h.peer().equals(Peers.PROXY) ? "" : " (" + h.peer() + ")");
+                double total = peakPerStreamKb(h);
+                double nTotal = peakPerStreamKb(nginxHeld.get());
+                b.append("| ").append(who).append(": RSS at the peak ÷ streams ≤ Nginx's | ").append(f(total, 1))
+                        .append(" vs ").append(f(nTotal, 1)).append(" KB | ").append(yes(total <= nTotal)).append(" |\n");
                 double kb = perStreamKb(h);
                 double nkb = perStreamKb(nginxHeld.get());
-                b.append("| ").append(h.streams()).append(" open streams").append(h.peer().equals(Peers.PROXY) ? ""
-                                : " (" + h.peer() + ")").append(": RSS per stream ≤ Nginx's | ").append(f(kb, 1))
+                b.append("| ").append(who).append(": RSS added per stream ≤ Nginx's | ").append(f(kb, 1))
                         .append(" vs ").append(f(nkb, 1)).append(" KB | ").append(yes(kb <= nkb)).append(" |\n");
             }
         }
@@ -572,6 +578,10 @@ public final class ReportWriter {
     /** What one held stream added to the peer's RSS: (peak − before) / established, in KB. */
     static double perStreamKb(HeldRow h) {
         return h.established() <= 0 ? Double.NaN : (h.rssPeakMb() - h.rssBeforeMb()) * 1024 / h.established();
+    }
+
+    static double peakPerStreamKb(HeldRow h) {
+        return h.established() <= 0 ? Double.NaN : h.rssPeakMb() * 1024 / h.established();
     }
 
     static String ratio(Optional<Double> a, Optional<Double> b) {
