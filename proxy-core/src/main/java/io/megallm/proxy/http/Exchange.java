@@ -327,7 +327,7 @@ public final class Exchange {
         }
         listener = null;
         ((ResponseEncoder) encoder.handler()).headRequest(false);
-        request.body().release();
+        request.dropBody();
         reader.exchangeDone(this, closeAfter);
     }
 

@@ -88,9 +88,7 @@ public final class InboundRequest {
      * whole buffer it was read into; a write still in flight holds its own reference.
      */
     void dropBody() {
-        ByteBuf old = body;
-        body = Unpooled.EMPTY_BUFFER;
-        old.release();
+        replaceBody(Unpooled.EMPTY_BUFFER);
     }
 
     public String requestId() {
