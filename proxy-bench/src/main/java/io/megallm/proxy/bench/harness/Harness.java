@@ -557,7 +557,8 @@ public final class Harness {
     /**
      * Unmeasured bursts of short streams through every peer before a streaming scenario: in a full
      * run at least {@value #WARM_BURST_STREAMS} streams of {@value #WARM_BURST_EVENTS} events each per
-     * burst (more when the scenario has more), at least {@value #WARM_BURSTS} bursts, and for our proxy
+     * burst (more when the scenario has more), at the scenario's interval so that the streams' timers
+     * run as in the trials, at least {@value #WARM_BURSTS} bursts, and for our proxy
      * more until its JIT compiler threads used at most {@value #QUIET_COMPILER_SHARE} of the time
      * in each of the last two bursts (at most {@value #MAX_WARM_BURSTS}). The closed-loop warm-up
      * keeps its connections, so the code that accepts a client, opens an upstream connection and
@@ -581,7 +582,8 @@ public final class Harness {
             while (bursts < WARM_BURSTS || (jvm && quietInARow < 2 && bursts < MAX_WARM_BURSTS)) {
                 long c0 = Procfs.compilerTicks(p.pid());
                 long t0 = System.nanoTime();
-                StreamSet set = client.streams(addr(p), Requests.stream(p.port(), WARM_BURST_EVENTS, 5, 0), size,
+                StreamSet set = client.streams(addr(p), Requests.stream(p.port(), WARM_BURST_EVENTS,
+                        cfg.streamIntervalMs(), 0), size,
                         Math.max(2000, size * 10), false, false);
                 try {
                     await(set.ended(), 30);
