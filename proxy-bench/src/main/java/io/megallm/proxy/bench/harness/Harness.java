@@ -605,7 +605,7 @@ public final class Harness {
     }
 
     static final int WARM_BURST_STREAMS = 1000;
-    static final int WARM_BURST_EVENTS = 20;
+    static final int WARM_BURST_EVENTS = 60;
     static final int WARM_BURSTS = 3;
     static final int MAX_WARM_BURSTS = 40;
 
