@@ -342,11 +342,13 @@ public final class ReportWriter {
         b.append("Each stream is its own connection; the mock sends ").append(first.eventsPerStream())
                 .append(" events ").append(first.intervalMs()).append(" ms apart. Per-event latency = arrival at "
                         + "the client (nanoTime when the read returned) − `sent_ns`; TTFB = request written → first "
-                        + "response byte. ").append(first.trials()).append(" trial(s) per peer, pooled, after unmeasured bursts of short "
-                        + "streams through every peer (three, in a full run of at least ").append(Harness.WARM_BURST_STREAMS)
-                .append(" streams of ").append(Harness.WARM_BURST_EVENTS).append(" events at the "
-                        + "scenario's interval; for our proxy more, until its JIT compilers were quiet in two bursts in a row: connection set-up, tear-down and the "
-                        + "relay of events are warm, as in a server that has been up a while; see the notes).\n\n");
+                        + "response byte. ").append(first.trials())
+                .append(" trial(s) per peer, pooled, after unmeasured bursts of short streams through every peer "
+                        + "(three, in a full run of at least ").append(Harness.WARM_BURST_STREAMS)
+                .append(" streams of ").append(Harness.WARM_BURST_EVENTS)
+                .append(" events at the scenario's interval; for our proxy more, until its JIT compilers were quiet "
+                        + "in two bursts in a row: connection set-up, tear-down and the relay of events are warm, as "
+                        + "in a server that has been up a while; see the notes).\n\n");
         b.append("| streams | peer | events received/expected | TTFB p50 ms | TTFB p99 ms | per-event p50 ms | per-event p99 ms | per-event p99.9 ms | added per-event p99 over direct (ms) | errors |\n");
         b.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (StreamRow x : r.streaming()) {
