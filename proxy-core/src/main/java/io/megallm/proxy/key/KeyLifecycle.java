@@ -34,6 +34,7 @@ public final class KeyLifecycle {
     private final KeyClock clock;
     private final KeyPolicy policy;
     private final CopyOnWriteArrayList<KeyStateListener> listeners = new CopyOnWriteArrayList<>();
+    private volatile TrialGate trialGate = TrialGate.OPEN;
     /** How trials ended, for /metrics: only this class knows a failed trial from one that got no answer. */
     private final LongAdder[] trials = new LongAdder[TrialOutcome.values().length];
 
@@ -64,6 +65,11 @@ public final class KeyLifecycle {
     /** Registered at start; the list is read without a lock on every change. */
     public void addListener(KeyStateListener listener) {
         listeners.add(listener);
+    }
+
+    /** Set once at start when instances share key states; {@link TrialGate#OPEN} otherwise. */
+    public void setTrialGate(TrialGate gate) {
+        this.trialGate = gate;
     }
 
     // ---- what the upstream said -----------------------------------------------------------------
@@ -257,7 +263,7 @@ public final class KeyLifecycle {
     public boolean claimTrial(ApiKey key) {
         KeyState s = key.state();
         long now = clock.nanoTime();
-        if (!s.trialDueAt(now)) {
+        if (!s.trialDueAt(now) || !trialGate.mayStart(key)) {
             return false;
         }
         KeyState claimed = s.onTrialUntil(now + TimeUnit.SECONDS.toNanos(policy.trialLeaseSeconds()));

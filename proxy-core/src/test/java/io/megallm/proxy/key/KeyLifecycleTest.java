@@ -217,6 +217,27 @@ class KeyLifecycleTest {
     }
 
     @Test
+    void aDueTrialTheGateHoldsBackStartsOnlyWhenItOpens() {
+        java.util.concurrent.atomic.AtomicBoolean open = new java.util.concurrent.atomic.AtomicBoolean();
+        List<ApiKey> asked = new ArrayList<>();
+        life.setTrialGate(key -> {
+            asked.add(key);
+            return open.get();
+        });
+        life.rejected(a, 401);
+        assertNull(selector.trial(NONE, 0), "not due yet");
+        assertTrue(asked.isEmpty(), "the gate is asked only about a due trial");
+        advanceSeconds(300);
+        assertNull(selector.trial(NONE, 0), "due here, but another instance holds it");
+        assertNull(selector.trial(NONE, 0));
+        assertFalse(a.state().onTrial());
+        assertEquals(List.of(a, a), asked, "asked again by every request while due: no scan is skipped");
+        open.set(true);
+        assertSame(a, selector.trial(NONE, 0));
+        assertTrue(a.state().onTrial());
+    }
+
+    @Test
     void aTrialIsNotGivenToARequestThatAlreadyTriedTheKey() {
         life.rejected(a, 401);
         advanceSeconds(300);

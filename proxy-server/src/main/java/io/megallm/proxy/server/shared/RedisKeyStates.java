@@ -20,6 +20,7 @@ import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.key.KeyState;
 import io.megallm.proxy.key.KeyStateListener;
 import io.megallm.proxy.key.SavedKeyState;
+import io.megallm.proxy.key.TrialGate;
 import io.megallm.proxy.server.config.RedisUrl;
 import io.megallm.proxy.server.keys.KeyFile;
 import org.slf4j.Logger;
@@ -50,7 +51,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *   <li>the other instances' results arrive by pub/sub and are adopted into the local view without
  *       being published again;</li>
  *   <li>a failed key's trial is leased ({@code SET NX PX}) shortly before it is due, so that one
- *       instance runs it; the others push their own trial back to the lease's end;</li>
+ *       instance runs it; the others push their own trial back to the lease's end, and remember
+ *       that end: no state that arrives later (pub/sub and replies are not ordered with the
+ *       lease) starts a trial here before it ({@link TrialGate});</li>
  *   <li>a reload of the key file is announced, and the others reload their own file;</li>
  *   <li>Redis down, or so slow that a command gets no answer in 2 s: one warning, {@link #up()}
  *       false, Lettuce reconnects by itself (a PING tells when a slow one answers again), and the
@@ -58,7 +61,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * </ul>
  * Redis holds SHA-256 ids of keys, never a key.
  */
-public final class RedisKeyStates implements KeyStateListener, SharedState, AutoCloseable {
+public final class RedisKeyStates implements KeyStateListener, TrialGate, SharedState, AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(RedisKeyStates.class);
 
@@ -99,6 +102,11 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
     /** Leases this instance holds, by key id; only the worker thread touches it. */
     private final Map<String, Long> leases = new HashMap<>();
     private final Map<String, Boolean> claiming = new ConcurrentHashMap<>();
+    /**
+     * Until when (epoch ms) another instance holds a key's trial lease, as its lost claim said;
+     * written by the worker, read by the event loops about to start a due trial.
+     */
+    private final ConcurrentHashMap<String, Long> heldElsewhere = new ConcurrentHashMap<>();
     private ClientResources resources;
     private RedisClient client;
     private volatile StatefulRedisConnection<String, String> connection;
@@ -166,6 +174,7 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
             }
         });
         keys.lifecycle().addListener(this);
+        keys.lifecycle().setTrialGate(this);
         keys.onReload(this::reloaded);
         worker.execute(this::connect);
         worker.scheduleWithFixedDelay(this::sweep, SWEEP_MILLIS, SWEEP_MILLIS, TimeUnit.MILLISECONDS);
@@ -215,6 +224,10 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
 
     @Override
     public void changed(ApiKey key, KeyState from, KeyState to) {
+        if (to.kind() == KeyState.Kind.AVAILABLE && !heldElsewhere.isEmpty()) {
+            // Back in rotation (here or elsewhere): a later failure's trial owes nothing to that lease.
+            heldElsewhere.remove(key.id());
+        }
         if (APPLYING.get()) {
             return;
         }
@@ -231,6 +244,23 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
         if (flushScheduled.compareAndSet(false, true)) {
             run(this::flush);
         }
+    }
+
+    /**
+     * A due trial waits while another instance holds its lease, whatever made the local view think
+     * it due: the lease's end, not a state that came from Redis later, decides.
+     */
+    @Override
+    public boolean mayStart(ApiKey key) {
+        Long end = heldElsewhere.get(key.id());
+        if (end == null) {
+            return true;
+        }
+        if (end - System.currentTimeMillis() <= 0) {
+            heldElsewhere.remove(key.id(), end);
+            return true;
+        }
+        return false;
     }
 
     /** A reload made here is announced; one made because another instance announced it is not. */
@@ -502,12 +532,14 @@ public final class RedisKeyStates implements KeyStateListener, SharedState, Auto
                         return;
                     }
                     if (r < 0) {
+                        heldElsewhere.remove(id);
                         leases.put(id, wall + millis);
                         log.debug("shared state: {} holds the trial lease of key {} for {} ms", instance, key, millis);
                         return;
                     }
                     log.debug("shared state: {} lost the trial lease of key {}: held elsewhere for {} ms more",
                             instance, key, r);
+                    heldElsewhere.put(id, System.currentTimeMillis() + Math.max(r, 1L));
                     KeyState s = key.state();
                     if (s.kind() != KeyState.Kind.FAILED || s.onTrial()) {
                         return;

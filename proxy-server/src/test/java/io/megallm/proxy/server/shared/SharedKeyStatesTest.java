@@ -171,6 +171,61 @@ class SharedKeyStatesTest {
         }
     }
 
+    /**
+     * The race behind a CI failure of the test above: this instance lost the trial lease and put its
+     * trial back, then a state from Redis that was older than the lease (pub/sub is not ordered
+     * with the lease) said the trial was due. The lease's end decides, not that state.
+     */
+    @Test
+    void aLateStateFromRedisDoesNotStartATrialAnotherInstanceHolds() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(2);
+        RedisKeyStates.useNioTransport();
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             ProxyUnderTest b = instance(keys, redis, upstream, Map.of("KEY_RECHECK", "2"));
+             RedisClient client = RedisClient.create(redis.url());
+             StatefulRedisConnection<String, String> c = client.connect()) {
+            awaitUp(b);
+            String id = sha256(keys.get(0));
+            // Another instance holds key 0's trial lease for the next 6 s.
+            assertEquals("OK", c.sync().set("megallm:{default}:trial:" + id, "0123456789ab",
+                    io.lettuce.core.SetArgs.Builder.px(6000)));
+            int mark = LogCapture.size();
+            upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
+            for (int i = 0; i < 2; i++) {
+                assertEquals(200, b.chat().statusCode());
+            }
+            assertEquals("failed", keyEntry(b, 0).get("state"));
+            await(3000, "B's claim of the trial (due in 2 s) is lost to the holder",
+                    () -> LogCapture.since(mark).stream().anyMatch(l -> l.contains("lost the trial lease")));
+
+            // A late, older state: failed, trial due a second ago.
+            int late = LogCapture.size();
+            c.sync().publish("megallm:{default}:events", "s|0123456789ab|" + id + "|failed|"
+                    + (System.currentTimeMillis() - 1000) + "|0|2|upstream 401");
+            await(PROPAGATION_MILLIS, "B adopts the late state",
+                    () -> LogCapture.since(late).stream().anyMatch(l -> l.contains("as another instance found")));
+            long before = requestsWith(upstream, keys.get(0));
+            for (int i = 0; i < 10; i++) {
+                assertEquals(200, b.chat().statusCode());
+            }
+            assertEquals(before, requestsWith(upstream, keys.get(0)),
+                    "B ran a trial whose lease another instance holds");
+
+            // The lease ends: B's own trial runs then, passes, and the key is back.
+            upstream.on(keys.get(0), MockUpstream.json(200, "{\"id\":\"ok\"}"));
+            await(10_000, "key 0 back in rotation after the lease", () -> {
+                b.chat();
+                return "available".equals(keyEntry(b, 0).get("state"));
+            });
+            assertEquals(before + 1, requestsWith(upstream, keys.get(0)), "one trial, after the lease");
+        }
+    }
+
+    private static String sha256(String s) throws Exception {
+        return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+                .digest(s.getBytes(StandardCharsets.UTF_8)));
+    }
+
     @Test
     void aReloadOnOneInstanceReloadsTheOther() throws Exception {
         List<String> keys = ProxyUnderTest.keys(2);
