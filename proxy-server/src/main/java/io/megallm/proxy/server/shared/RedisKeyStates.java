@@ -103,8 +103,9 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     private final Map<String, Long> leases = new HashMap<>();
     private final Map<String, Boolean> claiming = new ConcurrentHashMap<>();
     /**
-     * Until when (epoch ms) another instance holds a key's trial lease, as its lost claim said;
-     * written by the worker, read by the event loops about to start a due trial.
+     * Until when ({@link System#nanoTime()}: a wall clock stepped back must not stretch it) another
+     * instance holds a key's trial lease, as its lost claim said; written by the worker, read by
+     * the event loops about to start a due trial.
      */
     private final ConcurrentHashMap<String, Long> heldElsewhere = new ConcurrentHashMap<>();
     private ClientResources resources;
@@ -256,7 +257,7 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         if (end == null) {
             return true;
         }
-        if (end - System.currentTimeMillis() <= 0) {
+        if (end - System.nanoTime() <= 0) {
             heldElsewhere.remove(key.id(), end);
             return true;
         }
@@ -539,7 +540,7 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
                     }
                     log.debug("shared state: {} lost the trial lease of key {}: held elsewhere for {} ms more",
                             instance, key, r);
-                    heldElsewhere.put(id, System.currentTimeMillis() + Math.max(r, 1L));
+                    heldElsewhere.put(id, System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(Math.max(r, 1L)));
                     KeyState s = key.state();
                     if (s.kind() != KeyState.Kind.FAILED || s.onTrial()) {
                         return;
