@@ -70,6 +70,8 @@ public final class Harness {
     private Path work;
     private Pinning pin;
     private WakeupProbe.Result wakeup = new WakeupProbe.Result(Double.NaN, Double.NaN, null);
+    private double newFileStart = Double.NaN;
+    private double newFileEnd = Double.NaN;
 
     public Harness(BenchConfig cfg, PrintStream out) {
         this.cfg = cfg;
@@ -94,6 +96,8 @@ public final class Harness {
         wakeup = WakeupProbe.measure(pin.enabled() ? pin.peerCpus() : null, 500);
         log(String.format(Locale.ROOT, "hop through a blocking relay thread: %.1f us on the same core, %s us across cores",
                 wakeup.sameCoreUs(), ReportWriter.f(wakeup.crossCoreUs(), 1)));
+        newFileStart = PageCacheProbe.nanosPerByte(work, NEW_FILE_PROBE_BYTES);
+        log(String.format(Locale.ROOT, "writing a new file: %.2f ns a byte", newFileStart));
         try {
             mock = cfg.inProcessMock() ? Peers.mockInProcess()
                     : Peers.mockProcess(work, pin, absoluteClasspath());
@@ -130,6 +134,8 @@ public final class Harness {
                 accessLogWhatIf();
             }
         } finally {
+            newFileEnd = PageCacheProbe.nanosPerByte(work, NEW_FILE_PROBE_BYTES);
+            log(String.format(Locale.ROOT, "writing a new file, at the end: %.2f ns a byte", newFileEnd));
             closeAll();
             try {
                 Runtime.getRuntime().removeShutdownHook(hook);
@@ -282,6 +288,12 @@ public final class Harness {
         return (Procfs.compilerTicks(p.pid()) - startTicks) / (double) Procfs.TICKS_PER_SECOND
                 / ((System.nanoTime() - startNanos) / 1e9);
     }
+
+    /**
+     * The new-file probe at the start and end of a run: enough pages (8,192) that a host fault per
+     * fresh page shows, little enough to take a fraction of a second where pages are cheap.
+     */
+    static final long NEW_FILE_PROBE_BYTES = 32L * 1024 * 1024;
 
     /** The JIT is taken as done when its compiler threads use at most this share of a round. */
     static final double QUIET_COMPILER_SHARE = 0.01;
@@ -1176,7 +1188,7 @@ public final class Harness {
         Results.MachineInfo machine = new Results.MachineInfo(cores, Procfs.cpuModel(), Procfs.memTotalMb(),
                 Procfs.kernel(), System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version"),
                 io.megallm.proxy.transport.Transport.best().name(), netty, Peers.nginxVersion(),
-                Peers.haproxyVersion(), wakeup.sameCoreUs(), wakeup.crossCoreUs());
+                Peers.haproxyVersion(), wakeup.sameCoreUs(), wakeup.crossCoreUs(), newFileStart, newFileEnd);
         String clientText = "the harness's own Netty HTTP/1.1 client (keep-alive, one event-loop thread, "
                 + machine.nettyTransport() + "; requests pre-encoded, answers parsed without allocation), closed loop "
                 + "at " + cfg.connectionLevels() + " connections and open loop at a fixed rate; SSE streams one "

@@ -71,6 +71,17 @@ public final class ReportWriter {
             }
             b.append(".\n");
         }
+        if (!Double.isNaN(m.newFileNsPerByteStart())) {
+            b.append("- Cost of a growing file on this machine (what each peer's access log pays): writing a new file "
+                    + "took ").append(f(m.newFileNsPerByteStart(), 2)).append(" ns a byte at the start of the run");
+            if (!Double.isNaN(m.newFileNsPerByteEnd())) {
+                b.append(" and ").append(f(m.newFileNsPerByteEnd(), 2)).append(" ns at the end");
+            }
+            b.append(". A virtual machine that hands free memory back to its host pays a host fault per fresh page: "
+                    + "the benchmark VM of 2026-12-06 measured 0.1-0.2 ns a byte into pages the guest still held and "
+                    + "3-4 ns into pages the host had taken back. The proxy writes more access-log bytes per request "
+                    + "than Nginx, so this price moves its rows at 16 and 64 connections.\n");
+        }
         b.append("- Load client: ").append(r.client()).append("\n");
         b.append("- Warm-up, before anything is measured: the JVM peers (our proxy) get rounds of load (16 and 64 "
                 + "connections, a burst at 256, a burst of streams) until three rounds agree within 3 % and the JIT "

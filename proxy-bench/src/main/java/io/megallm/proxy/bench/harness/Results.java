@@ -34,7 +34,7 @@ public record Results(
      */
     public record MachineInfo(int cores, String cpu, long memoryMb, String kernel, String jdk, String nettyTransport,
                               String nettyVersion, String nginx, String haproxy, double hopSameCoreUs,
-                              double hopCrossCoreUs) {
+                              double hopCrossCoreUs, double newFileNsPerByteStart, double newFileNsPerByteEnd) {
     }
 
     public record PeerInfo(String name, String description) {

@@ -71,7 +71,7 @@ class ReportWriterTest {
                 """, 10000));
         return new Results("2030-01-02", "quick", "2030-01-02T03:04:05Z", 150.0,
                 new Results.MachineInfo(2, "Test CPU", 24000, "6.1.0", "OpenJDK 17", "epoll", "4.2.18.Final",
-                        "1.22.1", "2.6.12", 6.0, 70.0),
+                        "1.22.1", "2.6.12", 6.0, 70.0, 0.12, 3.5),
                 "load client on CPU 0, peers on CPU 1", "the harness's client",
                 List.of(new Results.PeerInfo("direct", "the mock"), new Results.PeerInfo("nginx", "Nginx"),
                         new Results.PeerInfo("proxy", "megallm-proxy")),
@@ -94,6 +94,7 @@ class ReportWriterTest {
         assertTrue(md.startsWith("# megallm-proxy load report, 2030-01-02 (quick mode)"), md);
         assertTrue(md.contains("java -jar proxy-bench/target/megallm-proxy-bench.jar bench --quick"));
         assertTrue(md.contains("2 cores (Test CPU)"));
+        assertTrue(md.contains("writing a new file took 0.12 ns a byte at the start of the run and 3.50 ns at the end"), md);
         assertTrue(md.contains("**haproxy**: SKIPPED: haproxy is not installed"));
         // The non-stream table and its ratios: 20000/16000 = 1.25, 20000/40000 = 0.50, p99 6/8 = 0.75, +4 ms.
         assertTrue(md.contains("| 64 | proxy | 20000 | 2.50 | 6.00 | 12.00 | 18.0 | 0 | 50.0 |"), md);
