@@ -324,8 +324,12 @@ public final class Harness {
         String la = Procfs.loadavg();
         long[] s0 = Procfs.systemTicks();
         long own0 = ownTicks();
+        // The price moves within minutes (memory just freed is cheap until the VM reports it to its
+        // host), so the start and end of a run say little about the scenarios in between.
+        double newFile = PageCacheProbe.nanosPerByte(work, NEW_FILE_PROBE_BYTES);
+        notes.add("writing a new file just before \"" + name + "\": " + ReportWriter.f(newFile, 2) + " ns a byte");
         long w0 = System.nanoTime();
-        log("== " + name + " (loadavg " + la + ")");
+        log("== " + name + " (loadavg " + la + "; writing a new file " + ReportWriter.f(newFile, 2) + " ns a byte)");
         body.run();
         long[] s1 = Procfs.systemTicks();
         long own1 = ownTicks();

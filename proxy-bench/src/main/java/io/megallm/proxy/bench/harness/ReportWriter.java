@@ -79,8 +79,9 @@ public final class ReportWriter {
             }
             b.append(". A virtual machine that hands free memory back to its host pays a host fault per fresh page: "
                     + "the benchmark VM of 2026-12-06 measured 0.1-0.2 ns a byte into pages the guest still held and "
-                    + "3-4 ns into pages the host had taken back. The proxy writes more access-log bytes per request "
-                    + "than Nginx, so this price moves its rows at 16 and 64 connections.\n");
+                    + "3-4 ns into pages the host had taken back, and the price moved within minutes (memory just "
+                    + "freed is cheap until it is reported), so the notes give it before each scenario too. The proxy "
+                    + "writes more access-log bytes per request than Nginx, so a high price costs it more.\n");
         }
         b.append("- Load client: ").append(r.client()).append("\n");
         b.append("- Warm-up, before anything is measured: the JVM peers (our proxy) get rounds of load (16 and 64 "
