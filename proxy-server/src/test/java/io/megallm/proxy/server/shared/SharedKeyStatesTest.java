@@ -221,7 +221,8 @@ class SharedKeyStatesTest {
         }
     }
 
-    private static String sha256(String s) throws Exception {
+    /** The id Redis holds for a key or client key, computed here on its own (contract §14: SHA-256, hex). */
+    static String sha256(String s) throws Exception {
         return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
                 .digest(s.getBytes(StandardCharsets.UTF_8)));
     }
@@ -279,8 +280,7 @@ class SharedKeyStatesTest {
                     () -> "failed".equals(keyEntry(b, 0).get("state")));
             try (RedisClient client = RedisClient.create(redis.url());
                  StatefulRedisConnection<String, String> c = client.connect()) {
-                String id = java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
-                        .digest(keys.get(0).getBytes(StandardCharsets.UTF_8)));
+                String id = sha256(keys.get(0));
                 assertEquals("failed", c.sync().hget("megallm:{default}:key:" + id, "kind"));
             }
             assertNoKeyInRedis(redis, keys);

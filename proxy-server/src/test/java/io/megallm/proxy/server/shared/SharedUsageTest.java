@@ -10,7 +10,6 @@ import io.megallm.proxy.testing.MockUpstream;
 import org.junit.jupiter.api.Test;
 
 import java.net.http.HttpRequest;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -106,7 +105,7 @@ class SharedUsageTest {
                 // What Redis holds: SHA-256 ids, in one hash under the pool's hash tag.
                 try (RedisClient client = RedisClient.create(redis.url());
                      StatefulRedisConnection<String, String> c = client.connect()) {
-                    String id = sha256(CLIENT);
+                    String id = SharedKeyStatesTest.sha256(CLIENT);
                     assertEquals("5", c.sync().hget("megallm:{default}:usage", "c:" + id + ":requests"));
                     assertEquals("15", c.sync().hget("megallm:{default}:usage", "c:" + id + ":prompt"));
                     assertEquals("4", c.sync().hget("megallm:{default}:usage", "m:gpt-4o:requests"));
@@ -162,7 +161,7 @@ class SharedUsageTest {
                 await(8000, "totals refilled from both instances", () -> showsAll(a, 8) && showsAll(b, 8));
                 try (RedisClient client = RedisClient.create(redis.url());
                      StatefulRedisConnection<String, String> c = client.connect()) {
-                    assertEquals("8", c.sync().hget("megallm:{default}:usage", "k:" + sha256(keys.get(0)) + ":requests"));
+                    assertEquals("8", c.sync().hget("megallm:{default}:usage", "k:" + SharedKeyStatesTest.sha256(keys.get(0)) + ":requests"));
                 }
                 // Nothing left to send and nothing counted twice: two more beats change nothing.
                 // (A double count has no event to await; this is its absence, over two beats.)
@@ -170,10 +169,5 @@ class SharedUsageTest {
                 assertTrue(showsAll(a, 8) && showsAll(b, 8), usage(a).toString());
             }
         }
-    }
-
-    private static String sha256(String s) throws Exception {
-        return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
-                .digest(s.getBytes(StandardCharsets.UTF_8)));
     }
 }
