@@ -346,8 +346,15 @@ public final class KeyLifecycle {
                 log.warn("key {} {}", key, why);
             }
         }
+        // The change has happened: a listener that throws (metrics, state file, Redis) must not
+        // take it from the caller, who would otherwise lose the key it just won (a trial nobody
+        // runs until it times out), nor from the listeners after it.
         for (KeyStateListener l : listeners) {
-            l.changed(key, from, to);
+            try {
+                l.changed(key, from, to);
+            } catch (RuntimeException e) {
+                log.error("a key state listener failed on key {} ({} -> {}): {}", key, from.kind(), to.kind(), e.toString());
+            }
         }
         return true;
     }

@@ -4,6 +4,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -24,7 +25,8 @@ class KeyLifecycleTest {
 
     private final AtomicLong nanos = new AtomicLong(5_000_000_000_000L);
     private final AtomicLong wall = new AtomicLong(1_800_000_000_000L);
-    private final List<String> changes = new ArrayList<>();
+    // Listeners run on whichever thread changes a state: the racing tests change them from many.
+    private final List<String> changes = Collections.synchronizedList(new ArrayList<>());
     private KeyPool pool;
     private KeyLifecycle life;
     private KeySelector selector;
@@ -367,6 +369,25 @@ class KeyLifecycleTest {
             assertEquals(1, trialsOfA.get(), "round " + round);
             assertEquals(1, trialsOfB.get(), "round " + round);
         }
+    }
+
+    @Test
+    void aListenerThatThrowsTakesTheChangeFromNobody() {
+        List<String> after = new ArrayList<>();
+        life.addListener((key, from, to) -> {
+            throw new IllegalStateException("listener bug");
+        });
+        life.addListener((key, from, to) -> after.add(key.masked() + " " + to.kind()));
+        life.rejected(a, 401);
+        life.rejected(b, 401);
+        advanceSeconds(300);
+
+        ApiKey trial = selector.trial(NONE, 0);
+
+        assertEquals(a, trial, "the caller still gets the key whose trial it won");
+        assertTrue(trial.state().onTrial());
+        assertEquals(List.of(a.masked() + " FAILED", b.masked() + " FAILED", a.masked() + " FAILED"), after,
+                "the listeners after the failing one hear every change");
     }
 
     // ---- state across a restart ----
