@@ -57,7 +57,17 @@ public final class JsonBodyCheck {
         if (!body.isReadable()) {
             return false;
         }
-        return type == null || type.toLowerCase(java.util.Locale.ROOT).contains("json");
+        return type == null || containsJson(type);
+    }
+
+    /** "json" anywhere in {@code type}, ASCII case ignored, without a lower-cased copy per request. */
+    private static boolean containsJson(String type) {
+        for (int i = 0, last = type.length() - 4; i <= last; i++) {
+            if (type.regionMatches(true, i, "json", 0, 4)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     public static Result check(ByteBuf body) {

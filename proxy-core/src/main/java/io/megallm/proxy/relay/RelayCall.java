@@ -269,7 +269,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         UpstreamPools urlPools = relay.baseUrls().pools(index);
         baseUrl = index;
         pool = urlPools.forLoop(exchange.eventLoop());
-        upstreamHead = HeaderRewriter.upstreamHead(request, urlPools.target(), urlPools.target().pathFor(rest));
+        upstreamHead = HeaderRewriter.upstreamHead(request, urlPools.target(), urlPools.target().basePath(), rest);
     }
 
     /**

@@ -98,6 +98,11 @@ public final class UpstreamTarget {
         return hostHeader;
     }
 
+    /** The base URL's path, "" or "/…" without a trailing slash: what {@link #pathFor} puts first. */
+    public String basePath() {
+        return basePath;
+    }
+
     /** Upstream request target for the part of a client URI after {@code /v1}: base path + rest. */
     public String pathFor(String restWithQuery) {
         return basePath + restWithQuery;

@@ -767,14 +767,18 @@ class RequestHeadParserTest {
     @Test
     void nameViewIsTheName() throws BadRequest {
         RequestHeaders h = parse(SDK_HEAD).headers();
+        RequestHeaders.NameView view = h.nameView();
         for (int i = 0; i < h.size(); i++) {
-            AsciiString view = h.nameView(i);
+            view.at(i);
             assertEquals(h.name(i), view.toString());
-            assertTrue(view.contentEquals(h.name(i)));
+            assertTrue(AsciiString.contentEquals(view, h.name(i)));
+            assertEquals(h.name(i).length(), view.length());
             assertEquals(h.name(i).length(), h.nameLength(i));
+            assertEquals(h.name(i).substring(1, 3), view.subSequence(1, 3).toString());
             assertTrue(h.nameIs(i, view));
             assertTrue(h.nameIs(i, h.name(i).toLowerCase()));
         }
-        assertEquals(new AsciiString("Content-Type"), h.nameView(h.indexOf("content-type", 0)));
+        assertEquals("Content-Type", view.at(h.indexOf("content-type", 0)).toString());
+        assertThrows(IndexOutOfBoundsException.class, () -> view.charAt(view.length()));
     }
 }

@@ -6,9 +6,9 @@ import ch.qos.logback.core.encoder.EncoderBase;
 import java.nio.charset.StandardCharsets;
 
 /**
- * Writes an {@link AccessLog} event as it is: its message is already the UTF-8 bytes of whole
- * lines, newlines included, one byte per char, so ISO-8859-1 gives those bytes back with one copy.
- * A pattern layout would copy the batch twice more and transcode it.
+ * Writes an {@link AccessLog} batch as it is: {@link AccessLines} carries the UTF-8 bytes of whole
+ * lines, newlines included, and every appender gets that one array. Any other event's message is
+ * taken as one byte per char. A pattern layout would copy the batch twice more and transcode it.
  */
 public final class AccessLineEncoder extends EncoderBase<ILoggingEvent> {
 
@@ -19,6 +19,9 @@ public final class AccessLineEncoder extends EncoderBase<ILoggingEvent> {
 
     @Override
     public byte[] encode(ILoggingEvent event) {
+        if (event instanceof AccessLines lines) {
+            return lines.bytes();
+        }
         return event.getFormattedMessage().getBytes(StandardCharsets.ISO_8859_1);
     }
 
