@@ -30,7 +30,7 @@ public final class Peers {
      * hop (host networking aside) and seccomp, which would be measured with it.
      */
     public static final String IMAGE_JDK_JAVA_OPTIONS =
-            "-XX:MaxRAMPercentage=50 -XX:+UseParallelGC -XX:+ExitOnOutOfMemoryError --enable-native-access=ALL-UNNAMED";
+            "-XX:MaxRAMPercentage=50 -XX:+UseParallelGC -XX:TrimNativeHeapInterval=10000 -XX:+ExitOnOutOfMemoryError --enable-native-access=ALL-UNNAMED";
 
     /**
      * The memory the JVM would see in the container: docker-compose.yml's {@code memory: 2G}. Run
