@@ -24,7 +24,7 @@ public final class Peers {
     public static final String PROXY_IMAGE = "proxy-image";
 
     /**
-     * The Docker image's {@code JDK_JAVA_OPTIONS} (docker/Dockerfile; PeersTest keeps the two equal).
+     * The Docker image's {@code JDK_JAVA_OPTIONS} (docker/Dockerfile; ExternalLoadTest keeps the two equal).
      * The harness runs the image's JVM directly with them rather than the container: the other
      * peers run as plain processes pinned to one core, and a container adds a network namespace
      * hop (host networking aside) and seccomp, which would be measured with it.
