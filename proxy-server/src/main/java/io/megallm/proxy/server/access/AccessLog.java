@@ -78,7 +78,9 @@ public final class AccessLog implements ExchangeObserver {
 
         void write() {
             if (lines.length() > 0) {
-                // Newlines included: AccessLineEncoder writes the bytes as they are.
+                // Newlines included: AccessLineEncoder writes the bytes as they are. Straight to
+                // the appenders, as Logger.info does after its level check (made per line in
+                // onEnd); logback.xml configures no turbo filter that this would pass by.
                 byte[] bytes = lines.take();
                 if (log instanceof ch.qos.logback.classic.Logger logback) {
                     logback.callAppenders(new AccessLines(logback, bytes));
