@@ -144,15 +144,7 @@ final class RequestHeadParser {
         String uri = new String(bytes, targetStart, skipBack(bytes, targetStart, p) - targetStart,
                 StandardCharsets.ISO_8859_1);
 
-        // Four ints per header line, sized by the lines there are: a fixed 64 was twice what a
-        // typical request needs, allocated on every request.
-        int lines = 1;
-        for (int i = requestLineEnd + 1; i < bytes.length; i++) {
-            if (bytes[i] == '\n') {
-                lines++;
-            }
-        }
-        int[] fields = new int[4 * lines];
+        int[] fields = new int[64];
         int count = 0;
         long contentLength = -1;
         int transferEncoding = -1;
