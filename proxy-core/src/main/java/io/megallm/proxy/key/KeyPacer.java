@@ -1,6 +1,7 @@
 package io.megallm.proxy.key;
 
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -27,6 +28,16 @@ import java.util.concurrent.atomic.AtomicLong;
  * it; the key then meets about one 429 per five seconds instead of one per few successes. The
  * slots are a GCRA (one theoretical arrival time, one CAS): lock-free on the request path. A key
  * that never met two close 429s is never paced, and {@link #EXPIRY} without a 429 ends it.
+ *
+ * <p>The slots a rest took away are banked: after a rest, the key may send at once what its
+ * pace would have let through in the counted part of the rest ({@link #BANK_SHARE} of it, less
+ * the GCRA's own tolerance). Why: the rate is learned over a span that counts the rest, so it is
+ * what the key took per second of rest and work together; pacing only the working time at that
+ * rate sent still less before the next 429, and a key whose 429s come now and then whatever its
+ * rate (an upstream that is briefly busy, not a bucket) was paced down 429 by 429 to a fraction
+ * of what it accepts: the chaos run saw healthy keys held to 6-35 requests a second and
+ * well-behaved clients refused. A bucket refilled during the rest holds what the bank spends,
+ * so the rate learned from a real limit is the same with or without it.
  */
 public final class KeyPacer {
 
@@ -39,6 +50,11 @@ public final class KeyPacer {
     private static final long SECOND = TimeUnit.SECONDS.toNanos(1);
     /** Slots a key may run ahead after a pause: a little burst, well within any bucket that held the rate. */
     private static final int TOLERANCE_SLOTS = 2;
+    /**
+     * The share of the rest's slots banked: under 1 so that the bank, spent at once when the rest
+     * ends, stays inside a bucket that refilled at the learned rate during the rest.
+     */
+    static final double BANK_SHARE = 0.9;
 
     /** What the last 429 left: when, how many had been sent with the key then, when its rest ended. */
     private record Mark(long atNanos, long sent, long restEndNanos) { }
@@ -79,6 +95,8 @@ public final class KeyPacer {
     private final AtomicLong probeAt = new AtomicLong();
     /** The GCRA's theoretical arrival time: the next request is on time at or after it. */
     private final AtomicLong nextSlot = new AtomicLong();
+    /** Slots banked by the current rest, spent once the slots of the pace run out. */
+    private final AtomicInteger banked = new AtomicInteger();
     private volatile Mark last;
     private volatile Pace pace;
 
@@ -94,6 +112,23 @@ public final class KeyPacer {
      * @return the rate now learned, per second, or 0 when the key is not paced
      */
     double limited(long nowNanos, long restEndNanos) {
+        double perSecond = learn(nowNanos, restEndNanos);
+        banked.set(perSecond > 0 ? bankFor(perSecond, restEndNanos - nowNanos) : 0);
+        return perSecond;
+    }
+
+    /**
+     * The slots a rest of {@code restNanos} takes from a key paced at {@code perSecond} (plus its
+     * headroom), as far as the rest is counted in what the key learns (1 s at most), times
+     * {@link #BANK_SHARE}, less what the GCRA's tolerance lets through after any pause anyway.
+     */
+    static int bankFor(double perSecond, long restNanos) {
+        long counted = Math.min(Math.max(restNanos, 0L), SECOND);
+        double slots = BANK_SHARE * perSecond * (1 + HEADROOM) * counted / SECOND - (TOLERANCE_SLOTS + 1);
+        return slots <= 0 ? 0 : (int) Math.min(slots, 1_000_000);
+    }
+
+    private double learn(long nowNanos, long restEndNanos) {
         Mark prev = last;
         long count = sent.get();
         last = new Mark(nowNanos, count, restEndNanos);
@@ -159,7 +194,7 @@ public final class KeyPacer {
     /** Nanoseconds until the key's next slot, 0 when one is free now or the key is unpaced. */
     long nanosUntilSlot(long nowNanos) {
         long interval = intervalNanos(nowNanos);
-        if (interval == 0) {
+        if (interval == 0 || banked.get() > 0) {
             return 0;
         }
         long wait = nextSlot.get() - TOLERANCE_SLOTS * interval - nowNanos;
@@ -175,13 +210,30 @@ public final class KeyPacer {
         for (;;) {
             long tat = nextSlot.get();
             if (tat - TOLERANCE_SLOTS * interval - nowNanos > 0) {
-                return false;
+                return takeBanked();
             }
             long start = tat - nowNanos > 0 ? tat : nowNanos;
             if (nextSlot.compareAndSet(tat, start + interval)) {
                 return true;
             }
         }
+    }
+
+    private boolean takeBanked() {
+        for (;;) {
+            int b = banked.get();
+            if (b <= 0) {
+                return false;
+            }
+            if (banked.compareAndSet(b, b - 1)) {
+                return true;
+            }
+        }
+    }
+
+    /** Slots banked by the last rest and not yet spent. */
+    int banked() {
+        return banked.get();
     }
 
     /**
@@ -241,5 +293,6 @@ public final class KeyPacer {
     void forget() {
         pace = null;
         last = null;
+        banked.set(0);
     }
 }

@@ -3,7 +3,7 @@ package io.megallm.proxy.key;
 import io.netty.channel.EventLoop;
 import io.netty.util.concurrent.ScheduledFuture;
 
-import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -15,6 +15,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * available, on a reload, or by one timer at the earliest end of a rest or the next slot of a
  * paced key ({@link KeyPacer}). A client that leaves
  * takes its entry out at once. The count is bounded: when full, the caller answers 503 at once.
+ *
+ * <p>Arrival order holds both ways: a woken waiter that finds the key taken again goes back to
+ * the front, not the end (it was the oldest), and a new request does not take a key ahead of
+ * the queue ({@link #anyWaiting()}): the chaos run saw requests wait the whole KEY_WAIT while
+ * newcomers took every slot that came free.
  */
 public final class KeyWaiters {
 
@@ -32,7 +37,7 @@ public final class KeyWaiters {
 
     private final KeyPool pool;
     private final int maxWaiters;
-    private final ConcurrentLinkedQueue<Waiter> queue = new ConcurrentLinkedQueue<>();
+    private final ConcurrentLinkedDeque<Waiter> queue = new ConcurrentLinkedDeque<>();
     private final AtomicInteger count = new AtomicInteger();
     /** The nanoTime the pending wake-up timer fires at; Long.MAX_VALUE when none is pending. */
     private final AtomicLong wakeAt = new AtomicLong(Long.MAX_VALUE);
@@ -95,10 +100,18 @@ public final class KeyWaiters {
     }
 
     /**
-     * Enters the wait on {@code loop} (the caller's own) for up to {@code maxWaitNanos}; null when
-     * the wait is full. Must be called on {@code loop}.
+     * Enters the wait on {@code loop} (the caller's own) for up to {@code maxWaitNanos}, at the
+     * end of the queue; null when the wait is full. Must be called on {@code loop}.
      */
     public Waiter await(EventLoop loop, long maxWaitNanos, Callback callback) {
+        return await(loop, maxWaitNanos, callback, false);
+    }
+
+    /**
+     * Like {@link #await(EventLoop, long, Callback)}; {@code keepPlace}: the caller was woken from
+     * the front of the queue and found no key, so it goes back to the front.
+     */
+    public Waiter await(EventLoop loop, long maxWaitNanos, Callback callback, boolean keepPlace) {
         for (;;) {
             int n = count.get();
             if (n >= maxWaiters) {
@@ -110,7 +123,11 @@ public final class KeyWaiters {
         }
         Waiter w = new Waiter(loop, callback);
         w.deadline = loop.schedule(w::timedOut, maxWaitNanos, TimeUnit.NANOSECONDS);
-        queue.add(w);
+        if (keepPlace) {
+            queue.addFirst(w);
+        } else {
+            queue.addLast(w);
+        }
         long untilUsable = pool.nanosUntilNextUsable();
         if (untilUsable == 0) {
             // A key came back between the caller's look and its entry here: no state change will tell.
@@ -126,6 +143,11 @@ public final class KeyWaiters {
         return count.get();
     }
 
+    /** Whether requests wait for a key: a new one then queues behind them. One volatile read. */
+    public boolean anyWaiting() {
+        return count.get() > 0;
+    }
+
     /**
      * Wakes up to {@code n} waiters, oldest first. Any thread. One per key that came back, not
      * all of them: every woken request picks the same returning key, and a key just back from a
@@ -135,7 +157,7 @@ public final class KeyWaiters {
      */
     public void wake(int n) {
         Waiter w;
-        for (int i = 0; i < n && (w = queue.poll()) != null; ) {
+        for (int i = 0; i < n && (w = queue.pollFirst()) != null; ) {
             if (w.woken()) {
                 i++;
             }
@@ -156,7 +178,7 @@ public final class KeyWaiters {
 
     private void leave(Waiter w) {
         count.decrementAndGet();
-        queue.remove(w);
+        queue.removeFirstOccurrence(w);
         w.cancelDeadline();
     }
 

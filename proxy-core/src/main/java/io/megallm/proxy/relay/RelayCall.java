@@ -140,12 +140,40 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         if (access.budget() != null) {
             access.budget().onRequest();
         }
+        if (queuedBehindWaiters()) {
+            return;
+        }
         ApiKey first = pick();
         if (first == null) {
-            awaitKey(false);
+            awaitKey(false, false);
             return;
         }
         use(first);
+    }
+
+    /**
+     * While other requests wait for a key, a new one waits behind them (contract §7: in arrival
+     * order) instead of taking the slot or the key that comes free ahead of them; the key that
+     * wakes the oldest waiter reaches this one in turn. Not when the wait is full (the request
+     * then takes a key if one is free, as without waiters) or when no key will come back by itself.
+     */
+    private boolean queuedBehindWaiters() {
+        KeyWaiters waiters = access.waiters();
+        if (waiters == null || !waiters.anyWaiting() || access.keyWaitNanos() == 0
+                || keys.nanosUntilNextUsable() < 0) {
+            return false;
+        }
+        long now = System.nanoTime();
+        KeyWaiters.Waiter w = waiters.await(exchange.eventLoop(), access.keyWaitNanos(), this);
+        if (w == null) {
+            return false;
+        }
+        waitDeadline = now + access.keyWaitNanos();
+        waitStart = now;
+        waiter = w;
+        waitIsSwitch = false;
+        phase = Phase.WAITING_KEY;
+        return true;
     }
 
     /**
@@ -683,7 +711,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         }
         ApiKey next = pick();
         if (next == null) {
-            awaitKey(counts);
+            awaitKey(counts, false);
             return;
         }
         if (counts && next != trialKey) {
@@ -697,9 +725,10 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
 
     /**
      * No key to use: wait when a resting key returns, or a paced key has its next slot, within what
-     * is left of KEY_WAIT, else the request is out of keys. {@code isSwitch}: the wait is part of a move that counts.
+     * is left of KEY_WAIT, else the request is out of keys. {@code isSwitch}: the wait is part of a move that counts;
+     * {@code keepPlace}: the request was woken from the front of the queue and goes back there.
      */
-    private void awaitKey(boolean isSwitch) {
+    private void awaitKey(boolean isSwitch, boolean keepPlace) {
         KeyWaiters waiters = access.waiters();
         long now = System.nanoTime();
         if (waitDeadline == 0) {
@@ -727,7 +756,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             use(unpaced);
             return;
         }
-        KeyWaiters.Waiter w = waiters.await(exchange.eventLoop(), left, this);
+        KeyWaiters.Waiter w = waiters.await(exchange.eventLoop(), left, this, keepPlace);
         if (w == null) {
             events.keyWait(RelayEvents.KeyWait.FULL, 0);
             outOfKeys();
@@ -752,8 +781,8 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         avoidFrom = triedCount;
         ApiKey next = pick();
         if (next == null) {
-            // Another request was quicker, or the key rested again: wait on for what is left.
-            awaitKey(waitIsSwitch);
+            // Another request was quicker, or the key rested again: wait on for what is left, in front.
+            awaitKey(waitIsSwitch, true);
             return;
         }
         events.keyWait(RelayEvents.KeyWait.SERVED, System.nanoTime() - waitStart);

@@ -87,6 +87,17 @@ class KeyPacerTest {
         limit(k, 1);
     }
 
+    /**
+     * Like {@link #learn}, but the second 429 says {@code Retry-After: 0}: the same rate, with no
+     * rest and so no slots banked; for the tests of the pace's own slots.
+     */
+    private void learnWithoutRest(ApiKey k, int between) {
+        limit(k, 1);
+        advance(S);
+        accept(k, between);
+        limit(k, 0);
+    }
+
     @Test
     void aKeyIsNotPacedAfterOne429() {
         pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001"));
@@ -216,10 +227,15 @@ class KeyPacerTest {
         learn(key(0), 10);
         advance(S);
         KeyPacer pacer = key(0).pacer();
-        // Right after the rest: three at once (the slot due and two of tolerance), then none.
+        // Right after the rest: three at once (the slot due and two of tolerance), then the six
+        // the rest banked (0.9 of its 10.5 slots, less those three), then none.
         assertTrue(pacer.tryTake(now()));
         assertTrue(pacer.tryTake(now()));
         assertTrue(pacer.tryTake(now()));
+        assertEquals(6, pacer.banked());
+        for (int i = 0; i < 6; i++) {
+            assertTrue(pacer.tryTake(now()), "banked slot " + i);
+        }
         assertFalse(pacer.tryTake(now()));
         assertTrue(pacer.nanosUntilSlot(now()) > 0, "no slot now");
         long wait = pacer.nanosUntilSlot(now());
@@ -246,8 +262,9 @@ class KeyPacerTest {
             }
             advance(MS);
         }
-        // ∫ 10 × (1.05 + 0.05 t) dt over 10 s = 130, plus the first burst of two.
-        assertEquals(132, taken, 3);
+        // ∫ 10 × (1.05 + 0.05 t) dt over 10 s = 130, plus the first burst of two and the six
+        // slots the 1-s rest banked.
+        assertEquals(138, taken, 3);
     }
 
     @Test
@@ -297,7 +314,7 @@ class KeyPacerTest {
             for (Future<?> x : f) {
                 x.get(30, TimeUnit.SECONDS);
             }
-            assertEquals(3, won.get(), "the slot due and two of tolerance, at one instant, among 8,000 tries");
+            assertEquals(9, won.get(), "the slot due, two of tolerance and six banked, at one instant, among 8,000 tries");
         } finally {
             threads.shutdownNow();
         }
@@ -306,7 +323,7 @@ class KeyPacerTest {
     @Test
     void selectionSkipsAPacedKeyWithoutASlotAndTheUnpacedChoiceStillHasIt() {
         pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001", "sk-mega-bbbbbbbbbbbbbbbbbbbb0002"));
-        learn(key(0), 10);
+        learnWithoutRest(key(0), 10);
         advance(S);
         KeySelector selector = new KeySelector(pool);
         ApiKey[] none = new ApiKey[4];
@@ -332,7 +349,7 @@ class KeyPacerTest {
         long affinity = 42;
         ApiKey first = selector.next(none, 0, 0, affinity);
         ApiKey second = first == key(0) ? key(1) : key(0);
-        learn(first, 10);
+        learnWithoutRest(first, 10);
         advance(S);
         for (int i = 0; i < 3; i++) {
             assertSame(first, selector.next(none, 0, 0, affinity));
@@ -388,10 +405,73 @@ class KeyPacerTest {
         advance(S);
         assertEquals(0, pool.nanosUntilNextUsable());
         assertEquals(1, pool.usableNow());
-        for (int i = 0; i < 3; i++) {
-            key(0).pacer().tryTake(now());
+        // The slot due, two of tolerance and the six the rest banked.
+        for (int i = 0; i < 9; i++) {
+            assertTrue(key(0).pacer().tryTake(now()));
         }
         assertEquals(0, pool.usableNow(), "usable, but no slot now");
         assertEquals(S / 11, pool.nanosUntilNextUsable(), MS);
+    }
+
+    /**
+     * A minute of a key asked for a request every 10 ms, through the selector (rests, pace and
+     * bank as a request meets them); {@code upstream} says per request whether it is accepted
+     * (else 429 with {@code Retry-After: 1}). Returns {accepted, 429s} over the last 30 s.
+     */
+    private long[] aMinuteAt100PerSecond(java.util.function.LongPredicate upstream) {
+        KeySelector selector = new KeySelector(pool);
+        ApiKey[] none = new ApiKey[1];
+        long start = now();
+        long[] late = new long[2];
+        for (int step = 0; step < 60_000; step++) {
+            if (step % 10 == 0) {
+                ApiKey k = selector.next(none, 0);
+                if (k != null) {
+                    pool.recordAttempt(k);
+                    boolean ok = upstream.test(now());
+                    if (ok) {
+                        pool.recordSuccess(k, 200);
+                    } else {
+                        pool.limited(k, 429, 1);
+                    }
+                    if (now() - start >= 30 * S) {
+                        late[ok ? 0 : 1]++;
+                    }
+                }
+            }
+            advance(MS);
+        }
+        return late;
+    }
+
+    @Test
+    void aKeyWhose429sComeNowAndThenWhateverItsRateIsNotPacedDownToAFraction() {
+        pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001"));
+        // One request in a hundred meets a 429 (a busy upstream, not a bucket): each rests the key
+        // a second, so the most it can serve is 100 in 2 s, 50/s. Learning the rate over a span
+        // that counts the rest, and pacing only the time after it, used to ratchet the pace down
+        // 429 by 429 (the chaos run: healthy keys held to 6-35/s); the rest's banked slots stop that.
+        AtomicLong n = new AtomicLong();
+        long[] late = aMinuteAt100PerSecond(t -> n.incrementAndGet() % 100 != 0);
+        assertTrue(late[0] >= 30 * 40, "served over the last 30 s: " + late[0] + " (429s " + late[1] + ")");
+    }
+
+    @Test
+    void aKeyBehindABucketIsPacedToTheBucketWithFewWastedCalls() {
+        pool.reload(List.of("sk-mega-aaaaaaaaaaaaaaaaaaaa0001"));
+        // A token bucket of 10 that refills at 10/s; asked for 100/s.
+        double[] bucket = {10};
+        long[] last = {now()};
+        long[] late = aMinuteAt100PerSecond(t -> {
+            bucket[0] = Math.min(10, bucket[0] + 10.0 * (t - last[0]) / S);
+            last[0] = t;
+            if (bucket[0] >= 1) {
+                bucket[0] -= 1;
+                return true;
+            }
+            return false;
+        });
+        assertTrue(late[0] >= 30 * 9, "served over the last 30 s: " + late[0]);
+        assertTrue(late[1] * 100 <= late[0] * 5, "429s " + late[1] + " for " + late[0] + " served: over 5 %");
     }
 }

@@ -14,6 +14,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Contract §7, waiting for a key: arrival order, callbacks on the waiter's own loop, a client that
@@ -56,6 +57,10 @@ class KeyWaitersTest {
     }
 
     private KeyWaiters.Waiter await(String name, long seconds) {
+        return await(name, seconds, false);
+    }
+
+    private KeyWaiters.Waiter await(String name, long seconds, boolean keepPlace) {
         return waiters.await(loop, TimeUnit.SECONDS.toNanos(seconds), new KeyWaiters.Callback() {
             @Override
             public void keyMayBeUsable() {
@@ -66,7 +71,25 @@ class KeyWaitersTest {
             public void waitOver() {
                 events.add(name + " timed out");
             }
-        });
+        }, keepPlace);
+    }
+
+    @Test
+    void aWokenWaiterThatFindsTheKeyTakenGoesBackToTheFront() {
+        pool.limited(a, 429, 5);
+        pool.limited(b, 429, 5);
+        await("first", 10);
+        await("second", 10);
+        waiters.wake(1);
+        channel.runPendingTasks();
+        assertEquals(List.of("first woken"), events);
+        // Another request was quicker: the first waits on, still ahead of the second (§7: arrival order).
+        await("first", 10, true);
+        waiters.wake(1);
+        channel.runPendingTasks();
+        assertEquals(List.of("first woken", "first woken"), events);
+        assertEquals(1, waiters.size());
+        assertTrue(waiters.anyWaiting(), "the second still waits");
     }
 
     @Test
@@ -93,7 +116,8 @@ class KeyWaitersTest {
 
     @Test
     void aWaiterForAPacedKeyIsWokenAtItsNextSlot() {
-        // Key a learns a pace of 10/s (two 429s a second apart, ten accepted between); b is out.
+        // Key a learns a pace of 10/s (two 429s a second apart, ten accepted between; the second
+        // says Retry-After: 0, so no rest banks slots); b is out.
         pool.markFailed(b, 401);
         pool.recordAttempt(a);
         pool.limited(a, 429, 1);
@@ -103,7 +127,7 @@ class KeyWaitersTest {
             pool.recordSuccess(a, 200);
         }
         pool.recordAttempt(a);
-        pool.limited(a, 429, 1);
+        pool.limited(a, 429, 0);
         advanceSeconds(1);
         KeySelector selector = new KeySelector(pool);
         ApiKey[] none = new ApiKey[1];
