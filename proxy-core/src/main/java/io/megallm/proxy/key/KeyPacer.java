@@ -55,6 +55,15 @@ public final class KeyPacer {
      * ends, stays inside a bucket that refilled at the learned rate during the rest.
      */
     static final double BANK_SHARE = 0.9;
+    /**
+     * The most one sample may lower a learned rate. Why: a 429 that comes right after a rest
+     * (the key's first requests back, its bank spent in a few milliseconds) makes a sample of
+     * little more than the bank over one second; from a bucket that is its refill, but from an
+     * upstream that 429s now and then it is noise, and the 10-minute chaos run saw such samples
+     * cut healthy keys' paces by 60-70 % at a stroke, faster than growth gave it back. A real
+     * limit well below the pace makes its 429s come quickly, so a few samples still reach it.
+     */
+    static final double MAX_DROP = 0.3;
 
     /** What the last 429 left: when, how many had been sent with the key then, when its rest ended. */
     private record Mark(long atNanos, long sent, long restEndNanos) { }
@@ -70,7 +79,13 @@ public final class KeyPacer {
             // Only one step of history: what to fall back to if this sample turns out too small.
             Pace prior = before == null ? null : new Pace(before.perSecond, before.sinceNanos, before.taken,
                     before.spanNanos, null, false);
-            return new Pace(taken * (double) SECOND / spanNanos, sinceNanos, taken, spanNanos, prior, true);
+            return new Pace(rate(taken, spanNanos, prior), sinceNanos, taken, spanNanos, prior, true);
+        }
+
+        /** {@code taken} over the span, but never below {@link #MAX_DROP} under the rate before. */
+        private static double rate(long taken, long spanNanos, Pace before) {
+            double r = taken * (double) SECOND / spanNanos;
+            return before == null ? r : Math.max(r, before.perSecond * (1 - MAX_DROP));
         }
 
         /** The same rate, its growth starting over at {@code nanos}; no late 429 changes it. */
@@ -83,7 +98,7 @@ public final class KeyPacer {
             if (taken - 1 < MIN_SAMPLE) {
                 return before == null ? null : before.restartedAt(sinceNanos);
             }
-            return new Pace((taken - 1) * (double) SECOND / spanNanos, sinceNanos, taken - 1, spanNanos, before, true);
+            return new Pace(rate(taken - 1, spanNanos, before), sinceNanos, taken - 1, spanNanos, before, true);
         }
     }
 
