@@ -15,6 +15,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
+import static io.megallm.proxy.server.testing.KeyAsserts.assertKeys;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -325,7 +326,7 @@ class KeysFileTest {
             assertEquals(200, p.chat().statusCode());
             assertEquals(200, p.chat().statusCode());
             List<String> seen = p.upstream.all().stream().map(MockUpstream.Received::key).sorted().toList();
-            assertEquals(List.of(A, B), seen, "the upstream must see the keys exactly, without BOM, CR or blanks");
+            assertKeys(List.of(A, B), seen, "the upstream must see the keys exactly, without BOM, CR or blanks");
         }
     }
 

@@ -16,6 +16,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.stream.Collectors;
 
+import static io.megallm.proxy.server.testing.KeyAsserts.assertKeys;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -44,7 +45,7 @@ class FailoverTest {
             HttpResponse<String> r = p.chat();
             assertEquals(200, r.statusCode());
             assertEquals(OK, r.body());
-            assertEquals(List.of(p.keys.get(0), p.keys.get(1)), keysSeen(p));
+            assertKeys(List.of(p.keys.get(0), p.keys.get(1)), keysSeen(p));
             KeyState s = stateOf(p, 0);
             assertEquals(KeyState.Kind.FAILED, s.kind());
             assertEquals("upstream " + status, s.reason());
@@ -118,7 +119,7 @@ class FailoverTest {
             p.upstream.on(p.keys.get(1), MockUpstream.json(200, OK));
             HttpResponse<String> r = p.chat();
             assertEquals(200, r.statusCode());
-            assertEquals(List.of(p.keys.get(0), p.keys.get(0), p.keys.get(0), p.keys.get(1)), keysSeen(p));
+            assertKeys(List.of(p.keys.get(0), p.keys.get(0), p.keys.get(0), p.keys.get(1)), keysSeen(p));
             assertEquals(KeyState.Kind.AVAILABLE, stateOf(p, 0).kind());
         }
     }
@@ -135,7 +136,7 @@ class FailoverTest {
                 }
             });
             assertEquals(200, p.chat().statusCode());
-            assertEquals(List.of(p.keys.get(0), p.keys.get(0)), keysSeen(p));
+            assertKeys(List.of(p.keys.get(0), p.keys.get(0)), keysSeen(p));
         }
     }
 

@@ -11,6 +11,8 @@ import java.util.concurrent.CompletableFuture;
 import java.util.function.Function;
 import java.util.stream.Collectors;
 
+import static io.megallm.proxy.server.testing.KeyAsserts.assertKey;
+import static io.megallm.proxy.server.testing.KeyAsserts.assertKeyCounts;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /** Contract §7: round-robin, fair within one request per key per round. */
@@ -28,9 +30,9 @@ class RotationTest {
             }
             List<String> seen = p.upstream.all().stream().map(MockUpstream.Received::key).toList();
             for (int i = 3; i < seen.size(); i++) {
-                assertEquals(seen.get(i - 3), seen.get(i), "rotation order broke at request " + i);
+                assertKey(seen.get(i - 3), seen.get(i), "rotation order broke at request " + i);
             }
-            assertEquals(Map.of(p.keys.get(0), 10L, p.keys.get(1), 10L, p.keys.get(2), 10L), counts(p));
+            assertKeyCounts(Map.of(p.keys.get(0), 10L, p.keys.get(1), 10L, p.keys.get(2), 10L), counts(p));
         }
     }
 
@@ -48,7 +50,7 @@ class RotationTest {
                 assertEquals(200, f.get());
             }
             // Each selection advances the cursor by exactly one when every key is available.
-            assertEquals(Map.of(p.keys.get(0), 20L, p.keys.get(1), 20L, p.keys.get(2), 20L), counts(p));
+            assertKeyCounts(Map.of(p.keys.get(0), 20L, p.keys.get(1), 20L, p.keys.get(2), 20L), counts(p));
         }
     }
 
@@ -65,7 +67,7 @@ class RotationTest {
             }
             Map<String, Long> after = p.upstream.all().subList(before, p.upstream.requestCount()).stream()
                     .collect(Collectors.groupingBy(MockUpstream.Received::key, Collectors.counting()));
-            assertEquals(Map.of(p.keys.get(0), 10L, p.keys.get(2), 10L), after);
+            assertKeyCounts(Map.of(p.keys.get(0), 10L, p.keys.get(2), 10L), after);
         }
     }
 }
