@@ -18,7 +18,7 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>Arrival order holds both ways: a woken waiter that finds the key taken again goes back to
  * the front, not the end (it was the oldest), and a new request does not take a key ahead of
- * the queue ({@link #anyWaiting()}): the chaos run saw requests wait the whole KEY_WAIT while
+ * the queue ({@link #size()} above 0): the chaos run saw requests wait the whole KEY_WAIT while
  * newcomers took every slot that came free.
  */
 public final class KeyWaiters {
@@ -141,11 +141,6 @@ public final class KeyWaiters {
     /** Waiters now. */
     public int size() {
         return count.get();
-    }
-
-    /** Whether requests wait for a key: a new one then queues behind them. One volatile read. */
-    public boolean anyWaiting() {
-        return count.get() > 0;
     }
 
     /**

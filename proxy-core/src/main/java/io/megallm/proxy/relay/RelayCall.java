@@ -159,7 +159,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
      */
     private boolean queuedBehindWaiters() {
         KeyWaiters waiters = access.waiters();
-        if (waiters == null || !waiters.anyWaiting() || access.keyWaitNanos() == 0
+        if (waiters == null || waiters.size() == 0 || access.keyWaitNanos() == 0
                 || keys.nanosUntilNextUsable() < 0) {
             return false;
         }
@@ -169,11 +169,18 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             return false;
         }
         waitDeadline = now + access.keyWaitNanos();
-        waitStart = now;
-        waiter = w;
-        waitIsSwitch = false;
-        phase = Phase.WAITING_KEY;
+        waiting(w, now, false);
         return true;
+    }
+
+    /** In the wait from {@code now} (or since an earlier wait of this request began). */
+    private void waiting(KeyWaiters.Waiter w, long now, boolean isSwitch) {
+        if (waitStart == 0) {
+            waitStart = now;
+        }
+        waiter = w;
+        waitIsSwitch = isSwitch;
+        phase = Phase.WAITING_KEY;
     }
 
     /**
@@ -762,12 +769,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             outOfKeys();
             return;
         }
-        if (waitStart == 0) {
-            waitStart = now;
-        }
-        waiter = w;
-        waitIsSwitch = isSwitch;
-        phase = Phase.WAITING_KEY;
+        waiting(w, now, isSwitch);
     }
 
     /** From the waiters, on this request's loop: a key may be usable now. */

@@ -89,7 +89,7 @@ class KeyWaitersTest {
         channel.runPendingTasks();
         assertEquals(List.of("first woken", "first woken"), events);
         assertEquals(1, waiters.size());
-        assertTrue(waiters.anyWaiting(), "the second still waits");
+        assertTrue(waiters.size() > 0, "the second still waits");
     }
 
     @Test
