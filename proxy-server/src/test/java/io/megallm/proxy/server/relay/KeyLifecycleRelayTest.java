@@ -220,6 +220,46 @@ class KeyLifecycleRelayTest {
         }
     }
 
+    @Test
+    @Timeout(value = 30, unit = TimeUnit.SECONDS)
+    void aNewcomerQueuedBehindAWaiterThatVanishesIsDroppedAtOnceAndNothingOfItIsSent() throws Exception {
+        ManualKeyClock clock = new ManualKeyClock();
+        try (ProxyUnderTest p = ProxyUnderTest.start(ProxyUnderTest.keys(1), Map.of("MAX_KEY_RETRIES", "0"), clock,
+                null)) {
+            p.upstream.on(p.keys.get(0), onceThenOk(MockUpstream.json(429, "{}", Map.of("Retry-After", "5"))));
+            assertEquals(429, p.chat().statusCode());
+            CompletableFuture<HttpResponse<String>> first = p.client().sendAsync(chatNamed(p, "first"),
+                    HttpResponse.BodyHandlers.ofString());
+            while (metric(p, "megallm_key_waiters") != 1) {
+                Thread.onSpinWait();
+            }
+            byte[] body = "{\"model\":\"gpt-4o\",\"user\":\"gone\",\"messages\":[]}".getBytes(StandardCharsets.UTF_8);
+            try (Socket s = new Socket("127.0.0.1", p.port())) {
+                OutputStream out = s.getOutputStream();
+                out.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+                out.write(body);
+                out.flush();
+                while (metric(p, "megallm_key_waiters") != 2) {
+                    Thread.onSpinWait();
+                }
+            }
+            while (metric(p, "megallm_key_waits_total{outcome=\"client_gone\"}") != 1) {
+                Thread.onSpinWait();
+            }
+            assertEquals(1, metric(p, "megallm_key_waiters"), "out of the queue at once; the first still waits");
+
+            clock.advanceSeconds(5);
+            CompletableFuture<HttpResponse<String>> third = p.client().sendAsync(chatNamed(p, "third"),
+                    HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, first.get(20, TimeUnit.SECONDS).statusCode());
+            assertEquals(200, third.get(20, TimeUnit.SECONDS).statusCode());
+            assertEquals(3, p.upstream.requestCount());
+            assertTrue(p.upstream.all().stream().noneMatch(r -> r.bodyText().contains("\"gone\"")),
+                    "nothing of the gone client's request reached the upstream");
+        }
+    }
+
     private static HttpRequest chatNamed(ProxyUnderTest p, String name) {
         return HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
                 .header("Content-Type", "application/json")
