@@ -369,6 +369,12 @@ public final class Harness {
         return new ClosedOutcome(r, p.pid() > 0 ? (c1 - c0) / (double) Procfs.TICKS_PER_SECOND : Double.NaN);
     }
 
+    /** One unmeasured closed-loop run of the given length, by the scenario's own client. */
+    @FunctionalInterface
+    interface ClosedLoad {
+        void run(Peer p, int connections, double seconds) throws Exception;
+    }
+
     /**
      * In a full run, before the closed-loop trials: for each JVM peer, a pause and then one
      * unmeasured run per level, until its JIT compilers used at most
@@ -381,17 +387,12 @@ public final class Harness {
      * rehearsal uses the trials' own client: after one with the harness's client the first wrk
      * trial still had C2 at 6 % (wrk's request is not byte for byte the same).
      */
-    @FunctionalInterface
-    interface ClosedLoad {
-        void run(Peer p, int connections, double seconds) throws Exception;
-    }
-
     private void rehearseClosedLoop(ClosedLoad load) throws Exception {
         if (!cfg.mode().equals("full")) {
             return;
         }
         double secs = Math.max(1, cfg.warmupSeconds()) + Math.max(1, Math.round(cfg.measureSeconds()));
-        // Long enough for C2's queue to drain (a task whose method went unused for 50 ms is dropped).
+        // Long enough for C2 to empty its queue while nothing else wants the core.
         long pauseMillis = CLOSED_REHEARSAL_PAUSE_MILLIS;
         for (Peer p : peers) {
             if (!Peers.isProxy(p.name()) || p.pid() <= 0) {
@@ -696,8 +697,8 @@ public final class Harness {
 
     /**
      * One unmeasured trial after a pause as long as a trial: {@code count} streams of the streams
-     * scenario's length (h2load's scenario, whose streams are shorter, gets the same). The bursts leave per-connection and timer code at C1's profiling tier: while they
-     * keep C2's queue busy, HotSpot raises the thresholds for tier 4 with the queue's length
+     * scenario's length (h2load's scenario, whose streams are shorter, gets the same). The bursts
+     * leave per-connection and timer code at C1's profiling tier: while they keep C2's queue busy, HotSpot raises the thresholds for tier 4 with the queue's length
      * ({@code Tier4LoadFeedback}), and once the queue has drained in a pause the next load promotes
      * those methods at once. In the measured trials, each after the other peers' trials, that meant
      * C2 compiling on the peer's core at the moment 1,000 streams opened (1-5 % of the trial,
