@@ -163,6 +163,27 @@ class KeyLifecycleRelayTest {
         }
     }
 
+    /**
+     * Sends a chat request over a raw socket, waits until the proxy counts {@code waitersThen}
+     * waiters, closes the socket and waits until the wait counts one client gone.
+     */
+    private static void waitThenVanish(ProxyUnderTest p, String json, int waitersThen) throws Exception {
+        byte[] body = json.getBytes(StandardCharsets.UTF_8);
+        try (Socket s = new Socket("127.0.0.1", p.port())) {
+            OutputStream out = s.getOutputStream();
+            out.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+            out.write(body);
+            out.flush();
+            while (metric(p, "megallm_key_waiters") != waitersThen) {
+                Thread.onSpinWait();
+            }
+        }
+        while (metric(p, "megallm_key_waits_total{outcome=\"client_gone\"}") != 1) {
+            Thread.onSpinWait();
+        }
+    }
+
     @Test
     @Timeout(value = 30, unit = TimeUnit.SECONDS)
     void aClientThatLeavesWhileWaitingIsDroppedAndNothingOfItIsSent() throws Exception {
@@ -171,20 +192,7 @@ class KeyLifecycleRelayTest {
             assertEquals(429, p.chat().statusCode(), "no move left: the 429 goes to the client");
             assertEquals(1, p.upstream.requestCount());
 
-            byte[] body = "{\"model\":\"gpt-4o\",\"messages\":[]}".getBytes(StandardCharsets.UTF_8);
-            try (Socket s = new Socket("127.0.0.1", p.port())) {
-                OutputStream out = s.getOutputStream();
-                out.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                        + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
-                out.write(body);
-                out.flush();
-                while (metric(p, "megallm_key_waiters") != 1) {
-                    Thread.onSpinWait();
-                }
-            }
-            while (metric(p, "megallm_key_waits_total{outcome=\"client_gone\"}") != 1) {
-                Thread.onSpinWait();
-            }
+            waitThenVanish(p, "{\"model\":\"gpt-4o\",\"messages\":[]}", 1);
             assertEquals(0, metric(p, "megallm_key_waiters"), "out of the wait at once");
 
             // A later request waits for the key and is served: by then the gone client's would have gone out.
@@ -233,20 +241,7 @@ class KeyLifecycleRelayTest {
             while (metric(p, "megallm_key_waiters") != 1) {
                 Thread.onSpinWait();
             }
-            byte[] body = "{\"model\":\"gpt-4o\",\"user\":\"gone\",\"messages\":[]}".getBytes(StandardCharsets.UTF_8);
-            try (Socket s = new Socket("127.0.0.1", p.port())) {
-                OutputStream out = s.getOutputStream();
-                out.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                        + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
-                out.write(body);
-                out.flush();
-                while (metric(p, "megallm_key_waiters") != 2) {
-                    Thread.onSpinWait();
-                }
-            }
-            while (metric(p, "megallm_key_waits_total{outcome=\"client_gone\"}") != 1) {
-                Thread.onSpinWait();
-            }
+            waitThenVanish(p, "{\"model\":\"gpt-4o\",\"user\":\"gone\",\"messages\":[]}", 2);
             assertEquals(1, metric(p, "megallm_key_waiters"), "out of the queue at once; the first still waits");
 
             clock.advanceSeconds(5);
