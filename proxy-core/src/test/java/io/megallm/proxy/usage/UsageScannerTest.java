@@ -24,6 +24,12 @@ class UsageScannerTest {
             + "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":21,\"completion_tokens\":9,\"total_tokens\":30}}\n\n"
             + "data: [DONE]\n\n";
 
+    /** An embeddings answer: arrays of numbers four deep, the usage after them, no completion tokens. */
+    private static final String EMBEDDINGS = "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,"
+            + "\"embedding\":[0.0023064255,-0.009327292,0.015797347,-0.0077780345,1e-7,12]},{\"object\":\"embedding\","
+            + "\"index\":1,\"embedding\":[-0.004,0.5,{\"usage\":{\"prompt_tokens\":99}},[1,[2,[3]]]]}],"
+            + "\"model\":\"text-embedding-3-small\",\"usage\":{\"prompt_tokens\":8,\"total_tokens\":8}}";
+
     private static UsageScanner scanWhole(String text) {
         UsageScanner s = new UsageScanner();
         ByteBuf b = Unpooled.copiedBuffer(text, StandardCharsets.UTF_8);
@@ -62,6 +68,32 @@ class UsageScannerTest {
     void aUsageNestedDeeperIsNotTheAnswersUsage() {
         assertFalse(scanWhole("{\"choices\":[{\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":6}}],"
                 + "\"meta\":{\"usage\":{\"prompt_tokens\":7}}}").found());
+    }
+
+    @Test
+    void readsTheUsageAfterAnEmbeddingsAnswersArraysAndNotOneInsideThem() {
+        UsageScanner s = scanWhole(EMBEDDINGS);
+        assertTrue(s.found());
+        assertEquals(8, s.promptTokens());
+        assertEquals(0, s.completionTokens());
+    }
+
+    /** The eight-bytes-a-step search against the plain definition, for every byte value at every place of a word. */
+    @Test
+    void theStructuralByteSearchFindsQuotesBracesAndBracketsAndNothingElse() {
+        for (int v = 0; v < 256; v++) {
+            boolean structural = v == '"' || v == '{' || v == '}' || v == '[' || v == ']';
+            for (int at = 0; at < 19; at++) {
+                byte[] bytes = new byte[19];
+                java.util.Arrays.fill(bytes, (byte) '7');
+                bytes[at] = (byte) v;
+                ByteBuf b = Unpooled.wrappedBuffer(bytes);
+                assertEquals(structural ? at : -1, UsageScanner.nextStructural(b, 0, bytes.length), "byte " + v + " at " + at);
+                assertEquals(structural && at >= 3 ? at : -1, UsageScanner.nextStructural(b, 3, bytes.length),
+                        "byte " + v + " at " + at + " from 3");
+                b.release();
+            }
+        }
     }
 
     @Test
@@ -135,12 +167,15 @@ class UsageScannerTest {
         String[] parts = {"{", "}", "[", "]", ":", ",", " ", "\"", "\\", "\\\"", "usage", "prompt_tokens",
                 "completion_tokens", "prompt_tokens_details", "cached_tokens", "\"usage\":{", "\"prompt_tokens\":",
                 "\"completion_tokens\":", "\"prompt_tokens_details\":{\"cached_tokens\":", "12", "7", "x",
-                "data: ", "\n\n", "a long string value of forty bytes or so..", "\u00e9"};
+                "data: ", "\n\n", "a long string value of forty bytes or so..", "\u00e9",
+                "[0.25,-1.5e-3,7", "[[[[1,2],3]", "]]", ",{\"a\":[", "\"usage\":[", "[\"usage\",{\"prompt_tokens\":3}]",
+                "0.0023064255,-0.009327292,", "\u0002", "}}}"};
         Random random = new Random(16);
         int withUsage = 0;
-        for (int doc = 0; doc < 3000; doc++) {
+        for (int doc = 0; doc < 6000; doc++) {
             // Mostly real answers with a few random edits, so that many still carry a usage; some pure noise.
-            StringBuilder t = new StringBuilder(random.nextInt(4) == 0 ? "" : random.nextBoolean() ? JSON_ANSWER : STREAM);
+            String[] bases = {JSON_ANSWER, STREAM, EMBEDDINGS};
+            StringBuilder t = new StringBuilder(random.nextInt(4) == 0 ? "" : bases[random.nextInt(bases.length)]);
             int edits = t.length() == 0 ? 1 + random.nextInt(60) : random.nextInt(4);
             for (int k = 0; k < edits; k++) {
                 int at = random.nextInt(t.length() + 1);

@@ -22,8 +22,10 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * {@code UsageScanner} over the answers the relay scans on the event loop: the mock's JSON chat
- * answer (594 bytes, the body of every request in the closed-loop rows), and one SSE event of a
- * stream (a content delta), each in a direct buffer as the socket fills it.
+ * answer (594 bytes, the body of every request in the closed-loop rows), one SSE event of a
+ * stream (a content delta), and an embeddings answer (16 vectors of 1,536 numbers, ~330 KB: the
+ * shape of a batch {@code /v1/embeddings} call, almost all of it outside JSON strings), each in
+ * a direct buffer as the socket fills it. The report is per scan; divide by the size for per byte.
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
@@ -46,20 +48,46 @@ public class UsageScannerBenchmark {
             + "\"fp_mock\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" token\"},\"logprobs\":null,"
             + "\"finish_reason\":null}]}\n\n";
 
-    @Param({"answer", "event"})
+    static final String EMBEDDINGS = embeddings(16, 1536);
+
+    @Param({"answer", "event", "embeddings"})
     public String shape;
 
     private ByteBuf bytes;
 
     @Setup(Level.Trial)
     public void setup() {
-        byte[] b = ("answer".equals(shape) ? ANSWER : EVENT).getBytes(StandardCharsets.UTF_8);
+        String text = switch (shape) {
+            case "answer" -> ANSWER;
+            case "event" -> EVENT;
+            default -> EMBEDDINGS;
+        };
+        byte[] b = text.getBytes(StandardCharsets.UTF_8);
         bytes = Unpooled.directBuffer(b.length).writeBytes(b);
         UsageScanner s = new UsageScanner();
         s.scan(bytes);
         if ("answer".equals(shape) && (!s.found() || s.promptTokens() != 12 || s.completionTokens() != 38)) {
             throw new IllegalStateException("the scanner missed the answer's usage");
         }
+        if ("embeddings".equals(shape) && (!s.found() || s.promptTokens() != 8)) {
+            throw new IllegalStateException("the scanner missed the embeddings' usage");
+        }
+    }
+
+    /** An OpenAI embeddings answer: numbers as the API prints them, the usage at the end. */
+    static String embeddings(int vectors, int dimensions) {
+        java.util.Random random = new java.util.Random(7);
+        StringBuilder sb = new StringBuilder("{\"object\":\"list\",\"data\":[");
+        for (int v = 0; v < vectors; v++) {
+            sb.append(v == 0 ? "" : ",").append("{\"object\":\"embedding\",\"index\":").append(v)
+                    .append(",\"embedding\":[");
+            for (int d = 0; d < dimensions; d++) {
+                sb.append(d == 0 ? "" : ",").append(String.format(java.util.Locale.ROOT, "%.10f", random.nextGaussian() * 0.03));
+            }
+            sb.append("]}");
+        }
+        return sb.append("],\"model\":\"text-embedding-3-small\",\"usage\":{\"prompt_tokens\":8,\"total_tokens\":8}}")
+                .toString();
     }
 
     @TearDown(Level.Trial)
