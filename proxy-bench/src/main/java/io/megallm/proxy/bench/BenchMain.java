@@ -40,7 +40,8 @@ public final class BenchMain {
                   writes proxy-bench/results/<date>/REPORT.md, results.json and PNG charts
                   --out DIR              report directory (default proxy-bench/results/<yyyy-MM-dd>)
                   --peers a,b,c          subset of direct,haproxy,nginx,proxy,proxy-image
-                  --scenarios a,b,c      subset of closed,wrk,open,streams,ttfb,held,slow,profile
+                  --scenarios a,b,c      subset of closed,wrk,open,streams,ttfb,held,slow,large,profile
+                                         (large: 32 MiB embeddings-shaped answers, 4 MiB in --quick)
                   --trials N             closed-loop trials per level and peer (stream trials at most N)
                   --proxy-jar PATH       megallm-proxy.jar (default proxy-server/target/megallm-proxy.jar)
                   --proxy-jvm-opts "..." JVM options of the proxy process (default: none, JVM ergonomics)

@@ -21,6 +21,7 @@ import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaderValues;
 import io.netty.handler.codec.http.HttpHeaders;
+import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpObjectAggregator;
 import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseStatus;
@@ -49,6 +50,10 @@ import java.util.concurrent.atomic.LongAdder;
  * {@code X-Mock-Events}, {@code X-Mock-Interval-Ms}, {@code X-Mock-Pad} (bytes of padding in each
  * event). An event is skipped, not queued, while the connection is not writable, so a slow
  * reader never makes the mock buffer without bound. {@code GET /mock/stats} reports counters.
+ *
+ * <p>{@code POST /v1/embeddings} answers an OpenAI embeddings list of exactly
+ * {@code X-Mock-Answer-Bytes} bytes (1 KiB to 64 MiB, default 1 MiB; {@link MockEmbeddings}), the
+ * shape of a batch embeddings call: megabytes of JSON numbers. A body without a model is answered too.
  *
  * <pre>java -jar proxy-bench/target/megallm-proxy-bench.jar mock [port] [events] [intervalMs]</pre>
  */
@@ -97,6 +102,8 @@ public final class MockUpstreamServer {
     private final LongAdder eventsSent = new LongAdder();
     private final LongAdder eventsSkipped = new LongAdder();
     private final LongAdder requests = new LongAdder();
+    /** Package-private for the tests, which check that answers leave only the cache's reference. */
+    final MockEmbeddings embeddings = new MockEmbeddings();
     private EventLoopGroup group;
     private Channel server;
 
@@ -143,6 +150,8 @@ public final class MockUpstreamServer {
         if (group != null) {
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
         }
+        // After the event loops: no answer can ask for a body any more.
+        embeddings.release();
     }
 
     String statsJson() {
@@ -155,7 +164,7 @@ public final class MockUpstreamServer {
         return ByteBufUtil.indexOf(STREAM_TRUE, body) >= 0 || ByteBufUtil.indexOf(STREAM_TRUE_SPACED, body) >= 0;
     }
 
-    private static long headerLong(HttpHeaders headers, AsciiString name, long fallback, long min, long max) {
+    static long headerLong(HttpHeaders headers, AsciiString name, long fallback, long min, long max) {
         String v = headers.get(name);
         if (v == null) {
             return fallback;
@@ -216,6 +225,15 @@ public final class MockUpstreamServer {
                             .setInt(HttpHeaderNames.CONTENT_LENGTH, COMPLETION_BYTES.readableBytes());
                     write(ctx, keepAlive, r);
                 }
+                return;
+            }
+            if (path.endsWith("/embeddings") && req.method().equals(HttpMethod.POST)) {
+                int size = MockEmbeddings.requestedSize(req.headers());
+                FullHttpResponse r = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK,
+                        embeddings.answer(size));
+                r.headers().set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.APPLICATION_JSON)
+                        .setInt(HttpHeaderNames.CONTENT_LENGTH, size);
+                write(ctx, keepAlive, r);
                 return;
             }
             json(ctx, keepAlive, HttpResponseStatus.NOT_FOUND,

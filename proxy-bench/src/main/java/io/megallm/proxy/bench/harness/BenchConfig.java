@@ -24,6 +24,8 @@ import java.util.List;
  * @param heldOpenPerSecond    how fast they are opened
  * @param slowReaderSeconds    how long the 10 KB/s reader reads
  * @param slowReaderPeers      peers the slow reader runs against
+ * @param largeAnswerBytes     size of each answer of the large-answer scenario (embeddings-shaped JSON)
+ * @param largeAnswers         answers per trial of the large-answer scenario, one keep-alive connection
  * @param profile              record a JFR profile of our proxy after the measured scenarios
  * @param profileSeconds       length of each profiled load
  * @param peers                peers to run (direct, nginx, haproxy, proxy)
@@ -53,6 +55,8 @@ public record BenchConfig(
         int heldOpenPerSecond,
         double slowReaderSeconds,
         List<String> slowReaderPeers,
+        long largeAnswerBytes,
+        int largeAnswers,
         boolean profile,
         double profileSeconds,
         List<String> peers,
@@ -70,10 +74,13 @@ public record BenchConfig(
     /**
      * closed: the harness's client, closed loop; wrk: the same with wrk; open: open loop; streams:
      * SSE streams (own client); ttfb: h2load's time to first byte; held: open streams held; slow:
-     * the slow reader; profile: JFR, strace and the access-log what-if.
+     * the slow reader; large: large non-streaming answers (embeddings-shaped); profile: JFR, strace
+     * and the access-log what-if.
      */
     public static final List<String> ALL_SCENARIOS = List.of("closed", "wrk", "open", "streams", "ttfb", "held",
-            "slow", "profile");
+            "slow", "large", "profile");
+
+    private static final long MIB = 1024 * 1024;
 
     public boolean runs(String scenario) {
         return scenarios.contains(scenario);
@@ -85,6 +92,7 @@ public record BenchConfig(
                 List.of(100), 40, 25, 2,
                 1000, 2.5, 4000,
                 4.0, List.of(Peers.PROXY, Peers.NGINX),
+                4 * MIB, 5,
                 true, 3.0,
                 ALL_PEERS, null, null, List.of(), false, true, false, ALL_SCENARIOS);
     }
@@ -95,6 +103,7 @@ public record BenchConfig(
                 List.of(100, 1000), 100, 50, 3,
                 10000, 15.0, 2500,
                 30.0, List.of(Peers.PROXY, Peers.NGINX, Peers.HAPROXY),
+                32 * MIB, 10,
                 true, 15.0,
                 ALL_PEERS, null, null, List.of(), false, true, false, ALL_SCENARIOS);
     }
@@ -106,6 +115,7 @@ public record BenchConfig(
                 List.of(5), 5, 10, 1,
                 20, 0.5, 2000,
                 1.0, List.of(Peers.PROXY),
+                64 * 1024, 3,
                 false, 0,
                 ALL_PEERS, outDir, null, List.of(), true, false, false, ALL_SCENARIOS);
     }
@@ -113,63 +123,72 @@ public record BenchConfig(
     public BenchConfig withOutDir(Path dir) {
         return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
                 openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
-                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
-                profileSeconds, peers, dir, proxyJar, proxyJvmOptions, inProcessMock, pin, keepWork, scenarios);
+                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, largeAnswerBytes,
+                largeAnswers, profile, profileSeconds, peers, dir, proxyJar, proxyJvmOptions, inProcessMock, pin,
+                keepWork, scenarios);
     }
 
     public BenchConfig withProxyJar(Path jar) {
         return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
                 openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
-                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
-                profileSeconds, peers, outDir, jar, proxyJvmOptions, inProcessMock, pin, keepWork, scenarios);
+                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, largeAnswerBytes,
+                largeAnswers, profile, profileSeconds, peers, outDir, jar, proxyJvmOptions, inProcessMock, pin,
+                keepWork, scenarios);
     }
 
     public BenchConfig withPeers(List<String> list) {
         return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
                 openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
-                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
-                profileSeconds, list, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin, keepWork, scenarios);
+                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, largeAnswerBytes,
+                largeAnswers, profile, profileSeconds, list, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin,
+                keepWork, scenarios);
     }
 
     public BenchConfig withProfile(boolean on) {
         return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
                 openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
-                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, on,
-                profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin, keepWork, scenarios);
+                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, largeAnswerBytes,
+                largeAnswers, on, profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin,
+                keepWork, scenarios);
     }
 
     public BenchConfig withPin(boolean on) {
         return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
                 openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
-                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
-                profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, on, keepWork, scenarios);
+                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, largeAnswerBytes,
+                largeAnswers, profile, profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, on,
+                keepWork, scenarios);
     }
 
     public BenchConfig withKeepWork(boolean keep) {
         return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
                 openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
-                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
-                profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin, keep, scenarios);
+                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, largeAnswerBytes,
+                largeAnswers, profile, profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin,
+                keep, scenarios);
     }
 
     public BenchConfig withProxyJvmOptions(List<String> options) {
         return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
                 openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
-                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
-                profileSeconds, peers, outDir, proxyJar, options, inProcessMock, pin, keepWork, scenarios);
+                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, largeAnswerBytes,
+                largeAnswers, profile, profileSeconds, peers, outDir, proxyJar, options, inProcessMock, pin, keepWork,
+                scenarios);
     }
 
     public BenchConfig withScenarios(List<String> list) {
         return new BenchConfig(mode, connectionLevels, trials, warmupSeconds, measureSeconds, peerWarmupSeconds,
                 openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrials,
-                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
-                profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin, keepWork, list);
+                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, largeAnswerBytes,
+                largeAnswers, profile, profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin,
+                keepWork, list);
     }
 
     public BenchConfig withTrials(int closedTrials, int streamTrialCount) {
         return new BenchConfig(mode, connectionLevels, closedTrials, warmupSeconds, measureSeconds, peerWarmupSeconds,
                 openLoopConnections, openLoopSeconds, streamCounts, streamEvents, streamIntervalMs, streamTrialCount,
-                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, profile,
-                profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin, keepWork, scenarios);
+                heldStreams, holdSeconds, heldOpenPerSecond, slowReaderSeconds, slowReaderPeers, largeAnswerBytes,
+                largeAnswers, profile, profileSeconds, peers, outDir, proxyJar, proxyJvmOptions, inProcessMock, pin,
+                keepWork, scenarios);
     }
 }

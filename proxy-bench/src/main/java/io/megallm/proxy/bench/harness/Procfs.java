@@ -3,7 +3,9 @@ package io.megallm.proxy.bench.harness;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
@@ -90,6 +92,63 @@ public final class Procfs {
             }
         } catch (IOException | RuntimeException e) {
             return 0;
+        }
+        return sum;
+    }
+
+    /**
+     * Time on a CPU of every thread of a process and of its descendants, in nanoseconds, by
+     * thread id: the first field of {@code /proc/<pid>/task/<tid>/schedstat} (the scheduler's
+     * {@code sum_exec_runtime}, current as of the thread's last switch). Empty when it cannot be
+     * read. {@link #cpuTicks} counts whole 10-ms ticks, too coarse for a window of tens of ms.
+     */
+    public static Map<Long, Long> runtimeNanosByThread(long pid) {
+        Map<Long, Long> out = new HashMap<>();
+        if (pid > 0) {
+            threadRuntimes(pid, false, out);
+            for (long child : descendants(pid)) {
+                threadRuntimes(child, false, out);
+            }
+        }
+        return out;
+    }
+
+    /** {@link #runtimeNanosByThread} of a JVM's JIT compiler threads only (see {@link #compilerTicks}). */
+    public static Map<Long, Long> compilerRuntimeNanosByThread(long pid) {
+        Map<Long, Long> out = new HashMap<>();
+        if (pid > 0) {
+            threadRuntimes(pid, true, out);
+        }
+        return out;
+    }
+
+    private static void threadRuntimes(long pid, boolean compilersOnly, Map<Long, Long> out) {
+        try (var tasks = Files.list(Path.of("/proc/" + pid + "/task"))) {
+            for (Path t : (Iterable<Path>) tasks::iterator) {
+                try {
+                    if (compilersOnly && !Files.readString(t.resolve("comm")).contains("CompilerThre")) {
+                        continue;
+                    }
+                    String first = Files.readString(t.resolve("schedstat")).trim().split(" ")[0];
+                    out.put(Long.parseLong(t.getFileName().toString()), Long.parseLong(first));
+                } catch (IOException | RuntimeException e) {
+                    // A thread that ended between the listing and the read.
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // A process that ended, or no /proc.
+        }
+    }
+
+    /**
+     * The CPU time between two {@link #runtimeNanosByThread} readings, thread by thread: a thread
+     * that ended in between loses only its time in between (a plain difference of sums would
+     * lose its whole life), one that started counts whole.
+     */
+    public static long runtimeNanosBetween(Map<Long, Long> before, Map<Long, Long> after) {
+        long sum = 0;
+        for (Map.Entry<Long, Long> e : after.entrySet()) {
+            sum += Math.max(0, e.getValue() - before.getOrDefault(e.getKey(), 0L));
         }
         return sum;
     }

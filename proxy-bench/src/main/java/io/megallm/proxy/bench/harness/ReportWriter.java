@@ -1,6 +1,7 @@
 package io.megallm.proxy.bench.harness;
 
 import io.megallm.proxy.bench.harness.Results.HeldRow;
+import io.megallm.proxy.bench.harness.Results.LargeAnswerRow;
 import io.megallm.proxy.bench.harness.Results.NonStreamRow;
 import io.megallm.proxy.bench.harness.Results.OpenLoopRow;
 import io.megallm.proxy.bench.harness.Results.ProfileSummary;
@@ -99,7 +100,8 @@ public final class ReportWriter {
         }
         b.append("- Upstream: the proxy-bench mock (fixed " + io.megallm.proxy.bench.MockUpstreamServer.COMPLETION.length()
                 + "-byte completion; SSE events carry `sent_ns` = "
-                + "`System.nanoTime()` at send, CLOCK_MONOTONIC, the clock the client reads at arrival).\n");
+                + "`System.nanoTime()` at send, CLOCK_MONOTONIC, the clock the client reads at arrival; "
+                + "`/v1/embeddings` answers embeddings-shaped JSON of the size the request asks for).\n");
         b.append("- Ratios: proxy/nginx and proxy/direct divide the proxy's number by the other peer's; "
                 + "\"added\" latency is the proxy's percentile minus direct's (the mock alone).\n");
         for (String n : r.notes()) {
@@ -130,6 +132,7 @@ public final class ReportWriter {
         h2load(b, r);
         held(b, r);
         slowReader(b, r);
+        largeAnswers(b, r);
         load(b, r);
         syscalls(b, r);
         whatIf(b, r);
@@ -454,6 +457,53 @@ public final class ReportWriter {
         b.append('\n');
     }
 
+    static void largeAnswers(StringBuilder b, Results r) {
+        if (r.largeAnswers().isEmpty()) {
+            return;
+        }
+        LargeAnswerRow first = r.largeAnswers().get(0);
+        b.append("## Large answers (").append(first.answersPerTrial()).append(" × ").append(bytes(first.sizeBytes()))
+                .append(" embeddings-shaped JSON, one keep-alive connection)\n\n");
+        b.append("No contract target; watched for regressions. The mock answers `POST /v1/embeddings` with an OpenAI "
+                + "embeddings list of exactly the size asked for (`X-Mock-Answer-Bytes`): vectors of 1,536 numbers "
+                + "printed as the API prints them and the usage at the end, the shape of a batch embeddings call, "
+                + "megabytes of JSON numbers that every peer relays and our proxy also scans for the usage. Each "
+                + "trial sends ").append(first.answersPerTrial())
+                .append(" requests one after the other on a new keep-alive connection and reads every answer to its "
+                        + "last byte (by its Content-Length, into one reused buffer); ").append(r.config().trials())
+                .append(" trial(s) per peer, peers interleaved, order rotated each trial, after at least ")
+                .append(Harness.LARGE_WARM_ROUNDS * Harness.largeWarmRound(first.sizeBytes()))
+                .append(" unmeasured answers per peer (our proxy: more, until its JIT compilers were quiet; see the "
+                        + "notes). Time is request sent → last byte read, over all the trials' answers; CPU is the "
+                        + "time the peer's threads spent on a CPU over the trials, per answer (/proc's schedstat, "
+                        + "thread by thread, in ns; Nginx: master and worker); MB/s is the size (10^6 bytes) over "
+                        + "the mean time.\n\n");
+        b.append("| peer | time per answer p50 · mean ms | CPU per answer ms | MB/s |\n|---|---:|---:|---:|\n");
+        for (LargeAnswerRow x : r.largeAnswers()) {
+            b.append("| ").append(x.peer()).append(" | ").append(f(x.p50Ms(), 2)).append(" · ")
+                    .append(f(x.meanMs(), 2)).append(" | ").append(f(x.cpuMsPerAnswer(), 2)).append(" | ")
+                    .append(f(x.mbPerSecond(), 0)).append(" |\n");
+        }
+        b.append('\n');
+        Optional<LargeAnswerRow> n = la(r, Peers.NGINX);
+        for (String proxy : PROXIES) {
+            Optional<LargeAnswerRow> p = la(r, proxy);
+            if (p.isPresent() && n.isPresent()) {
+                b.append(proxy).append(" ÷ nginx: time per answer ").append(ratio(p.map(LargeAnswerRow::meanMs),
+                                n.map(LargeAnswerRow::meanMs))).append(" (mean), ")
+                        .append(ratio(p.map(LargeAnswerRow::p50Ms), n.map(LargeAnswerRow::p50Ms)))
+                        .append(" (p50); CPU per answer ").append(ratio(p.map(LargeAnswerRow::cpuMsPerAnswer),
+                                n.map(LargeAnswerRow::cpuMsPerAnswer))).append(".\n\n");
+            }
+        }
+        for (LargeAnswerRow x : r.largeAnswers()) {
+            if (x.errors() > 0) {
+                b.append("**").append(x.peer()).append("**: ").append(x.errors())
+                        .append(" trial(s) failed and are not in the table (see the notes).\n\n");
+            }
+        }
+    }
+
     static void load(StringBuilder b, Results r) {
         if (r.load().isEmpty()) {
             return;
@@ -584,6 +634,21 @@ public final class ReportWriter {
 
     static Optional<OpenLoopRow> ol(Results r, String peer) {
         return r.openLoop().stream().filter(x -> x.peer().equals(peer)).findFirst();
+    }
+
+    static Optional<LargeAnswerRow> la(Results r, String peer) {
+        return r.largeAnswers().stream().filter(x -> x.peer().equals(peer)).findFirst();
+    }
+
+    /** A size as the report names it: whole MiB or KiB where it is one, bytes otherwise. */
+    static String bytes(long n) {
+        if (n >= 1 << 20 && n % (1 << 20) == 0) {
+            return (n >> 20) + " MiB";
+        }
+        if (n >= 1 << 10 && n % (1 << 10) == 0) {
+            return (n >> 10) + " KiB";
+        }
+        return n + " bytes";
     }
 
     static Optional<StreamRow> st(Results r, String peer, int streams) {

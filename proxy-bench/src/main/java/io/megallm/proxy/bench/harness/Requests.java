@@ -3,6 +3,7 @@ package io.megallm.proxy.bench.harness;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 
 /** The requests the load client sends, encoded once (clients write duplicates of them). */
@@ -15,6 +16,9 @@ public final class Requests {
     public static final String STREAM_BODY =
             "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"messages\":[{\"role\":\"system\",\"content\":"
                     + "\"You are a helpful assistant.\"},{\"role\":\"user\",\"content\":\"Hello! Please stream.\"}]}";
+
+    /** A batch-embeddings call as the SDK sends it; the mock's answer size comes from a header. */
+    public static final String EMBEDDINGS_BODY = "{\"model\":\"text-embedding-3-small\",\"input\":\"hi\"}";
 
     private Requests() {
     }
@@ -30,9 +34,23 @@ public final class Requests {
                 + "\r\n" + (pad > 0 ? "X-Mock-Pad: " + pad + "\r\n" : "") + "Accept: text/event-stream\r\n");
     }
 
+    /**
+     * {@code POST /v1/embeddings} whose answer the mock makes {@code answerBytes} long, for a
+     * blocking client: a read-only JDK buffer (no reference count) that each send duplicates.
+     */
+    public static ByteBuffer embeddings(int port, long answerBytes) {
+        byte[] bytes = text(port, "/v1/embeddings", EMBEDDINGS_BODY, "X-Mock-Answer-Bytes: " + answerBytes + "\r\n")
+                .getBytes(StandardCharsets.UTF_8);
+        return ByteBuffer.allocateDirect(bytes.length).put(bytes).flip().asReadOnlyBuffer();
+    }
+
     public static String text(int port, String body, String extraHeaders) {
+        return text(port, "/v1/chat/completions", body, extraHeaders);
+    }
+
+    public static String text(int port, String path, String body, String extraHeaders) {
         byte[] b = body.getBytes(StandardCharsets.UTF_8);
-        return "POST /v1/chat/completions HTTP/1.1\r\n"
+        return "POST " + path + " HTTP/1.1\r\n"
                 + "Host: 127.0.0.1:" + port + "\r\n"
                 + "User-Agent: megallm-bench/1.0\r\n"
                 + "Accept: application/json\r\n"

@@ -21,6 +21,7 @@ public record Results(
         List<TtfbRow> h2load,
         List<HeldRow> held,
         List<SlowReaderRow> slowReader,
+        List<LargeAnswerRow> largeAnswers,
         List<ScenarioLoad> load,
         List<RunRecord> runs,
         List<ProfileSummary> profiles,
@@ -77,6 +78,18 @@ public record Results(
     public record SlowReaderRow(String peer, double seconds, long bytesRead, double readKBps, double rssStartMb,
                                 double rssEndMb, double rssMaxMb, long mockEventsSent, long mockEventsSkipped,
                                 List<Double> rssSamplesMb) {
+    }
+
+    /**
+     * Large non-streaming answers (embeddings-shaped JSON of {@code sizeBytes}), one peer:
+     * {@code answersPerTrial} answers one after the other on one keep-alive connection per trial.
+     * Times are request sent → last byte, pooled over the trials that completed ({@code trialMeanMs}:
+     * each one's mean); CPU is the peer's per answer over those trials (NaN for direct); MB/s is
+     * the size (10^6 bytes) over the mean time. A trial with an error counts in {@code errors} only.
+     */
+    public record LargeAnswerRow(String peer, long sizeBytes, int answersPerTrial, int trials, long answers,
+                                 long errors, List<Double> trialMeanMs, double meanMs, double p50Ms, double maxMs,
+                                 double cpuMsPerAnswer, double mbPerSecond) {
     }
 
     /** How busy the machine was around a scenario. */

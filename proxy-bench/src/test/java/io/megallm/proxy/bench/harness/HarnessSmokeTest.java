@@ -52,6 +52,11 @@ class HarnessSmokeTest {
             assertEquals(st.eventsExpected(), st.eventsReceived(), peer + " relayed every event\n" + log);
             assertEquals(st.eventsExpected(), st.perEvent().count(), peer);
             assertEquals(0, st.errors(), peer + " stream errors\n" + log);
+            Results.LargeAnswerRow large = r.largeAnswers().stream().filter(x -> x.peer().equals(peer)).findFirst()
+                    .orElseThrow();
+            assertEquals(0, large.errors(), peer + " large-answer errors\n" + log);
+            assertEquals((long) large.trials() * large.answersPerTrial(), large.answers(), peer);
+            assertEquals(r.config().trials(), large.trials(), peer + " every large-answer trial completed\n" + log);
         }
         Results.HeldRow held = r.held().stream().filter(x -> x.peer().equals("proxy")).findFirst().orElseThrow();
         assertEquals(held.streams(), held.established(), log);
@@ -66,6 +71,7 @@ class HarnessSmokeTest {
         assertTrue(md.contains("## Non-streaming: throughput and latency, closed loop"), md);
         assertTrue(md.contains("## Streaming: concurrent SSE streams"), md);
         assertTrue(md.contains("## Open streams held"), md);
+        assertTrue(md.contains("## Large answers (3 × 64 KiB embeddings-shaped JSON, one keep-alive connection)"), md);
         assertTrue(Files.size(dir.resolve("report").resolve(ReportWriter.JSON)) > 1000);
     }
 }

@@ -49,6 +49,13 @@ class ReportWriterTest {
                 new Results.HeldRow("nginx", 1000, 1000, 1000, 0, 4, 30, Double.NaN, 0.05, 4));
         List<Results.SlowReaderRow> slow = List.of(
                 new Results.SlowReaderRow("proxy", 8, 81920, 10.2, 150, 151, 152, 120, 7880, List.of(150.0, 152.0, 151.0)));
+        // 4 MiB answers: proxy 5.0 ms mean against Nginx's 4.0, CPU 4.9 against 3.5 ms; one of its trials failed.
+        List<Results.LargeAnswerRow> large = List.of(
+                new Results.LargeAnswerRow("direct", 4L << 20, 5, 2, 10, 0, List.of(2.0, 2.2), 2.1, 2.05, 3.0,
+                        Double.NaN, 1997.2),
+                new Results.LargeAnswerRow("nginx", 4L << 20, 5, 2, 10, 0, List.of(4.0, 4.0), 4.0, 3.9, 5.0, 3.5,
+                        1048.6),
+                new Results.LargeAnswerRow("proxy", 4L << 20, 5, 1, 5, 1, List.of(5.0), 5.0, 4.8, 6.0, 4.9, 838.9));
         List<Results.ProfileSummary> prof = List.of(new Results.ProfileSummary("non-stream, 64 connections",
                 "proxy-nonstream.jfr", 5, 1234,
                 List.of(new Entry("megallm-io-*", 80.0, 987)),
@@ -76,7 +83,7 @@ class ReportWriterTest {
                 List.of(new Results.PeerInfo("direct", "the mock"), new Results.PeerInfo("nginx", "Nginx"),
                         new Results.PeerInfo("proxy", "megallm-proxy")),
                 List.of(new Results.Skipped("haproxy", "haproxy is not installed")),
-                cfg, ns, wrk, ol, st, ttfb, held, slow,
+                cfg, ns, wrk, ol, st, ttfb, held, slow, large,
                 List.of(new Results.ScenarioLoad("non-stream closed loop", "0.50 0.40 0.30", 0.05, 60)),
                 List.of(new Results.RunRecord("non-stream closed loop", "proxy", 1, 64, 2, 19000, 38000, 0, 2.5, 6.0, 0.95,
                         "0.5 0.4 0.3")),
@@ -126,6 +133,13 @@ class ReportWriterTest {
         // strace's table: 100000 calls over 10000 requests, writev first.
         assertTrue(md.contains("| non-stream, per request | proxy | 10000 | 10.00 | writev 6.00, read 3.00, epoll_wait 1.00 |"), md);
         assertTrue(md.contains("| proxy, access log off | 64 | 60000 | 1.00 | 2.00 | 16.7 |"), md);
+        // Large answers: p50 · mean, CPU per answer (none for direct), MB/s; proxy ÷ nginx 5/4, 4.8/3.9, 4.9/3.5.
+        assertTrue(md.contains("## Large answers (5 × 4 MiB embeddings-shaped JSON, one keep-alive connection)\n\n"
+                + "No contract target; watched for regressions."), md);
+        assertTrue(md.contains("| direct | 2.05 · 2.10 | — | 1997 |"), md);
+        assertTrue(md.contains("| proxy | 4.80 · 5.00 | 4.90 | 839 |"), md);
+        assertTrue(md.contains("proxy ÷ nginx: time per answer ×1.25 (mean), ×1.23 (p50); CPU per answer ×1.40."), md);
+        assertTrue(md.contains("**proxy**: 1 trial(s) failed"), md);
 
         // The JSON is well-formed and NaN became null.
         String json = Files.readString(dir.resolve(ReportWriter.JSON));
@@ -149,6 +163,8 @@ class ReportWriterTest {
         assertTrue(json.contains("\"throughputRps\": 20000"), json);
         assertTrue(json.contains("\"trialRps\": [\n"), json);
         assertTrue(json.contains("\"peer\": \"proxy\""));
+        assertTrue(json.contains("\"largeAnswers\": [\n"), json);
+        assertTrue(json.contains("\"cpuMsPerAnswer\": 4.9"), json);
 
         // Charts: drawn (headless) and linked, or the reason is in the report.
         if (notes.isEmpty()) {
@@ -163,6 +179,14 @@ class ReportWriterTest {
         } else {
             assertTrue(md.contains("charts not drawn"), md);
         }
+    }
+
+    @Test
+    void sizesAreNamedInWholeUnits() {
+        assertEquals("32 MiB", ReportWriter.bytes(32L << 20));
+        assertEquals("64 KiB", ReportWriter.bytes(64 << 10));
+        assertEquals("1536 bytes", ReportWriter.bytes(1536));
+        assertEquals("1000 bytes", ReportWriter.bytes(1000));
     }
 
     @Test
