@@ -415,6 +415,11 @@ public final class UsageScanner implements ByteProcessor {
             // A new top-level document (the answer, or the next SSE event).
             via = OTHER;
         }
+        if (depth == Integer.MAX_VALUE) {
+            // 2 GiB of opening brackets from a broken upstream would wrap the count into a negative
+            // index; that deep, nothing is of interest and a stray close changes nothing that matters.
+            return;
+        }
         depth++;
         if (depth <= MAX_TRACKED_DEPTH) {
             isObject[depth] = object;
