@@ -168,18 +168,23 @@ class KeyLifecycleRelayTest {
      * waiters, closes the socket and waits until the wait counts one client gone.
      */
     private static void waitThenVanish(ProxyUnderTest p, String json, int waitersThen) throws Exception {
-        byte[] body = json.getBytes(StandardCharsets.UTF_8);
         try (Socket s = new Socket("127.0.0.1", p.port())) {
-            OutputStream out = s.getOutputStream();
-            out.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
-            out.write(body);
-            out.flush();
-            while (metric(p, "megallm_key_waiters") != waitersThen) {
-                Thread.onSpinWait();
-            }
+            sendAndAwaitWaiters(p, s, json, waitersThen);
         }
         while (metric(p, "megallm_key_waits_total{outcome=\"client_gone\"}") != 1) {
+            Thread.onSpinWait();
+        }
+    }
+
+    /** Sends a chat request over the raw socket {@code s} and waits until the proxy counts {@code waiters} waiters. */
+    private static void sendAndAwaitWaiters(ProxyUnderTest p, Socket s, String json, int waiters) throws Exception {
+        byte[] body = json.getBytes(StandardCharsets.UTF_8);
+        OutputStream out = s.getOutputStream();
+        out.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+        out.write(body);
+        out.flush();
+        while (metric(p, "megallm_key_waiters") != waiters) {
             Thread.onSpinWait();
         }
     }
@@ -283,16 +288,8 @@ class KeyLifecycleRelayTest {
         try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MAX_KEY_RETRIES", "0", "HTTP_POOL_MAXSIZE", "1"))) {
             p.upstream.on(p.keys.get(0), onceThenOk(MockUpstream.json(429, "{}", Map.of("Retry-After", "3"))));
             assertEquals(429, p.chat().statusCode());
-            byte[] body = "{\"model\":\"gpt-4o\",\"messages\":[]}".getBytes(StandardCharsets.UTF_8);
             try (Socket s = new Socket("127.0.0.1", p.port())) {
-                OutputStream out = s.getOutputStream();
-                out.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                        + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
-                out.write(body);
-                out.flush();
-                while (metric(p, "megallm_key_waiters") != 1) {
-                    Thread.onSpinWait();
-                }
+                sendAndAwaitWaiters(p, s, "{\"model\":\"gpt-4o\",\"messages\":[]}", 1);
                 HttpResponse<String> refused = p.chat();
                 assertEquals(503, refused.statusCode(), "the wait is full: 503 at once, not after the rest");
                 assertEquals(1, metric(p, "megallm_key_waits_total{outcome=\"full\"}"));
