@@ -87,13 +87,63 @@ class UsageScannerTest {
                 byte[] bytes = new byte[19];
                 java.util.Arrays.fill(bytes, (byte) '7');
                 bytes[at] = (byte) v;
-                ByteBuf b = Unpooled.wrappedBuffer(bytes);
-                assertEquals(structural ? at : -1, UsageScanner.nextStructural(b, 0, bytes.length), "byte " + v + " at " + at);
-                assertEquals(structural && at >= 3 ? at : -1, UsageScanner.nextStructural(b, 3, bytes.length),
+                assertEquals(structural ? at : -1, UsageScanner.nextStructural(bytes, 0, bytes.length), "byte " + v + " at " + at);
+                assertEquals(structural && at >= 3 ? at : -1, UsageScanner.nextStructural(bytes, 3, bytes.length),
                         "byte " + v + " at " + at + " from 3");
-                b.release();
             }
         }
+    }
+
+    /** The same for the end of a string's plain bytes: the first quote or backslash, else the end. */
+    @Test
+    void theStringEndSearchFindsQuotesAndBackslashesAndNothingElse() {
+        for (int v = 0; v < 256; v++) {
+            boolean stop = v == '"' || v == '\\';
+            for (int at = 0; at < 27; at++) {
+                byte[] bytes = new byte[27];
+                java.util.Arrays.fill(bytes, (byte) 'u');
+                bytes[at] = (byte) v;
+                assertEquals(stop ? at : bytes.length, UsageScanner.stringStop(bytes, 0, bytes.length), "byte " + v + " at " + at);
+                assertEquals(stop && at >= 5 && at < 20 ? at : 20, UsageScanner.stringStop(bytes, 5, 20),
+                        "byte " + v + " at " + at + " from 5 to 20");
+            }
+        }
+    }
+
+    /**
+     * A direct buffer (what the socket fills) is read in per-thread windows: an answer whose
+     * usage, its names and its numbers stand across a window's edge, at every offset around it,
+     * gives the counts that the byte machine reads.
+     */
+    @Test
+    void aDirectBufferLargerThanTheWindowIsReadAcrossItsEdges() {
+        String tail = "\",\"usage\":{\"prompt_tokens\":12345,\"completion_tokens\":67,"
+                + "\"prompt_tokens_details\":{\"cached_tokens\":4}}}";
+        for (int pad = UsageScanner.WINDOW - 110; pad < UsageScanner.WINDOW + 10; pad++) {
+            String text = "{\"id\":\"" + "x".repeat(pad) + tail;
+            byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
+            ByteBuf direct = Unpooled.directBuffer(bytes.length).writeBytes(bytes);
+            UsageScanner s = new UsageScanner();
+            s.scan(direct);
+            assertEquals(0, direct.readerIndex(), "the scanner must not consume the bytes");
+            direct.release();
+            assertTrue(s.found(), "pad " + pad);
+            assertEquals(12345, s.promptTokens(), "pad " + pad);
+            assertEquals(67, s.completionTokens(), "pad " + pad);
+            assertEquals(4, s.cachedTokens(), "pad " + pad);
+        }
+        // Three windows of an embeddings answer, then its usage.
+        StringBuilder numbers = new StringBuilder("{\"data\":[{\"embedding\":[");
+        while (numbers.length() < 3 * UsageScanner.WINDOW) {
+            numbers.append("0.0023064255,-0.009327292,");
+        }
+        String text = numbers.append("1]}],\"usage\":{\"prompt_tokens\":8,\"total_tokens\":8}}").toString();
+        UsageScanner s = new UsageScanner();
+        ByteBuf direct = Unpooled.directBuffer().writeBytes(text.getBytes(StandardCharsets.UTF_8));
+        s.scan(direct);
+        direct.release();
+        assertTrue(s.found());
+        assertEquals(8, s.promptTokens());
     }
 
     @Test
@@ -196,7 +246,9 @@ class UsageScannerTest {
             int at = 0;
             while (at < bytes.length) {
                 int len = Math.min(bytes.length - at, 1 + random.nextInt(bytes.length));
-                ByteBuf part = Unpooled.wrappedBuffer(bytes, at, len);
+                // Heap buffers are read in place, direct ones through the window: both ways.
+                ByteBuf part = random.nextBoolean() ? Unpooled.wrappedBuffer(bytes, at, len)
+                        : Unpooled.directBuffer(len).writeBytes(bytes, at, len);
                 bulk.scan(part);
                 part.release();
                 at += len;
