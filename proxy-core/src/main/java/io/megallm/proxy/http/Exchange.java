@@ -1,5 +1,6 @@
 package io.megallm.proxy.http;
 
+import io.megallm.proxy.clock.EventClock;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;
@@ -334,7 +335,7 @@ public final class Exchange {
     private void prepareHead(HttpResponse head) {
         ((ResponseEncoder) encoder.handler()).headRequest(headRequest);
         status = head.status().code();
-        headNanos = System.nanoTime();
+        headNanos = EventClock.nanoTime();
         head.setProtocolVersion(HttpVersion.HTTP_1_1);
         head.headers().set(X_REQUEST_ID, request.requestId());
         boolean http10 = request.protocolVersion().equals(HttpVersion.HTTP_1_0);

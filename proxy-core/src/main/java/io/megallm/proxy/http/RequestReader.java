@@ -1,5 +1,6 @@
 package io.megallm.proxy.http;
 
+import io.megallm.proxy.clock.EventClock;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
@@ -170,13 +171,18 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
             }
             return;
         }
-        if (phase == BODY) {
-            lastReadNanos = watch.now();
-        }
-        cumulation = cumulation == null ? bytes
-                : ByteToMessageDecoder.MERGE_CUMULATOR.cumulate(ctx.alloc(), cumulation, bytes);
-        if (current == null) {
-            process();
+        EventClock.enter();
+        try {
+            if (phase == BODY) {
+                lastReadNanos = watch.now();
+            }
+            cumulation = cumulation == null ? bytes
+                    : ByteToMessageDecoder.MERGE_CUMULATOR.cumulate(ctx.alloc(), cumulation, bytes);
+            if (current == null) {
+                process();
+            }
+        } finally {
+            EventClock.exit();
         }
     }
 
@@ -226,7 +232,7 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
         if (h.contentLength() > maxBody) {
             throw tooLarge();
         }
-        startNanos = System.nanoTime();
+        startNanos = EventClock.nanoTime();
         servedOne = true;
         Exchange exchange = new Exchange(this, ctx, encoder, new InboundRequest(h, Unpooled.EMPTY_BUFFER,
                 requestId(h.headers()), remote(), clientIp, startNanos));

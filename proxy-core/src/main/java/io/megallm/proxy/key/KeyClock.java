@@ -1,5 +1,6 @@
 package io.megallm.proxy.key;
 
+import io.megallm.proxy.clock.EventClock;
 import java.util.function.LongSupplier;
 
 /**
@@ -8,7 +9,8 @@ import java.util.function.LongSupplier;
  */
 public interface KeyClock {
 
-    KeyClock SYSTEM = of(System::nanoTime, System::currentTimeMillis);
+    /** The monotonic clock is the event's ({@link EventClock}): key selection runs inside a read. */
+    KeyClock SYSTEM = of(EventClock::nanoTime, System::currentTimeMillis);
 
     long nanoTime();
 

@@ -1,5 +1,6 @@
 package io.megallm.proxy.relay;
 
+import io.megallm.proxy.clock.EventClock;
 import io.megallm.proxy.http.ClientListener;
 import io.megallm.proxy.http.ErrorResponses;
 import io.megallm.proxy.http.Exchange;
@@ -163,7 +164,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
                 || keys.nanosUntilNextUsable() < 0) {
             return false;
         }
-        long now = System.nanoTime();
+        long now = EventClock.nanoTime();
         KeyWaiters.Waiter w = waiters.await(exchange.eventLoop(), access.keyWaitNanos(), this);
         if (w == null) {
             return false;
@@ -225,7 +226,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         trialFailed = false;
         keys.recordAttempt(key);
         exchange.attempt(key.masked());
-        attemptStart = System.nanoTime();
+        attemptStart = EventClock.nanoTime();
         acquiring = pool.acquire(this);
     }
 
@@ -340,7 +341,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         relay.baseUrls().succeeded(baseUrl);
         upstreamKeepAlive = HttpUtil.isKeepAlive(head);
         verdict = FailoverPolicy.classify(code);
-        events.upstreamHead(System.nanoTime() - attemptStart);
+        events.upstreamHead(EventClock.nanoTime() - attemptStart);
         events.attempt(outcomeOf(code));
         if (verdict == FailoverPolicy.Verdict.RELAY) {
             if (forbidden != null) {
@@ -471,7 +472,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         switch (phase) {
             case STREAMING -> {
                 finishUpstream();
-                events.upstreamDone(System.nanoTime() - attemptStart);
+                events.upstreamDone(EventClock.nanoTime() - attemptStart);
                 recordUsage();
                 exchange.sendEnd(trailers);
                 done();
@@ -589,7 +590,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         }
         if (phase == Phase.WAITING_KEY) {
             // Out of the wait at once; nothing of this request was sent.
-            events.keyWait(RelayEvents.KeyWait.CLIENT_GONE, System.nanoTime() - waitStart);
+            events.keyWait(RelayEvents.KeyWait.CLIENT_GONE, EventClock.nanoTime() - waitStart);
         }
         done();
     }
@@ -597,7 +598,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     // ---- timeouts -----------------------------------------------------------------------------
 
     private void touch() {
-        lastActivity = System.nanoTime();
+        lastActivity = EventClock.nanoTime();
     }
 
     private void armTimer(long delayNanos) {
@@ -614,7 +615,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         if (phase != Phase.WAITING_HEAD && phase != Phase.BUFFERING && phase != Phase.STREAMING) {
             return;
         }
-        long silent = System.nanoTime() - lastActivity;
+        long silent = EventClock.nanoTime() - lastActivity;
         if (paused || silent < timeoutNanos) {
             armTimer(paused ? timeoutNanos : timeoutNanos - silent);
             return;
@@ -737,7 +738,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
      */
     private void awaitKey(boolean isSwitch, boolean keepPlace) {
         KeyWaiters waiters = access.waiters();
-        long now = System.nanoTime();
+        long now = EventClock.nanoTime();
         if (waitDeadline == 0) {
             waitDeadline = now + access.keyWaitNanos();
         }
@@ -787,7 +788,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             awaitKey(waitIsSwitch, true);
             return;
         }
-        events.keyWait(RelayEvents.KeyWait.SERVED, System.nanoTime() - waitStart);
+        events.keyWait(RelayEvents.KeyWait.SERVED, EventClock.nanoTime() - waitStart);
         // A later wait is a wait of its own (it shares what is left of KEY_WAIT).
         waitStart = 0;
         if (waitIsSwitch && next != trialKey) {
@@ -804,7 +805,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             return;
         }
         waiter = null;
-        events.keyWait(RelayEvents.KeyWait.TIMED_OUT, System.nanoTime() - waitStart);
+        events.keyWait(RelayEvents.KeyWait.TIMED_OUT, EventClock.nanoTime() - waitStart);
         outOfKeys();
     }
 

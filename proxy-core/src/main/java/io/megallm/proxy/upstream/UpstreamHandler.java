@@ -1,5 +1,6 @@
 package io.megallm.proxy.upstream;
 
+import io.megallm.proxy.clock.EventClock;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelFuture;
@@ -72,10 +73,13 @@ final class UpstreamHandler extends ChannelDuplexHandler implements ResponsePars
             ctx.close();
             return;
         }
+        EventClock.enter();
         try {
             parser.feed(bytes, ctx.alloc());
         } catch (MalformedResponseException e) {
             detachAndClose(ctx, e);
+        } finally {
+            EventClock.exit();
         }
     }
 

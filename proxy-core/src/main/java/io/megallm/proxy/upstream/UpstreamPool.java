@@ -1,5 +1,6 @@
 package io.megallm.proxy.upstream;
 
+import io.megallm.proxy.clock.EventClock;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFactory;
@@ -173,7 +174,7 @@ public final class UpstreamPool {
             discard(ch);
             return;
         }
-        handler.detach(System.nanoTime());
+        handler.detach(EventClock.nanoTime());
         if (limiter.hasWaiters()) {
             PendingAcquire waiter = limiter.claimWaiterOf(this);
             if (waiter != null) {

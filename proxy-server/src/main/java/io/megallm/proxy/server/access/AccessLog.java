@@ -1,5 +1,6 @@
 package io.megallm.proxy.server.access;
 
+import io.megallm.proxy.clock.EventClock;
 import io.megallm.proxy.http.Exchange;
 import io.megallm.proxy.http.ExchangeObserver;
 import io.megallm.proxy.http.InboundRequest;
@@ -109,7 +110,7 @@ public final class AccessLog implements ExchangeObserver {
         Batch batch = batches.get();
         LineBuffer b = batch.lines;
         InboundRequest r = ex.request();
-        long durationNanos = System.nanoTime() - r.startNanos();
+        long durationNanos = EventClock.nanoTime() - r.startNanos();
         long ttfb = ex.timeToHeadNanos();
         b.append(batch.stamp(System.currentTimeMillis()))
                 .append(" rid=").append(r.requestId())

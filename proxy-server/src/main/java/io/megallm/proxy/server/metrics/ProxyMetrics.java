@@ -1,5 +1,6 @@
 package io.megallm.proxy.server.metrics;
 
+import io.megallm.proxy.clock.EventClock;
 import io.megallm.proxy.http.Exchange;
 import io.megallm.proxy.http.ExchangeObserver;
 import io.megallm.proxy.http.ServerLifecycle;
@@ -158,7 +159,7 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
         counter.increment();
         endings[exchange.ending().ordinal()].increment();
         responseBytes.add(exchange.bytesOut());
-        requestDuration.recordNanos(System.nanoTime() - exchange.request().startNanos());
+        requestDuration.recordNanos(EventClock.nanoTime() - exchange.request().startNanos());
     }
 
     private long pacedKeys() {
