@@ -33,14 +33,20 @@ final class HeadBytes {
     /** Status line and headers, with {@link #BODY_ROOM} bytes to spare. */
     static ByteBuf head(ByteBufAllocator alloc, HttpResponse head) {
         HttpHeaders headers = head.headers();
-        ByteBuf buf = alloc.buffer(64 + 48 * headers.size() + BODY_ROOM);
+        ReceivedHeaders received = headers instanceof ReceivedHeaders r ? r : null;
+        int fieldBytes = received != null ? received.encodedLength() : 48 * headers.size();
+        ByteBuf buf = alloc.buffer(64 + fieldBytes + BODY_ROOM);
         HttpResponseStatus status = head.status();
         buf.writeBytes(HTTP_1_1);
         ByteBufUtil.copy(status.codeAsText(), buf);
         buf.writeByte(' ');
         ByteBufUtil.writeAscii(buf, status.reasonPhrase());
         buf.writeShort(CRLF);
-        fields(buf, headers);
+        if (received != null) {
+            received.writeTo(buf);
+        } else {
+            fields(buf, headers);
+        }
         buf.writeShort(CRLF);
         return buf;
     }

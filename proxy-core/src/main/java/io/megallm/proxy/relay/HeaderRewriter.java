@@ -2,6 +2,7 @@ package io.megallm.proxy.relay;
 
 import io.megallm.proxy.http.Exchange;
 import io.megallm.proxy.http.InboundRequest;
+import io.megallm.proxy.http.ReceivedHeaders;
 import io.megallm.proxy.http.RequestHeaders;
 import io.megallm.proxy.upstream.UpstreamTarget;
 import io.netty.handler.codec.http.HttpHeaderNames;
@@ -140,6 +141,11 @@ public final class HeaderRewriter {
     /** Removes hop-by-hop headers from a response about to be relayed, in place. */
     public static void stripResponse(HttpHeaders headers) {
         List<String> connectionNamed = connectionTokens(headers.getAll(HttpHeaderNames.CONNECTION));
+        if (headers instanceof ReceivedHeaders received) {
+            // An upstream's answer as received: its names are read in place, no entry per field.
+            received.removeIf(name -> isHopByHop(name) || named(connectionNamed, name));
+            return;
+        }
         List<CharSequence> gone = null;
         for (Iterator<Map.Entry<CharSequence, CharSequence>> it = headers.iteratorCharSequence(); it.hasNext(); ) {
             CharSequence name = it.next().getKey();

@@ -1,6 +1,7 @@
 package io.megallm.proxy.upstream;
 
 import io.megallm.proxy.http.HttpTokens;
+import io.megallm.proxy.http.ReceivedHeaders;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;
@@ -33,7 +34,6 @@ final class ResponseParser {
     /** The largest response head (and trailer section) accepted. */
     static final int MAX_HEAD = 64 * 1024;
 
-    private static final HttpHeadersFactory HEADERS = DefaultHttpHeadersFactory.headersFactory().withValidation(false);
     private static final HttpHeadersFactory TRAILERS = DefaultHttpHeadersFactory.trailersFactory().withValidation(false);
     private static final AsciiString CHUNKED = AsciiString.cached("chunked");
 
@@ -234,11 +234,12 @@ final class ResponseParser {
             return false;
         }
         HttpResponseStatus status = status(code, h, 13, lineLength);
-        HttpHeaders headers = HEADERS.newHeaders();
+        int pos = eol + 1;
+        int[] fields = new int[4 * lineFeeds(h, pos)];
+        int count = 0;
         long contentLength = -1;
         boolean chunked = false;
         boolean hasTransferEncoding = false;
-        int pos = eol + 1;
         while (pos < h.length) {
             int end = lineEnd(h, pos);
             int to = trimCr(h, pos, end);
@@ -246,7 +247,6 @@ final class ResponseParser {
                 break;
             }
             int colon = headerName(h, pos, to);
-            AsciiString name = new AsciiString(h, pos, colon - pos, false);
             int vs = skipWhitespace(h, colon + 1, to);
             int ve = trimWhitespace(h, vs, to);
             for (int i = vs; i < ve; i++) {
@@ -254,16 +254,21 @@ final class ResponseParser {
                     throw new MalformedResponseException("forbidden character in a header value");
                 }
             }
-            AsciiString value = new AsciiString(h, vs, ve - vs, false);
-            if (name.contentEqualsIgnoreCase(HttpHeaderNames.CONTENT_LENGTH)) {
-                contentLength = contentLength(value, contentLength);
-            } else if (name.contentEqualsIgnoreCase(HttpHeaderNames.TRANSFER_ENCODING)) {
+            // Only the two framing fields are read here; the others stay bytes until asked for.
+            if (nameIs(h, pos, colon, HttpHeaderNames.CONTENT_LENGTH)) {
+                contentLength = contentLength(new AsciiString(h, vs, ve - vs, false), contentLength);
+            } else if (nameIs(h, pos, colon, HttpHeaderNames.TRANSFER_ENCODING)) {
                 hasTransferEncoding = true;
-                chunked = endsWithChunked(value);
+                chunked = endsWithChunked(new AsciiString(h, vs, ve - vs, false));
             }
-            headers.add(name, value);
+            int f = 4 * count++;
+            fields[f] = pos;
+            fields[f + 1] = colon;
+            fields[f + 2] = vs;
+            fields[f + 3] = ve;
             pos = end + 1;
         }
+        HttpHeaders headers = new ReceivedHeaders(h, fields, count);
         HttpResponse response = new DefaultHttpResponse(version, status, headers);
         if (headRequest || code == 204 || code == 304) {
             state = State.DONE;
@@ -331,6 +336,30 @@ final class ResponseParser {
             }
         }
         return new HttpResponseStatus(code, new String(h, from, length, java.nio.charset.StandardCharsets.ISO_8859_1));
+    }
+
+    /** Line feeds from {@code from} on: at least the number of header lines. */
+    private static int lineFeeds(byte[] h, int from) {
+        int n = 0;
+        for (int i = from; i < h.length; i++) {
+            if (h[i] == '\n') {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    private static boolean nameIs(byte[] h, int from, int to, AsciiString name) {
+        if (to - from != name.length()) {
+            return false;
+        }
+        for (int i = 0; i < name.length(); i++) {
+            int c = h[from + i];
+            if ((c >= 'A' && c <= 'Z' ? c + 32 : c) != name.byteAt(i)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static int lineEnd(byte[] h, int from) {
