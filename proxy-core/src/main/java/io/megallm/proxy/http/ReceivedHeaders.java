@@ -1,6 +1,7 @@
 package io.megallm.proxy.http;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufUtil;
 import io.netty.handler.codec.DateFormatter;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.util.AsciiString;
@@ -560,9 +561,8 @@ public final class ReceivedHeaders extends HttpHeaders {
         if (s instanceof AsciiString a) {
             out.writeBytes(a.array(), a.arrayOffset(), a.length());
         } else {
-            for (int i = 0; i < s.length(); i++) {
-                out.writeByte(s.charAt(i));
-            }
+            // One char per byte, as the received text was read (ByteBufUtil's bulk copy for a String).
+            ByteBufUtil.writeAscii(out, s);
         }
     }
 
