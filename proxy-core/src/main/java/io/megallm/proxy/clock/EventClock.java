@@ -1,6 +1,7 @@
 package io.megallm.proxy.clock;
 
 import io.netty.util.concurrent.FastThreadLocal;
+import io.netty.util.concurrent.Ticker;
 
 /**
  * {@link System#nanoTime()} read once per I/O event instead of once per use. Everything that
@@ -38,6 +39,16 @@ public final class EventClock {
     public static long nanoTime() {
         Scope s = SCOPE.get();
         return s.depth > 0 ? s.now : System.nanoTime();
+    }
+
+    /**
+     * {@code ticker}'s time. A running event loop's ticker is the system clock less a constant,
+     * so its time is taken from this event's, in the ticker's terms: the client timeouts and the
+     * silence watch read it a few times a request. Any other ticker (a test's embedded loop, whose
+     * time the test moves by hand) is read as it is.
+     */
+    public static long nanoTime(Ticker ticker) {
+        return ticker == Ticker.systemTicker() ? nanoTime() - ticker.initialNanoTime() : ticker.nanoTime();
     }
 
     /** Starts an event's scope on this thread; pair it with {@link #exit()} in a {@code finally}. */

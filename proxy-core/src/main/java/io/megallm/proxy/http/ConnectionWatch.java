@@ -1,5 +1,6 @@
 package io.megallm.proxy.http;
 
+import io.megallm.proxy.clock.EventClock;
 import io.netty.util.concurrent.EventExecutor;
 import io.netty.util.concurrent.ScheduledFuture;
 import org.slf4j.Logger;
@@ -58,7 +59,7 @@ final class ConnectionWatch implements Runnable {
     }
 
     long now() {
-        return loop.ticker().nanoTime();
+        return EventClock.nanoTime(loop.ticker());
     }
 
     /** Runs {@code e}'s task once {@code delayNanos} have passed, unless disarmed before; 0: never. */

@@ -1,5 +1,6 @@
 package io.megallm.proxy.relay;
 
+import io.megallm.proxy.clock.EventClock;
 import io.netty.util.concurrent.EventExecutor;
 import io.netty.util.concurrent.ScheduledFuture;
 
@@ -41,10 +42,14 @@ final class SilenceWatch implements Runnable {
         this.loop = loop;
     }
 
+    private long now() {
+        return EventClock.nanoTime(loop.ticker());
+    }
+
     /** Runs {@code e}'s task once {@code delayNanos} have passed, unless disarmed before. */
     void arm(Entry e, long delayNanos) {
         disarm(e);
-        long deadline = loop.ticker().nanoTime() + delayNanos;
+        long deadline = now() + delayNanos;
         e.deadline = deadline;
         e.armed = true;
         Entry before = tail;
@@ -93,7 +98,7 @@ final class SilenceWatch implements Runnable {
     @Override
     public void run() {
         wakeUp = null;
-        long now = loop.ticker().nanoTime();
+        long now = now();
         while (head != null && head.deadline - now <= 0) {
             Entry e = head;
             disarm(e);
@@ -112,6 +117,6 @@ final class SilenceWatch implements Runnable {
             wakeUp.cancel(false);
         }
         wakeUpAt = deadline;
-        wakeUp = loop.schedule(this, Math.max(0, deadline - loop.ticker().nanoTime()), TimeUnit.NANOSECONDS);
+        wakeUp = loop.schedule(this, Math.max(0, deadline - now()), TimeUnit.NANOSECONDS);
     }
 }
