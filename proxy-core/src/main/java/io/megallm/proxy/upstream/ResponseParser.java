@@ -17,6 +17,8 @@ import io.netty.handler.codec.http.HttpVersion;
 import io.netty.util.AsciiString;
 import io.netty.util.ByteProcessor;
 
+import java.util.Arrays;
+
 /**
  * Reads upstream responses off the connection's bytes. The head becomes a Netty
  * {@link HttpResponse} (once per response); the body never becomes objects: it goes on as the
@@ -235,7 +237,9 @@ final class ResponseParser {
         }
         HttpResponseStatus status = status(code, h, 13, lineLength);
         int pos = eol + 1;
-        int[] fields = new int[4 * lineFeeds(h, pos)];
+        // A field line is rarely under 16 bytes: sized from the head's length, grown if not,
+        // rather than a second pass over the head to count its lines.
+        int[] fields = new int[4 * Math.max(4, Math.min(32, h.length >> 4))];
         int count = 0;
         long contentLength = -1;
         boolean chunked = false;
@@ -262,6 +266,9 @@ final class ResponseParser {
                 chunked = endsWithChunked(new AsciiString(h, vs, ve - vs, false));
             }
             int f = 4 * count++;
+            if (f == fields.length) {
+                fields = Arrays.copyOf(fields, 2 * fields.length);
+            }
             fields[f] = pos;
             fields[f + 1] = colon;
             fields[f + 2] = vs;
@@ -336,17 +343,6 @@ final class ResponseParser {
             }
         }
         return new HttpResponseStatus(code, new String(h, from, length, java.nio.charset.StandardCharsets.ISO_8859_1));
-    }
-
-    /** Line feeds from {@code from} on: at least the number of header lines. */
-    private static int lineFeeds(byte[] h, int from) {
-        int n = 0;
-        for (int i = from; i < h.length; i++) {
-            if (h[i] == '\n') {
-                n++;
-            }
-        }
-        return n;
     }
 
     private static boolean nameIs(byte[] h, int from, int to, AsciiString name) {

@@ -128,6 +128,27 @@ class ResponseParserTest {
     }
 
     @Test
+    void everyFieldOfAHeadOfManyShortOrLongFieldsIsKeptInOrder() {
+        // 150 fields outgrow the field index (sized from the head's length, 32 fields at most) several times.
+        for (String value : new String[] {"v", "x".repeat(300)}) {
+            StringBuilder head = new StringBuilder("HTTP/1.1 200 OK\r\n");
+            for (int i = 0; i < 150; i++) {
+                head.append('h').append(i).append(':').append(value).append("\r\n");
+            }
+            head.append("Content-Length: 2\r\n\r\nok");
+            Recorder r = parseSplit(head.toString(), false, false);
+            assertEquals(151, r.head.headers().size());
+            int i = 0;
+            for (java.util.Map.Entry<String, String> e : r.head.headers()) {
+                assertEquals(i < 150 ? "h" + i : "Content-Length", e.getKey());
+                assertEquals(i < 150 ? value : "2", e.getValue());
+                i++;
+            }
+            assertEquals("ok", r.body());
+        }
+    }
+
+    @Test
     void chunkedBodyAsPayloadOnly() {
         forEverySplit(SSE_HEAD + CHUNKS + LAST, false, r -> {
             assertEquals("data: {\"n\":1,\"t\":\"abc\"}\n\n0123456789abcdef0123456789", r.body());
