@@ -477,7 +477,7 @@ public final class ReceivedHeaders extends HttpHeaders {
      * reads every name, and this way reads them without an object per field.
      */
     public void removeIf(Predicate<CharSequence> drop) {
-        NameView view = new NameView();
+        FieldNameView view = new FieldNameView(bytes, fields);
         for (int i = 0; i < count; i++) {
             if (!removed(i) && drop.test(view.at(i))) {
                 fields[4 * i + 1] = -1;
@@ -568,40 +568,5 @@ public final class ReceivedHeaders extends HttpHeaders {
 
     private static int lower(int c) {
         return c >= 'A' && c <= 'Z' ? c + 32 : c;
-    }
-
-    /** A received name, over the bytes; see {@link #removeReceived}. */
-    private final class NameView implements CharSequence {
-        private int start;
-        private int length;
-
-        NameView at(int i) {
-            start = fields[4 * i];
-            length = fields[4 * i + 1] - start;
-            return this;
-        }
-
-        @Override
-        public int length() {
-            return length;
-        }
-
-        @Override
-        public char charAt(int index) {
-            if (index < 0 || index >= length) {
-                throw new IndexOutOfBoundsException(index);
-            }
-            return (char) (bytes[start + index] & 0xff);
-        }
-
-        @Override
-        public CharSequence subSequence(int from, int to) {
-            return new String(bytes, start + from, to - from, StandardCharsets.ISO_8859_1);
-        }
-
-        @Override
-        public String toString() {
-            return new String(bytes, start, length, StandardCharsets.ISO_8859_1);
-        }
     }
 }

@@ -44,52 +44,9 @@ public final class RequestHeaders {
         return text(fields[f + 2], fields[f + 3]);
     }
 
-    /**
-     * A view of one field's name at a time, over the received bytes: {@link NameView#at} points it
-     * at a field. One view serves a whole pass over the fields, instead of an object per field.
-     */
-    public NameView nameView() {
-        return new NameView();
-    }
-
-    /** See {@link #nameView()}. Valid while its headers are; one char per received byte. */
-    public final class NameView implements CharSequence {
-        private int start;
-        private int length;
-
-        private NameView() {
-        }
-
-        /** Points the view at field {@code i}'s name. */
-        public NameView at(int i) {
-            int f = 4 * i;
-            start = fields[f];
-            length = fields[f + 1] - fields[f];
-            return this;
-        }
-
-        @Override
-        public int length() {
-            return length;
-        }
-
-        @Override
-        public char charAt(int index) {
-            if (index < 0 || index >= length) {
-                throw new IndexOutOfBoundsException(index);
-            }
-            return (char) (bytes[start + index] & 0xff);
-        }
-
-        @Override
-        public CharSequence subSequence(int from, int to) {
-            return toString().substring(from, to);
-        }
-
-        @Override
-        public String toString() {
-            return new String(bytes, start, length, StandardCharsets.ISO_8859_1);
-        }
+    /** A view of one field's name at a time ({@link FieldNameView#at}), for a pass over the fields. */
+    public FieldNameView nameView() {
+        return new FieldNameView(bytes, fields);
     }
 
     public int nameLength(int i) {

@@ -1,6 +1,7 @@
 package io.megallm.proxy.relay;
 
 import io.megallm.proxy.http.Exchange;
+import io.megallm.proxy.http.FieldNameView;
 import io.megallm.proxy.http.InboundRequest;
 import io.megallm.proxy.http.ReceivedHeaders;
 import io.megallm.proxy.http.RequestHeaders;
@@ -59,7 +60,7 @@ public final class HeaderRewriter {
         String id = request.requestId();
         int size = method.length() + 1 + prefix.length() + rest.length() + " HTTP/1.1\r\n".length()
                 + lineLength(HttpHeaderNames.HOST, host) + lineLength(Exchange.X_REQUEST_ID, id);
-        RequestHeaders.NameView view = in.nameView();
+        FieldNameView view = in.nameView();
         for (int i = 0; i < n; i++) {
             if (!in.removed(i)) {
                 CharSequence name = view.at(i);

@@ -767,7 +767,7 @@ class RequestHeadParserTest {
     @Test
     void nameViewIsTheName() throws BadRequest {
         RequestHeaders h = parse(SDK_HEAD).headers();
-        RequestHeaders.NameView view = h.nameView();
+        FieldNameView view = h.nameView();
         for (int i = 0; i < h.size(); i++) {
             view.at(i);
             assertEquals(h.name(i), view.toString());
