@@ -55,17 +55,7 @@ public final class ReceivedHeaders extends HttpHeaders {
 
     private boolean nameIs(int i, CharSequence name) {
         int f = 4 * i;
-        int start = fields[f];
-        int end = fields[f + 1];
-        if (end - start != name.length()) {
-            return false;
-        }
-        for (int k = 0; k < name.length(); k++) {
-            if (lower(bytes[start + k] & 0xff) != lower(name.charAt(k))) {
-                return false;
-            }
-        }
-        return true;
+        return RequestHeaders.equalsIgnoreCase(bytes, fields[f], fields[f + 1], name);
     }
 
     private String value(int i) {

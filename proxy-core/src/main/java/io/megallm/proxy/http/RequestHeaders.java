@@ -61,7 +61,7 @@ public final class RequestHeaders {
     }
 
     /** The bytes {@code [start, end)} spell {@code s}, ASCII case ignored (false for a negative range). */
-    static boolean equalsIgnoreCase(byte[] b, int start, int end, CharSequence s) {
+    public static boolean equalsIgnoreCase(byte[] b, int start, int end, CharSequence s) {
         if (end - start != s.length()) {
             return false;
         }

@@ -2,6 +2,7 @@ package io.megallm.proxy.upstream;
 
 import io.megallm.proxy.http.HttpTokens;
 import io.megallm.proxy.http.ReceivedHeaders;
+import io.megallm.proxy.http.RequestHeaders;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;
@@ -259,9 +260,9 @@ final class ResponseParser {
                 }
             }
             // Only the two framing fields are read here; the others stay bytes until asked for.
-            if (nameIs(h, pos, colon, HttpHeaderNames.CONTENT_LENGTH)) {
+            if (RequestHeaders.equalsIgnoreCase(h, pos, colon, HttpHeaderNames.CONTENT_LENGTH)) {
                 contentLength = contentLength(new AsciiString(h, vs, ve - vs, false), contentLength);
-            } else if (nameIs(h, pos, colon, HttpHeaderNames.TRANSFER_ENCODING)) {
+            } else if (RequestHeaders.equalsIgnoreCase(h, pos, colon, HttpHeaderNames.TRANSFER_ENCODING)) {
                 hasTransferEncoding = true;
                 chunked = endsWithChunked(new AsciiString(h, vs, ve - vs, false));
             }
@@ -343,19 +344,6 @@ final class ResponseParser {
             }
         }
         return new HttpResponseStatus(code, new String(h, from, length, java.nio.charset.StandardCharsets.ISO_8859_1));
-    }
-
-    private static boolean nameIs(byte[] h, int from, int to, AsciiString name) {
-        if (to - from != name.length()) {
-            return false;
-        }
-        for (int i = 0; i < name.length(); i++) {
-            int c = h[from + i];
-            if ((c >= 'A' && c <= 'Z' ? c + 32 : c) != name.byteAt(i)) {
-                return false;
-            }
-        }
-        return true;
     }
 
     private static int lineEnd(byte[] h, int from) {
