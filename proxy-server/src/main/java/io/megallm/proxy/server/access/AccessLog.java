@@ -44,6 +44,30 @@ public final class AccessLog implements ExchangeObserver {
     static final int FLUSH_AT = 64 * 1024;
     static final long FLUSH_MILLIS = 100;
 
+    // The fixed parts of a line, encoded once: copied as arrays, not char by char.
+    private static final byte[] RID = ascii(" rid=");
+    private static final byte[] CLIENT = ascii(" client=");
+    private static final byte[] XFF = ascii(" xff=");
+    private static final byte[] METHOD = ascii(" method=");
+    private static final byte[] PATH = ascii(" path=");
+    private static final byte[] MODEL = ascii(" model=");
+    private static final byte[] STREAM_TRUE = ascii(" stream=true status=");
+    private static final byte[] STREAM_FALSE = ascii(" stream=false status=");
+    private static final byte[] KEY = ascii(" key=");
+    private static final byte[] ATTEMPTS = ascii(" attempts=");
+    private static final byte[] TTFB = ascii(" ttfb_ms=");
+    private static final byte[] DURATION = ascii(" duration_ms=");
+    private static final byte[] BYTES = ascii(" bytes=");
+    private static final byte[] END = ascii(" end=");
+    private static final byte[] TOKENS = ascii(" tokens=");
+    private static final byte[] COMPLETE = ascii("complete");
+    private static final byte[] CLIENT_GONE = ascii("client_gone");
+    private static final byte[] TRUNCATED = ascii("truncated");
+
+    private static byte[] ascii(String s) {
+        return s.getBytes(StandardCharsets.US_ASCII);
+    }
+
     /** Every event loop's batch, for the last flush after the loops have stopped. */
     private final Queue<Batch> all = new ConcurrentLinkedQueue<>();
     private final FastThreadLocal<Batch> batches = new FastThreadLocal<>() {
@@ -113,31 +137,31 @@ public final class AccessLog implements ExchangeObserver {
         long durationNanos = EventClock.nanoTime() - r.startNanos();
         long ttfb = ex.timeToHeadNanos();
         b.append(batch.stamp(System.currentTimeMillis()))
-                .append(" rid=").append(r.requestId())
-                .append(" client=");
+                .append(RID).append(r.requestId())
+                .append(CLIENT);
         address(b, r);
-        b.append(" xff=");
+        b.append(XFF);
         bytesToken(b, r.headers().get("x-forwarded-for"), 200);
-        b.append(" method=").append(r.method().name()).append(" path=");
+        b.append(METHOD).append(r.method().name()).append(PATH);
         bytesToken(b, r.path(), 300);
-        b.append(" model=");
+        b.append(MODEL);
         textToken(b, ex.model(), 100);
-        b.append(" stream=").append(ex.stream()).append(" status=");
+        b.append(ex.stream() ? STREAM_TRUE : STREAM_FALSE);
         if (ex.status() == 0) {
             b.append('-');
         } else {
             b.append(ex.status());
         }
-        b.append(" key=");
+        b.append(KEY);
         textToken(b, ex.keyMasked(), 100);
-        b.append(" attempts=").append(ex.attempts())
-                .append(" ttfb_ms=");
+        b.append(ATTEMPTS).append(ex.attempts())
+                .append(TTFB);
         millis(b, ttfb);
-        b.append(" duration_ms=");
+        b.append(DURATION);
         millis(b, durationNanos);
-        b.append(" bytes=").append(ex.bytesOut())
-                .append(" end=").append(ending(ex.ending()))
-                .append(" tokens=");
+        b.append(BYTES).append(ex.bytesOut())
+                .append(END).append(ending(ex.ending()))
+                .append(TOKENS);
         if (ex.hasUsage()) {
             b.append(ex.promptTokens()).append('/').append(ex.completionTokens());
         } else {
@@ -152,11 +176,11 @@ public final class AccessLog implements ExchangeObserver {
         }
     }
 
-    private static String ending(Exchange.Ending e) {
+    private static byte[] ending(Exchange.Ending e) {
         return switch (e) {
-            case COMPLETE -> "complete";
-            case CLIENT_GONE -> "client_gone";
-            case TRUNCATED -> "truncated";
+            case COMPLETE -> COMPLETE;
+            case CLIENT_GONE -> CLIENT_GONE;
+            case TRUNCATED -> TRUNCATED;
         };
     }
 

@@ -29,18 +29,31 @@ final class LineBuffer {
         return this;
     }
 
-    /** {@code s}'s chars, each one byte: only for text that is ASCII or already one char per byte. */
+    /**
+     * {@code s}'s chars, each one byte: only for text that is ASCII or already one char per byte.
+     * String's low-byte copy is deprecated for text in general, which is exactly what makes it
+     * right here: for a one-byte-per-char string it is an array copy, where a loop over
+     * {@code charAt} checked and narrowed every char.
+     */
+    @SuppressWarnings("deprecation")
     LineBuffer append(String s) {
         int n = s.length();
         if (length + n > bytes.length) {
             grow(n);
         }
-        byte[] b = bytes;
-        int at = length;
-        for (int i = 0; i < n; i++) {
-            b[at + i] = (byte) s.charAt(i);
+        s.getBytes(0, n, bytes, length);
+        length += n;
+        return this;
+    }
+
+    /** Bytes as they are: the line's fixed field names, encoded once. */
+    LineBuffer append(byte[] literal) {
+        int n = literal.length;
+        if (length + n > bytes.length) {
+            grow(n);
         }
-        length = at + n;
+        System.arraycopy(literal, 0, bytes, length, n);
+        length += n;
         return this;
     }
 
