@@ -37,6 +37,7 @@ public final class Main {
         System.setProperty("LOG_DIR", settings.logDir().toString());
         System.setProperty("LOG_LEVEL", settings.logLevel());
         System.setProperty("ACCESS_LOG_CONSOLE", Boolean.toString(settings.accessLogConsole()));
+        System.setProperty("ACCESS_LOG_CONSOLE_RATE", Integer.toString(settings.accessLogConsoleRate()));
         Logger log = LoggerFactory.getLogger(Main.class);
 
         ProxyServer server = new ProxyServer(settings);

@@ -1226,8 +1226,10 @@ public final class Harness {
     /**
      * Attribution, measured right after the proxy as shipped, same load: the same jar with
      * {@code ACCESS_LOG_CONSOLE=false} (access lines to the file only: the logging work the Nginx
-     * peer does), and in full mode also with the access log off altogether (its own logback.xml
-     * with the {@code megallm.access} logger at OFF, passed as {@code -Dlogback.configurationFile}).
+     * peer does), and in full mode also with every line on the console as well (what the proxy did
+     * before the console's cap, {@code ACCESS_LOG_CONSOLE_RATE=0}) and with the access log off
+     * altogether (its own logback.xml with the {@code megallm.access} logger at OFF, passed as
+     * {@code -Dlogback.configurationFile}).
      */
     private void accessLogWhatIf() throws Exception {
         Peer shipped = peers.stream().filter(x -> x.name().equals(Peers.PROXY)).findFirst().orElse(null);
@@ -1240,6 +1242,9 @@ public final class Harness {
         variants.add(new Variant("proxy, file only", "proxy, access log to the file only (ACCESS_LOG_CONSOLE=false)",
                 cfg.proxyJvmOptions(), Map.of("ACCESS_LOG_CONSOLE", "false")));
         if (cfg.mode().equals("full")) {
+            variants.add(new Variant("proxy, console every line",
+                    "proxy, every access line on the console too (ACCESS_LOG_CONSOLE_RATE=0)",
+                    cfg.proxyJvmOptions(), Map.of("ACCESS_LOG_CONSOLE_RATE", "0")));
             Path conf = accessLogOffConfig();
             if (conf != null) {
                 List<String> opts = new ArrayList<>(cfg.proxyJvmOptions());
@@ -1248,7 +1253,8 @@ public final class Harness {
                         "proxy, access log off (-Dlogback.configurationFile, megallm.access OFF)", opts, Map.of()));
             }
         }
-        log("== what-if: the proxy's access log to the file only" + (variants.size() > 1 ? ", and off" : ""));
+        log("== what-if: the proxy's access log to the file only" + (variants.size() > 1
+                ? ", to the console line for line, and off" : ""));
         List<Peer> started = new ArrayList<>();
         List<String> labels = new ArrayList<>();
         try {

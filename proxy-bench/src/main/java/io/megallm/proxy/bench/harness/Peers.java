@@ -143,7 +143,8 @@ public final class Peers {
         ProcessService s = ProcessService.start(PROXY, pin.wrap(java, pin.peerCpus()), env, work, port, 60_000);
         return new Peer(PROXY, "megallm-proxy (" + jar.getFileName() + ", own process"
                 + (jvmOptions.isEmpty() ? ", JVM defaults" : ", JVM " + String.join(" ", jvmOptions))
-                + "; LOG_LEVEL=WARNING, access log on as shipped)", port, s);
+                + "; LOG_LEVEL=WARNING, access log on as shipped: every line to access.log, at most"
+                + " ACCESS_LOG_CONSOLE_RATE (100) a second to the console)", port, s);
     }
 
     /** The java launcher of the image's JDK (Temurin 25), or null when this machine has none. */
@@ -175,7 +176,8 @@ public final class Peers {
         return new Peer(PROXY_IMAGE, "megallm-proxy (" + jar.getFileName() + ", own process, the Docker image's JVM run "
                 + "directly: " + java + " " + IMAGE_MAX_RAM + " (compose's memory limit) with JDK_JAVA_OPTIONS=\""
                 + IMAGE_JDK_JAVA_OPTIONS + "\"; LOG_LEVEL=WARNING, "
-                + "access log on as shipped)", port, s);
+                + "access log on as shipped: every line to access.log, at most ACCESS_LOG_CONSOLE_RATE (100) a"
+                + " second to the console)", port, s);
     }
 
     /** Our proxy in either JVM. */

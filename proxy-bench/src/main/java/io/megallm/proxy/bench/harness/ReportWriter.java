@@ -551,8 +551,10 @@ public final class ReportWriter {
         b.append("## What the access log costs (what-if)\n\n");
         b.append("The same megallm-proxy.jar started again and measured right after the proxy as shipped: closed "
                 + "loop, same connections, same core. With `ACCESS_LOG_CONSOLE=false` the access lines go to "
-                + "`access.log` only, the logging work the Nginx peer does (one access-log file). In full mode "
-                + "also with the access log off (its own logback.xml, logger `megallm.access` at OFF): not a "
+                + "`access.log` only, the logging work the Nginx peer does (one access-log file). As shipped, "
+                + "the console gets at most `ACCESS_LOG_CONSOLE_RATE` (100) access lines a second. In full "
+                + "mode also with every line on the console (`ACCESS_LOG_CONSOLE_RATE=0`, as before the cap) "
+                + "and with the access log off (its own logback.xml, logger `megallm.access` at OFF): not a "
                 + "configuration the proxy offers; it attributes cost.\n\n");
         b.append("| variant | conns | req/s | p50 ms | p99 ms | CPU µs/request |\n|---|---:|---:|---:|---:|---:|\n");
         for (Results.WhatIfRow x : r.whatIf()) {

@@ -17,12 +17,26 @@ final class AccessLines extends LoggingEvent {
 
     private static final String FQCN = AccessLines.class.getName();
 
+    private final Logger logger;
     private final byte[] bytes;
+    private final int lines;
     private String text;
 
-    AccessLines(Logger logger, byte[] bytes) {
+    AccessLines(Logger logger, byte[] bytes, int lines) {
         super(FQCN, logger, Level.INFO, null, null, null);
+        this.logger = logger;
         this.bytes = bytes;
+        this.lines = lines;
+    }
+
+    /** The same logger's event for other lines: part of a batch, for an appender that gets less. */
+    AccessLines with(byte[] otherBytes, int otherLines) {
+        return new AccessLines(logger, otherBytes, otherLines);
+    }
+
+    /** How many lines {@link #bytes()} holds. */
+    int lines() {
+        return lines;
     }
 
     /** The lines' UTF-8 bytes, newlines included. Not to be changed: every appender gets them. */

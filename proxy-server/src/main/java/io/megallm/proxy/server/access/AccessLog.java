@@ -82,6 +82,7 @@ public final class AccessLog implements ExchangeObserver {
     /** The lines of one event loop waiting for their flush. */
     private static final class Batch implements Runnable {
         final LineBuffer lines = new LineBuffer(FLUSH_AT + 1024);
+        int count;
         boolean scheduled;
         long stampMillis = -1;
         String stamp;
@@ -107,8 +108,10 @@ public final class AccessLog implements ExchangeObserver {
                 // the appenders, as Logger.info does after its level check (made per line in
                 // onEnd); logback.xml configures no turbo filter that this would pass by.
                 byte[] bytes = lines.take();
+                int n = count;
+                count = 0;
                 if (log instanceof ch.qos.logback.classic.Logger logback) {
-                    logback.callAppenders(new AccessLines(logback, bytes));
+                    logback.callAppenders(new AccessLines(logback, bytes, n));
                 } else {
                     log.info(new String(bytes, StandardCharsets.ISO_8859_1));
                 }
@@ -168,6 +171,7 @@ public final class AccessLog implements ExchangeObserver {
             b.append('-');
         }
         b.append('\n');
+        batch.count++;
         if (b.length() >= FLUSH_AT) {
             batch.write();
         } else if (!batch.scheduled) {

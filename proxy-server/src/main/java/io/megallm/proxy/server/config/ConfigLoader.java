@@ -29,6 +29,7 @@ public final class ConfigLoader {
             "MEGALLM_BASE_URL", "MEGALLM_TIMEOUT", "MEGALLM_MAX_RETRIES", "MAX_KEY_RETRIES", "HOST", "PORT",
             "LOG_LEVEL", "KEYS_FILE", "LOG_DIR", "HTTP_POOL_MAXSIZE", "HTTP_POOL_CONNECTIONS", "MAX_REQUEST_BODY",
             "KEY_COOLDOWN", "ADMIN_TOKEN", "PROXY_API_KEYS", "SHUTDOWN_GRACE", "ACCESS_LOG_CONSOLE",
+            "ACCESS_LOG_CONSOLE_RATE",
             "CLIENT_HEADER_TIMEOUT", "CLIENT_BODY_TIMEOUT", "KEEPALIVE_TIMEOUT", "SEND_TIMEOUT", "MAX_CONNECTIONS",
             "DEFAULT_MODEL", "KEY_RECHECK", "KEY_WAIT", "RETRY_BUDGET", "RETRY_BUDGET_MIN", "KEY_STATE_FILE",
             "REDIS_URL", "REDIS_POOL", "REDIS_CA_FILE");
@@ -125,6 +126,7 @@ public final class ConfigLoader {
         Path clientsFile = apiKeys != null && apiKeys.startsWith("@") ? workDir.resolve(apiKeys.substring(1).strip()) : null;
         long grace = (long) Math.ceil(nonNegativeNumber("SHUTDOWN_GRACE"));
         boolean accessConsole = bool("ACCESS_LOG_CONSOLE");
+        int accessConsoleRate = intAtLeast("ACCESS_LOG_CONSOLE_RATE", 0, 100_000_000);
         double headerTimeout = positiveNumber("CLIENT_HEADER_TIMEOUT");
         double bodyTimeout = positiveNumber("CLIENT_BODY_TIMEOUT");
         double keepaliveTimeout = positiveNumber("KEEPALIVE_TIMEOUT");
@@ -145,7 +147,7 @@ public final class ConfigLoader {
             throw bad("REDIS_POOL", "must be 1 to 64 letters, digits, '_', '.' or '-'");
         }
         return new Settings(baseUrl.strip(), timeout, maxRetries, maxKeyRetries, host, port, level, keysFile, logDir,
-                poolMax, poolIdle, maxBody, cooldown, adminToken, List.copyOf(clientKeys), clientsFile, grace, accessConsole,
+                poolMax, poolIdle, maxBody, cooldown, adminToken, List.copyOf(clientKeys), clientsFile, grace, accessConsole, accessConsoleRate,
                 headerTimeout, bodyTimeout, keepaliveTimeout, sendTimeout, maxConnections, defaultModel,
                 recheck, keyWait, budget, budgetMin, stateFile, java.util.Collections.unmodifiableList(egress), redis, redisPool);
     }

@@ -27,6 +27,7 @@ public record Settings(
         Path clientsFile,
         long shutdownGraceSeconds,
         boolean accessLogConsole,
+        int accessLogConsoleRate,
         double clientHeaderTimeoutSeconds,
         double clientBodyTimeoutSeconds,
         double keepaliveTimeoutSeconds,
@@ -93,6 +94,7 @@ public record Settings(
                 + " proxy_api_keys=" + (proxyApiKeys.isEmpty() ? "unset" : proxyApiKeys.size() + " configured")
                 + " shutdown_grace=" + shutdownGraceSeconds + "s"
                 + " access_log_console=" + accessLogConsole
+                + " access_log_console_rate=" + accessLogConsoleRate + "/s"
                 + " client_header_timeout=" + clientHeaderTimeoutSeconds + "s"
                 + " client_body_timeout=" + clientBodyTimeoutSeconds + "s"
                 + " keepalive_timeout=" + keepaliveTimeoutSeconds + "s"

@@ -38,7 +38,7 @@ class AccessLinesTest {
         // "é" as its two UTF-8 bytes, one char each, the way AccessLog builds lines.
         byte[] bytes = "a=1 model=caf\u00c3\u00a9\nb=2\n".getBytes(StandardCharsets.ISO_8859_1);
 
-        logger.callAppenders(new AccessLines(logger, bytes));
+        logger.callAppenders(new AccessLines(logger, bytes, 2));
 
         ILoggingEvent event = list.list.get(0);
         AccessLineEncoder encoder = new AccessLineEncoder();

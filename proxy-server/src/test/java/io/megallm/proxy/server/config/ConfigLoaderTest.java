@@ -80,6 +80,7 @@ class ConfigLoaderTest {
         assertEquals(List.of(), s.proxyApiKeys());
         assertEquals(30L, s.shutdownGraceSeconds());
         assertTrue(s.accessLogConsole());
+        assertEquals(100, s.accessLogConsoleRate());
         assertEquals(300L, s.keyRecheckSeconds());
         assertEquals(10L, s.keyWaitSeconds());
         assertEquals(20, s.retryBudgetPercent());
@@ -125,6 +126,7 @@ class ConfigLoaderTest {
         env.put("PROXY_API_KEYS", " ck-one , ck-two,,");
         env.put("SHUTDOWN_GRACE", "0");
         env.put("ACCESS_LOG_CONSOLE", "false");
+        env.put("ACCESS_LOG_CONSOLE_RATE", "0");
         env.put("CLIENT_HEADER_TIMEOUT", "5");
         env.put("CLIENT_BODY_TIMEOUT", "0.5");
         env.put("KEEPALIVE_TIMEOUT", "30");
@@ -149,6 +151,7 @@ class ConfigLoaderTest {
         assertEquals(List.of("ck-one", "ck-two"), s.proxyApiKeys());
         assertEquals(0L, s.shutdownGraceSeconds());
         assertFalse(s.accessLogConsole());
+        assertEquals(0, s.accessLogConsoleRate());
         assertEquals(new ClientSettings(5_000, 500, 30_000, 12_000, 100), s.clientSettings());
     }
 
@@ -306,6 +309,8 @@ class ConfigLoaderTest {
             "HTTP_POOL_CONNECTIONS|-3",
             "SHUTDOWN_GRACE|-1",
             "ACCESS_LOG_CONSOLE|maybe",
+            "ACCESS_LOG_CONSOLE_RATE|-1",
+            "ACCESS_LOG_CONSOLE_RATE|lots",
             "KEY_RECHECK|-1",
             "KEY_RECHECK|later",
             "KEY_WAIT|-2",

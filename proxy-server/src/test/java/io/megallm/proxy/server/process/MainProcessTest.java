@@ -357,6 +357,47 @@ class MainProcessTest {
         assertFalse(console.contains("|-WARN") || console.contains("|-ERROR"), "logback reports a problem: " + console);
     }
 
+    @Test
+    @Timeout(60)
+    void pastAccessLogConsoleRateTheConsoleSaysSoAndTheFileKeepsEveryLine() throws Exception {
+        Files.createDirectories(work.resolve("data"));
+        Files.writeString(work.resolve("data/keys.txt"), POOL_KEY + "\n", StandardCharsets.UTF_8);
+        int port = freePort();
+        int requests = 20;
+        try (MockUpstream mock = new MockUpstream()) {
+            mock.otherwise(MockUpstream.json(200, "{\"id\":\"c1\",\"object\":\"chat.completion\"}"));
+            Process p = launch(Map.of(
+                    "MEGALLM_BASE_URL", mock.baseUrl(),
+                    "HOST", "127.0.0.1",
+                    "PORT", Integer.toString(port),
+                    "ACCESS_LOG_CONSOLE_RATE", "1"));
+            try {
+                awaitListening(p, port);
+                String body = "{\"model\":\"" + MODEL + "\",\"messages\":[]}";
+                for (int i = 0; i < requests; i++) {
+                    try (Socket s = post(port, body, "Connection: close\r\n", 10_000)) {
+                        String head = readHead(s.getInputStream());
+                        assertTrue(head.startsWith("HTTP/1.1 200"), head);
+                    }
+                }
+                p.destroy(); // SIGTERM: the batched lines are written out before the exit
+                assertTrue(p.waitFor(15, TimeUnit.SECONDS), "the program did not exit after SIGTERM");
+            } finally {
+                stop(p);
+            }
+        }
+        String access = Files.readString(work.resolve("logs/access.log"), StandardCharsets.UTF_8);
+        assertEquals(requests, access.lines().filter(l -> l.contains(" path=/v1/chat/completions ")).count(), access);
+        String console = stdout() + stderr();
+        long onConsole = console.lines().filter(l -> l.contains(" path=/v1/chat/completions ")).count();
+        // One line a second: 20 requests on loopback take far less than 19 seconds.
+        assertTrue(onConsole >= 1 && onConsole < requests, onConsole + " access lines on the console: " + console);
+        assertTrue(console.contains("more than 1 access lines this second: the rest of them are in access.log only"),
+                console);
+        assertTrue(console.contains("access_log_console_rate=1/s"), console);
+        assertFalse(console.contains("|-WARN") || console.contains("|-ERROR"), "logback reports a problem: " + console);
+    }
+
     // ---- memory per request (issue 11, finding 1) ------------------------------------------------------
 
     @Test
