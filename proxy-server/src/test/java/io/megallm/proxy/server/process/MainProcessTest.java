@@ -320,9 +320,12 @@ class MainProcessTest {
         assertFalse(console.contains("\tat "), console);
     }
 
-    @Test
-    @Timeout(60)
-    void withAccessLogConsoleFalseAccessLinesGoToTheFileOnlyAndAppEventsStayOnTheConsole() throws Exception {
+    /**
+     * Starts the program with {@code setting} in front of a mock that answers 200, sends
+     * {@code requests} chat completions one connection each, and stops it with SIGTERM, which
+     * writes out the access lines still batched (no need to wait for the 100 ms flush).
+     */
+    private void serveAndStop(String setting, String value, int requests) throws Exception {
         Files.createDirectories(work.resolve("data"));
         Files.writeString(work.resolve("data/keys.txt"), POOL_KEY + "\n", StandardCharsets.UTF_8);
         int port = freePort();
@@ -332,21 +335,28 @@ class MainProcessTest {
                     "MEGALLM_BASE_URL", mock.baseUrl(),
                     "HOST", "127.0.0.1",
                     "PORT", Integer.toString(port),
-                    "ACCESS_LOG_CONSOLE", "false"));
+                    setting, value));
             try {
                 awaitListening(p, port);
                 String body = "{\"model\":\"" + MODEL + "\",\"messages\":[]}";
-                try (Socket s = post(port, body, "Connection: close\r\n", 10_000)) {
-                    String head = readHead(s.getInputStream());
-                    assertTrue(head.startsWith("HTTP/1.1 200"), head);
+                for (int i = 0; i < requests; i++) {
+                    try (Socket s = post(port, body, "Connection: close\r\n", 10_000)) {
+                        String head = readHead(s.getInputStream());
+                        assertTrue(head.startsWith("HTTP/1.1 200"), head);
+                    }
                 }
-                // A stop writes out the access lines still batched: no need to wait for the 100 ms flush.
                 p.destroy(); // SIGTERM
                 assertTrue(p.waitFor(15, TimeUnit.SECONDS), "the program did not exit after SIGTERM");
             } finally {
                 stop(p);
             }
         }
+    }
+
+    @Test
+    @Timeout(60)
+    void withAccessLogConsoleFalseAccessLinesGoToTheFileOnlyAndAppEventsStayOnTheConsole() throws Exception {
+        serveAndStop("ACCESS_LOG_CONSOLE", "false", 1);
         String access = Files.readString(work.resolve("logs/access.log"), StandardCharsets.UTF_8);
         assertTrue(access.contains(" path=/v1/chat/completions ") && access.contains(" model=" + MODEL + " ")
                 && access.contains(" status=200 "), access);
@@ -360,32 +370,8 @@ class MainProcessTest {
     @Test
     @Timeout(60)
     void pastAccessLogConsoleRateTheConsoleSaysSoAndTheFileKeepsEveryLine() throws Exception {
-        Files.createDirectories(work.resolve("data"));
-        Files.writeString(work.resolve("data/keys.txt"), POOL_KEY + "\n", StandardCharsets.UTF_8);
-        int port = freePort();
         int requests = 20;
-        try (MockUpstream mock = new MockUpstream()) {
-            mock.otherwise(MockUpstream.json(200, "{\"id\":\"c1\",\"object\":\"chat.completion\"}"));
-            Process p = launch(Map.of(
-                    "MEGALLM_BASE_URL", mock.baseUrl(),
-                    "HOST", "127.0.0.1",
-                    "PORT", Integer.toString(port),
-                    "ACCESS_LOG_CONSOLE_RATE", "1"));
-            try {
-                awaitListening(p, port);
-                String body = "{\"model\":\"" + MODEL + "\",\"messages\":[]}";
-                for (int i = 0; i < requests; i++) {
-                    try (Socket s = post(port, body, "Connection: close\r\n", 10_000)) {
-                        String head = readHead(s.getInputStream());
-                        assertTrue(head.startsWith("HTTP/1.1 200"), head);
-                    }
-                }
-                p.destroy(); // SIGTERM: the batched lines are written out before the exit
-                assertTrue(p.waitFor(15, TimeUnit.SECONDS), "the program did not exit after SIGTERM");
-            } finally {
-                stop(p);
-            }
-        }
+        serveAndStop("ACCESS_LOG_CONSOLE_RATE", "1", requests);
         String access = Files.readString(work.resolve("logs/access.log"), StandardCharsets.UTF_8);
         assertEquals(requests, access.lines().filter(l -> l.contains(" path=/v1/chat/completions ")).count(), access);
         String console = stdout() + stderr();
