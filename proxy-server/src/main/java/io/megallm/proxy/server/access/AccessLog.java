@@ -39,7 +39,8 @@ import java.util.concurrent.TimeUnit;
 public final class AccessLog implements ExchangeObserver {
 
     private static final Logger log = LoggerFactory.getLogger("megallm.access");
-    private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss.SSSXXX")
+    /** The access line's time, also the console note's ({@link FanOutAppender}). */
+    static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss.SSSXXX")
             .withZone(ZoneOffset.UTC);
     static final int FLUSH_AT = 64 * 1024;
     static final long FLUSH_MILLIS = 100;

@@ -9,8 +9,6 @@ import ch.qos.logback.core.spi.AppenderAttachableImpl;
 
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
-import java.time.ZoneOffset;
-import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
@@ -31,9 +29,6 @@ import java.util.function.LongSupplier;
  */
 public final class FanOutAppender extends UnsynchronizedAppenderBase<ILoggingEvent>
         implements AppenderAttachable<ILoggingEvent> {
-
-    private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss.SSSXXX")
-            .withZone(ZoneOffset.UTC);
 
     private final AppenderAttachableImpl<ILoggingEvent> targets = new AppenderAttachableImpl<>();
     private boolean console = true;
@@ -125,17 +120,18 @@ public final class FanOutAppender extends UnsynchronizedAppenderBase<ILoggingEve
             givenThisSecond = consoleRate;
             return null;
         }
+        // left is 0..consoleRate: the budget is only ever spent up to the rate.
         notedThisSecond = true;
         givenThisSecond = consoleRate;
         byte[] bytes = batch.bytes();
-        int end = endOfLines(bytes, Math.max(0, left));
-        byte[] note = (TIME.format(Instant.ofEpochMilli(now)) + " INFO  megallm.access - more than " + consoleRate
+        int end = endOfLines(bytes, left);
+        byte[] note = (AccessLog.TIME.format(Instant.ofEpochMilli(now)) + " INFO  megallm.access - more than " + consoleRate
                 + " access lines this second: the rest of them are in access.log only (ACCESS_LOG_CONSOLE_RATE)\n")
                 .getBytes(StandardCharsets.US_ASCII);
         byte[] out = new byte[end + note.length];
         System.arraycopy(bytes, 0, out, 0, end);
         System.arraycopy(note, 0, out, end, note.length);
-        return batch.with(out, Math.max(0, left) + 1);
+        return batch.with(out, left + 1);
     }
 
     /** The offset just past the {@code n}th newline of {@code bytes} (0 for none). */
