@@ -743,6 +743,7 @@ public final class Harness {
         burstWarmUp(count);
         Map<String, StreamStats> merged = new LinkedHashMap<>();
         Map<String, long[]> counters = new HashMap<>(); // events, completed, errors
+        Map<String, List<Double>> ttfbP99s = new HashMap<>();
         int events = cfg.streamEvents();
         long interval = cfg.streamIntervalMs();
         double expectSeconds = events * interval / 1000.0;
@@ -763,6 +764,7 @@ public final class Harness {
                 StreamStats m = merged.computeIfAbsent(p.name(), x -> new StreamStats());
                 m.ttfb.addAll(s.ttfb);
                 m.perEvent.addAll(s.perEvent);
+                ttfbP99s.computeIfAbsent(p.name(), x -> new ArrayList<>()).add(s.ttfb.summary().p99Ms());
                 long[] c = counters.computeIfAbsent(p.name(), x -> new long[3]);
                 c[0] += s.events;
                 c[1] += s.completed;
@@ -785,7 +787,8 @@ public final class Harness {
             }
             long[] c = counters.get(p.name());
             streaming.add(new StreamRow(p.name(), count, events, interval, cfg.streamTrials(),
-                    (long) count * events * cfg.streamTrials(), c[0], c[1], m.ttfb.summary(), m.perEvent.summary(), c[2]));
+                    (long) count * events * cfg.streamTrials(), c[0], c[1], m.ttfb.summary(), List.copyOf(ttfbP99s.get(p.name())),
+                    m.perEvent.summary(), c[2]));
         }
     }
 

@@ -54,10 +54,14 @@ public record Results(
                               LatencySummary latency, long ok, long errors) {
     }
 
-    /** Concurrent SSE streams read to their end, one peer at one stream count. */
+    /**
+     * Concurrent SSE streams read to their end, one peer at one stream count. {@code ttfbP99ByTrialMs}
+     * is each trial's own TTFB p99: with a burst of 100 first bytes a trial, the pooled p99 is the
+     * fourth-worst of 300, and the spread across trials shows how much a few outliers move it.
+     */
     public record StreamRow(String peer, int streams, int eventsPerStream, long intervalMs, int trials,
                             long eventsExpected, long eventsReceived, long completed, LatencySummary ttfb,
-                            LatencySummary perEvent, long errors) {
+                            List<Double> ttfbP99ByTrialMs, LatencySummary perEvent, long errors) {
     }
 
     /**
