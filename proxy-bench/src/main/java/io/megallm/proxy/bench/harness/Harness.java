@@ -764,7 +764,8 @@ public final class Harness {
                 StreamStats m = merged.computeIfAbsent(p.name(), x -> new StreamStats());
                 m.ttfb.addAll(s.ttfb);
                 m.perEvent.addAll(s.perEvent);
-                ttfbP99s.computeIfAbsent(p.name(), x -> new ArrayList<>()).add(s.ttfb.summary().p99Ms());
+                LatencySummary first = s.ttfb.summary();
+                ttfbP99s.computeIfAbsent(p.name(), x -> new ArrayList<>()).add(first.p99Ms());
                 long[] c = counters.computeIfAbsent(p.name(), x -> new long[3]);
                 c[0] += s.events;
                 c[1] += s.completed;
@@ -776,7 +777,7 @@ public final class Harness {
                         ? String.format(Locale.ROOT, "  JIT compilers %.1f %%", 100 * compilerShareSince(p, c0, t0)) : "";
                 log(String.format(Locale.ROOT, "trial %d, %d streams, %-7s events %d/%d  per-event p50 %.3f  p99 %.3f ms"
                                 + "  TTFB p50 %.2f  p99 %.2f ms  errors %d%s", trial, count, p.name(), s.events,
-                        (long) count * events, ev.p50Ms(), ev.p99Ms(), s.ttfb.summary().p50Ms(), s.ttfb.summary().p99Ms(),
+                        (long) count * events, ev.p50Ms(), ev.p99Ms(), first.p50Ms(), first.p99Ms(),
                         s.errors(), jit));
             }
         }
