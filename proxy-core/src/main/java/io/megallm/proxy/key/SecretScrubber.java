@@ -2,13 +2,18 @@ package io.megallm.proxy.key;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.handler.codec.http.HttpHeaders;
 
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
 
 /**
  * Masks pool keys in upstream answers that are relayed to a client (contract §9). Upstreams like
  * to echo the key in a rejection ("Incorrect API key provided: sk-…"); the client must see at most
- * the masked form. Runs only on buffered rejection answers, never on the streaming path.
+ * the masked form, in the body and in the head (a {@code WWW-Authenticate} or a debugging header
+ * can carry it as well). Runs only on buffered rejection answers, never on the streaming path.
  */
 public final class SecretScrubber {
 
@@ -30,6 +35,64 @@ public final class SecretScrubber {
             }
         }
         return current;
+    }
+
+    /**
+     * {@code headers} with every occurrence of the first {@code count} keys' secrets in a value
+     * replaced by their masked form, and every field whose name holds one dropped (no masked form
+     * of a name is a name the client could use). Other fields keep their order.
+     */
+    public static void scrub(HttpHeaders headers, ApiKey[] keys, int count) {
+        List<String> tainted = null;
+        for (Map.Entry<String, String> field : headers) {
+            if (holdsSecret(field.getKey(), keys, count) || holdsSecret(field.getValue(), keys, count)) {
+                if (tainted == null) {
+                    tainted = new ArrayList<>(2);
+                }
+                if (!tainted.contains(field.getKey())) {
+                    tainted.add(field.getKey());
+                }
+            }
+        }
+        if (tainted == null) {
+            return;
+        }
+        for (String name : tainted) {
+            List<String> values = headers.getAll(name);
+            headers.remove(name);
+            if (holdsSecret(name, keys, count)) {
+                continue;
+            }
+            for (String value : values) {
+                headers.add(name, scrubAscii(value, keys, count));
+            }
+        }
+    }
+
+    /**
+     * {@code text} with every occurrence of the first {@code count} keys' secrets masked, the mask's
+     * ellipsis written as three dots: a header goes out as single bytes, and the ellipsis is not
+     * one (it would go out as '?').
+     */
+    private static String scrubAscii(String text, ApiKey[] keys, int count) {
+        String current = text;
+        for (int i = 0; i < count; i++) {
+            ApiKey key = keys[i];
+            if (key != null && !key.secret().isEmpty()) {
+                current = current.replace(key.secret(), key.masked().replace("\u2026", "..."));
+            }
+        }
+        return current;
+    }
+
+    private static boolean holdsSecret(String text, ApiKey[] keys, int count) {
+        for (int i = 0; i < count; i++) {
+            ApiKey key = keys[i];
+            if (key != null && !key.secret().isEmpty() && text.contains(key.secret())) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static ByteBuf replace(ByteBuf in, byte[] secret, byte[] masked, ByteBufAllocator alloc) {

@@ -46,12 +46,14 @@ final class BufferedAnswer {
     }
 
     /**
-     * The answer as one response, with the secrets of the keys this request used masked (an
-     * upstream may echo the key it refused); the buffer's ownership moves into it.
+     * The answer as one response, with the secrets of the keys this request used masked in its
+     * body and its head (an upstream may echo the key it refused, in either); the buffer's
+     * ownership moves into it.
      */
     FullHttpResponse toResponse(ApiKey[] usedKeys, int usedCount) {
         ByteBuf content = SecretScrubber.scrub(body, usedKeys, usedCount, alloc);
         HeaderRewriter.stripResponse(head.headers());
+        SecretScrubber.scrub(head.headers(), usedKeys, usedCount);
         head.headers().remove(HttpHeaderNames.TRANSFER_ENCODING);
         head.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, content.readableBytes());
         return new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, head.status(), content, head.headers(),

@@ -176,18 +176,30 @@ class RelayHardeningTest {
         try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of())) {
             for (String key : p.keys) {
                 p.upstream.on(key, MockUpstream.json(status,
-                        "{\"error\":{\"message\":\"Incorrect API key provided: " + key + ". Key " + key + " again.\"}}"));
+                        "{\"error\":{\"message\":\"Incorrect API key provided: " + key + ". Key " + key + " again.\"}}",
+                        Map.of("WWW-Authenticate", "Bearer error=\"invalid_token\", key=\"" + key + "\"",
+                                "X-Echo-Key", key, "X-" + key, "1", "X-Other", "kept")));
             }
             HttpResponse<String> r = p.chat();
             assertEquals(status, r.statusCode());
             for (String key : p.keys) {
                 assertFalse(r.body().contains(key), "full key in the client's answer: " + r.body());
+                r.headers().map().forEach((name, values) -> {
+                    assertFalse(name.contains(key), "full key in a header name: " + name);
+                    values.forEach(v -> assertFalse(v.contains(key), "full key in " + name + ": " + v));
+                });
             }
             List<String> tried = p.upstream.all().stream().map(MockUpstream.Received::key).toList();
             String last = tried.get(tried.size() - 1);
             String masked = ApiKey.mask(last);
             assertEquals("{\"error\":{\"message\":\"Incorrect API key provided: " + masked + ". Key " + masked
                     + " again.\"}}", r.body());
+            // A header is single bytes: the mask's ellipsis goes out as three dots there.
+            String maskedAscii = masked.replace("\u2026", "...");
+            assertEquals("Bearer error=\"invalid_token\", key=\"" + maskedAscii + "\"",
+                    r.headers().firstValue("www-authenticate").orElse(null));
+            assertEquals(maskedAscii, r.headers().firstValue("x-echo-key").orElse(null));
+            assertEquals("kept", r.headers().firstValue("x-other").orElse(null));
             assertEquals(Integer.toString(r.body().getBytes(StandardCharsets.UTF_8).length),
                     r.headers().firstValue("content-length").orElse(null));
         }
