@@ -20,13 +20,19 @@ import java.util.function.LongSupplier;
  * Token and request totals since start (contract §13), by model here; by pool key on the keys
  * themselves and by client on the clients. Fed once per relayed exchange as it ends, from the
  * counts the relay read out of the upstream's own {@code usage}. Model names come from clients,
- * so at most {@value #MAX_MODELS} distinct names are kept and the rest count as {@code other}.
+ * so at most {@value #MAX_MODELS} distinct names are kept and the rest count as {@code other}; and
+ * a name takes one of those rows only once the upstream answered it with a 2xx and only if it is
+ * at most {@value #MAX_MODEL_NAME} visible ASCII characters. Otherwise a client could fill the
+ * rows with names the upstream refuses, or hold megabytes of one name in memory for good and in
+ * every scrape of {@code /metrics}.
  * With REDIS_URL, {@code /admin/usage} adds the other instances' counts ({@link AllInstances});
  * {@code /metrics} stays this instance's own, since Prometheus sums the instances it scrapes.
  */
 public final class UsageLedger {
 
     static final int MAX_MODELS = 100;
+    /** Longer than any real model name; the access log shows as many characters of it. */
+    static final int MAX_MODEL_NAME = 100;
     static final String OTHER = "other";
     static final String NONE = "(none)";
 
@@ -44,7 +50,8 @@ public final class UsageLedger {
         if (exchange.attempts() == 0) {
             return;
         }
-        Totals t = totalsFor(exchange.model() == null ? NONE : exchange.model());
+        int status = exchange.status();
+        Totals t = totalsFor(exchange.model(), status >= 200 && status < 300);
         t.requests.increment();
         Client client = ClientGate.clientOf(exchange);
         if (exchange.hasUsage()) {
@@ -58,15 +65,33 @@ public final class UsageLedger {
         }
     }
 
-    private Totals totalsFor(String model) {
-        Totals t = byModel.get(model);
+    /** {@code model} null: the request named none. */
+    private Totals totalsFor(String model, boolean answered) {
+        String name = model == null ? NONE : model;
+        Totals t = byModel.get(name);
         if (t != null) {
             return t;
         }
-        if (byModel.size() >= MAX_MODELS) {
+        boolean ownRow = model == null || (answered && nameable(model));
+        if (!ownRow || byModel.size() >= MAX_MODELS) {
             return byModel.computeIfAbsent(OTHER, m -> new Totals());
         }
-        return byModel.computeIfAbsent(model, m -> new Totals());
+        return byModel.computeIfAbsent(name, m -> new Totals());
+    }
+
+    /** A name fit for a row, a metrics label and the shared state: short, visible ASCII only. */
+    static boolean nameable(String model) {
+        int n = model.length();
+        if (n == 0 || n > MAX_MODEL_NAME) {
+            return false;
+        }
+        for (int i = 0; i < n; i++) {
+            char c = model.charAt(i);
+            if (c < 0x21 || c > 0x7e) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**

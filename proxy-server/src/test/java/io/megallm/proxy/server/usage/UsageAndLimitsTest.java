@@ -103,6 +103,28 @@ class UsageAndLimitsTest {
     }
 
     @Test
+    void aModelNameTakesARowOnlyWhenShortVisibleAndAnswered() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            // The upstream refuses the model it does not know, as the real API does.
+            p.upstream.otherwise((ctx, req) -> MockUpstream.json(
+                    req.content().toString(StandardCharsets.UTF_8).contains("no-such-model") ? 404 : 200,
+                    req.content().toString(StandardCharsets.UTF_8).contains("no-such-model")
+                            ? "{\"error\":{\"message\":\"The model does not exist\"}}" : JSON).respond(ctx, req));
+            String huge = "a0" + "x".repeat(200_000);
+            for (String model : List.of(huge, "no-such-model", "gpt-4o\u202e", "gpt 4o", "gpt-4o")) {
+                chat(p, null, "{\"model\":\"" + model + "\",\"messages\":[]}");
+            }
+            String usage = p.get("/admin/usage").body();
+            assertTrue(usage.contains("{\"model\":\"gpt-4o\",\"requests\":1,"), usage);
+            assertTrue(usage.contains("{\"model\":\"other\",\"requests\":4,"), usage);
+            assertFalse(usage.contains("no-such-model") || usage.contains("xxxxxxxx") || usage.contains("gpt 4o"), usage);
+            String metrics = p.get("/metrics").body();
+            assertTrue(metrics.length() < 100_000, "a scrape holds no client's megabytes: " + metrics.length() + " chars");
+            assertTrue(metrics.contains("megallm_tokens_total{kind=\"prompt\",model=\"other\"} 36"), metrics);
+        }
+    }
+
+    @Test
     void aStreamsUsageIsReadAcrossChunksAndItsBytesReachTheClientUnchanged() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
             p.upstream.otherwise(sse(STREAM));
