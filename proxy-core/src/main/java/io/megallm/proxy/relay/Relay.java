@@ -91,7 +91,11 @@ public final class Relay {
                 }
             }
         }
-        if (!gate.admit(exchange, exchange.model(), body.stream())) {
+        // A body not read as JSON (another Content-Type) may ask for a stream all the same, and
+        // the upstream may take it: for a client's max_streams it counts as one, or a text/plain
+        // label would open streams past the limit.
+        boolean stream = body == JsonBodyCheck.Result.NOT_JSON ? request.body().isReadable() : body.stream();
+        if (!gate.admit(exchange, exchange.model(), stream)) {
             return;
         }
         new RelayCall(this, exchange, rest, body.affinity()).start();

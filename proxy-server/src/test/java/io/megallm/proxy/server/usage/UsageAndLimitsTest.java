@@ -199,6 +199,12 @@ class UsageAndLimitsTest {
             var second = chat(p, "ck-str-000000000000000004", stream);
             assertEquals(429, second.statusCode());
             assertTrue(second.body().contains("\"code\":\"max_streams\""), second.body());
+            // A body the proxy does not read as JSON may stream all the same: it counts as a stream.
+            var unread = p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
+                    .header("Content-Type", "text/plain").header("Authorization", "Bearer ck-str-000000000000000004")
+                    .POST(HttpRequest.BodyPublishers.ofString(stream)));
+            assertEquals(429, unread.statusCode(), unread.body());
+            assertTrue(unread.body().contains("\"code\":\"max_streams\""), unread.body());
             assertEquals(200, first.get(30, TimeUnit.SECONDS).statusCode());
 
             String usage = p.get("/admin/usage").body();
