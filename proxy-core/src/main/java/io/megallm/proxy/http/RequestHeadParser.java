@@ -130,7 +130,10 @@ final class RequestHeadParser {
         int targetStart = p;
         while (p < lineEnd && bytes[p] != ' ') {
             int c = bytes[p] & 0xff;
-            if (c < 0x21 || c == 0x7f) {
+            // '#' starts a fragment, which no request target has (RFC 9112 §3.2): a server
+            // behind us may read it as the end of the path and resolve what came before it
+            // ("/v1/..#") after our check of the path's segments.
+            if (c < 0x21 || c == 0x7f || c == '#') {
                 throw BadRequest.malformed();
             }
             p++;

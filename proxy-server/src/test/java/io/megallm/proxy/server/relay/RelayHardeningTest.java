@@ -148,7 +148,9 @@ class RelayHardeningTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"/v1/../admin", "/v1/./models", "/v1/%2e%2e/x", "/v1/%2E./x", "/v1/.%2e",
-            "/v1/models/..", "/v1/a%2Fb", "/v1/a%2f..%2fb", "/v1/a\\..\\b", "/v1/a%5c..", "/v1/chat/%2e/x?q=1"})
+            "/v1/models/..", "/v1/a%2Fb", "/v1/a%2f..%2fb", "/v1/a\\..\\b", "/v1/a%5c..", "/v1/chat/%2e/x?q=1",
+            // A fragment ends the path for some servers, a path parameter hides a dot-segment for others.
+            "/v1/..#", "/v1/%2e%2e#", "/v1/models#x", "/v1/..;/x", "/v1/.;a/x", "/v1/%2e%2e;x/y", "/v1/a;b%2f/c"})
     void dotSegmentsAndEncodedSlashesAre400AndNeverForwarded(String target) throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
             String answer = raw(p.port(), "GET " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -159,7 +161,8 @@ class RelayHardeningTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"/v1/models", "/v1/files/file...txt", "/v1/a.b/c", "/v1/models?path=../x", "/v1/.well"})
+    @ValueSource(strings = {"/v1/models", "/v1/files/file...txt", "/v1/a.b/c", "/v1/models?path=../x", "/v1/.well",
+            "/v1/a;b/c", "/v1/files/x;v=1.txt", "/v1/..a;b/c"})
     void pathsWithoutDotSegmentsAreForwarded(String target) throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
             String answer = raw(p.port(), "GET " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
