@@ -209,7 +209,8 @@ public final class AccessLog implements ExchangeObserver {
 
     /**
      * A value whose chars are the bytes received (HTTP header values, the request line), made safe
-     * for a space-separated line: no spaces, quotes or control characters.
+     * for a space-separated line: no spaces, quotes or control characters, and bytes above 0x7f
+     * as {@code %XX}.
      */
     static void bytesToken(LineBuffer b, String v, int max) {
         token(b, v, max, false);
@@ -231,7 +232,13 @@ public final class AccessLog implements ExchangeObserver {
             if (c < 0x80) {
                 b.append(safe(c));
             } else if (!text) {
-                b.append(c > 0xff ? '_' : c);
+                // A byte above 0x7f as it came would make the line invalid UTF-8 (and 0x9b starts
+                // an escape sequence on an 8-bit terminal): written as a URI writes it.
+                percent(b, (char) (c & 0xff));
+            } else if (c <= 0x9f || c == 0x2028 || c == 0x2029 || Character.getType(c) == Character.FORMAT) {
+                // C1 controls, line separators, and invisible format characters such as the bidi
+                // overrides that make a line read other than it is.
+                b.append('_');
             } else if (Character.isHighSurrogate(c) && i + 1 < n && Character.isLowSurrogate(v.charAt(i + 1))) {
                 int cp = Character.toCodePoint(c, v.charAt(++i));
                 b.append((char) (0xf0 | (cp >> 18))).append((char) (0x80 | ((cp >> 12) & 0x3f)))
@@ -243,6 +250,12 @@ public final class AccessLog implements ExchangeObserver {
             }
         }
     }
+
+    private static void percent(LineBuffer b, char c) {
+        b.append('%').append((char) HEX[c >> 4]).append((char) HEX[c & 15]);
+    }
+
+    private static final byte[] HEX = "0123456789ABCDEF".getBytes(StandardCharsets.US_ASCII);
 
     private static char safe(char c) {
         return c <= 0x20 || c == 0x7f || c == '"' ? '_' : c;

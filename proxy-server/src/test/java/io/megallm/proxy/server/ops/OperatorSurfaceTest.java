@@ -109,6 +109,30 @@ class OperatorSurfaceTest {
     }
 
     @Test
+    void accessLogLinesStayPrintableUtf8WhateverTheClientSends() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            String body = "{\"model\":\"m\u009b\u202e\u2028x\u00e9\"}";
+            byte[] bodyBytes = body.getBytes(StandardCharsets.UTF_8);
+            try (Socket s = new Socket("127.0.0.1", p.port())) {
+                s.setSoTimeout(10_000);
+                OutputStream out = s.getOutputStream();
+                out.write(("POST /v1/chat/completions\u00ff\u009b HTTP/1.1\r\nHost: x\r\nX-Request-Id: bytes-1\r\n"
+                        + "X-Forwarded-For: 192.0.2.1\u009b[31m\r\nContent-Type: application/json\r\n"
+                        + "Connection: close\r\nContent-Length: " + bodyBytes.length + "\r\n\r\n")
+                        .getBytes(StandardCharsets.ISO_8859_1));
+                out.write(bodyBytes);
+                out.flush();
+                s.getInputStream().readAllBytes();
+            }
+            String line = awaitAccessLine(p, "bytes-1");
+            assertTrue(line.contains(" path=/v1/chat/completions%FF%9B "), line);
+            assertTrue(line.contains(" xff=192.0.2.1%9B[31m "), line);
+            // The text's own characters kept, the invisible ones replaced.
+            assertTrue(line.contains(" model=m___x\u00e9 "), line);
+        }
+    }
+
+    @Test
     void accessLogSaysWhenTheClientLeft() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
             p.upstream.otherwise(MockUpstream.sse(10_000, 20));
