@@ -1,5 +1,6 @@
 package io.megallm.proxy.http;
 
+import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpResponseStatus;
 
 /**
@@ -10,11 +11,20 @@ final class BadRequest extends Exception {
 
     final HttpResponseStatus status;
     final String code;
+    /** The request line's method and target when it was read before the refusal, else null. */
+    HttpMethod method;
+    String uri;
 
     BadRequest(HttpResponseStatus status, String code, String message) {
         super(message, null, false, false);
         this.status = status;
         this.code = code;
+    }
+
+    BadRequest requestLine(HttpMethod method, String uri) {
+        this.method = method;
+        this.uri = uri;
+        return this;
     }
 
     static BadRequest malformed() {

@@ -361,6 +361,22 @@ public final class Exchange {
         admittedOnHead = admitted;
     }
 
+    /**
+     * Marks a request the reader refused with its own answer (written by the reader, not through
+     * this exchange), so that the access log and the metrics see it like any other: route
+     * {@code refused}, the status and body bytes of that answer.
+     */
+    void refused(int status, long bytes) {
+        this.status = status;
+        this.route = "refused";
+        headNanos = EventClock.nanoTime();
+        bytesOut = bytes;
+        headSent = true;
+        finished = true;
+        closeAfter = true;
+        request.dropBody();
+    }
+
     /** Whether the connection closes after this answer, whatever the request asked for. */
     void closeAfterAnswer(boolean close) {
         closeAfter = close;

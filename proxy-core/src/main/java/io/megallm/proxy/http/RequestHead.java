@@ -27,6 +27,17 @@ public final class RequestHead {
         this.expectContinue = expectContinue;
     }
 
+    /**
+     * Stands for a request refused before its head could be read whole: the request line's method
+     * and target if it was read (null: "-"), no header fields.
+     */
+    static RequestHead unread(HttpMethod method, String uri) {
+        return new RequestHead(method != null ? method : UNREAD_METHOD, uri != null ? uri : "-", HttpVersion.HTTP_1_1,
+                new RequestHeaders(new byte[0], new int[0], 0), false, -1, false, false);
+    }
+
+    private static final HttpMethod UNREAD_METHOD = new HttpMethod("-");
+
     public HttpMethod method() {
         return method;
     }

@@ -146,7 +146,17 @@ final class RequestHeadParser {
         HttpMethod method = method(bytes, methodEnd);
         String uri = new String(bytes, targetStart, skipBack(bytes, targetStart, p) - targetStart,
                 StandardCharsets.ISO_8859_1);
+        try {
+            return fields(bytes, requestLineEnd, method, uri, version);
+        } catch (BadRequest e) {
+            // The request line was read: the refusal's access line can say what was asked.
+            throw e.requestLine(method, uri);
+        }
+    }
 
+    /** The header section, after a request line that was read whole. */
+    private static RequestHead fields(byte[] bytes, int requestLineEnd, HttpMethod method, String uri,
+                                      HttpVersion version) throws BadRequest {
         int[] fields = new int[64];
         int count = 0;
         long contentLength = -1;

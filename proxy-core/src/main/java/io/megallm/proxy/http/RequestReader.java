@@ -14,6 +14,7 @@ import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaderValues;
+import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.util.ReferenceCountUtil;
@@ -89,6 +90,8 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     private long bodyRemaining;
     private long startNanos;
     private boolean rejected;
+    /** When the head being read began: the accept, or the first byte after an idle wait. */
+    private long headSinceNanos;
     private boolean processing;
     private Exchange current;
 
@@ -149,6 +152,9 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
                 ErrorResponses.UNAVAILABLE, "too_many_connections",
                 "The proxy has as many client connections open as it accepts; try again later.");
         response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
+        Exchange refused = unread(false, null, null);
+        response.headers().set(Exchange.X_REQUEST_ID, refused.request().requestId());
+        report(refused, response);
         Channel ch = ctx.channel();
         ctx.writeAndFlush(response).addListener((ChannelFutureListener) f -> {
             if (f.isSuccess() && ch instanceof DuplexChannel duplex) {
@@ -206,7 +212,7 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
                 dispatch();
             }
         } catch (BadRequest e) {
-            reject(e.status, e.code, e.getMessage());
+            reject(e.status, e.code, e.getMessage(), e.method, e.uri);
         } finally {
             processing = false;
         }
@@ -229,13 +235,14 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
      * answered here (by the head check), so its body is not to be read.
      */
     private boolean startRequest(RequestHead h) throws BadRequest {
-        if (h.contentLength() > maxBody) {
-            throw tooLarge();
-        }
         startNanos = EventClock.nanoTime();
-        servedOne = true;
         Exchange exchange = new Exchange(this, ctx, encoder, new InboundRequest(h, Unpooled.EMPTY_BUFFER,
                 requestId(h.headers()), remote(), clientIp, startNanos));
+        if (h.contentLength() > maxBody) {
+            next = exchange; // for the refusal's access line and metrics
+            throw tooLarge();
+        }
+        servedOne = true;
         boolean bodyFollows = h.chunked() || h.contentLength() > 0;
         // An answer now leaves the body unread: the connection cannot be reused after it.
         exchange.closeAfterAnswer(bodyFollows);
@@ -378,11 +385,15 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
         phase = waitingFor;
         ClientSettings s = limits.settings();
         switch (waitingFor) {
-            case FIRST -> watch.arm(phaseTimer, ConnectionWatch.HEAD, s.headerNanos());
+            case FIRST -> {
+                headSinceNanos = EventClock.nanoTime();
+                watch.arm(phaseTimer, ConnectionWatch.HEAD, s.headerNanos());
+            }
             case IDLE -> watch.arm(phaseTimer, ConnectionWatch.IDLE, s.keepAliveNanos());
             case HEAD -> {
                 // On a new connection the head's time counts from the accept, as Nginx's does.
                 if (was != FIRST) {
+                    headSinceNanos = EventClock.nanoTime();
                     watch.arm(phaseTimer, ConnectionWatch.HEAD, s.headerNanos());
                 }
             }
@@ -425,7 +436,7 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
 
     private void timedOut(String message) {
         log.debug("client {}: {}", ctx.channel().remoteAddress(), message);
-        reject(HttpResponseStatus.REQUEST_TIMEOUT, "request_timeout", message);
+        reject(HttpResponseStatus.REQUEST_TIMEOUT, "request_timeout", message, null, null);
     }
 
     /**
@@ -507,15 +518,42 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
                 "The request body is larger than the " + maxBody + " bytes this proxy accepts.");
     }
 
-    /** Answers a request that cannot be read further and closes the connection after the answer. */
-    private void reject(HttpResponseStatus status, String code, String message) {
+    /**
+     * Answers a request that cannot be read further and closes the connection after the answer.
+     * {@code method} and {@code uri}: the request line, when it was read but the head was not.
+     */
+    private void reject(HttpResponseStatus status, String code, String message, HttpMethod method, String uri) {
+        Exchange refused = next != null ? next : unread(phase == FIRST || phase == HEAD, method, uri);
         rejected = true;
         enter(BUSY);
         releasePartial();
         FullHttpResponse response = ErrorResponses.error(ctx.alloc(), status,
                 ErrorResponses.INVALID_REQUEST, code, message);
         response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
+        response.headers().set(Exchange.X_REQUEST_ID, refused.request().requestId());
+        report(refused, response);
         ctx.writeAndFlush(response).addListener(ChannelFutureListener.CLOSE);
+    }
+
+    /**
+     * A request refused before its head was read whole: no header fields, a request id of its
+     * own, timed from when its head began ({@code fromHead}) or from now.
+     */
+    private Exchange unread(boolean fromHead, HttpMethod method, String uri) {
+        RequestHead h = RequestHead.unread(method, uri);
+        long since = fromHead && headSinceNanos != 0 ? headSinceNanos : EventClock.nanoTime();
+        return new Exchange(this, ctx, encoder, new InboundRequest(h, Unpooled.EMPTY_BUFFER, requestId(h.headers()),
+                remote(), clientIp, since));
+    }
+
+    /** Tells the observer of a refusal the reader answered itself, as of any other request. */
+    private void report(Exchange refused, FullHttpResponse answer) {
+        refused.refused(answer.status().code(), answer.content().readableBytes());
+        try {
+            observer.onEnd(refused);
+        } catch (RuntimeException e) {
+            log.warn("exchange observer failed", e);
+        }
     }
 
     private void releasePartial() {

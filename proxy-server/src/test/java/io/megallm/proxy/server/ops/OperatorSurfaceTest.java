@@ -133,6 +133,52 @@ class OperatorSurfaceTest {
     }
 
     @Test
+    void requestsRefusedBeforeTheyWereReadHaveAnAccessLineAndAreCounted() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MAX_REQUEST_BODY", "1000"))) {
+            String smuggled = rawAnswer(p, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                    + "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+            String tooLarge = rawAnswer(p, "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nX-Request-Id: refused-large-1\r\n"
+                    + "Content-Length: 5000\r\n\r\n");
+            String garbage = rawAnswer(p, "\u0001\u0002 nonsense\r\n\r\n");
+            assertTrue(smuggled.startsWith("HTTP/1.1 400") && tooLarge.startsWith("HTTP/1.1 413")
+                    && garbage.startsWith("HTTP/1.1 400"), smuggled + tooLarge + garbage);
+            assertEquals(0, p.upstream.requestCount(), "nothing refused went upstream");
+
+            String smuggledLine = awaitAccessLine(p, requestId(smuggled));
+            assertTrue(smuggledLine.contains(" method=POST path=/v1/chat/completions "), smuggledLine);
+            assertTrue(smuggledLine.contains(" status=400 key=- attempts=0 "), smuggledLine);
+            String largeLine = awaitAccessLine(p, "refused-large-1");
+            assertTrue(largeLine.contains(" method=POST path=/v1/embeddings "), largeLine);
+            assertTrue(largeLine.contains(" status=413 "), largeLine);
+            String garbageLine = awaitAccessLine(p, requestId(garbage));
+            assertTrue(garbageLine.contains(" method=- path=- "), garbageLine);
+            assertTrue(garbageLine.contains(" status=400 "), garbageLine);
+
+            PrometheusParser m = PrometheusParser.parse(p.get("/metrics").body());
+            assertEquals(1, m.value("megallm_requests_total", "route", "refused", "method", "POST", "status", "400"));
+            assertEquals(1, m.value("megallm_requests_total", "route", "refused", "method", "POST", "status", "413"));
+            assertEquals(1, m.value("megallm_requests_total", "route", "refused", "method", "OTHER", "status", "400"));
+            assertEquals(200, p.get("/health").statusCode(), "the proxy serves on");
+        }
+    }
+
+    /** Sends {@code request} on a connection of its own and reads the answer to the close. */
+    private static String rawAnswer(ProxyUnderTest p, String request) throws Exception {
+        try (Socket s = new Socket("127.0.0.1", p.port())) {
+            s.setSoTimeout(10_000);
+            s.getOutputStream().write(request.getBytes(StandardCharsets.ISO_8859_1));
+            s.getOutputStream().flush();
+            return new String(s.getInputStream().readAllBytes(), StandardCharsets.ISO_8859_1);
+        }
+    }
+
+    private static String requestId(String answer) {
+        return answer.lines().filter(l -> l.toLowerCase(java.util.Locale.ROOT).startsWith("x-request-id: "))
+                .map(l -> l.substring("x-request-id: ".length()).trim()).findFirst()
+                .orElseThrow(() -> new AssertionError("no X-Request-Id in " + answer));
+    }
+
+    @Test
     void accessLogSaysWhenTheClientLeft() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
             p.upstream.otherwise(MockUpstream.sse(10_000, 20));
