@@ -3,6 +3,7 @@ package io.megallm.proxy.key;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.handler.codec.http.HttpHeaders;
+import io.netty.handler.codec.http.HttpResponseStatus;
 
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -12,8 +13,8 @@ import java.util.Map;
 /**
  * Masks pool keys in upstream answers that are relayed to a client (contract §9). Upstreams like
  * to echo the key in a rejection ("Incorrect API key provided: sk-…"); the client must see at most
- * the masked form, in the body and in the head (a {@code WWW-Authenticate} or a debugging header
- * can carry it as well). Runs only on buffered rejection answers, never on the streaming path.
+ * the masked form, in the body and in the head (a {@code WWW-Authenticate}, a debugging header or
+ * the status line's reason phrase can carry it as well). Runs only on buffered rejection answers, never on the streaming path.
  */
 public final class SecretScrubber {
 
@@ -67,6 +68,15 @@ public final class SecretScrubber {
                 headers.add(name, scrubAscii(value, keys, count));
             }
         }
+    }
+
+    /** {@code status}, or the same code with its reason phrase masked if the phrase holds a key. */
+    public static HttpResponseStatus scrub(HttpResponseStatus status, ApiKey[] keys, int count) {
+        String reason = status.reasonPhrase();
+        if (!holdsSecret(reason, keys, count)) {
+            return status;
+        }
+        return new HttpResponseStatus(status.code(), scrubAscii(reason, keys, count));
     }
 
     /**

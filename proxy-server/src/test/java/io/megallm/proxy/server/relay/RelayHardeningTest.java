@@ -4,6 +4,12 @@ import io.megallm.proxy.key.ApiKey;
 import io.megallm.proxy.key.KeyState;
 import io.megallm.proxy.server.testing.ProxyUnderTest;
 import io.megallm.proxy.testing.MockUpstream;
+import io.netty.buffer.Unpooled;
+import io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http.HttpVersion;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -205,6 +211,23 @@ class RelayHardeningTest {
             assertEquals("kept", r.headers().firstValue("x-other").orElse(null));
             assertEquals(Integer.toString(r.body().getBytes(StandardCharsets.UTF_8).length),
                     r.headers().firstValue("content-length").orElse(null));
+        }
+    }
+
+    @Test
+    void aPoolKeyInARelayedRejectionsStatusLineIsMasked() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            String key = p.keys.get(0);
+            p.upstream.on(key, (ctx, req) -> {
+                FullHttpResponse r = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1,
+                        new HttpResponseStatus(401, "Invalid key " + key), Unpooled.EMPTY_BUFFER);
+                HttpUtil.setContentLength(r, 0);
+                ctx.writeAndFlush(r);
+            });
+            String answer = raw(p.port(), "GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            assertTrue(answer.startsWith("HTTP/1.1 401 Invalid key " + ApiKey.mask(key).replace("\u2026", "...") + "\r\n"),
+                    answer.lines().findFirst().orElse(""));
+            assertFalse(answer.contains(key));
         }
     }
 
