@@ -297,6 +297,14 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         }
         lastFailure = cause instanceof ConnectTimeoutException ? Failure.TIMEOUT : Failure.UNREACHABLE;
         events.attempt(lastFailure == Failure.TIMEOUT ? RelayEvents.Outcome.TIMEOUT : RelayEvents.Outcome.CONNECT_ERROR);
+        if (EventClock.nanoTime() - exchange.request().startNanos() >= timeoutNanos) {
+            // MEGALLM_TIMEOUT has passed and the upstream still cannot be reached. Every retry and
+            // every other key goes the same dead way: against a host that drops connections, §7's
+            // retries and key moves would hold the client for 16 connect timeouts (32 minutes at
+            // the default). The client gets its 504/502 (or the last answer) now.
+            giveUp();
+            return;
+        }
         retrySameKeyOrSwitch();
     }
 

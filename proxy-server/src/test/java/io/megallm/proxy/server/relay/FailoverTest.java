@@ -4,14 +4,20 @@ import io.megallm.proxy.key.ApiKey;
 import io.megallm.proxy.key.KeyState;
 import io.megallm.proxy.server.testing.ProxyUnderTest;
 import io.megallm.proxy.testing.MockUpstream;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.SocketTimeoutException;
 import java.net.http.HttpResponse;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Collectors;
@@ -154,6 +160,43 @@ class FailoverTest {
             assertTrue(r.body().startsWith("{\"error\":{\"message\":"), r.body());
             for (ApiKey k : p.server.keys().keys()) {
                 assertEquals(KeyState.Kind.AVAILABLE, k.state().kind(), "a connect failure must not blame a key");
+            }
+        }
+    }
+
+    /**
+     * A host that drops connection attempts (a full accept queue here, a firewall in life): after
+     * MEGALLM_TIMEOUT of trying, the client gets its 504 instead of waiting out the retries of
+     * every key (4 tries on each of 4 keys: 16 connect timeouts before).
+     */
+    @Test
+    void aHostThatDropsConnectionsCostsTheClientOneTimeoutNotOneForEveryRetry() throws Exception {
+        List<Socket> filling = new ArrayList<>();
+        try (ServerSocket blackHole = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            boolean full = false;
+            for (int i = 0; i < 16 && !full; i++) {
+                Socket s = new Socket();
+                filling.add(s);
+                try {
+                    s.connect(new InetSocketAddress(InetAddress.getLoopbackAddress(), blackHole.getLocalPort()), 300);
+                } catch (SocketTimeoutException e) {
+                    full = true;
+                }
+            }
+            Assumptions.assumeTrue(full, "this kernel does not drop connections to a full accept queue");
+            try (ProxyUnderTest p = ProxyUnderTest.start(4, Map.of(
+                    "MEGALLM_BASE_URL", "http://127.0.0.1:" + blackHole.getLocalPort() + "/v1",
+                    "MEGALLM_TIMEOUT", "1", "MEGALLM_MAX_RETRIES", "3", "MAX_KEY_RETRIES", "3"))) {
+                HttpResponse<String> r = p.chat();
+                assertEquals(504, r.statusCode());
+                assertTrue(r.body().contains("\"code\":\"upstream_timeout\""), r.body());
+                String metrics = p.get("/metrics").body();
+                assertTrue(metrics.contains("\nmegallm_upstream_attempts_total{outcome=\"timeout\"} 1\n"),
+                        "one connect timeout took the whole MEGALLM_TIMEOUT, no further try: " + metrics);
+            }
+        } finally {
+            for (Socket s : filling) {
+                s.close();
             }
         }
     }
