@@ -28,7 +28,7 @@ public final class KeyLifecycle {
     private static final Logger log = LoggerFactory.getLogger(KeyLifecycle.class);
 
     /** An absurd Retry-After (years) must not overflow the clock arithmetic. */
-    private static final long MAX_REST_SECONDS = TimeUnit.DAYS.toSeconds(7);
+    static final long MAX_REST_SECONDS = TimeUnit.DAYS.toSeconds(7);
     private static final long SECOND = TimeUnit.SECONDS.toNanos(1);
 
     private final KeyClock clock;

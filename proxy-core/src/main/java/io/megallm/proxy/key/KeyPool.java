@@ -288,17 +288,12 @@ public final class KeyPool {
             if (s == null || s.kind() == null) {
                 continue;
             }
-            long until = now + TimeUnit.MILLISECONDS.toNanos(Math.max(0L, s.untilEpochMillis() - wall));
-            KeyState state = switch (s.kind()) {
-                case AVAILABLE -> KeyState.available(s.strikes());
-                case COOLING_DOWN -> KeyState.coolingUntil(until, s.reason(), s.strikes());
-                case FAILED -> restoredFailure(s, until, now);
-            };
+            KeyState state = stateOf(s, now, wall);
             if (state.kind() == KeyState.Kind.AVAILABLE && state.strikes() == 0) {
                 continue;
             }
             lifecycle.restore(k, state, "restored from the state file: " + s.kind().name().toLowerCase()
-                    + (s.reason() == null ? "" : " (" + s.reason() + ")"));
+                    + (state.reason() == null ? "" : " (" + state.reason() + ")"));
             restored++;
         }
         return restored;
@@ -328,14 +323,7 @@ public final class KeyPool {
         if (key == null) {
             return false;
         }
-        long now = now();
-        long until = now + TimeUnit.MILLISECONDS.toNanos(
-                Math.max(0L, shared.untilEpochMillis() - lifecycle.clock().epochMillis()));
-        KeyState next = switch (shared.kind()) {
-            case AVAILABLE -> KeyState.available(shared.strikes());
-            case COOLING_DOWN -> KeyState.coolingUntil(until, shared.reason(), shared.strikes());
-            case FAILED -> restoredFailure(shared, until, now);
-        };
+        KeyState next = stateOf(shared, now(), lifecycle.clock().epochMillis());
         KeyState current = key.state();
         if (current.onTrial() && next.kind() == KeyState.Kind.FAILED) {
             return false;
@@ -344,7 +332,43 @@ public final class KeyPool {
             return false;
         }
         return lifecycle.restore(key, next, source == null ? null : "now " + shared.kind().name().toLowerCase()
-                + (shared.reason() == null ? "" : " (" + shared.reason() + ")") + ", " + source);
+                + (next.reason() == null ? "" : " (" + next.reason() + ")") + ", " + source);
+    }
+
+    /**
+     * A saved or shared state as this instance's, held to the bounds of live ones: a file or a
+     * Redis entry is not trusted further than an upstream. A rest ends within
+     * {@link KeyLifecycle#MAX_REST_SECONDS} as a Retry-After's does, a failed key's next trial comes
+     * within its recheck wait (at most a day), the 429 count stays where doubling can count, and
+     * the reason is one printable line.
+     */
+    private KeyState stateOf(SavedKeyState s, long now, long wallMillis) {
+        long left = Math.max(0L, s.untilEpochMillis() - wallMillis);
+        long until = now + TimeUnit.MILLISECONDS.toNanos(Math.min(left, TimeUnit.SECONDS.toMillis(KeyLifecycle.MAX_REST_SECONDS)));
+        String reason = printable(s.reason());
+        int strikes = Math.max(0, Math.min(s.strikes(), 62));
+        SavedKeyState clean = new SavedKeyState(s.id(), s.kind(), reason, s.untilEpochMillis(), strikes,
+                Math.max(0L, s.recheckSeconds()));
+        return switch (s.kind()) {
+            case AVAILABLE -> KeyState.available(strikes);
+            case COOLING_DOWN -> KeyState.coolingUntil(until, reason, strikes);
+            case FAILED -> restoredFailure(clean, until, now);
+        };
+    }
+
+    /** At most 200 characters, control and format characters (a log line's breakers) as '_'. */
+    static String printable(String reason) {
+        if (reason == null) {
+            return null;
+        }
+        int n = Math.min(reason.length(), 200);
+        StringBuilder b = new StringBuilder(n);
+        for (int i = 0; i < n; i++) {
+            char c = reason.charAt(i);
+            b.append(Character.isISOControl(c) || Character.getType(c) == Character.FORMAT
+                    || c == 0x2028 || c == 0x2029 ? '_' : c);
+        }
+        return b.toString();
     }
 
     private static boolean sameAs(KeyState a, KeyState b) {
@@ -368,7 +392,7 @@ public final class KeyPool {
             long wait = TimeUnit.SECONDS.toNanos(Math.min(recheck, KeyPolicy.MAX_RECHECK_SECONDS));
             return KeyState.failed(s.reason(), now + wait, wait);
         }
-        return KeyState.failed(s.reason(), until,
-                TimeUnit.SECONDS.toNanos(Math.min(s.recheckSeconds(), KeyPolicy.MAX_RECHECK_SECONDS)));
+        long wait = TimeUnit.SECONDS.toNanos(Math.min(s.recheckSeconds(), KeyPolicy.MAX_RECHECK_SECONDS));
+        return KeyState.failed(s.reason(), Math.min(until, now + wait), wait);
     }
 }

@@ -445,6 +445,25 @@ class KeyLifecycleTest {
         assertEquals(300, s.recheckSeconds());
     }
 
+    @Test
+    void aSavedOrSharedStateIsHeldToTheBoundsOfALiveOne() {
+        long forever = Long.MAX_VALUE;
+        SavedKeyState resting = new SavedKeyState(a.id(), KeyState.Kind.COOLING_DOWN, "upstream 429\n\u001b[31mforged",
+                forever, Integer.MAX_VALUE, 0);
+        SavedKeyState failed = new SavedKeyState(b.id(), KeyState.Kind.FAILED, "x".repeat(5000), forever, -7, forever);
+        assertEquals(2, pool.restore(List.of(resting, failed)));
+        assertEquals(TimeUnit.DAYS.toSeconds(7), pool.cooldownRemainingSeconds(a), "a rest ends within 7 days");
+        assertEquals(62, a.state().strikes());
+        assertEquals("upstream 429__[31mforged", a.state().reason(), "one printable line");
+        assertEquals(TimeUnit.DAYS.toSeconds(1), pool.recheckInSeconds(b), "the next trial within a day");
+        assertEquals(0, b.state().strikes());
+        assertEquals(200, b.state().reason().length());
+
+        assertTrue(pool.adopt(new SavedKeyState(a.id(), KeyState.Kind.COOLING_DOWN, "shared", forever, 1, 0), "from Redis"));
+        assertEquals("shared", a.state().reason());
+        assertEquals(TimeUnit.DAYS.toSeconds(7), pool.cooldownRemainingSeconds(a), "so does one another instance shared");
+    }
+
     // ---- a state adopted from another instance (§14) ----
 
     @Test

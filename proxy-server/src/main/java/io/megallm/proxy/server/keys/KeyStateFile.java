@@ -20,8 +20,8 @@ import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 
@@ -30,7 +30,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * the same folder, then a rename, so a crash leaves the old file or the new one, never half of
  * one), at most {@value #MIN_INTERVAL_MILLIS} ms apart so that a 429 storm costs a few writes, and
  * on a thread of its own: an event loop only flips a flag. Keys are named by SHA-256 only.
- * A location that cannot be written is one warning at start and no persistence after it.
+ * A location that cannot be written (at start, or later: a full disk) is one warning, and the
+ * pending states are tried again every {@value #RETRY_MILLIS} ms while there are any: a disk that
+ * has room again, or a folder that was mounted late, gets the current states without a restart.
  */
 public final class KeyStateFile implements KeyStateStore, AutoCloseable {
 
@@ -38,29 +40,41 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
     private static final JsonFactory JSON = new JsonFactory();
     static final long MIN_INTERVAL_MILLIS = 250;
 
+    static final long RETRY_MILLIS = 10_000;
+
     private final Path path;
-    private final ScheduledExecutorService writer;
+    private final long retryMillis;
+    private final ScheduledThreadPoolExecutor writer;
     private final AtomicBoolean pending = new AtomicBoolean();
-    private volatile boolean writable;
+    /** The last write (or the probe at start) failed: the next is a retry, and its failure is no news. */
+    private volatile boolean failing;
     private volatile KeyPool dirty;
     private volatile long lastWriteNanos = System.nanoTime() - TimeUnit.MILLISECONDS.toNanos(MIN_INTERVAL_MILLIS);
 
     public KeyStateFile(Path path) {
+        this(path, RETRY_MILLIS);
+    }
+
+    KeyStateFile(Path path, long retryMillis) {
         this.path = path;
-        this.writer = Executors.newSingleThreadScheduledExecutor(r -> {
+        this.retryMillis = retryMillis;
+        this.writer = new ScheduledThreadPoolExecutor(1, r -> {
             Thread t = new Thread(r, "megallm-key-state");
             t.setDaemon(true);
             return t;
         });
-        this.writable = probe();
+        // A retry due in seconds must not hold up shutdown; close() writes what is pending itself.
+        writer.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
+        this.failing = !probe();
     }
 
     public Path path() {
         return path;
     }
 
+    /** False while the location cannot be written (the last try failed). */
     public boolean writable() {
-        return writable;
+        return !failing;
     }
 
     /** Creates the folder and tries a temp file in it, so that the warning comes at start, not at the first failure. */
@@ -78,8 +92,9 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
             }
             return true;
         } catch (IOException | SecurityException | UnsupportedOperationException e) {
-            log.warn("KEY_STATE_FILE {} is not writable ({}): key states will not survive a restart", path,
-                    e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage());
+            log.warn("KEY_STATE_FILE {} is not writable ({}): key states will not survive a restart until it is"
+                    + " (tried again every {} s while states change)", path,
+                    e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage(), retryMillis / 1000);
             return false;
         }
     }
@@ -100,13 +115,19 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
 
     @Override
     public void changed(KeyPool pool) {
-        if (!writable) {
-            return;
-        }
         dirty = pool;
         if (pending.compareAndSet(false, true)) {
-            long wait = MIN_INTERVAL_MILLIS - TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - lastWriteNanos);
+            schedule(failing ? retryMillis : MIN_INTERVAL_MILLIS);
+        }
+    }
+
+    /** The next write, {@code interval} after the last one began. */
+    private void schedule(long interval) {
+        long wait = interval - TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - lastWriteNanos);
+        try {
             writer.schedule(this::writeNow, Math.max(0L, wait), TimeUnit.MILLISECONDS);
+        } catch (RejectedExecutionException e) {
+            // Shut down: close() writes what is pending.
         }
     }
 
@@ -128,16 +149,25 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
         // Cleared before the snapshot: a change during the write schedules the next one.
         pending.set(false);
         KeyPool pool = dirty;
-        if (pool == null || !writable) {
+        if (pool == null) {
             return;
         }
         lastWriteNanos = System.nanoTime();
         try {
             write(pool.savedStates());
+            if (failing) {
+                failing = false;
+                log.info("KEY_STATE_FILE {} is written again", path);
+            }
         } catch (IOException | RuntimeException e) {
-            writable = false;
-            log.warn("KEY_STATE_FILE {} could not be written ({}): key states will not survive a restart", path,
-                    e.getClass().getSimpleName());
+            if (!failing) {
+                failing = true;
+                log.warn("KEY_STATE_FILE {} could not be written ({}): key states will not survive a restart until it"
+                        + " can be (tried again every {} s)", path, e.getClass().getSimpleName(), retryMillis / 1000);
+            }
+            if (pending.compareAndSet(false, true)) {
+                schedule(retryMillis);
+            }
         }
     }
 

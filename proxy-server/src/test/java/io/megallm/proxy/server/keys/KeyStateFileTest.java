@@ -108,6 +108,47 @@ class KeyStateFileTest {
     }
 
     @Test
+    void aWriteThatFailsIsTriedAgainUntilTheLocationTakesIt() throws Exception {
+        Path folder = dir.resolve("state");
+        Path path = folder.resolve("key-state.json");
+        KeyPool pool = pool();
+        int mark = LogCapture.size();
+        try (KeyStateFile file = new KeyStateFile(path, 20)) {
+            file.changed(pool);
+            awaitFile(path, "\"state\":\"available\"");
+            // The folder goes away and a file takes its place, as a full or unmounted disk would fail.
+            Files.delete(path);
+            Files.delete(folder);
+            Files.writeString(folder, "in the way");
+            pool.markFailed(pool.keys().get(0), 401);
+            file.changed(pool);
+            for (int i = 0; i < 1000 && file.writable(); i++) {
+                Thread.sleep(5);
+            }
+            assertFalse(file.writable(), "the failed write is seen");
+            Files.delete(folder);
+            Files.createDirectories(folder);
+            awaitFile(path, "\"state\":\"failed\"");
+            assertTrue(file.writable());
+        }
+        List<String> lines = LogCapture.since(mark).stream().filter(l -> l.contains("KEY_STATE_FILE")).toList();
+        assertEquals(2, lines.size(), "one warning for the failing stretch, one line when it ends: " + lines);
+        assertTrue(lines.get(0).startsWith("WARN") && lines.get(0).contains("could not be written"), lines.get(0));
+        assertTrue(lines.get(1).contains("is written again"), lines.get(1));
+    }
+
+    /** Polls for {@code path} to hold {@code text}: the writes are on the file's own thread. */
+    private static void awaitFile(Path path, String text) throws Exception {
+        for (int i = 0; i < 2000; i++) {
+            if (Files.isRegularFile(path) && Files.readString(path).contains(text)) {
+                return;
+            }
+            Thread.sleep(5);
+        }
+        throw new AssertionError(path + " never held " + text);
+    }
+
+    @Test
     void aDamagedFileIsAWarningAndEveryKeyStartsAvailable() throws Exception {
         Path path = dir.resolve("state.json");
         Files.writeString(path, "{\"keys\":[{\"sha256\":");
