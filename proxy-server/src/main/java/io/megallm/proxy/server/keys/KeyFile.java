@@ -15,12 +15,22 @@ import java.util.List;
 
 /**
  * The key pool file on disk. A missing file, a directory in its place (what Docker makes of a
- * bind mount whose source did not exist) or an unreadable file never stops the proxy: it logs
- * one clear line and serves with what it has.
+ * bind mount whose source did not exist), an unreadable file or one that is not a key list (binary,
+ * mostly other text, more than {@value #MAX_KEYS} keys) never stops the proxy: it logs one clear
+ * line and serves with what it has.
  */
 public final class KeyFile {
 
     private static final Logger log = LoggerFactory.getLogger(KeyFile.class);
+    /**
+     * Far more than any account pool; each key costs ~0.8 KB of heap and a few series on
+     * /metrics, so a file of millions of lines (a log pasted by mistake) is refused whole.
+     */
+    static final int MAX_KEYS = 100_000;
+    /** MAX_KEYS lines of 640 bytes: a file larger than this is not read at all. */
+    static final long MAX_FILE_BYTES = 64L * 1024 * 1024;
+    /** Skipped lines named one by one; past this many, one line says how many more. */
+    static final int MAX_LINE_WARNINGS = 20;
 
     /** What a reload did: {@code result} when the file was read, else {@code problem}. */
     public record Outcome(ReloadResult result, String problem) {
@@ -109,16 +119,46 @@ public final class KeyFile {
         if (!Files.exists(path)) {
             return new Outcome(null, "the keys file " + path + " does not exist");
         }
-        List<String> lines;
+        byte[] bytes;
         try {
-            // Decoded leniently: a comment in another encoding must not cost the whole pool; a key
-            // line with an undecodable byte is non-ASCII and gets skipped on its own.
-            lines = new String(Files.readAllBytes(path), StandardCharsets.UTF_8).lines().toList();
+            long size = Files.size(path);
+            if (size > MAX_FILE_BYTES) {
+                return new Outcome(null, "the keys file " + path + " is " + size / (1024 * 1024)
+                        + " MiB, larger than a key list of " + MAX_KEYS + " keys can be");
+            }
+            bytes = Files.readAllBytes(path);
         } catch (IOException e) {
             return new Outcome(null, "the keys file " + path + " could not be read (" + e.getClass().getSimpleName() + ")");
         }
+        for (byte b : bytes) {
+            if (b == 0) {
+                return new Outcome(null, "the keys file " + path + " is not text (it holds NUL bytes): is it still"
+                        + " encrypted or compressed?");
+            }
+        }
+        // Decoded leniently: a comment in another encoding must not cost the whole pool; a key
+        // line with an undecodable byte is non-ASCII and gets skipped on its own.
+        List<String> lines = new String(bytes, StandardCharsets.UTF_8).lines().toList();
         ParsedKeys parsed = KeyListParser.parse(lines);
+        int skipped = parsed.malformedLines().size();
+        if (skipped > parsed.keys().size()) {
+            // A file of keys with a typo or two is a key file; one where most lines are not keys
+            // (an encrypted or templated file, the wrong file) would replace a working pool with
+            // fragments of text that every upstream refuses.
+            return new Outcome(null, "the keys file " + path + " is not a key list: " + skipped
+                    + " of its lines are not keys and " + parsed.keys().size() + " are");
+        }
+        if (parsed.keys().size() > MAX_KEYS) {
+            return new Outcome(null, "the keys file " + path + " has " + parsed.keys().size() + " keys, more than the "
+                    + MAX_KEYS + " one pool holds");
+        }
+        int named = 0;
         for (int line : parsed.malformedLines()) {
+            if (++named > MAX_LINE_WARNINGS) {
+                log.warn("keys file {}: {} more lines skipped (white space or control characters)", path,
+                        skipped - MAX_LINE_WARNINGS);
+                break;
+            }
             log.warn("keys file {} line {} skipped: a key must not contain white space or control characters",
                     path, line);
         }

@@ -79,7 +79,9 @@ public final class KeyFileWatcher implements AutoCloseable {
                 }
                 reloadsLock.notifyAll();
             }
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
+            // Anything thrown out of a periodic task cancels it without a word: the watcher would
+            // stop (the audit saw it after an OutOfMemoryError) and later edits would be ignored.
             log.error("watching {} failed: {}", path, e.toString());
         }
     }

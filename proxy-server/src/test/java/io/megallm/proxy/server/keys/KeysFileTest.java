@@ -383,6 +383,47 @@ class KeysFileTest {
     }
 
     @Test
+    void aFileThatIsNotAKeyListLeavesTheWorkingPoolAsItWas() throws Exception {
+        Path f = keysFile(lines(A, B));
+        try (ProxyUnderTest p = start(f)) {
+            byte[] binary = new byte[20_000];
+            new java.util.Random(7).nextBytes(binary);
+            Files.write(f, binary);
+            assertEquals(500, admin(p, "/admin/reload-keys").statusCode());
+            assertHealth(p, 2, 2, 0, 0);
+            assertTrue(errors(p).stream().anyMatch(l -> l.contains("is not text")), errors(p).toString());
+
+            StringBuilder text = new StringBuilder("sops:\n");
+            for (int i = 0; i < 300; i++) {
+                text.append("    data: ENC[AES256_GCM,data:abc").append(i).append("]\n");
+            }
+            text.append("mac=ENC[AES256_GCM,data:xyz]\n");
+            Files.writeString(f, text.toString(), StandardCharsets.UTF_8);
+            assertEquals(500, admin(p, "/admin/reload-keys").statusCode());
+            assertHealth(p, 2, 2, 0, 0);
+            assertTrue(errors(p).stream().anyMatch(l -> l.contains("is not a key list")), errors(p).toString());
+            long skippedWarnings = p.logLines().stream().filter(l -> l.startsWith("WARN ") && l.contains("skipped")).count();
+            assertEquals(0, skippedWarnings, "a refused file names none of its lines");
+            assertEquals(200, p.chat().statusCode());
+        }
+    }
+
+    @Test
+    void aFileOfMoreKeysThanAPoolHoldsIsRefusedWhole() throws Exception {
+        Path f = dir.resolve("many.txt");
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; i <= KeyFile.MAX_KEYS; i++) {
+            b.append("sk-mega-many-").append(i).append('\n');
+        }
+        Files.writeString(f, b.toString(), StandardCharsets.UTF_8);
+        io.megallm.proxy.key.KeyPool pool = new io.megallm.proxy.key.KeyPool(System::nanoTime);
+        pool.reload(List.of(A));
+        KeyFile.Outcome outcome = new KeyFile(f, pool).reload();
+        assertTrue(outcome.problem().contains("more than the " + KeyFile.MAX_KEYS), outcome.problem());
+        assertEquals(1, pool.keys().size(), "the pool as it was");
+    }
+
+    @Test
     void aCommentInAnotherEncodingDoesNotEmptyThePool() throws Exception {
         Path f = dir.resolve("data/keys.txt");
         Files.createDirectories(f.getParent());
