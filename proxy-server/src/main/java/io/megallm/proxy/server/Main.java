@@ -3,6 +3,7 @@ package io.megallm.proxy.server;
 import io.megallm.proxy.server.config.ConfigError;
 import io.megallm.proxy.server.config.ConfigLoader;
 import io.megallm.proxy.server.config.Settings;
+import io.megallm.proxy.server.logs.LogWriteWatch;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import sun.misc.Signal;
@@ -32,6 +33,11 @@ public final class Main {
             System.err.println("megallm-proxy: configuration error: " + e.getMessage());
             System.exit(2);
             return;
+        }
+        String logDirProblem = LogWriteWatch.probe(settings.logDir());
+        if (logDirProblem != null) {
+            System.err.println("megallm-proxy: LOG_DIR " + settings.logDir() + " cannot be written (" + logDirProblem
+                    + "): app.log and access.log will not be written, the console has every line");
         }
         // Logback reads these when the first logger is created, which is below this line.
         System.setProperty("LOG_DIR", settings.logDir().toString());

@@ -10,6 +10,7 @@ import io.megallm.proxy.key.KeyState;
 import io.megallm.proxy.key.KeyLifecycle;
 import io.megallm.proxy.key.KeyWaiters;
 import io.megallm.proxy.relay.RelayEvents;
+import io.megallm.proxy.server.logs.LogWriteWatch;
 import io.megallm.proxy.upstream.UpstreamPools;
 
 import java.util.Map;
@@ -236,6 +237,9 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
                 .sample("megallm_retries_total", retries.sum());
         t.family("megallm_truncated_streams_total", "counter", "Answers cut because the upstream failed after the head.")
                 .sample("megallm_truncated_streams_total", truncated.sum());
+        t.family("megallm_log_write_failures_total", "counter",
+                "Failed writes of app.log or access.log (a full disk): their lines are lost.")
+                .sample("megallm_log_write_failures_total", LogWriteWatch.failures());
         t.family("megallm_request_body_bytes_total", "counter", "Request body bytes received for /v1.")
                 .sample("megallm_request_body_bytes_total", requestBytes.sum());
         t.family("megallm_response_bytes_total", "counter", "Response body bytes sent to clients.")
