@@ -144,14 +144,41 @@ final class RequestHeadParser {
         p = skipSpaces(bytes, p, lineEnd);
         HttpVersion version = version(bytes, p, lineEnd);
         HttpMethod method = method(bytes, methodEnd);
-        String uri = new String(bytes, targetStart, skipBack(bytes, targetStart, p) - targetStart,
-                StandardCharsets.ISO_8859_1);
+        String uri = originForm(new String(bytes, targetStart, skipBack(bytes, targetStart, p) - targetStart,
+                StandardCharsets.ISO_8859_1));
         try {
             return fields(bytes, requestLineEnd, method, uri, version);
         } catch (BadRequest e) {
             // The request line was read: the refusal's access line can say what was asked.
             throw e.requestLine(method, uri);
         }
+    }
+
+    /**
+     * The absolute form of a target ({@code http://host/v1/models}, what a client configured to use
+     * us as its HTTP proxy sends) as its origin form ({@code /v1/models}): a server must accept it
+     * (RFC 9112 §3.2.2), and routing, the path checks and the upstream's head all read the origin
+     * form. The authority is dropped: the upstream's Host is ours to set.
+     */
+    static String originForm(String target) {
+        int schemeEnd;
+        if (target.regionMatches(true, 0, "http://", 0, 7)) {
+            schemeEnd = 7;
+        } else if (target.regionMatches(true, 0, "https://", 0, 8)) {
+            schemeEnd = 8;
+        } else {
+            return target;
+        }
+        for (int i = schemeEnd; i < target.length(); i++) {
+            char c = target.charAt(i);
+            if (c == '/') {
+                return target.substring(i);
+            }
+            if (c == '?') {
+                return "/" + target.substring(i);
+            }
+        }
+        return "/";
     }
 
     /** The header section, after a request line that was read whole. */

@@ -267,7 +267,12 @@ class RequestHeadParserTest {
         // No request target has a fragment (RFC 9112 §3.2); a server behind us may end the path there.
         refused("GET /v1/files?purpose=batch&limit=10#f HTTP/1.1\r\n\r\n");
         refused("GET /v1/..# HTTP/1.1\r\n\r\n");
-        assertEquals("http://example.com:80/p", parse("GET http://example.com:80/p HTTP/1.1\r\n\r\n").uri());
+        // The absolute form is read as its origin form (RFC 9112 §3.2.2: a server must accept it).
+        assertEquals("/p", parse("GET http://example.com:80/p HTTP/1.1\r\n\r\n").uri());
+        assertEquals("/v1/models?x=1", parse("GET HTTPS://user@example.com/v1/models?x=1 HTTP/1.1\r\n\r\n").uri());
+        assertEquals("/?q", parse("GET http://example.com?q HTTP/1.1\r\n\r\n").uri());
+        assertEquals("/", parse("GET http://example.com HTTP/1.1\r\n\r\n").uri());
+        assertEquals("ftp://x/p", parse("GET ftp://x/p HTTP/1.1\r\n\r\n").uri(), "another scheme is left alone (404)");
         assertEquals("/caf\u00e9", parse("GET /caf\u00e9 HTTP/1.1\r\n\r\n").uri(), "a byte above 0x7f is one char");
     }
 

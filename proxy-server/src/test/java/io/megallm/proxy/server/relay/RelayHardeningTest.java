@@ -215,6 +215,23 @@ class RelayHardeningTest {
     }
 
     @Test
+    void anAbsoluteFormTargetIsServedAsItsPath() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            String health = raw(p.port(), "GET http://127.0.0.1:" + p.port() + "/health HTTP/1.1\r\nHost: x\r\n"
+                    + "Connection: close\r\n\r\n");
+            assertTrue(health.startsWith("HTTP/1.1 200"), health);
+            String models = raw(p.port(), "GET http://api.example/v1/models?limit=2 HTTP/1.1\r\nHost: x\r\n"
+                    + "Connection: close\r\n\r\n");
+            assertTrue(models.startsWith("HTTP/1.1 200"), models);
+            assertEquals("/v1/models?limit=2", p.upstream.take().uri());
+            String escape = raw(p.port(), "GET http://api.example/v1/../admin/keys HTTP/1.1\r\nHost: x\r\n"
+                    + "Connection: close\r\n\r\n");
+            assertTrue(escape.startsWith("HTTP/1.1 400"), escape);
+            assertEquals(1, p.upstream.requestCount());
+        }
+    }
+
+    @Test
     void aPoolKeyInARelayedRejectionsStatusLineIsMasked() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
             String key = p.keys.get(0);
