@@ -25,7 +25,10 @@ public final class ClientFile {
     public static Parsed parse(String text) {
         Map<String, ClientSpec> byKey = new LinkedHashMap<>();
         List<String> warnings = new ArrayList<>();
-        String[] lines = text.split("\r?\n", -1);
+        // Every line ending String.lines() knows, a lone CR included: the configuration check at
+        // start counts the clients the same way, and a file saved with old Mac line ends must not
+        // read as one bad line (which left no client and, before, no key check at all).
+        String[] lines = text.split("\r\n|\r|\n", -1);
         for (int i = 0; i < lines.length; i++) {
             String line = lines[i].strip();
             if (line.isEmpty() || line.startsWith("#")) {

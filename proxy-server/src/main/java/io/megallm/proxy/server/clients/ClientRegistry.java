@@ -38,7 +38,7 @@ public final class ClientRegistry {
 
     /** From the client file; its bad lines are logged by number. */
     public static ClientRegistry fromFile(Path file) throws IOException {
-        ClientFile.Parsed parsed = ClientFile.parse(Files.readString(file, StandardCharsets.UTF_8));
+        ClientFile.Parsed parsed = ClientFile.parse(text(file));
         parsed.warnings().forEach(log::warn);
         log.info("loaded {} client keys from {}", parsed.clients().size(), file);
         return new ClientRegistry(file, parsed.clients());
@@ -56,7 +56,7 @@ public final class ClientRegistry {
         }
         ClientFile.Parsed parsed;
         try {
-            parsed = ClientFile.parse(Files.readString(file, StandardCharsets.UTF_8));
+            parsed = ClientFile.parse(text(file));
         } catch (IOException e) {
             log.error("client file {} could not be read ({}); the clients stay as they were", file,
                     e.getClass().getSimpleName());
@@ -97,9 +97,18 @@ public final class ClientRegistry {
         byKey.values().forEach(c -> c.share(counters));
     }
 
-    /** True when a client key is required at all. */
+    /** Decoded leniently, as the key file is: a comment in another encoding costs no client. */
+    private static String text(Path file) throws IOException {
+        return new String(Files.readAllBytes(file), StandardCharsets.UTF_8);
+    }
+
+    /**
+     * True when a client key is required at all: with a client file always, even one that left
+     * no client (then every client gets 401): a file meant to restrict callers never opens the
+     * proxy to everyone.
+     */
     public boolean required() {
-        return !byKey.isEmpty();
+        return file != null || !byKey.isEmpty();
     }
 
     /** The client with this key, or null. */

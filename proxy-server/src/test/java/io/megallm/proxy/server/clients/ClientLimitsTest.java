@@ -65,6 +65,24 @@ class ClientLimitsTest {
     }
 
     @Test
+    void aFileWithLoneCarriageReturnsIsReadLineByLineAndAFileOfNoClientStillRequiresAKey() throws Exception {
+        ClientFile.Parsed p = ClientFile.parse("ck-mac-00000000000000000001 name=one rpm=5\rck-mac-00000000000000000002 name=two\r");
+        assertEquals(2, p.clients().size(), p.warnings().toString());
+
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("clients", ".txt");
+        try {
+            java.nio.file.Files.writeString(file, "ck-bad key with spaces\n# and a comment in Latin-1: \u00e9\n");
+            ClientRegistry none = ClientRegistry.fromFile(file);
+            assertTrue(none.clients().isEmpty());
+            assertTrue(none.required(), "a client file that left no client lets no one in, not everyone");
+            java.nio.file.Files.write(file, "ck-latin-000000000000001\n# cl\u00e9s\n".getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+            assertEquals(1, ClientRegistry.fromFile(file).clients().size(), "a comment in another encoding costs no client");
+        } finally {
+            java.nio.file.Files.delete(file);
+        }
+    }
+
+    @Test
     void rpmRefusesTheRequestOverTheLimitUntilTheOldestLeavesTheWindow() {
         Client c = client("ck-x-000000000000001 rpm=3");
         assertNull(c.admit(T0, "m", false));
