@@ -59,6 +59,11 @@ public final class InboundRequest {
         return head.headers();
     }
 
+    /** A body follows the head (a Content-Length above 0, or chunked), read or not yet. */
+    public boolean bodyFollows() {
+        return head.chunked() || head.contentLength() > 0;
+    }
+
     public boolean keepAlive() {
         return head.keepAlive();
     }

@@ -78,6 +78,13 @@ public final class Router implements RequestRouter, HeadCheck {
     public boolean admit(Exchange exchange) {
         String path = exchange.request().path();
         if (!relayed(path)) {
+            if (exchange.request().bodyFollows()) {
+                // No local route reads a body: answered on the head, before any body byte is kept,
+                // so that no one (anonymous, unauthorised) makes the proxy hold MAX_REQUEST_BODY
+                // per connection on /health, /admin/* or a 404. The unread body closes the connection.
+                route(exchange);
+                return false;
+            }
             return true;
         }
         exchange.route(RouteLabels.forRelay(path));

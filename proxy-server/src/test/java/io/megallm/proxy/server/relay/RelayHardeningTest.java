@@ -214,6 +214,23 @@ class RelayHardeningTest {
         }
     }
 
+    /**
+     * No local route takes a body: a head that announces one is answered at once, before a byte
+     * of it is kept (else anyone could make the proxy hold MAX_REQUEST_BODY a connection on
+     * /health or a 404), and the connection closes since the body is left unread.
+     */
+    @Test
+    void aBodyAnnouncedToALocalRouteIsNeverWaitedForNorKept() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("CLIENT_BODY_TIMEOUT", "30"))) {
+            String health = raw(p.port(), "POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 4194304\r\n\r\n");
+            assertTrue(health.startsWith("HTTP/1.1 405"), health);
+            assertTrue(health.toLowerCase(java.util.Locale.ROOT).contains("connection: close"), health);
+            String missing = raw(p.port(), "PUT /nope HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+            assertTrue(missing.startsWith("HTTP/1.1 404"), missing);
+            assertEquals(0, p.upstream.requestCount());
+        }
+    }
+
     @Test
     void anAbsoluteFormTargetIsServedAsItsPath() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
