@@ -31,8 +31,11 @@ public final class RedisCounters implements SharedCounters {
 
     private static final class Counter {
         final String redisKey;
-        final long ttlMillis;
-        final long expiresAtMillis;
+        // Set by the first add() that names one: a limit reads its window's total before it adds
+        // to it, and a counter made by that read has no lifetime yet (it got none in Redis either,
+        // and a client's tpm and day windows stayed there for good).
+        volatile long ttlMillis;
+        volatile long expiresAtMillis;
         final LongAdder pending = new LongAdder();
         final AtomicLong inFlight = new AtomicLong();
         volatile long remote;
@@ -47,6 +50,13 @@ public final class RedisCounters implements SharedCounters {
         long total() {
             return remote + inFlight.get() + pending.sum();
         }
+
+        void lifetime(long ttl) {
+            if (ttl > 0 && ttlMillis == 0) {
+                ttlMillis = ttl;
+                expiresAtMillis = System.currentTimeMillis() + ttl;
+            }
+        }
     }
 
     public RedisCounters(RedisKeyStates link) {
@@ -60,6 +70,7 @@ public final class RedisCounters implements SharedCounters {
         if (c == null) {
             c = counters.computeIfAbsent(counter, n -> new Counter(link.prefix() + "n:" + n, Math.max(0L, ttlMillis)));
         }
+        c.lifetime(ttlMillis);
         c.pending.add(delta);
         c.touchedMillis = System.currentTimeMillis();
     }
@@ -72,6 +83,18 @@ public final class RedisCounters implements SharedCounters {
         }
         c.touchedMillis = System.currentTimeMillis();
         return c.total();
+    }
+
+    /** A counter's value as Redis holds it; one that is not a number counts as 0 (INCRBY would refuse it too). */
+    private static long parse(String v) {
+        if (v == null) {
+            return 0;
+        }
+        try {
+            return Long.parseLong(v);
+        } catch (NumberFormatException e) {
+            return 0;
+        }
     }
 
     /** On the shared-state thread. */
@@ -93,7 +116,9 @@ public final class RedisCounters implements SharedCounters {
                             .whenComplete((total, e) -> {
                                 // The total includes this batch and every one sent before it.
                                 if (e == null && total != null) {
-                                    c.remote = total;
+                                    // What another instance (or a hand in Redis) made of it; a
+                                    // count below zero would let a client past its limit.
+                                    c.remote = Math.max(0L, total);
                                 } else {
                                     c.pending.add(delta);
                                 }
@@ -102,7 +127,7 @@ public final class RedisCounters implements SharedCounters {
                 } else if (c.inFlight.get() == 0) {
                     conn.async().get(c.redisKey).whenComplete((v, e) -> {
                         if (e == null && c.inFlight.get() == 0) {
-                            c.remote = v == null ? 0 : Long.parseLong(v);
+                            c.remote = Math.max(0L, parse(v));
                         }
                     });
                 }

@@ -64,4 +64,37 @@ class SharedClientLimitsTest {
             }
         }
     }
+
+    /** Every window a limit counts in Redis ends there too (README: minutes for rpm/tpm, two days for a day). */
+    @Test
+    void everyLimitWindowInRedisHasALifetime() throws Exception {
+        Path dir = Files.createTempDirectory("shared-clients");
+        Path file = dir.resolve("clients.txt");
+        Files.writeString(file, CLIENT + " name=windows rpm=100 tpm=100000 daily_tokens=1000000\n");
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream()) {
+            upstream.otherwise(MockUpstream.json(200, "{\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}"));
+            Map<String, String> env = Map.of("REDIS_URL", redis.url(), "PROXY_API_KEYS", "@" + file);
+            try (ProxyUnderTest p = ProxyUnderTest.start(ProxyUnderTest.keys(1), env, KeyClock.SYSTEM, null, upstream)) {
+                for (int i = 0; i < 3; i++) {
+                    assertEquals(200, chat(p));
+                }
+                io.megallm.proxy.server.shared.RedisKeyStates.useNioTransport();
+                try (io.lettuce.core.RedisClient client = io.lettuce.core.RedisClient.create(redis.url());
+                     var c = client.connect()) {
+                    var r = c.sync();
+                    List<String> windows = List.of();
+                    // The counters go to Redis in batches (about a second): poll, bounded.
+                    for (int i = 0; i < 100 && windows.size() < 3; i++) {
+                        Thread.sleep(100);
+                        windows = r.keys("*:n:*");
+                    }
+                    assertTrue(windows.stream().anyMatch(k -> k.contains(":tpm:")), windows.toString());
+                    assertTrue(windows.stream().anyMatch(k -> k.contains(":day:")), windows.toString());
+                    for (String k : windows) {
+                        assertTrue(r.pttl(k) > 0, k + " has no lifetime in Redis");
+                    }
+                }
+            }
+        }
+    }
 }
