@@ -25,6 +25,7 @@ public final class AccessControl {
     private static final AsciiString X_FORWARDED_FOR = AsciiString.cached("x-forwarded-for");
     private static final AsciiString X_REAL_IP = AsciiString.cached("x-real-ip");
     private static final AsciiString FORWARDED = AsciiString.cached("forwarded");
+    private static final AsciiString SEC_FETCH_SITE = AsciiString.cached("sec-fetch-site");
 
     private final byte[] adminToken;
     private final ClientRegistry clients;
@@ -48,7 +49,13 @@ public final class AccessControl {
             InetSocketAddress remote = exchange.request().remote();
             if (remote != null && remote.getAddress() != null && remote.getAddress().isLoopbackAddress()
                     && !relayedByAProxy(exchange.request().headers())) {
-                return true;
+                if (!aBrowserSentByAnotherSite(exchange.request().headers())) {
+                    return true;
+                }
+                exchange.respondError(HttpResponseStatus.FORBIDDEN, ErrorResponses.PERMISSION, "admin_cross_site",
+                        "A page of another site may not use the admin routes; open them at http://localhost "
+                                + "or set ADMIN_TOKEN.");
+                return false;
             }
             exchange.respondError(HttpResponseStatus.FORBIDDEN, ErrorResponses.PERMISSION, "admin_loopback_only",
                     "Admin routes answer only local loopback clients while ADMIN_TOKEN is unset.");
@@ -103,6 +110,48 @@ public final class AccessControl {
      * A loopback peer that forwards for someone else (Nginx on the same host) is not a local
      * operator: without this, everyone who reaches Nginx would be admin.
      */
+    /**
+     * A browser on this machine is a loopback client too, so without a token any page it opens
+     * could reset or reload keys (a cross-site form or fetch), or read /admin and /metrics after
+     * pointing its own host name at 127.0.0.1 (DNS rebinding). A browser says where a request
+     * comes from (Sec-Fetch-Site, Origin) and which host it thinks it talks to (Host): refused
+     * unless the page is this proxy's own, reached by a loopback name. Tools that are not browsers
+     * (curl, scripts, the image's admin.sh) send neither header and are not concerned.
+     */
+    private static boolean aBrowserSentByAnotherSite(RequestHeaders headers) {
+        String site = headers.get(SEC_FETCH_SITE);
+        String origin = headers.get(HttpHeaderNames.ORIGIN);
+        if (site == null && origin == null) {
+            return false;
+        }
+        if (site != null && !site.equals("same-origin") && !site.equals("none")) {
+            return true;
+        }
+        if (origin != null && !loopbackName(hostOf(origin.substring(origin.indexOf("://") + 3)))) {
+            return true;
+        }
+        String host = headers.get(HttpHeaderNames.HOST);
+        return host != null && !loopbackName(hostOf(host));
+    }
+
+    /** The host of an authority ({@code host}, {@code host:port}, {@code [::1]:port}). */
+    private static String hostOf(String authority) {
+        String a = authority.strip().toLowerCase(java.util.Locale.ROOT);
+        if (a.startsWith("[")) {
+            int end = a.indexOf(']');
+            return end < 0 ? a : a.substring(0, end + 1);
+        }
+        int colon = a.indexOf(':');
+        int slash = a.indexOf('/');
+        int end = colon >= 0 ? colon : slash >= 0 ? slash : a.length();
+        return a.substring(0, end);
+    }
+
+    private static boolean loopbackName(String host) {
+        return host.equals("localhost") || host.endsWith(".localhost") || host.equals("[::1]")
+                || host.matches("127\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}");
+    }
+
     private static boolean relayedByAProxy(RequestHeaders headers) {
         return headers.contains(X_FORWARDED_FOR) || headers.contains(X_REAL_IP) || headers.contains(FORWARDED);
     }

@@ -121,6 +121,30 @@ class AdminAccessTest {
                 .startsWith("HTTP/1.1 200"), "loopback is admitted");
     }
 
+    /**
+     * A browser on this machine is a loopback client too: a page of another site (a cross-site
+     * form, or its own name pointed at 127.0.0.1) must not reach the admin routes without a token.
+     */
+    @Test
+    void withoutAdminTokenABrowserPageOfAnotherSiteIsRefused() {
+        String crossSite = PipelineClient.exchange(null, "127.0.0.1", "POST /admin/reset-failed-keys HTTP/1.1\r\n"
+                + "Host: localhost:8000\r\nOrigin: http://evil.example\r\nSec-Fetch-Site: cross-site\r\n"
+                + "Content-Length: 0\r\n\r\n");
+        assertTrue(crossSite.startsWith("HTTP/1.1 403") && crossSite.contains("admin_cross_site"), crossSite);
+        String rebound = PipelineClient.exchange(null, "127.0.0.1", "GET /admin/keys HTTP/1.1\r\n"
+                + "Host: rebind.evil.example:8000\r\nSec-Fetch-Site: same-origin\r\n\r\n");
+        assertTrue(rebound.startsWith("HTTP/1.1 403"), rebound);
+        String oldBrowser = PipelineClient.exchange(null, "127.0.0.1", "POST /admin/reload-keys HTTP/1.1\r\n"
+                + "Host: 127.0.0.1:8000\r\nOrigin: http://evil.example\r\nContent-Length: 0\r\n\r\n");
+        assertTrue(oldBrowser.startsWith("HTTP/1.1 403"), oldBrowser);
+
+        assertTrue(PipelineClient.exchange(null, "127.0.0.1", "GET /admin/keys HTTP/1.1\r\nHost: localhost:8000\r\n"
+                + "Sec-Fetch-Site: same-origin\r\nOrigin: http://localhost:8000\r\n\r\n").startsWith("HTTP/1.1 200"),
+                "the dashboard's own fetches");
+        assertTrue(PipelineClient.exchange(null, "127.0.0.1", "GET /admin/ HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
+                + "Sec-Fetch-Site: none\r\n\r\n").startsWith("HTTP/1.1 200"), "an address typed in the bar");
+    }
+
     @Test
     void withAdminTokenANonLoopbackClientWithTheTokenIsAdmitted() {
         assertTrue(PipelineClient.exchange(TOKEN, "203.0.113.7", "GET /admin/keys HTTP/1.1\r\nHost: x\r\n\r\n")
