@@ -8,22 +8,43 @@
 -- last one applied. Returns {0} when Redis does not know this instance and the batch is not a full
 -- one (Redis restarted empty, or was flushed): the instance then sends all it counted, as a full
 -- batch. Otherwise {1, field, total, field, total, ...}: the totals once this batch is in.
+-- A value that is not an integer (a hand in Redis) must not stop the script halfway through a
+-- batch: Redis keeps the HINCRBYs before the error, and the batch, sent again, added them again
+-- every second. A total that is not one starts again from 0; a sequence number that is not one
+-- counts as the one before this batch (this batch goes in, once; a full batch would count the
+-- instance's whole history twice, since the totals were not lost).
+local function integer(v)
+  if v and #v <= 18 and string.match(v, '^-?%d+$') then
+    return tonumber(v)
+  end
+  return nil
+end
 local totals, seqs = KEYS[1], KEYS[2]
 local me, seq, full = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
-local applied = redis.call('HGET', seqs, me)
+local stored = redis.call('HGET', seqs, me)
+local applied = integer(stored)
+if stored and not applied then
+  applied = seq - 1
+end
 if not applied and not full then
   return {0}
 end
-if not applied or tonumber(applied) < seq then
+if not applied or applied < seq then
+  for i = 6, #ARGV, 2 do
+    local now = redis.call('HGET', totals, ARGV[i])
+    if now and not integer(now) then
+      redis.call('HDEL', totals, ARGV[i])
+    end
+  end
   for i = 6, #ARGV, 2 do
     redis.call('HINCRBY', totals, ARGV[i], ARGV[i + 1])
   end
   redis.call('HSET', seqs, me, seq)
   -- "since": the earliest start among the instances whose whole count is in.
-  local since = redis.call('HGET', totals, 'since')
+  local since = integer(redis.call('HGET', totals, 'since'))
   if not since then
     redis.call('HSET', totals, 'since', full and ARGV[4] or ARGV[5])
-  elseif full and tonumber(since) > tonumber(ARGV[4]) then
+  elseif full and since > tonumber(ARGV[4]) then
     redis.call('HSET', totals, 'since', ARGV[4])
   end
 end

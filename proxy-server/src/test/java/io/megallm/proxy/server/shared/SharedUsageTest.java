@@ -117,6 +117,38 @@ class SharedUsageTest {
         }
     }
 
+    /** Garbage written into the shared totals by hand: each batch still counts once, the garbage starts again from 0. */
+    @Test
+    void aTotalOrASequenceThatIsNotANumberIsTakenAsAbsent() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(1);
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream()) {
+            upstream.otherwise(MockUpstream.json(200, ANSWER));
+            Path clients = clientFile();
+            try (ProxyUnderTest a = instance(keys, redis, upstream, clients);
+                 RedisClient client = RedisClient.create(redis.url());
+                 StatefulRedisConnection<String, String> c = client.connect()) {
+                chat(a, "m");
+                await(5000, "the first batch is in", () -> showsAll(a, 1));
+                String id = SharedKeyStatesTest.sha256(CLIENT);
+                // A field late in the next batch, and the instance's sequence, become garbage.
+                c.sync().hset("megallm:{default}:usage", "c:" + id + ":cached", "garbage");
+                c.sync().hset("megallm:{default}:usage", "m:m:requests", "12.5");
+                chat(a, "m");
+                chat(a, "m");
+                await(5000, "the model's total starts again from the two requests",
+                        () -> "2".equals(c.sync().hget("megallm:{default}:usage", "m:m:requests")));
+                await(5000, "the client's prompt tokens count each batch once",
+                        () -> "9".equals(c.sync().hget("megallm:{default}:usage", "c:" + id + ":prompt")));
+                c.sync().hset("megallm:{default}:usage:seq", c.sync().hkeys("megallm:{default}:usage:seq").get(0), "x");
+                chat(a, "m");
+                await(5000, "a sequence that is not a number: the next batch counts once",
+                        () -> "12".equals(c.sync().hget("megallm:{default}:usage", "c:" + id + ":prompt")));
+                Thread.sleep(1500); // two more batch beats: nothing may be added again
+                assertEquals("12", c.sync().hget("megallm:{default}:usage", "c:" + id + ":prompt"));
+            }
+        }
+    }
+
     @Test
     void redisAwayShowsOwnFiguresAndCountsMeanwhileArriveOnce() throws Exception {
         List<String> keys = ProxyUnderTest.keys(1);
