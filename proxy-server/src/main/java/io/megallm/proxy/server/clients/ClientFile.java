@@ -1,6 +1,7 @@
 package io.megallm.proxy.server.clients;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -25,6 +26,7 @@ public final class ClientFile {
     public static Parsed parse(String text) {
         Map<String, ClientSpec> byKey = new LinkedHashMap<>();
         List<String> warnings = new ArrayList<>();
+        Map<String, Integer> lineOfLabel = new HashMap<>();
         // Every line ending String.lines() knows, a lone CR included: the configuration check at
         // start counts the clients the same way, and a file saved with old Mac line ends must not
         // read as one bad line (which left no client and, before, no key check at all).
@@ -45,6 +47,14 @@ public final class ClientFile {
                 warnings.add("client file line " + (i + 1) + " skipped: " + problem);
             } else if (byKey.putIfAbsent(spec.key(), spec) != null) {
                 warnings.add("client file line " + (i + 1) + " skipped: the same key is on an earlier line");
+            } else {
+                Integer first = lineOfLabel.putIfAbsent(spec.label(), i + 1);
+                if (first != null) {
+                    // Kept (its own key and limits), but /metrics, /admin/usage and the logs show
+                    // clients by label: two series with the same labels, rows no one can tell apart.
+                    warnings.add("client file line " + (i + 1) + " is shown as the client of line " + first
+                            + " is (the same name, or no name and the same masked key): give it a name= of its own");
+                }
             }
         }
         return new Parsed(List.copyOf(byKey.values()), List.copyOf(warnings));

@@ -1,5 +1,6 @@
 package io.megallm.proxy.server.keys;
 
+import io.megallm.proxy.key.ApiKey;
 import io.megallm.proxy.key.KeyListParser;
 import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.key.ParsedKeys;
@@ -11,7 +12,9 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The key pool file on disk. A missing file, a directory in its place (what Docker makes of a
@@ -106,6 +109,24 @@ public final class KeyFile {
         return peek;
     }
 
+    /**
+     * Keys are shown by their masked form (contract §4), and two keys can share one (the same first
+     * 8 and last 4 characters): their rows in /admin/keys and their series in /metrics then look the
+     * same. Both are used; the operator is told which form is ambiguous (it is no secret).
+     */
+    private void warnSameMasks(List<String> keys) {
+        Map<String, Integer> byMask = new HashMap<>();
+        for (String key : keys) {
+            byMask.merge(ApiKey.mask(key), 1, Integer::sum);
+        }
+        byMask.forEach((mask, n) -> {
+            if (n > 1) {
+                log.warn("keys file {}: {} keys are shown as {}: /admin/keys and /metrics cannot tell them apart", path,
+                        n, mask);
+            }
+        });
+    }
+
     private Outcome read() {
         return read(true);
     }
@@ -162,6 +183,7 @@ public final class KeyFile {
             log.warn("keys file {} line {} skipped: a key must not contain white space or control characters",
                     path, line);
         }
+        warnSameMasks(parsed.keys());
         if (parsed.keys().isEmpty() && !applyEmpty) {
             return new Outcome(null, null);
         }

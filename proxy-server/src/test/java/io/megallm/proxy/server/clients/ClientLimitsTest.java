@@ -83,6 +83,18 @@ class ClientLimitsTest {
     }
 
     @Test
+    void twoClientsShownTheSameAreBothKeptAndNamedInAWarning() {
+        ClientFile.Parsed p = ClientFile.parse("ck-one-000000000000001 name=team-a\nck-two-000000000000002 name=team-a\n"
+                + "ck1\nck2\n");
+        assertEquals(4, p.clients().size(), "each keeps its key and limits");
+        assertEquals(List.of(
+                "client file line 2 is shown as the client of line 1 is (the same name, or no name and the same masked key):"
+                        + " give it a name= of its own",
+                "client file line 4 is shown as the client of line 3 is (the same name, or no name and the same masked key):"
+                        + " give it a name= of its own"), p.warnings());
+    }
+
+    @Test
     void rpmRefusesTheRequestOverTheLimitUntilTheOldestLeavesTheWindow() {
         Client c = client("ck-x-000000000000001 rpm=3");
         assertNull(c.admit(T0, "m", false));

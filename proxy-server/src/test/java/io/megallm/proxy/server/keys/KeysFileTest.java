@@ -409,6 +409,20 @@ class KeysFileTest {
     }
 
     @Test
+    void keysThatLookTheSameMaskedAreBothUsedAndNamedByTheirMaskInAWarning() throws Exception {
+        String one = "sk-mega-twin-0000000000000000000aaaa1";
+        String two = "sk-mega-twin-1111111111111111111aaaa1";
+        Path f = keysFile(lines(one, two));
+        try (ProxyUnderTest p = start(f)) {
+            assertHealth(p, 2, 2, 0, 0);
+            String mask = io.megallm.proxy.key.ApiKey.mask(one);
+            assertEquals(mask, io.megallm.proxy.key.ApiKey.mask(two));
+            assertTrue(p.logLines().stream().anyMatch(l -> l.startsWith("WARN ") && l.contains("2 keys are shown as " + mask)),
+                    p.logLines().toString());
+        }
+    }
+
+    @Test
     void aFileOfMoreKeysThanAPoolHoldsIsRefusedWhole() throws Exception {
         Path f = dir.resolve("many.txt");
         StringBuilder b = new StringBuilder();
