@@ -119,12 +119,31 @@ public final class KeyFile {
         for (String key : keys) {
             byMask.merge(ApiKey.mask(key), 1, Integer::sum);
         }
-        byMask.forEach((mask, n) -> {
-            if (n > 1) {
-                log.warn("keys file {}: {} keys are shown as {}: /admin/keys and /metrics cannot tell them apart", path,
-                        n, mask);
+        // One line whatever the count: in a pool of thousands of random keys many masks repeat.
+        List<String> shared = byMask.entrySet().stream().filter(e -> e.getValue() > 1).map(Map.Entry::getKey)
+                .sorted().toList();
+        if (!shared.isEmpty()) {
+            log.warn("keys file {}: {} masked form(s) stand for more than one key ({}{}): /admin/keys and /metrics"
+                    + " cannot tell those keys apart", path, shared.size(), String.join(", ", shared.subList(0,
+                    Math.min(5, shared.size()))), shared.size() > 5 ? ", …" : "");
+        }
+    }
+
+    /**
+     * What an encrypted file looks like when it is text (its lines would pass as keys): PEM or
+     * OpenPGP armour, or OpenSSL's base64 output, which begins with "Salted__" encoded. Null if none.
+     */
+    private static String armour(List<String> lines) {
+        for (String line : lines) {
+            String l = line.strip();
+            if (l.startsWith("-----BEGIN ")) {
+                return "armoured (" + (l.contains("PGP") ? "OpenPGP" : "PEM") + ")";
             }
-        });
+            if (!l.isEmpty() && !l.startsWith("#")) {
+                return l.startsWith("U2FsdGVkX1") ? "OpenSSL-encrypted (base64)" : null;
+            }
+        }
+        return null;
     }
 
     private Outcome read() {
@@ -160,6 +179,10 @@ public final class KeyFile {
         // Decoded leniently: a comment in another encoding must not cost the whole pool; a key
         // line with an undecodable byte is non-ASCII and gets skipped on its own.
         List<String> lines = new String(bytes, StandardCharsets.UTF_8).lines().toList();
+        String armour = armour(lines);
+        if (armour != null) {
+            return new Outcome(null, "the keys file " + path + " is " + armour + ": decrypt or decode it first");
+        }
         ParsedKeys parsed = KeyListParser.parse(lines);
         int skipped = parsed.malformedLines().size();
         if (skipped > parsed.keys().size()) {

@@ -404,6 +404,14 @@ class KeysFileTest {
             assertTrue(errors(p).stream().anyMatch(l -> l.contains("is not a key list")), errors(p).toString());
             long skippedWarnings = p.logLines().stream().filter(l -> l.startsWith("WARN ") && l.contains("skipped")).count();
             assertEquals(0, skippedWarnings, "a refused file names none of its lines");
+            for (String armoured : List.of("-----BEGIN PGP MESSAGE-----\n\njA0ECQMCabc\n=abcd\n-----END PGP MESSAGE-----\n",
+                    "U2FsdGVkX19abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL\nMNOPQRSTUVWXYZ0123456789abcdefghijk\n")) {
+                Files.writeString(f, armoured, StandardCharsets.UTF_8);
+                assertEquals(500, admin(p, "/admin/reload-keys").statusCode());
+                assertHealth(p, 2, 2, 0, 0);
+            }
+            assertTrue(errors(p).stream().anyMatch(l -> l.contains("armoured (OpenPGP)")), errors(p).toString());
+            assertTrue(errors(p).stream().anyMatch(l -> l.contains("OpenSSL-encrypted")), errors(p).toString());
             assertEquals(200, p.chat().statusCode());
         }
     }
@@ -417,8 +425,8 @@ class KeysFileTest {
             assertHealth(p, 2, 2, 0, 0);
             String mask = io.megallm.proxy.key.ApiKey.mask(one);
             assertEquals(mask, io.megallm.proxy.key.ApiKey.mask(two));
-            assertTrue(p.logLines().stream().anyMatch(l -> l.startsWith("WARN ") && l.contains("2 keys are shown as " + mask)),
-                    p.logLines().toString());
+            assertTrue(p.logLines().stream().anyMatch(l -> l.startsWith("WARN ")
+                            && l.contains("1 masked form(s) stand for more than one key (" + mask + ")")), p.logLines().toString());
         }
     }
 
