@@ -97,4 +97,39 @@ class SharedClientLimitsTest {
             }
         }
     }
+
+    /** A hand in Redis that sets a window below zero, or to something not a count, lets no one past the limit. */
+    @Test
+    void aWindowSetBelowZeroOrToGarbageInRedisStartsAgainFromZero() throws Exception {
+        Path dir = Files.createTempDirectory("shared-clients");
+        Path file = dir.resolve("clients.txt");
+        Files.writeString(file, CLIENT + " name=forged rpm=3\n");
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream()) {
+            upstream.otherwise(MockUpstream.json(200, "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}"));
+            Map<String, String> env = Map.of("REDIS_URL", redis.url(), "PROXY_API_KEYS", "@" + file);
+            try (ProxyUnderTest p = ProxyUnderTest.start(ProxyUnderTest.keys(1), env, KeyClock.SYSTEM, null, upstream)) {
+                io.megallm.proxy.server.shared.RedisKeyStates.useNioTransport();
+                try (io.lettuce.core.RedisClient client = io.lettuce.core.RedisClient.create(redis.url());
+                     var c = client.connect()) {
+                    var r = c.sync();
+                    assertEquals(200, chat(p));
+                    List<String> windows = List.of();
+                    for (int i = 0; i < 100 && windows.isEmpty(); i++) {
+                        Thread.sleep(100);
+                        windows = r.keys("*:rpm:*");
+                    }
+                    assertEquals(1, windows.size(), windows.toString());
+                    r.set(windows.get(0), "-100");
+                    int served = 0;
+                    for (int i = 0; i < 8; i++) {
+                        Thread.sleep(300); // past the counters' batching, so the forged value is read
+                        if (chat(p) == 200) {
+                            served++;
+                        }
+                    }
+                    assertTrue(served <= 3, "rpm=3 held against a forged negative window: " + served + " served");
+                }
+            }
+        }
+    }
 }
