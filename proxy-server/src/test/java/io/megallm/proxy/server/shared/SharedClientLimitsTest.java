@@ -1,5 +1,8 @@
 package io.megallm.proxy.server.shared;
 
+import io.lettuce.core.RedisClient;
+import io.lettuce.core.api.StatefulRedisConnection;
+import io.lettuce.core.api.sync.RedisCommands;
 import io.megallm.proxy.key.KeyClock;
 import io.megallm.proxy.server.testing.LocalRedis;
 import io.megallm.proxy.server.testing.ProxyUnderTest;
@@ -65,71 +68,68 @@ class SharedClientLimitsTest {
         }
     }
 
-    /** Every window a limit counts in Redis ends there too (README: minutes for rpm/tpm, two days for a day). */
-    @Test
-    void everyLimitWindowInRedisHasALifetime() throws Exception {
-        Path dir = Files.createTempDirectory("shared-clients");
-        Path file = dir.resolve("clients.txt");
-        Files.writeString(file, CLIENT + " name=windows rpm=100 tpm=100000 daily_tokens=1000000\n");
+    /** What a test does with one instance whose client file holds {@code CLIENT} and the line's limits. */
+    private interface WithRedis {
+        void run(ProxyUnderTest p, RedisCommands<String, String> redis) throws Exception;
+    }
+
+    private static void oneInstance(String limits, WithRedis test) throws Exception {
+        Path file = Files.createTempDirectory("shared-clients").resolve("clients.txt");
+        Files.writeString(file, CLIENT + " " + limits + "\n");
         try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream()) {
             upstream.otherwise(MockUpstream.json(200, "{\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}"));
             Map<String, String> env = Map.of("REDIS_URL", redis.url(), "PROXY_API_KEYS", "@" + file);
-            try (ProxyUnderTest p = ProxyUnderTest.start(ProxyUnderTest.keys(1), env, KeyClock.SYSTEM, null, upstream)) {
-                for (int i = 0; i < 3; i++) {
-                    assertEquals(200, chat(p));
-                }
-                io.megallm.proxy.server.shared.RedisKeyStates.useNioTransport();
-                try (io.lettuce.core.RedisClient client = io.lettuce.core.RedisClient.create(redis.url());
-                     var c = client.connect()) {
-                    var r = c.sync();
-                    List<String> windows = List.of();
-                    // The counters go to Redis in batches (about a second): poll, bounded.
-                    for (int i = 0; i < 100 && windows.size() < 3; i++) {
-                        Thread.sleep(100);
-                        windows = r.keys("*:n:*");
-                    }
-                    assertTrue(windows.stream().anyMatch(k -> k.contains(":tpm:")), windows.toString());
-                    assertTrue(windows.stream().anyMatch(k -> k.contains(":day:")), windows.toString());
-                    for (String k : windows) {
-                        assertTrue(r.pttl(k) > 0, k + " has no lifetime in Redis");
-                    }
-                }
+            RedisKeyStates.useNioTransport();
+            try (ProxyUnderTest p = ProxyUnderTest.start(ProxyUnderTest.keys(1), env, KeyClock.SYSTEM, null, upstream);
+                 RedisClient client = RedisClient.create(redis.url());
+                 StatefulRedisConnection<String, String> c = client.connect()) {
+                test.run(p, c.sync());
             }
         }
+    }
+
+    /** The keys matching {@code pattern} once there are {@code atLeast}: counters reach Redis in batches (about a second). */
+    private static List<String> awaitKeys(RedisCommands<String, String> r, String pattern, int atLeast) throws Exception {
+        List<String> found = List.of();
+        for (int i = 0; i < 100 && found.size() < atLeast; i++) {
+            Thread.sleep(100);
+            found = r.keys(pattern);
+        }
+        return found;
+    }
+
+    /** Every window a limit counts in Redis ends there too (README: minutes for rpm/tpm, two days for a day). */
+    @Test
+    void everyLimitWindowInRedisHasALifetime() throws Exception {
+        oneInstance("name=windows rpm=100 tpm=100000 daily_tokens=1000000", (p, r) -> {
+            for (int i = 0; i < 3; i++) {
+                assertEquals(200, chat(p));
+            }
+            List<String> windows = awaitKeys(r, "*:n:*", 3);
+            assertTrue(windows.stream().anyMatch(k -> k.contains(":tpm:")), windows.toString());
+            assertTrue(windows.stream().anyMatch(k -> k.contains(":day:")), windows.toString());
+            for (String k : windows) {
+                assertTrue(r.pttl(k) > 0, k + " has no lifetime in Redis");
+            }
+        });
     }
 
     /** A hand in Redis that sets a window below zero, or to something not a count, lets no one past the limit. */
     @Test
     void aWindowSetBelowZeroOrToGarbageInRedisStartsAgainFromZero() throws Exception {
-        Path dir = Files.createTempDirectory("shared-clients");
-        Path file = dir.resolve("clients.txt");
-        Files.writeString(file, CLIENT + " name=forged rpm=3\n");
-        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream()) {
-            upstream.otherwise(MockUpstream.json(200, "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}"));
-            Map<String, String> env = Map.of("REDIS_URL", redis.url(), "PROXY_API_KEYS", "@" + file);
-            try (ProxyUnderTest p = ProxyUnderTest.start(ProxyUnderTest.keys(1), env, KeyClock.SYSTEM, null, upstream)) {
-                io.megallm.proxy.server.shared.RedisKeyStates.useNioTransport();
-                try (io.lettuce.core.RedisClient client = io.lettuce.core.RedisClient.create(redis.url());
-                     var c = client.connect()) {
-                    var r = c.sync();
-                    assertEquals(200, chat(p));
-                    List<String> windows = List.of();
-                    for (int i = 0; i < 100 && windows.isEmpty(); i++) {
-                        Thread.sleep(100);
-                        windows = r.keys("*:rpm:*");
-                    }
-                    assertEquals(1, windows.size(), windows.toString());
-                    r.set(windows.get(0), "-100");
-                    int served = 0;
-                    for (int i = 0; i < 8; i++) {
-                        Thread.sleep(300); // past the counters' batching, so the forged value is read
-                        if (chat(p) == 200) {
-                            served++;
-                        }
-                    }
-                    assertTrue(served <= 3, "rpm=3 held against a forged negative window: " + served + " served");
+        oneInstance("name=forged rpm=3", (p, r) -> {
+            assertEquals(200, chat(p));
+            List<String> windows = awaitKeys(r, "*:rpm:*", 1);
+            assertEquals(1, windows.size(), windows.toString());
+            r.set(windows.get(0), "-100");
+            int served = 0;
+            for (int i = 0; i < 8; i++) {
+                Thread.sleep(300); // past the counters' batching, so the forged value is read
+                if (chat(p) == 200) {
+                    served++;
                 }
             }
-        }
+            assertTrue(served <= 3, "rpm=3 held against a forged negative window: " + served + " served");
+        });
     }
 }
