@@ -11,7 +11,7 @@
 -- A value that is not an integer (a hand in Redis) must not stop the script halfway through a
 -- batch: Redis keeps the HINCRBYs before the error, and the batch, sent again, added them again
 -- every second. A total that is not one starts again from 0; a sequence number that is not one
--- counts as the one before this batch (this batch goes in, once; a full batch would count the
+-- (or one above this batch's) counts as the one before this batch (this batch goes in, once; a full batch would count the
 -- instance's whole history twice, since the totals were not lost).
 local function integer(v)
   if v and #v <= 18 and string.match(v, '^-?%d+$') then
@@ -23,7 +23,9 @@ local totals, seqs = KEYS[1], KEYS[2]
 local me, seq, full = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
 local stored = redis.call('HGET', seqs, me)
 local applied = integer(stored)
-if stored and not applied then
+-- An instance sends one batch at a time, numbered one above the last applied, so a number above
+-- this batch's was never this instance's: written by hand, it would skip every batch for good.
+if stored and (not applied or applied > seq) then
   applied = seq - 1
 end
 if not applied and not full then

@@ -145,6 +145,11 @@ class SharedUsageTest {
                         () -> "12".equals(c.sync().hget("megallm:{default}:usage", "c:" + id + ":prompt")));
                 Thread.sleep(1500); // two more batch beats: nothing may be added again
                 assertEquals("12", c.sync().hget("megallm:{default}:usage", "c:" + id + ":prompt"));
+                c.sync().hset("megallm:{default}:usage:seq", c.sync().hkeys("megallm:{default}:usage:seq").get(0),
+                        "99999999999999");
+                chat(a, "m");
+                await(5000, "a sequence above this instance's own was never its own: the next batch counts",
+                        () -> "15".equals(c.sync().hget("megallm:{default}:usage", "c:" + id + ":prompt")));
             }
         }
     }
