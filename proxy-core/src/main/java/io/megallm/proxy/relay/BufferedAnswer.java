@@ -61,12 +61,16 @@ final class BufferedAnswer {
      * ownership moves into it.
      */
     FullHttpResponse toResponse(ApiKey[] usedKeys, int usedCount) {
-        ByteBuf content = SecretScrubber.scrub(body != null ? body : Unpooled.EMPTY_BUFFER, usedKeys, usedCount, alloc);
+        boolean bodyRead = body != null;
+        ByteBuf content = SecretScrubber.scrub(bodyRead ? body : Unpooled.EMPTY_BUFFER, usedKeys, usedCount, alloc);
         body = null;
         HeaderRewriter.stripResponse(head.headers());
         SecretScrubber.scrub(head.headers(), usedKeys, usedCount);
         head.headers().remove(HttpHeaderNames.TRANSFER_ENCODING);
-        head.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, content.readableBytes());
+        if (bodyRead || !head.headers().contains(HttpHeaderNames.CONTENT_LENGTH)) {
+            // No body read and a length given: the answer to a HEAD, whose length says what a GET's would be.
+            head.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, content.readableBytes());
+        }
         return new DefaultFullHttpResponse(HttpVersion.HTTP_1_1,
                 SecretScrubber.scrub(head.status(), usedKeys, usedCount), content, head.headers(),
                 io.netty.handler.codec.http.EmptyHttpHeaders.INSTANCE);

@@ -243,6 +243,7 @@ final class ResponseParser {
         int[] fields = new int[4 * Math.max(4, Math.min(32, h.length >> 4))];
         int count = 0;
         long contentLength = -1;
+        boolean lengthRepeated = false;
         boolean chunked = false;
         boolean hasTransferEncoding = false;
         while (pos < h.length) {
@@ -261,6 +262,7 @@ final class ResponseParser {
             }
             // Only the two framing fields are read here; the others stay bytes until asked for.
             if (RequestHeaders.equalsIgnoreCase(h, pos, colon, HttpHeaderNames.CONTENT_LENGTH)) {
+                lengthRepeated |= contentLength >= 0 || indexOf(h, vs, ve, (byte) ',') >= 0;
                 contentLength = contentLength(new AsciiString(h, vs, ve - vs, false), contentLength);
             } else if (RequestHeaders.equalsIgnoreCase(h, pos, colon, HttpHeaderNames.TRANSFER_ENCODING)) {
                 hasTransferEncoding = true;
@@ -277,6 +279,11 @@ final class ResponseParser {
             pos = end + 1;
         }
         HttpHeaders headers = new ReceivedHeaders(h, fields, count);
+        if (lengthRepeated && !hasTransferEncoding) {
+            // Equal values repeated or listed ("2, 2"): accepted, but passed on as one field
+            // (RFC 9110 8.6); several make strict client parsers (Node's llhttp) refuse the answer.
+            headers.set(HttpHeaderNames.CONTENT_LENGTH, Long.toString(contentLength));
+        }
         HttpResponse response = new DefaultHttpResponse(version, status, headers);
         if (headRequest || code == 204 || code == 304) {
             state = State.DONE;
@@ -428,6 +435,15 @@ final class ResponseParser {
             }
         }
         return result;
+    }
+
+    private static int indexOf(byte[] h, int from, int to, byte b) {
+        for (int i = from; i < to; i++) {
+            if (h[i] == b) {
+                return i;
+            }
+        }
+        return -1;
     }
 
     /** Whether the last transfer coding is chunked. */

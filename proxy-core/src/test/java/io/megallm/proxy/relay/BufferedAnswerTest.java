@@ -82,4 +82,17 @@ class BufferedAnswerTest {
             response.release();
         }
     }
+
+    /** The answer to a HEAD has no body but says how long a GET's would be: that length stays. */
+    @Test
+    void aKeptAnswerWithoutABodyKeepsItsContentLength() {
+        DefaultHttpResponse head = new DefaultHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.SERVICE_UNAVAILABLE);
+        head.headers().set("content-length", "57");
+        FullHttpResponse response = new BufferedAnswer(head, alloc).toResponse(new ApiKey[0], 0);
+        try {
+            assertEquals("57", response.headers().get("content-length"));
+        } finally {
+            response.release();
+        }
+    }
 }

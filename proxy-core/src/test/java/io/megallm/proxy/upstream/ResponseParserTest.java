@@ -260,6 +260,16 @@ class ResponseParserTest {
     }
 
     @Test
+    void equalContentLengthsRepeatedOrListedArePassedOnAsOne() {
+        for (String head : List.of("Content-Length: 2\r\nContent-Length: 2\r\n", "Content-Length: 2, 2\r\n")) {
+            Recorder r = parseSplit("HTTP/1.1 200 OK\r\nX-A: 1\r\n" + head + "\r\nok", false, false);
+            assertEquals("ok", r.body());
+            assertEquals(List.of("2"), r.head.headers().getAll(HttpHeaderNames.CONTENT_LENGTH), head);
+            assertEquals("1", r.head.headers().get("x-a"));
+        }
+    }
+
+    @Test
     void errorAnswerHeadsKeepTheirStatusAndReason() {
         Recorder r = parseSplit("HTTP/1.1 429 Slow Down\r\nRetry-After: 7\r\nContent-Length: 2\r\n\r\n{}",
                 false, false);
