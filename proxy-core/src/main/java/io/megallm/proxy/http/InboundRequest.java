@@ -4,6 +4,7 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpVersion;
+import io.netty.util.NetUtil;
 
 import java.net.InetSocketAddress;
 
@@ -31,9 +32,9 @@ public final class InboundRequest {
         this.startNanos = startNanos;
     }
 
-    /** The address part of a peer as text ("127.0.0.1", "::1"). */
+    /** The address part of a peer as text ("127.0.0.1", "::1": IPv6 in its short form, RFC 5952). */
     static String ipOf(InetSocketAddress a) {
-        return a.getAddress() != null ? a.getAddress().getHostAddress() : a.getHostString();
+        return a.getAddress() != null ? NetUtil.toAddressString(a.getAddress()) : a.getHostString();
     }
 
     public HttpMethod method() {

@@ -194,7 +194,13 @@ public final class AccessLog implements ExchangeObserver {
             b.append('-');
             return;
         }
-        b.append(r.clientIp()).append(':').append(r.remote().getPort());
+        String ip = r.clientIp();
+        if (ip.indexOf(':') >= 0) {
+            // An IPv6 address has colons of its own: in brackets, the port is not part of it.
+            b.append('[').append(ip).append("]:").append(r.remote().getPort());
+            return;
+        }
+        b.append(ip).append(':').append(r.remote().getPort());
     }
 
     /** Milliseconds with one decimal, without String.format. */

@@ -179,6 +179,24 @@ class OperatorSurfaceTest {
     }
 
     @Test
+    void anIpv6ClientIsLoggedInBracketsSoThatItsPortStandsApart() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("HOST", "::1"))) {
+            try (Socket s = new Socket()) {
+                try {
+                    s.connect(new InetSocketAddress("::1", p.port()), 5000);
+                } catch (java.io.IOException e) {
+                    org.junit.jupiter.api.Assumptions.assumeTrue(false, "no IPv6 loopback here: " + e);
+                }
+                s.getOutputStream().write("GET /health HTTP/1.1\r\nHost: x\r\nX-Request-Id: v6-client-1\r\nConnection: close\r\n\r\n"
+                        .getBytes(StandardCharsets.ISO_8859_1));
+                s.getInputStream().readAllBytes();
+            }
+            String line = awaitAccessLine(p, "v6-client-1");
+            assertTrue(line.matches(".* client=\\[::1\\]:\\d+ .*"), line);
+        }
+    }
+
+    @Test
     void accessLogSaysWhenTheClientLeft() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
             p.upstream.otherwise(MockUpstream.sse(10_000, 20));
