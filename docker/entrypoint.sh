@@ -24,7 +24,9 @@ if [ "$(id -u)" = 0 ]; then
   fi
   for dir in /app/logs /app/state; do
     [ -d "$dir" ] || continue
-    if ! find "$dir" ! -user "$APP_UID" -exec chown "$APP_UID:$APP_GID" {} + 2>/dev/null; then
+    # -h: a symbolic link is handed over itself, never what it points to (a link left in logs/
+    # would otherwise have root chown its target, anywhere in the container).
+    if ! find "$dir" ! -user "$APP_UID" -exec chown -h "$APP_UID:$APP_GID" {} + 2>/dev/null; then
       echo "megallm-proxy: cannot hand $dir to uid $APP_UID; files there may not be written" \
            "(on the host: sudo chown -R $APP_UID:$APP_GID ${dir#/app/})" >&2
     fi
