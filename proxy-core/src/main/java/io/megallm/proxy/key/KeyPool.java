@@ -1,5 +1,7 @@
 package io.megallm.proxy.key;
 
+import io.megallm.proxy.http.LogText;
+
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
@@ -342,33 +344,18 @@ public final class KeyPool {
      * within its recheck wait (at most a day), the 429 count stays where doubling can count, and
      * the reason is one printable line.
      */
+    private static final int MAX_REASON = 200;
+
     private KeyState stateOf(SavedKeyState s, long now, long wallMillis) {
         long left = Math.max(0L, s.untilEpochMillis() - wallMillis);
         long until = now + TimeUnit.MILLISECONDS.toNanos(Math.min(left, TimeUnit.SECONDS.toMillis(KeyLifecycle.MAX_REST_SECONDS)));
-        String reason = printable(s.reason());
+        String reason = LogText.printable(s.reason(), MAX_REASON);
         int strikes = Math.max(0, Math.min(s.strikes(), 62));
-        SavedKeyState clean = new SavedKeyState(s.id(), s.kind(), reason, s.untilEpochMillis(), strikes,
-                Math.max(0L, s.recheckSeconds()));
         return switch (s.kind()) {
             case AVAILABLE -> KeyState.available(strikes);
             case COOLING_DOWN -> KeyState.coolingUntil(until, reason, strikes);
-            case FAILED -> restoredFailure(clean, until, now);
+            case FAILED -> restoredFailure(reason, Math.max(0L, s.recheckSeconds()), until, now);
         };
-    }
-
-    /** At most 200 characters, control and format characters (a log line's breakers) as '_'. */
-    static String printable(String reason) {
-        if (reason == null) {
-            return null;
-        }
-        int n = Math.min(reason.length(), 200);
-        StringBuilder b = new StringBuilder(n);
-        for (int i = 0; i < n; i++) {
-            char c = reason.charAt(i);
-            b.append(Character.isISOControl(c) || Character.getType(c) == Character.FORMAT
-                    || c == 0x2028 || c == 0x2029 ? '_' : c);
-        }
-        return b.toString();
     }
 
     private static boolean sameAs(KeyState a, KeyState b) {
@@ -383,16 +370,16 @@ public final class KeyPool {
     }
 
     /** KEY_RECHECK may have changed between runs: 0 now means no trials; trials now but not then start afresh. */
-    private KeyState restoredFailure(SavedKeyState s, long until, long now) {
+    private KeyState restoredFailure(String reason, long savedRecheckSeconds, long until, long now) {
         long recheck = lifecycle.policy().recheckSeconds();
         if (recheck == 0) {
-            return KeyState.failed(s.reason());
+            return KeyState.failed(reason);
         }
-        if (s.recheckSeconds() == 0) {
+        if (savedRecheckSeconds == 0) {
             long wait = TimeUnit.SECONDS.toNanos(Math.min(recheck, KeyPolicy.MAX_RECHECK_SECONDS));
-            return KeyState.failed(s.reason(), now + wait, wait);
+            return KeyState.failed(reason, now + wait, wait);
         }
-        long wait = TimeUnit.SECONDS.toNanos(Math.min(s.recheckSeconds(), KeyPolicy.MAX_RECHECK_SECONDS));
-        return KeyState.failed(s.reason(), Math.min(until, now + wait), wait);
+        long wait = TimeUnit.SECONDS.toNanos(Math.min(savedRecheckSeconds, KeyPolicy.MAX_RECHECK_SECONDS));
+        return KeyState.failed(reason, Math.min(until, now + wait), wait);
     }
 }

@@ -4,6 +4,7 @@ import io.megallm.proxy.clock.EventClock;
 import io.megallm.proxy.http.Exchange;
 import io.megallm.proxy.http.ExchangeObserver;
 import io.megallm.proxy.http.InboundRequest;
+import io.megallm.proxy.http.LogText;
 import io.netty.util.concurrent.FastThreadLocal;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -241,9 +242,7 @@ public final class AccessLog implements ExchangeObserver {
                 // A byte above 0x7f as it came would make the line invalid UTF-8 (and 0x9b starts
                 // an escape sequence on an 8-bit terminal): written as a URI writes it.
                 percent(b, (char) (c & 0xff));
-            } else if (c <= 0x9f || c == 0x2028 || c == 0x2029 || Character.getType(c) == Character.FORMAT) {
-                // C1 controls, line separators, and invisible format characters such as the bidi
-                // overrides that make a line read other than it is.
+            } else if (LogText.invisible(c)) {
                 b.append('_');
             } else if (Character.isHighSurrogate(c) && i + 1 < n && Character.isLowSurrogate(v.charAt(i + 1))) {
                 int cp = Character.toCodePoint(c, v.charAt(++i));

@@ -43,8 +43,8 @@ public final class RedisCounters implements SharedCounters {
 
         Counter(String redisKey, long ttlMillis) {
             this.redisKey = redisKey;
-            this.ttlMillis = ttlMillis;
-            this.expiresAtMillis = ttlMillis > 0 ? System.currentTimeMillis() + ttlMillis : Long.MAX_VALUE;
+            this.expiresAtMillis = Long.MAX_VALUE;
+            lifetime(ttlMillis);
         }
 
         long total() {
@@ -116,9 +116,8 @@ public final class RedisCounters implements SharedCounters {
                             .whenComplete((total, e) -> {
                                 // The total includes this batch and every one sent before it.
                                 if (e == null && total != null) {
-                                    // What another instance (or a hand in Redis) made of it; a
-                                    // count below zero would let a client past its limit.
-                                    c.remote = Math.max(0L, total);
+                                    // Never below this batch: add-counter.lua restarts a forged value from 0.
+                                    c.remote = total;
                                 } else {
                                     c.pending.add(delta);
                                 }

@@ -76,6 +76,18 @@ class SharedUsageTest {
                 KeyClock.SYSTEM, null, upstream);
     }
 
+    /** What a test does with a Redis, the mock answering ANSWER, and the client file. */
+    private interface WithRedis {
+        void run(LocalRedis redis, MockUpstream upstream, Path clients) throws Exception;
+    }
+
+    private static void withRedis(WithRedis test) throws Exception {
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream()) {
+            upstream.otherwise(MockUpstream.json(200, ANSWER));
+            test.run(redis, upstream, clientFile());
+        }
+    }
+
     private static Path clientFile() throws Exception {
         Path file = Files.createTempDirectory("shared-usage").resolve("clients.txt");
         Files.writeString(file, CLIENT + " name=team\n");
@@ -85,9 +97,7 @@ class SharedUsageTest {
     @Test
     void usageOnEitherInstanceCountsBoth() throws Exception {
         List<String> keys = ProxyUnderTest.keys(2);
-        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream()) {
-            upstream.otherwise(MockUpstream.json(200, ANSWER));
-            Path clients = clientFile();
+        withRedis((redis, upstream, clients) -> {
             try (ProxyUnderTest a = instance(keys, redis, upstream, clients);
                  ProxyUnderTest b = instance(keys, redis, upstream, clients)) {
                 for (int i = 0; i < 3; i++) {
@@ -114,16 +124,14 @@ class SharedUsageTest {
                 secrets.add(CLIENT);
                 SharedKeyStatesTest.assertNoKeyInRedis(redis, secrets);
             }
-        }
+        });
     }
 
     /** Garbage written into the shared totals by hand: each batch still counts once, the garbage starts again from 0. */
     @Test
     void aTotalOrASequenceThatIsNotANumberIsTakenAsAbsent() throws Exception {
         List<String> keys = ProxyUnderTest.keys(1);
-        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream()) {
-            upstream.otherwise(MockUpstream.json(200, ANSWER));
-            Path clients = clientFile();
+        withRedis((redis, upstream, clients) -> {
             try (ProxyUnderTest a = instance(keys, redis, upstream, clients);
                  RedisClient client = RedisClient.create(redis.url());
                  StatefulRedisConnection<String, String> c = client.connect()) {
@@ -151,15 +159,13 @@ class SharedUsageTest {
                 await(5000, "a sequence above this instance's own was never its own: the next batch counts",
                         () -> "15".equals(c.sync().hget("megallm:{default}:usage", "c:" + id + ":prompt")));
             }
-        }
+        });
     }
 
     @Test
     void redisAwayShowsOwnFiguresAndCountsMeanwhileArriveOnce() throws Exception {
         List<String> keys = ProxyUnderTest.keys(1);
-        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream()) {
-            upstream.otherwise(MockUpstream.json(200, ANSWER));
-            Path clients = clientFile();
+        withRedis((redis, upstream, clients) -> {
             try (ProxyUnderTest a = instance(keys, redis, upstream, clients);
                  ProxyUnderTest b = instance(keys, redis, upstream, clients)) {
                 for (int i = 0; i < 3; i++) {
@@ -205,6 +211,6 @@ class SharedUsageTest {
                 Thread.sleep(2 * SharedUsage.FLUSH_MILLIS + 200);
                 assertTrue(showsAll(a, 8) && showsAll(b, 8), usage(a).toString());
             }
-        }
+        });
     }
 }
