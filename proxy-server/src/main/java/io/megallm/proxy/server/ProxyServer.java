@@ -215,8 +215,8 @@ public final class ProxyServer {
             clientWatcher = new KeyFileWatcher(settings.clientsFile(), clients::reload, "megallm-clients-watch").start();
             return clients;
         } catch (java.io.IOException e) {
-            throw new IllegalStateException("PROXY_API_KEYS names the file " + settings.clientsFile()
-                    + ", which could not be read (" + e.getClass().getSimpleName() + ")");
+            // Checked at start already (ConfigLoader); this is the file changed in between.
+            throw new IllegalStateException("PROXY_API_KEYS: " + e.getMessage());
         }
     }
 

@@ -1,5 +1,10 @@
 package io.megallm.proxy.server.clients;
 
+import io.megallm.proxy.server.config.OperatorFile;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -16,16 +21,57 @@ import java.util.Set;
  */
 public final class ClientFile {
 
-    /** The clients read, and one warning per skipped line. */
-    public record Parsed(List<ClientSpec> clients, List<String> warnings) {
+    /** Far more clients than any deployment has; each costs heap and series on /metrics. */
+    static final int MAX_CLIENTS = 100_000;
+    /** MAX_CLIENTS lines of 640 bytes: a larger file is not read at all. */
+    static final long MAX_FILE_BYTES = 64L * 1024 * 1024;
+    /** Warnings named one by one; past this many, one line says how many more. */
+    static final int MAX_WARNINGS = 20;
+
+    /** The clients read, one warning per skipped or ambiguous line (capped), and how many lines were skipped. */
+    public record Parsed(List<ClientSpec> clients, List<String> warnings, int skipped) {
     }
 
     private ClientFile() {
     }
 
+    /**
+     * Reads and parses the file, or refuses it whole (the message names the file, never its
+     * content). Refused, like the key file: a file that is not text, an encrypted one, one where
+     * more lines are skipped than read (the wrong file: its fragments would become clients), or
+     * one past {@value #MAX_CLIENTS} clients.
+     */
+    public static Parsed read(Path file) throws IOException {
+        byte[] bytes;
+        try {
+            bytes = OperatorFile.read(file, MAX_FILE_BYTES);
+        } catch (OperatorFile.Refused e) {
+            throw new OperatorFile.Refused("the client file " + file + " " + e.getMessage());
+        } catch (IOException e) {
+            throw new IOException("the client file " + file + " could not be read (" + e.getClass().getSimpleName() + ")");
+        }
+        // Decoded leniently, as the key file is: a comment in another encoding costs no client.
+        String text = new String(bytes, StandardCharsets.UTF_8);
+        String armour = OperatorFile.armour(text.lines().toList());
+        if (armour != null) {
+            throw new OperatorFile.Refused("the client file " + file + " is " + armour + ": decrypt or decode it first");
+        }
+        Parsed parsed = parse(text);
+        if (parsed.skipped() > parsed.clients().size()) {
+            throw new OperatorFile.Refused("the client file " + file + " is not a client list: " + parsed.skipped()
+                    + " of its lines are not clients and " + parsed.clients().size() + " are");
+        }
+        if (parsed.clients().size() > MAX_CLIENTS) {
+            throw new OperatorFile.Refused("the client file " + file + " has " + parsed.clients().size()
+                    + " clients, more than the " + MAX_CLIENTS + " it may hold");
+        }
+        return parsed;
+    }
+
     public static Parsed parse(String text) {
         Map<String, ClientSpec> byKey = new LinkedHashMap<>();
         List<String> warnings = new ArrayList<>();
+        int skipped = 0;
         Map<String, Integer> lineOfLabel = new HashMap<>();
         // Every line ending String.lines() knows, a lone CR included: the configuration check at
         // start counts the clients the same way, and a file saved with old Mac line ends must not
@@ -44,8 +90,10 @@ public final class ClientFile {
                 problem = e.getMessage();
             }
             if (spec == null) {
+                skipped++;
                 warnings.add("client file line " + (i + 1) + " skipped: " + problem);
             } else if (byKey.putIfAbsent(spec.key(), spec) != null) {
+                skipped++;
                 warnings.add("client file line " + (i + 1) + " skipped: the same key is on an earlier line");
             } else {
                 Integer first = lineOfLabel.putIfAbsent(spec.label(), i + 1);
@@ -57,7 +105,13 @@ public final class ClientFile {
                 }
             }
         }
-        return new Parsed(List.copyOf(byKey.values()), List.copyOf(warnings));
+        if (warnings.size() > MAX_WARNINGS) {
+            // A pasted log of a million lines must not become a million warnings.
+            int more = warnings.size() - MAX_WARNINGS;
+            warnings.subList(MAX_WARNINGS, warnings.size()).clear();
+            warnings.add("client file: " + more + " more lines skipped or ambiguous");
+        }
+        return new Parsed(List.copyOf(byKey.values()), List.copyOf(warnings), skipped);
     }
 
     private static ClientSpec line(String line) {

@@ -5,8 +5,6 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Collection;
 import java.util.HashMap;
@@ -36,9 +34,9 @@ public final class ClientRegistry {
         return new ClientRegistry(null, keys.stream().map(ClientSpec::plain).toList());
     }
 
-    /** From the client file; its bad lines are logged by number. */
+    /** From the client file; its bad lines are logged by number, a file refused whole is an IOException saying why. */
     public static ClientRegistry fromFile(Path file) throws IOException {
-        ClientFile.Parsed parsed = ClientFile.parse(text(file));
+        ClientFile.Parsed parsed = ClientFile.read(file);
         parsed.warnings().forEach(log::warn);
         log.info("loaded {} client keys from {}", parsed.clients().size(), file);
         return new ClientRegistry(file, parsed.clients());
@@ -56,10 +54,9 @@ public final class ClientRegistry {
         }
         ClientFile.Parsed parsed;
         try {
-            parsed = ClientFile.parse(text(file));
+            parsed = ClientFile.read(file);
         } catch (IOException e) {
-            log.error("client file {} could not be read ({}); the clients stay as they were", file,
-                    e.getClass().getSimpleName());
+            log.error("{}; the clients stay as they were", e.getMessage());
             return false;
         }
         parsed.warnings().forEach(log::warn);
@@ -95,11 +92,6 @@ public final class ClientRegistry {
     public synchronized void share(SharedCounters counters) {
         this.shared = counters;
         byKey.values().forEach(c -> c.share(counters));
-    }
-
-    /** Decoded leniently, as the key file is: a comment in another encoding costs no client. */
-    private static String text(Path file) throws IOException {
-        return new String(Files.readAllBytes(file), StandardCharsets.UTF_8);
     }
 
     /**

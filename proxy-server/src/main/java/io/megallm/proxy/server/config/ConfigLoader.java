@@ -188,16 +188,15 @@ public final class ConfigLoader {
         }
         if (value.startsWith("@")) {
             Path file = workDir.resolve(value.substring(1).strip());
-            String text;
+            ClientFile.Parsed parsed;
             try {
-                text = new String(Files.readAllBytes(file), java.nio.charset.StandardCharsets.UTF_8);
+                parsed = ClientFile.read(file);
             } catch (java.io.IOException e) {
-                throw new ConfigError("PROXY_API_KEYS names the file " + file + ", which could not be read ("
-                        + e.getClass().getSimpleName() + ")");
+                throw new ConfigError("PROXY_API_KEYS: " + e.getMessage());
             }
             // The client file (contract §13): a key first, then optional name= and limits. Bad lines
             // are logged by the server when it loads the file; here only whether any client is left.
-            for (ClientSpec spec : ClientFile.parse(text).clients()) {
+            for (ClientSpec spec : parsed.clients()) {
                 keys.add(spec.key());
             }
             if (keys.isEmpty()) {

@@ -5,12 +5,12 @@ import io.megallm.proxy.key.KeyListParser;
 import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.key.ParsedKeys;
 import io.megallm.proxy.key.ReloadResult;
+import io.megallm.proxy.server.config.OperatorFile;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
@@ -129,57 +129,24 @@ public final class KeyFile {
         }
     }
 
-    /**
-     * What an encrypted file looks like when it is text (its lines would pass as keys): PEM or
-     * OpenPGP armour, or OpenSSL's base64 output, which begins with "Salted__" encoded. Null if none.
-     */
-    private static String armour(List<String> lines) {
-        for (String line : lines) {
-            String l = line.strip();
-            if (l.startsWith("-----BEGIN ")) {
-                return "armoured (" + (l.contains("PGP") ? "OpenPGP" : "PEM") + ")";
-            }
-            if (!l.isEmpty() && !l.startsWith("#")) {
-                return l.startsWith("U2FsdGVkX1") ? "OpenSSL-encrypted (base64)" : null;
-            }
-        }
-        return null;
-    }
-
     private Outcome read() {
         return read(true);
     }
 
     /** With {@code applyEmpty} false, a file without keys leaves the pool alone and the result is null. */
     private Outcome read(boolean applyEmpty) {
-        if (Files.isDirectory(path)) {
-            return new Outcome(null, "the keys file " + path + " is a directory, not a file (Docker creates a"
-                    + " directory when the mounted file does not exist on the host: create the file there)");
-        }
-        if (!Files.exists(path)) {
-            return new Outcome(null, "the keys file " + path + " does not exist");
-        }
         byte[] bytes;
         try {
-            long size = Files.size(path);
-            if (size > MAX_FILE_BYTES) {
-                return new Outcome(null, "the keys file " + path + " is " + size / (1024 * 1024)
-                        + " MiB, larger than a key list of " + MAX_KEYS + " keys can be");
-            }
-            bytes = Files.readAllBytes(path);
+            bytes = OperatorFile.read(path, MAX_FILE_BYTES);
+        } catch (OperatorFile.Refused e) {
+            return new Outcome(null, "the keys file " + path + " " + e.getMessage());
         } catch (IOException e) {
             return new Outcome(null, "the keys file " + path + " could not be read (" + e.getClass().getSimpleName() + ")");
-        }
-        for (byte b : bytes) {
-            if (b == 0) {
-                return new Outcome(null, "the keys file " + path + " is not text (it holds NUL bytes): is it still"
-                        + " encrypted or compressed?");
-            }
         }
         // Decoded leniently: a comment in another encoding must not cost the whole pool; a key
         // line with an undecodable byte is non-ASCII and gets skipped on its own.
         List<String> lines = new String(bytes, StandardCharsets.UTF_8).lines().toList();
-        String armour = armour(lines);
+        String armour = OperatorFile.armour(lines);
         if (armour != null) {
             return new Outcome(null, "the keys file " + path + " is " + armour + ": decrypt or decode it first");
         }

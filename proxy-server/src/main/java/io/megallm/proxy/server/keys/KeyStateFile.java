@@ -8,6 +8,7 @@ import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.key.KeyState;
 import io.megallm.proxy.key.KeyStateStore;
 import io.megallm.proxy.key.SavedKeyState;
+import io.megallm.proxy.server.config.OperatorFile;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -105,7 +106,11 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
             return List.of();
         }
         try {
-            return parse(Files.readAllBytes(path));
+            // A state line is ~150 bytes; 64 MiB holds the states of far more keys than a key file may list.
+            return parse(OperatorFile.read(path, 64L * 1024 * 1024));
+        } catch (OperatorFile.Refused e) {
+            log.warn("KEY_STATE_FILE {} {}: starting with every key available", path, e.getMessage());
+            return List.of();
         } catch (IOException | RuntimeException e) {
             log.warn("KEY_STATE_FILE {} could not be read ({}): starting with every key available", path,
                     e.getClass().getSimpleName());

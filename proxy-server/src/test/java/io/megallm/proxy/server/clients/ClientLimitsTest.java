@@ -14,6 +14,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Contract §13: the client file and each limit, with explicit times (no clock, no sleeps). */
@@ -72,6 +73,9 @@ class ClientLimitsTest {
         java.nio.file.Path file = java.nio.file.Files.createTempFile("clients", ".txt");
         try {
             java.nio.file.Files.writeString(file, "ck-bad key with spaces\n# and a comment in Latin-1: \u00e9\n");
+            // Only a line that is not a client: refused whole, like the wrong file.
+            assertThrows(java.io.IOException.class, () -> ClientRegistry.fromFile(file));
+            java.nio.file.Files.writeString(file, "# no client yet\n");
             ClientRegistry none = ClientRegistry.fromFile(file);
             assertTrue(none.clients().isEmpty());
             assertTrue(none.required(), "a client file that left no client lets no one in, not everyone");

@@ -471,4 +471,35 @@ class ConfigLoaderTest {
         ConfigError missing = rejected(Map.of("REDIS_URL", "rediss://cache:6380", "REDIS_CA_FILE", "nowhere.pem"));
         assertTrue(missing.getMessage().contains("cannot be read"), missing.getMessage());
     }
+
+    @Test
+    void aClientFileThatIsNotAClientListStopsTheStartNamingTheFileNotItsContent() throws Exception {
+        write("bin.txt", "ck-secret-client-000000001\u0000\u0001garbage\n");
+        ConfigError binary = rejected(Map.of("PROXY_API_KEYS", "@bin.txt"));
+        assertTrue(binary.getMessage().contains("is not text (it holds NUL bytes)"), binary.getMessage());
+        write("wrong.txt", "this is not\nthe client file at all\nck-secret-client-000000002\n");
+        ConfigError wrong = rejected(Map.of("PROXY_API_KEYS", "@wrong.txt"));
+        assertTrue(wrong.getMessage().contains("is not a client list: 2 of its lines are not clients and 1 are"),
+                wrong.getMessage());
+        write("armoured.txt", "-----BEGIN PGP MESSAGE-----\n\njA0ECQMCabc\n-----END PGP MESSAGE-----\n");
+        ConfigError armoured = rejected(Map.of("PROXY_API_KEYS", "@armoured.txt"));
+        assertTrue(armoured.getMessage().contains("armoured (OpenPGP)"), armoured.getMessage());
+        Files.createDirectories(dir.resolve("clients.d"));
+        ConfigError directory = rejected(Map.of("PROXY_API_KEYS", "@clients.d"));
+        assertTrue(directory.getMessage().contains("is a directory"), directory.getMessage());
+        for (ConfigError e : List.of(binary, wrong, armoured, directory)) {
+            assertTrue(e.getMessage().startsWith("PROXY_API_KEYS: the client file "), e.getMessage());
+            assertFalse(e.getMessage().contains("ck-secret"), e.getMessage());
+        }
+        // A typo or two among clients is still a client file: the good lines count.
+        write("typo.txt", "ck-secret-client-000000003 name=a\nck-secret-client-000000004 rpm=ten\nck-secret-client-000000005\n");
+        assertEquals(2, load(Map.of("PROXY_API_KEYS", "@typo.txt")).proxyApiKeys().size());
+    }
+
+    @Test
+    void aDeviceGivenAsTheClientFileIsRefusedNotReadForever() {
+        // /dev/zero reports size 0 and never ends: read whole, it would take the heap.
+        ConfigError e = rejected(Map.of("PROXY_API_KEYS", "@/dev/zero"));
+        assertTrue(e.getMessage().contains("is not a regular file"), e.getMessage());
+    }
 }

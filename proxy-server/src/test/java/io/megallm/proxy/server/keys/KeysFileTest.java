@@ -129,6 +129,20 @@ class KeysFileTest {
     }
 
     @Test
+    void aDeviceInPlaceOfTheFileIsRefusedNotReadForever() throws Exception {
+        // /dev/zero reports size 0 and never ends: read whole, it took the heap and the start.
+        Path f = dir.resolve("data/keys.txt");
+        Files.createDirectories(f.getParent());
+        Files.createSymbolicLink(f, Path.of("/dev/zero"));
+        try (ProxyUnderTest p = start(f)) {
+            assertOneCleanError(p, "is not a regular file");
+            assertHealth(p, 0, 0, 0, 0);
+            Files.delete(f);
+            assertPicksUpKeysOnReload(p, f);
+        }
+    }
+
+    @Test
     void directoryInPlaceOfTheFileStartsUnhealthyWithOneClearError() throws Exception {
         Path f = dir.resolve("data/keys.txt");
         Files.createDirectories(f);

@@ -28,6 +28,7 @@ import java.util.concurrent.TimeUnit;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
 /** Contract §13 over real sockets: usage read from relayed bytes, and every client limit. */
 class UsageAndLimitsTest {
@@ -237,5 +238,37 @@ class UsageAndLimitsTest {
             assertEquals(200, status);
             assertEquals(200, chat(p, "ck-one-0000000000000001", "{\"model\":\"m\"}").statusCode());
         }
+    }
+
+    @Test
+    void aClientFileReplacedByJunkIsRefusedWholeAndTheClientsStay() throws Exception {
+        Path dir = Files.createTempDirectory("clients");
+        Path file = dir.resolve("clients.txt");
+        Files.writeString(file, "ck-one-0000000000000001 name=one\n");
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("PROXY_API_KEYS", "@" + file))) {
+            // Random bytes, then the wrong text file: before, the first gave junk "clients" and the
+            // second none that any real client held.
+            byte[] random = new byte[4096];
+            new java.util.Random(7).nextBytes(random);
+            random[100] = 0;
+            Files.write(file, random);
+            awaitLog(p, "is not text (it holds NUL bytes)");
+            assertEquals(200, chat(p, "ck-one-0000000000000001", "{\"model\":\"m\"}").statusCode());
+            Files.writeString(file, "[server]\nlisten = 8080\nworkers = 4\n");
+            awaitLog(p, "is not a client list: 2 of its lines are not clients and 1 are");
+            assertEquals(200, chat(p, "ck-one-0000000000000001", "{\"model\":\"m\"}").statusCode());
+            assertEquals(401, chat(p, "[server]", "{\"model\":\"m\"}").statusCode());
+        }
+    }
+
+    private static void awaitLog(ProxyUnderTest p, String text) throws InterruptedException {
+        for (int i = 0; i < 400; i++) {
+            // The watcher applies a change once two polls (500 ms apart) agree: poll, bounded.
+            if (p.logLines().stream().anyMatch(l -> l.contains(text))) {
+                return;
+            }
+            Thread.sleep(25);
+        }
+        fail("no log line with: " + text + " in " + p.logLines());
     }
 }

@@ -1,0 +1,76 @@
+package io.megallm.proxy.server.config;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * A text file the operator points the proxy at (the key file, the client file, the key state
+ * file), read with the checks that keep a wrong file from costing memory or replacing good
+ * settings with junk. Its messages name the file, never its content: these files hold keys.
+ */
+public final class OperatorFile {
+
+    /** Why a file was not read; the message (a predicate: "is a directory…") is safe to log. */
+    public static final class Refused extends IOException {
+        public Refused(String message) {
+            super(message);
+        }
+    }
+
+    private OperatorFile() {
+    }
+
+    /**
+     * The file's bytes, at most {@code maxBytes}. The size the file system reports is not trusted
+     * alone: a device or a pipe reports 0 and never ends ({@code /dev/zero}), which would take the
+     * heap; such a file is refused before it is opened.
+     */
+    public static byte[] read(Path path, long maxBytes) throws IOException {
+        if (Files.isDirectory(path)) {
+            throw new Refused("is a directory, not a file (Docker creates a directory when the mounted"
+                    + " file does not exist on the host: create the file there)");
+        }
+        if (!Files.exists(path)) {
+            throw new Refused("does not exist");
+        }
+        if (!Files.isRegularFile(path)) {
+            throw new Refused("is not a regular file (a device or a pipe)");
+        }
+        if (Files.size(path) > maxBytes) {
+            throw new Refused("is larger than " + maxBytes / (1024 * 1024) + " MiB");
+        }
+        byte[] bytes;
+        try (InputStream in = Files.newInputStream(path)) {
+            bytes = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, maxBytes + 1));
+        }
+        if (bytes.length > maxBytes) {
+            throw new Refused("is larger than " + maxBytes / (1024 * 1024) + " MiB");
+        }
+        for (byte b : bytes) {
+            if (b == 0) {
+                throw new Refused("is not text (it holds NUL bytes): is it still encrypted or compressed?");
+            }
+        }
+        return bytes;
+    }
+
+    /**
+     * What an encrypted file looks like when it is text (its lines would pass as keys): PEM or
+     * OpenPGP armour, or OpenSSL's base64 output, which begins with "Salted__" encoded. Null if none.
+     */
+    public static String armour(List<String> lines) {
+        for (String line : lines) {
+            String l = line.strip();
+            if (l.startsWith("-----BEGIN ")) {
+                return "armoured (" + (l.contains("PGP") ? "OpenPGP" : "PEM") + ")";
+            }
+            if (!l.isEmpty() && !l.startsWith("#")) {
+                return l.startsWith("U2FsdGVkX1") ? "OpenSSL-encrypted (base64)" : null;
+            }
+        }
+        return null;
+    }
+}
