@@ -27,6 +27,13 @@ public final class HeaderRewriter {
     private static final AsciiString API_KEY = AsciiString.cached("api-key");
     private static final AsciiString OPENAI_ORGANIZATION = AsciiString.cached("openai-organization");
     private static final AsciiString OPENAI_PROJECT = AsciiString.cached("openai-project");
+    /**
+     * What the proxy accepts from the upstream, whatever the client accepts: tokens are read from
+     * the answer's bytes as they pass (contract §13) and a relayed rejection is searched for the
+     * pool key (§9); neither can be done in a compressed body, and a client asking for gzip (the
+     * OpenAI SDKs do, by default) would otherwise go uncounted and past its token limits.
+     */
+    static final String IDENTITY = "identity";
 
     private HeaderRewriter() {
     }
@@ -76,6 +83,7 @@ public final class HeaderRewriter {
         if (forwardedFor != null) {
             size += lineLength(X_FORWARDED_FOR, forwardedFor);
         }
+        size += lineLength(HttpHeaderNames.ACCEPT_ENCODING, IDENTITY);
         byte[] out = new byte[size];
         int at = text(method, out, 0);
         out[at++] = ' ';
@@ -94,6 +102,7 @@ public final class HeaderRewriter {
         if (forwardedFor != null) {
             at = line(X_FORWARDED_FOR, forwardedFor, out, at);
         }
+        at = line(HttpHeaderNames.ACCEPT_ENCODING, IDENTITY, out, at);
         line(Exchange.X_REQUEST_ID, id, out, at);
         return out;
     }
@@ -182,7 +191,7 @@ public final class HeaderRewriter {
         };
     }
 
-    /** Request headers the proxy sets itself for every attempt (or drops: Expect), by length first. */
+    /** Request headers the proxy sets itself for every request (or drops: Expect), by length first. */
     private static boolean setPerAttempt(CharSequence name) {
         return switch (name.length()) {
             case 4 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.HOST);
@@ -190,7 +199,8 @@ public final class HeaderRewriter {
             case 12 -> AsciiString.contentEqualsIgnoreCase(name, Exchange.X_REQUEST_ID);
             case 13 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.AUTHORIZATION);
             case 14 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.CONTENT_LENGTH);
-            case 15 -> AsciiString.contentEqualsIgnoreCase(name, X_FORWARDED_FOR);
+            case 15 -> AsciiString.contentEqualsIgnoreCase(name, X_FORWARDED_FOR)
+                    || AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.ACCEPT_ENCODING);
             case 17 -> AsciiString.contentEqualsIgnoreCase(name, HttpHeaderNames.TRANSFER_ENCODING);
             default -> false;
         };

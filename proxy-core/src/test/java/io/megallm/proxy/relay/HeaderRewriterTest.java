@@ -124,6 +124,15 @@ class HeaderRewriterTest {
     }
 
     @Test
+    void theUpstreamIsAskedForAnAnswerItCanRead() {
+        // Contract §13 and §9: usage is read from the answer's bytes and a rejection is searched
+        // for the key; a compressed body allows neither, whatever the client accepts.
+        HttpHeaders out = upstreamHeaders(post("Accept-Encoding", "gzip, deflate, br", "accept-encoding", "zstd"), MEGALLM);
+        assertEquals(List.of("identity"), out.getAll("accept-encoding"));
+        assertEquals(List.of("identity"), upstreamHeaders(post(), MEGALLM).getAll("accept-encoding"));
+    }
+
+    @Test
     void clientCredentialsAndAccountHeadersAreDroppedWhateverTheirCase() {
         HttpHeaders out = upstreamHeaders(post(
                 "X-API-KEY", "client", "Api-Key", "azure", "openai-organization", "org-1",

@@ -271,4 +271,53 @@ class UsageAndLimitsTest {
         }
         fail("no log line with: " + text + " in " + p.logLines());
     }
+
+    @Test
+    void aClientAskingForGzipIsStillCountedAndLimited() throws Exception {
+        // An upstream that compresses whenever asked to, as APIs behind a CDN do: a gzip answer
+        // cannot be read for its usage, so a client that asked for one went uncounted and past
+        // its token limits (the OpenAI SDKs ask for gzip by default).
+        MockUpstream.Behavior compressing = (ctx, req) -> {
+            String accepted = req.headers().get(HttpHeaderNames.ACCEPT_ENCODING, "");
+            byte[] body = JSON.getBytes(StandardCharsets.UTF_8);
+            boolean gzip = accepted.contains("gzip");
+            if (gzip) {
+                java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+                try (java.util.zip.GZIPOutputStream z = new java.util.zip.GZIPOutputStream(out)) {
+                    z.write(body);
+                } catch (java.io.IOException e) {
+                    throw new IllegalStateException(e);
+                }
+                body = out.toByteArray();
+            }
+            io.netty.handler.codec.http.FullHttpResponse r = new io.netty.handler.codec.http.DefaultFullHttpResponse(
+                    HttpVersion.HTTP_1_1, HttpResponseStatus.OK, Unpooled.wrappedBuffer(body));
+            r.headers().set(HttpHeaderNames.CONTENT_TYPE, "application/json");
+            if (gzip) {
+                r.headers().set(HttpHeaderNames.CONTENT_ENCODING, "gzip");
+            }
+            HttpUtil.setContentLength(r, body.length);
+            ctx.writeAndFlush(r);
+        };
+        Path file = Files.createTempDirectory("clients").resolve("clients.txt");
+        Files.writeString(file, "ck-gzip-000000000000000001 name=gzip-client tpm=10\n");
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("PROXY_API_KEYS", "@" + file))) {
+            p.upstream.otherwise(compressing);
+            for (int i = 0; i < 2; i++) {
+                java.net.http.HttpResponse<String> r = p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
+                        .header("Content-Type", "application/json").header("Accept-Encoding", "gzip, deflate, br")
+                        .header("Authorization", "Bearer ck-gzip-000000000000000001").header("X-Request-Id", "gzip-" + i)
+                        .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"m\"}")));
+                if (i == 0) {
+                    assertEquals(200, r.statusCode(), r.body());
+                    assertEquals(JSON, r.body(), "the answer comes as the upstream sent it: uncompressed, since asked so");
+                    assertTrue(accessLine(p, "gzip-0").endsWith(" tokens=12/38"), accessLine(p, "gzip-0"));
+                } else {
+                    assertEquals(429, r.statusCode(), "50 tokens counted against tpm=10: " + r.body());
+                }
+            }
+            assertEquals(1, p.upstream.requestCount());
+            assertEquals(List.of("identity"), p.upstream.all().get(0).headers().getAll(HttpHeaderNames.ACCEPT_ENCODING));
+        }
+    }
 }
