@@ -20,6 +20,12 @@ public final class Main {
     private static final String LEAK_DETECTION = "io.netty.leakDetection.level";
 
     public static void main(String[] args) {
+        CountDownLatch stop = new CountDownLatch(1);
+        // Handling the signals ourselves (rather than in a shutdown hook) lets the drain run with
+        // the JVM fully alive and the process exit 0 afterwards. Taken first: a SIGTERM during the
+        // start (an orchestrator's stop right after a deploy) would otherwise end the JVM with 143.
+        Signal.handle(new Signal("TERM"), s -> stop.countDown());
+        Signal.handle(new Signal("INT"), s -> stop.countDown());
         // Netty's default leak detector keeps a stack trace for one buffer in 128: ~17 heap bytes per
         // relayed chunk on average (JMH RelayChunkBenchmark), where the relay otherwise allocates none.
         // The test suite runs it at "paranoid"; an operator can still ask for it with -D.
@@ -54,11 +60,6 @@ public final class Main {
             System.exit(1);
             return;
         }
-        CountDownLatch stop = new CountDownLatch(1);
-        // Handling the signals ourselves (rather than in a shutdown hook) lets the drain run with
-        // the JVM fully alive and the process exit 0 afterwards.
-        Signal.handle(new Signal("TERM"), s -> stop.countDown());
-        Signal.handle(new Signal("INT"), s -> stop.countDown());
         try {
             stop.await();
         } catch (InterruptedException e) {

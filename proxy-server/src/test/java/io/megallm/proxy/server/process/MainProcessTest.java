@@ -235,6 +235,29 @@ class MainProcessTest {
     }
 
     @Test
+    @Timeout(60)
+    void sigtermWhileStartingStillExits0() throws Exception {
+        // An orchestrator may stop a container a moment after starting it. The first line the
+        // program prints comes from its configuration, before it listens: a SIGTERM then ended
+        // the JVM with 143 (the signal's default), as if it had crashed.
+        Files.createDirectories(work.resolve("data"));
+        Files.writeString(work.resolve("data/keys.txt"), POOL_KEY + "\n", StandardCharsets.UTF_8);
+        Process p = launch(Map.of("MEGALLM_BASE_URL", "http://127.0.0.1:9/v1", "HOST", "127.0.0.1",
+                "PORT", Integer.toString(freePort())));
+        try {
+            while (stdout().isEmpty()) {
+                assertTrue(p.isAlive(), "the program ended before it printed anything: " + stderr());
+                Thread.sleep(5); // polls a file the child writes; no event to await across processes
+            }
+            p.destroy(); // SIGTERM
+            assertTrue(p.waitFor(30, TimeUnit.SECONDS), "the program did not exit after SIGTERM");
+            assertEquals(0, p.exitValue(), stdout() + stderr());
+        } finally {
+            stop(p);
+        }
+    }
+
+    @Test
     @Timeout(120)
     void sigtermRefusesNewConnectionsLetsTheOpenStreamFinishAndExits0() throws Exception {
         Files.createDirectories(work.resolve("data"));
