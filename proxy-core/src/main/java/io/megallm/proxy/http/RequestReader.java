@@ -316,7 +316,9 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
         enter(BUSY);
         try {
             router.route(exchange);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | OutOfMemoryError e) {
+            // An answer too large for the heap (a /metrics of a huge client file) fails this
+            // request alone: what it allocated is garbage now, and the 500 is small.
             log.error("request {} failed inside the proxy", exchange.request().requestId(), e);
             if (!exchange.finished()) {
                 if (exchange.headSent()) {
@@ -509,9 +511,24 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
 
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-        log.debug("client connection {} failed: {}", ctx.channel().remoteAddress(), cause.toString());
+        if (cause instanceof java.io.IOException) {
+            // A client's reset or broken pipe: routine at the edge, not worth a line each.
+            log.debug("client connection {} failed: {}", ctx.channel().remoteAddress(), cause.toString());
+        } else {
+            // Anything else is ours (a bug, or the heap running out while answering): it ended
+            // this connection, so it is said, with its trace, at most once a second.
+            long now = System.nanoTime();
+            long last = lastInternalError;
+            if (last == 0 || now - last >= 1_000_000_000L) {
+                lastInternalError = now;
+                log.error("a request on {} failed inside the proxy; its connection is closed", remote, cause);
+            }
+        }
         ctx.close();
     }
+
+    /** When an internal failure was last logged (nanoTime, 0 never), shared by every connection. */
+    private static volatile long lastInternalError;
 
     private BadRequest tooLarge() {
         return new BadRequest(HttpResponseStatus.REQUEST_ENTITY_TOO_LARGE, "request_too_large",

@@ -188,6 +188,42 @@ class RequestReaderTest {
     // ---- (a) chunked body ----
 
     @Test
+    void anErrorInsideTheProxyIsAnswered500OrClosesTheConnectionAndIsLoggedWithItsTrace() {
+        // Before, an Error was taken for a client's broken pipe (DEBUG only): an OutOfMemoryError
+        // while answering /metrics left an empty reply and no line at all.
+        ch.qos.logback.classic.Logger logger = (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory
+                .getLogger(RequestReader.class);
+        ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> seenLog =
+                new ch.qos.logback.core.read.ListAppender<>();
+        seenLog.start();
+        logger.addAppender(seenLog);
+        try {
+            open(exchange -> {
+                throw new OutOfMemoryError("Java heap space");
+            }, MAX_BODY);
+            write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+            List<Resp> answered = responses();
+            assertEquals(1, answered.size());
+            assertEquals(500, answered.get(0).status());
+            assertTrue(answered.get(0).body().contains("\"code\":\"internal_error\""), answered.get(0).body());
+            channel.finishAndReleaseAll();
+
+            open(exchange -> {
+                throw new StackOverflowError("a bug in a route");
+            }, MAX_BODY);
+            write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+            assertFalse(channel.isOpen(), "the connection of the failed request is closed");
+            assertEquals(2, seenLog.list.size(), seenLog.list.toString());
+            for (ch.qos.logback.classic.spi.ILoggingEvent e : seenLog.list) {
+                assertEquals(ch.qos.logback.classic.Level.ERROR, e.getLevel());
+                assertNotNull(e.getThrowableProxy(), "logged with its trace");
+            }
+        } finally {
+            logger.detachAppender(seenLog);
+        }
+    }
+
+    @Test
     void chunkedBodyReachesTheRouterIntactAndIsReleasedAfterTheAnswer() {
         AtomicInteger componentsSeen = new AtomicInteger(-1);
         AtomicInteger refCntDuringRoute = new AtomicInteger(-1);

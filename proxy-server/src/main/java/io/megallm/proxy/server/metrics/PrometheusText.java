@@ -5,7 +5,11 @@ final class PrometheusText {
 
     static final String CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
-    private final StringBuilder out = new StringBuilder(8192);
+    private final StringBuilder out;
+
+    PrometheusText(StringBuilder out) {
+        this.out = out;
+    }
 
     PrometheusText family(String name, String type, String help) {
         out.append("# HELP ").append(name).append(' ').append(help.replace("\\", "\\\\").replace("\n", "\\n"))
@@ -53,8 +57,4 @@ final class PrometheusText {
         return Double.toString(v);
     }
 
-    @Override
-    public String toString() {
-        return out.toString();
-    }
 }

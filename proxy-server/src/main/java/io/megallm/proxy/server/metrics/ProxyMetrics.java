@@ -13,6 +13,7 @@ import io.megallm.proxy.relay.RelayEvents;
 import io.megallm.proxy.server.logs.LogWriteWatch;
 import io.megallm.proxy.upstream.UpstreamPools;
 
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicReferenceArray;
@@ -186,8 +187,9 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
         return PrometheusText.CONTENT_TYPE;
     }
 
-    public String scrape() {
-        PrometheusText t = new PrometheusText();
+    /** The metrics, appended to {@code out}: a scrape is written once, not copied from string to string. */
+    public void scrape(StringBuilder out) {
+        PrometheusText t = new PrometheusText(out);
         t.family("megallm_requests_total", "counter", "Requests answered, by route, method and status.");
         requests.forEach((route, counters) -> {
             for (int i = 0; i < counters.length(); i++) {
@@ -262,21 +264,27 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
                     .sample("megallm_shared_state_up", sharedState.up() ? 1 : 0);
         }
         long now = keys.now();
-        t.family("megallm_key_state", "gauge", "1 for the state each key (masked) is in.");
+        // Keyed by the masked form: two keys that share one (the same first 8 and last 4 characters)
+        // are one series, summed, as Prometheus' format wants every series once (a warning at load
+        // names such masks).
+        Map<String, long[]> byMask = new LinkedHashMap<>();
+        int kinds = KeyState.Kind.values().length;
         for (ApiKey k : keys.keys()) {
-            KeyState.Kind kind = k.state().effectiveKind(now);
+            long[] row = byMask.computeIfAbsent(k.masked(), m -> new long[kinds + 2]);
+            row[k.state().effectiveKind(now).ordinal()]++;
+            row[kinds] += k.requests();
+            row[kinds + 1] += k.failures();
+        }
+        t.family("megallm_key_state", "gauge", "1 for the state each key (masked) is in (the count, for keys that share a mask).");
+        byMask.forEach((mask, row) -> {
             for (KeyState.Kind s : KeyState.Kind.values()) {
-                t.sample("megallm_key_state", s == kind ? 1 : 0, "key", k.masked(), "state", s.name().toLowerCase());
+                t.sample("megallm_key_state", row[s.ordinal()], "key", mask, "state", s.name().toLowerCase());
             }
-        }
+        });
         t.family("megallm_key_requests_total", "counter", "Upstream attempts per key (masked).");
-        for (ApiKey k : keys.keys()) {
-            t.sample("megallm_key_requests_total", k.requests(), "key", k.masked());
-        }
+        byMask.forEach((mask, row) -> t.sample("megallm_key_requests_total", row[kinds], "key", mask));
         t.family("megallm_key_failures_total", "counter", "Rejections (401/402/403/429) per key (masked).");
-        for (ApiKey k : keys.keys()) {
-            t.sample("megallm_key_failures_total", k.failures(), "key", k.masked());
-        }
+        byMask.forEach((mask, row) -> t.sample("megallm_key_failures_total", row[kinds + 1], "key", mask));
         io.megallm.proxy.upstream.BaseUrls u = urls;
         if (u != null) {
             t.family("megallm_upstream_base_url_up", "gauge",
@@ -291,7 +299,6 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
                 upstreamDone);
         t.histogram("megallm_request_duration_seconds", "Time from request start to the end of its answer.",
                 requestDuration);
-        return t.toString();
     }
 
     private static String outcomeLabel(Outcome o) {

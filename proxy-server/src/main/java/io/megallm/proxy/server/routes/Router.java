@@ -19,10 +19,14 @@ import io.megallm.proxy.server.usage.UsageLedger;
 import io.megallm.proxy.server.keys.KeyFile;
 import io.megallm.proxy.server.metrics.ProxyMetrics;
 import io.megallm.proxy.server.shared.SharedState;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufUtil;
+import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpVersion;
 
 /**
  * Maps a request to its answer (contract §5). As the reader's {@link HeadCheck} it refuses a
@@ -109,9 +113,15 @@ public final class Router implements RequestRouter, HeadCheck {
         switch (path) {
             case "/metrics" -> {
                 if (metrics != null && allow(exchange, method, HttpMethod.GET) && access.admitAdmin(exchange)) {
-                    FullHttpResponse response = ErrorResponses.json(exchange.alloc(), HttpResponseStatus.OK,
-                            metrics.scrape() + usage.prometheus(access.clients().clients()));
-                    response.headers().set(HttpHeaderNames.CONTENT_TYPE, ProxyMetrics.contentType());
+                    // Written once and encoded once: with many clients or keys a scrape is megabytes,
+                    // and each copy of it (string, joined string, bytes) used to be one more.
+                    StringBuilder text = new StringBuilder(16384);
+                    metrics.scrape(text);
+                    usage.prometheus(text, access.clients().clients());
+                    ByteBuf body = ByteBufUtil.writeUtf8(exchange.alloc(), text);
+                    FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK, body);
+                    response.headers().set(HttpHeaderNames.CONTENT_TYPE, ProxyMetrics.contentType())
+                            .setInt(HttpHeaderNames.CONTENT_LENGTH, body.readableBytes());
                     exchange.respond(response);
                 } else if (metrics == null) {
                     notFound(exchange, method, path);

@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Comparator;
 import java.util.List;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.LongAdder;
@@ -242,9 +243,8 @@ public final class UsageLedger {
         tokens(b, r.prompt(), r.completion(), r.cached());
     }
 
-    /** {@code megallm_tokens_total{kind,model}} and {@code megallm_client_tokens_total{client,kind}}. */
-    public String prometheus(Collection<Client> clients) {
-        StringBuilder b = new StringBuilder(256);
+    /** {@code megallm_tokens_total{kind,model}} and {@code megallm_client_tokens_total{client,kind}}, appended to {@code b}. */
+    public void prometheus(StringBuilder b, Collection<Client> clients) {
         b.append("# HELP megallm_tokens_total Tokens the upstream reported, by kind and model as the request named it.\n")
                 .append("# TYPE megallm_tokens_total counter\n");
         for (Map.Entry<String, Totals> e : byModel.entrySet()) {
@@ -255,12 +255,20 @@ public final class UsageLedger {
         }
         b.append("# HELP megallm_client_tokens_total Tokens per client (name, else masked key) and kind.\n")
                 .append("# TYPE megallm_client_tokens_total counter\n");
+        // By label: two clients shown the same (a warning at load says which) are one series,
+        // summed, as Prometheus' format wants every series once.
+        Map<String, long[]> byLabel = new LinkedHashMap<>();
         for (Client c : clients) {
-            sample(b, "megallm_client_tokens_total", "client", c.label(), "kind", "prompt", c.promptTokens());
-            sample(b, "megallm_client_tokens_total", "client", c.label(), "kind", "completion", c.completionTokens());
-            sample(b, "megallm_client_tokens_total", "client", c.label(), "kind", "cached", c.cachedTokens());
+            long[] row = byLabel.computeIfAbsent(c.label(), l -> new long[3]);
+            row[0] += c.promptTokens();
+            row[1] += c.completionTokens();
+            row[2] += c.cachedTokens();
         }
-        return b.toString();
+        byLabel.forEach((label, row) -> {
+            sample(b, "megallm_client_tokens_total", "client", label, "kind", "prompt", row[0]);
+            sample(b, "megallm_client_tokens_total", "client", label, "kind", "completion", row[1]);
+            sample(b, "megallm_client_tokens_total", "client", label, "kind", "cached", row[2]);
+        });
     }
 
     private static void tokens(StringBuilder b, long prompt, long completion, long cached) {

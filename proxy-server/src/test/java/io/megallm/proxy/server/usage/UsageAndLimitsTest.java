@@ -320,4 +320,27 @@ class UsageAndLimitsTest {
             assertEquals(List.of("identity"), p.upstream.all().get(0).headers().getAll(HttpHeaderNames.ACCEPT_ENCODING));
         }
     }
+
+    @Test
+    void keysAndClientsShownTheSameAreOneSeriesOnMetrics() throws Exception {
+        // Prometheus' text format wants each series once: two clients with one name and two keys
+        // with one mask were two identical series, which a scraper refuses or reads wrong.
+        Path file = Files.createTempDirectory("clients").resolve("clients.txt");
+        Files.writeString(file, "ck-one-000000000000000001 name=team\nck-two-000000000000000002 name=team\n");
+        List<String> keys = List.of("sk-mega-SAMEPREFIX-one-00000-wxyz", "sk-mega-SAMEPREFIX-two-00000-wxyz");
+        assertEquals(ApiKey.mask(keys.get(0)), ApiKey.mask(keys.get(1)));
+        try (ProxyUnderTest p = ProxyUnderTest.start(keys, Map.of("PROXY_API_KEYS", "@" + file))) {
+            p.upstream.otherwise(MockUpstream.json(200, JSON));
+            assertEquals(200, chat(p, "ck-one-000000000000000001", "{\"model\":\"m\"}").statusCode());
+            assertEquals(200, chat(p, "ck-two-000000000000000002", "{\"model\":\"m\"}").statusCode());
+            String metrics = p.get("/metrics").body();
+            List<String> series = metrics.lines().filter(l -> !l.startsWith("#"))
+                    .map(l -> l.substring(0, l.lastIndexOf(' '))).toList();
+            assertEquals(series.size(), new java.util.HashSet<>(series).size(), "a series twice in " + metrics);
+            assertTrue(metrics.contains("megallm_client_tokens_total{client=\"team\",kind=\"prompt\"} 24\n"), metrics);
+            String mask = ApiKey.mask(keys.get(0));
+            assertTrue(metrics.contains("megallm_key_requests_total{key=\"" + mask + "\"} 2\n"), metrics);
+            assertTrue(metrics.contains("megallm_key_state{key=\"" + mask + "\",state=\"available\"} 2\n"), metrics);
+        }
+    }
 }
