@@ -48,7 +48,7 @@ class EgressProxyTest {
 
     @Test
     void noProxyMatchesNamesSuffixesIpsAndStar() {
-        NoProxy n = NoProxy.parse(" localhost, .internal.corp ,example.com:443,10.0.0.7,[::1]:8080, *.wild.io");
+        NoProxy n = NoProxy.parse(" localhost, .internal.corp ,example.com,10.0.0.7,[::1], *.wild.io");
         assertTrue(n.bypasses("localhost"));
         assertTrue(n.bypasses("api.internal.corp"));
         assertTrue(n.bypasses("internal.corp"));
@@ -63,5 +63,24 @@ class EgressProxyTest {
         assertTrue(NoProxy.parse("*").bypasses("ai.megallm.io"));
         assertFalse(NoProxy.parse(null).bypasses("ai.megallm.io"));
         assertFalse(NoProxy.parse("").bypasses("ai.megallm.io"));
+    }
+
+    @Test
+    void noProxyEntriesWithAPortOrASchemeCoverThatPortOrSchemeOnlyAsHttpxReadsThem() {
+        // Before, the port was dropped (127.0.0.1:9999 exempted every port of the host) and an
+        // entry with a scheme matched nothing.
+        NoProxy n = NoProxy.parse("127.0.0.1:9999, http://localhost, https://secure.corp:8443, [::1]:8080, bad.host:port");
+        assertTrue(n.bypasses("127.0.0.1", 9999, false));
+        assertFalse(n.bypasses("127.0.0.1", 21101, false), "another port of the host goes through the proxy");
+        assertTrue(n.bypasses("localhost", 80, false));
+        assertTrue(n.bypasses("localhost", 9000, false));
+        assertFalse(n.bypasses("localhost", 443, true), "http://localhost covers plain http only");
+        assertTrue(n.bypasses("secure.corp", 8443, true));
+        assertFalse(n.bypasses("secure.corp", 8443, false));
+        assertFalse(n.bypasses("secure.corp", 443, true));
+        assertTrue(n.bypasses("::1", 8080, false));
+        assertFalse(n.bypasses("::1", 8081, false));
+        assertFalse(n.bypasses("bad.host", 80, false), "an entry whose port is not one covers nothing");
+        assertTrue(NoProxy.parse("example.com").bypasses("api.example.com", 443, true), "no port: every port");
     }
 }

@@ -26,7 +26,7 @@ final class EgressSelection {
                 continue;
             }
             String noProxy = firstSet(env, "no_proxy", "NO_PROXY");
-            if (NoProxy.parse(noProxy).bypasses(target.host())) {
+            if (NoProxy.parse(noProxy).bypasses(target.host(), target.port(), target.tls())) {
                 return null;
             }
             try {
