@@ -69,6 +69,11 @@ public final class ClientFile {
     }
 
     public static Parsed parse(String text) {
+        if (text.startsWith("\uFEFF")) {
+            // Notepad's UTF-8 mark is no part of the first key: kept, that client got 401 for good
+            // (the key file drops it too).
+            text = text.substring(1);
+        }
         Map<String, ClientSpec> byKey = new LinkedHashMap<>();
         List<String> warnings = new ArrayList<>();
         int skipped = 0;

@@ -87,6 +87,28 @@ class ClientLimitsTest {
     }
 
     @Test
+    void aLeadingByteOrderMarkIsNoPartOfTheFirstKey() throws Exception {
+        ClientFile.Parsed p = ClientFile.parse("\uFEFFck-bom-000000000000001 name=first\nck-bom-000000000000002\n");
+        assertEquals(List.of(), p.warnings());
+        assertTrue(p.clients().get(0).key().equals("ck-bom-000000000000001"), "the first key kept the mark");
+        assertEquals("ck-bom-0…0002", p.clients().get(1).label());
+        assertTrue(ClientFile.parse("\uFEFF  ck-only-00000000000001  ").clients().get(0).key()
+                .equals("ck-only-00000000000001"), "white space after the mark is trimmed");
+        assertEquals(1, ClientFile.parse("\uFEFF# clients\nck-only-00000000000001\n").clients().size());
+
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("clients", ".txt");
+        try {
+            // As Notepad saves UTF-8: EF BB BF first.
+            java.nio.file.Files.write(file, "\uFEFFck-bom-000000000000001 name=first\n"
+                    .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            ClientRegistry registry = ClientRegistry.fromFile(file);
+            assertNotNull(registry.lookup("ck-bom-000000000000001"), "the client presenting its key is found");
+        } finally {
+            java.nio.file.Files.delete(file);
+        }
+    }
+
+    @Test
     void twoClientsShownTheSameAreBothKeptAndNamedInAWarning() {
         ClientFile.Parsed p = ClientFile.parse("ck-one-000000000000001 name=team-a\nck-two-000000000000002 name=team-a\n"
                 + "ck1\nck2\n");
