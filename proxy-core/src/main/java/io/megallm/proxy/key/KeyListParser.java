@@ -1,6 +1,7 @@
 package io.megallm.proxy.key;
 
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
@@ -12,10 +13,19 @@ public final class KeyListParser {
     }
 
     public static ParsedKeys parse(List<String> lines) {
+        return parse(lines, Integer.MAX_VALUE);
+    }
+
+    /**
+     * Stops at the first key past {@code maxKeys} (the result then holds {@code maxKeys + 1} keys,
+     * for the caller to refuse): a file of a million keys is refused without holding a million.
+     */
+    public static ParsedKeys parse(Iterable<String> lines, int maxKeys) {
         Set<String> keys = new LinkedHashSet<>();
         List<Integer> malformed = new ArrayList<>();
-        for (int i = 0; i < lines.size(); i++) {
-            String line = lines.get(i).strip();
+        Iterator<String> it = lines.iterator();
+        for (int i = 0; it.hasNext() && keys.size() <= maxKeys; i++) {
+            String line = it.next().strip();
             if (i == 0 && !line.isEmpty() && line.charAt(0) == '\uFEFF') {
                 line = line.substring(1).strip();
             }

@@ -86,6 +86,29 @@ class KeyListParserTest {
     }
 
     @Test
+    void readingStopsAtTheFirstKeyPastTheCap() {
+        // A million lines made one at a time: how many the parser pulls shows where it stopped.
+        int[] pulled = {0};
+        Iterable<String> lines = () -> new java.util.Iterator<>() {
+            @Override
+            public boolean hasNext() {
+                return pulled[0] < 1_000_000;
+            }
+
+            @Override
+            public String next() {
+                int i = pulled[0]++;
+                return i % 2 == 0 ? "# comment " + i : "sk-many-" + i;
+            }
+        };
+        ParsedKeys parsed = KeyListParser.parse(lines, 1000);
+
+        assertEquals(1001, parsed.keys().size(), "one past the cap, for the caller to refuse");
+        assertEquals(2002, pulled[0], "no line read after that key");
+        assertEquals(List.of("sk-a", "sk-b"), KeyListParser.parse(List.of("sk-a", "sk-b"), 2).keys());
+    }
+
+    @Test
     void emptyInputGivesNoKeys() {
         ParsedKeys parsed = KeyListParser.parse(List.of());
 

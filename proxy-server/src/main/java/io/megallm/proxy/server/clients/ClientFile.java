@@ -7,6 +7,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -52,22 +53,29 @@ public final class ClientFile {
         }
         // Decoded leniently, as the key file is: a comment in another encoding costs no client.
         String text = new String(bytes, StandardCharsets.UTF_8);
-        String armour = OperatorFile.armour(text.lines().toList());
+        // Lines read lazily, here and in parse: a list of a million lines is itself the spike.
+        String armour = OperatorFile.armour(text.lines()::iterator);
         if (armour != null) {
             throw new OperatorFile.Refused("the client file " + file + " is " + armour + ": decrypt or decode it first");
         }
         Parsed parsed = parse(text);
+        if (parsed.clients().size() > MAX_CLIENTS) {
+            // parse stopped at the first client past the cap: the count beyond it is not known.
+            throw new OperatorFile.Refused("the client file " + file + " has more than the " + MAX_CLIENTS
+                    + " clients it may hold");
+        }
         if (parsed.skipped() > parsed.clients().size()) {
             throw new OperatorFile.Refused("the client file " + file + " is not a client list: " + parsed.skipped()
                     + " of its lines are not clients and " + parsed.clients().size() + " are");
         }
-        if (parsed.clients().size() > MAX_CLIENTS) {
-            throw new OperatorFile.Refused("the client file " + file + " has " + parsed.clients().size()
-                    + " clients, more than the " + MAX_CLIENTS + " it may hold");
-        }
         return parsed;
     }
 
+    /**
+     * Parses the text; stops at the first client past {@value #MAX_CLIENTS} (then the result holds
+     * one client more than that and {@link #read} refuses it), so that a file of a million lines
+     * never becomes a million clients in memory only to be refused.
+     */
     public static Parsed parse(String text) {
         if (text.startsWith("\uFEFF")) {
             // Notepad's UTF-8 mark is no part of the first key: kept, that client got 401 for good
@@ -77,13 +85,14 @@ public final class ClientFile {
         Map<String, ClientSpec> byKey = new LinkedHashMap<>();
         List<String> warnings = new ArrayList<>();
         int skipped = 0;
+        int unnamed = 0;
         Map<String, Integer> lineOfLabel = new HashMap<>();
         // Every line ending String.lines() knows, a lone CR included: the configuration check at
         // start counts the clients the same way, and a file saved with old Mac line ends must not
         // read as one bad line (which left no client and, before, no key check at all).
-        String[] lines = text.split("\r\n|\r|\n", -1);
-        for (int i = 0; i < lines.length; i++) {
-            String line = lines[i].strip();
+        Iterator<String> lines = text.lines().iterator();
+        for (int i = 0; lines.hasNext() && byKey.size() <= MAX_CLIENTS; i++) {
+            String line = lines.next().strip();
             if (line.isEmpty() || line.startsWith("#")) {
                 continue;
             }
@@ -94,27 +103,31 @@ public final class ClientFile {
             } catch (IllegalArgumentException e) {
                 problem = e.getMessage();
             }
+            String warning = null;
             if (spec == null) {
                 skipped++;
-                warnings.add("client file line " + (i + 1) + " skipped: " + problem);
+                warning = "client file line " + (i + 1) + " skipped: " + problem;
             } else if (byKey.putIfAbsent(spec.key(), spec) != null) {
                 skipped++;
-                warnings.add("client file line " + (i + 1) + " skipped: the same key is on an earlier line");
+                warning = "client file line " + (i + 1) + " skipped: the same key is on an earlier line";
             } else {
                 Integer first = lineOfLabel.putIfAbsent(spec.label(), i + 1);
                 if (first != null) {
                     // Kept (its own key and limits), but /metrics, /admin/usage and the logs show
                     // clients by label: two series with the same labels, rows no one can tell apart.
-                    warnings.add("client file line " + (i + 1) + " is shown as the client of line " + first
-                            + " is (the same name, or no name and the same masked key): give it a name= of its own");
+                    warning = "client file line " + (i + 1) + " is shown as the client of line " + first
+                            + " is (the same name, or no name and the same masked key): give it a name= of its own";
                 }
             }
+            if (warning != null && warnings.size() < MAX_WARNINGS) {
+                warnings.add(warning);
+            } else if (warning != null) {
+                // A pasted log of a million lines must not become a million warnings, not even for a moment.
+                unnamed++;
+            }
         }
-        if (warnings.size() > MAX_WARNINGS) {
-            // A pasted log of a million lines must not become a million warnings.
-            int more = warnings.size() - MAX_WARNINGS;
-            warnings.subList(MAX_WARNINGS, warnings.size()).clear();
-            warnings.add("client file: " + more + " more lines skipped or ambiguous");
+        if (unnamed > 0) {
+            warnings.add("client file: " + unnamed + " more lines skipped or ambiguous");
         }
         return new Parsed(List.copyOf(byKey.values()), List.copyOf(warnings), skipped);
     }

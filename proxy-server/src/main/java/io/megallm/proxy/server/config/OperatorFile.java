@@ -4,7 +4,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 
 /**
  * A text file the operator points the proxy at (the key file, the client file, the key state
@@ -61,7 +60,7 @@ public final class OperatorFile {
      * What an encrypted file looks like when it is text (its lines would pass as keys): PEM or
      * OpenPGP armour, or OpenSSL's base64 output, which begins with "Salted__" encoded. Null if none.
      */
-    public static String armour(List<String> lines) {
+    public static String armour(Iterable<String> lines) {
         for (String line : lines) {
             String l = line.strip();
             if (l.startsWith("-----BEGIN ")) {

@@ -145,12 +145,17 @@ public final class KeyFile {
         }
         // Decoded leniently: a comment in another encoding must not cost the whole pool; a key
         // line with an undecodable byte is non-ASCII and gets skipped on its own.
-        List<String> lines = new String(bytes, StandardCharsets.UTF_8).lines().toList();
-        String armour = OperatorFile.armour(lines);
+        // Its lines are read lazily: a list of a million lines would itself be the memory spike.
+        String text = new String(bytes, StandardCharsets.UTF_8);
+        String armour = OperatorFile.armour(text.lines()::iterator);
         if (armour != null) {
             return new Outcome(null, "the keys file " + path + " is " + armour + ": decrypt or decode it first");
         }
-        ParsedKeys parsed = KeyListParser.parse(lines);
+        ParsedKeys parsed = KeyListParser.parse(text.lines()::iterator, MAX_KEYS);
+        if (parsed.keys().size() > MAX_KEYS) {
+            // The parser stopped at the first key past the cap: how many more there are is not known.
+            return new Outcome(null, "the keys file " + path + " has more than the " + MAX_KEYS + " keys one pool holds");
+        }
         int skipped = parsed.malformedLines().size();
         if (skipped > parsed.keys().size()) {
             // A file of keys with a typo or two is a key file; one where most lines are not keys
@@ -158,10 +163,6 @@ public final class KeyFile {
             // fragments of text that every upstream refuses.
             return new Outcome(null, "the keys file " + path + " is not a key list: " + skipped
                     + " of its lines are not keys and " + parsed.keys().size() + " are");
-        }
-        if (parsed.keys().size() > MAX_KEYS) {
-            return new Outcome(null, "the keys file " + path + " has " + parsed.keys().size() + " keys, more than the "
-                    + MAX_KEYS + " one pool holds");
         }
         int named = 0;
         for (int line : parsed.malformedLines()) {

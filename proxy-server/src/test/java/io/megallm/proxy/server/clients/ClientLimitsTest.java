@@ -109,6 +109,31 @@ class ClientLimitsTest {
     }
 
     @Test
+    void parsingStopsAtTheFirstClientPastTheCapAndWarningsStayFew() throws Exception {
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; i < ClientFile.MAX_CLIENTS + 5_000; i++) {
+            b.append("ck-many-").append(i).append(" name=c").append(i).append('\n');
+            if (i % 4 == 0) {
+                b.append("not a client line\n");
+            }
+        }
+        ClientFile.Parsed p = ClientFile.parse(b.toString());
+        assertEquals(ClientFile.MAX_CLIENTS + 1, p.clients().size(), "no client kept after the first past the cap");
+        assertEquals(ClientFile.MAX_WARNINGS + 1, p.warnings().size());
+        assertEquals("client file: " + (p.skipped() - ClientFile.MAX_WARNINGS) + " more lines skipped or ambiguous",
+                p.warnings().get(ClientFile.MAX_WARNINGS));
+
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("clients", ".txt");
+        try {
+            java.nio.file.Files.writeString(file, b);
+            java.io.IOException e = assertThrows(java.io.IOException.class, () -> ClientFile.read(file));
+            assertTrue(e.getMessage().endsWith(" has more than the 100000 clients it may hold"), e.getMessage());
+        } finally {
+            java.nio.file.Files.delete(file);
+        }
+    }
+
+    @Test
     void twoClientsShownTheSameAreBothKeptAndNamedInAWarning() {
         ClientFile.Parsed p = ClientFile.parse("ck-one-000000000000001 name=team-a\nck-two-000000000000002 name=team-a\n"
                 + "ck1\nck2\n");
