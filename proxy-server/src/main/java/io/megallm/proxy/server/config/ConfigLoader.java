@@ -209,6 +209,13 @@ public final class ConfigLoader {
                 keys.add(k.strip());
             }
         }
+        if (keys.isEmpty()) {
+            // Only commas and blanks: what Compose makes of ${K1},${K2} when both are missing. The
+            // operator meant to require keys; taking it as unset would open the pool to everyone.
+            // (A blank value still counts as unset: Compose passes one for a missing variable.)
+            throw new ConfigError("PROXY_API_KEYS is set but holds no key, only commas and blanks"
+                    + " (a variable it was made of is missing?): give client keys, or leave it empty to let anyone call");
+        }
         return keys;
     }
 

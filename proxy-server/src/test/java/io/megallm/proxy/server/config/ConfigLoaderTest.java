@@ -381,6 +381,19 @@ class ConfigLoaderTest {
         assertEquals(List.of(), s.proxyApiKeys());
     }
 
+    @Test
+    void clientKeysOfOnlyCommasAndBlanksStopTheStartInsteadOfOpeningTheProxy() throws Exception {
+        // What Compose makes of PROXY_API_KEYS=${K1},${K2} when both are missing.
+        for (String value : List.of(",", ", ,", " ,,\t, ")) {
+            ConfigError e = rejected(Map.of("PROXY_API_KEYS", value));
+            assertTrue(e.getMessage().startsWith("PROXY_API_KEYS is set but holds no key"), e.getMessage());
+        }
+        ConfigError e = rejected(Map.of("PROXY_API_KEYS", ",", "ADMIN_TOKEN", ADMIN_TOKEN));
+        assertFalse(e.getMessage().contains(ADMIN_TOKEN), e.getMessage());
+        assertEquals(List.of("ck-only"), load(Map.of("PROXY_API_KEYS", ",ck-only,")).proxyApiKeys());
+        assertEquals(List.of(), load(Map.of("PROXY_API_KEYS", "")).proxyApiKeys(), "empty is still unset");
+    }
+
     // ---- secrets -----------------------------------------------------------------------------------
 
     @Test
