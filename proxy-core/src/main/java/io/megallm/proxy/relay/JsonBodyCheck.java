@@ -13,7 +13,8 @@ import java.io.InputStream;
 
 /**
  * Checks a JSON request body with the streaming parser before any key is spent on it, and
- * notes the two fields the logs want ({@code model}, {@code stream}). The bytes are only read.
+ * notes the two fields the logs and the client limits want ({@code model}, {@code stream}: any
+ * value but {@code false} or {@code null}). The bytes are only read.
  */
 public final class JsonBodyCheck {
 
@@ -90,8 +91,13 @@ public final class JsonBodyCheck {
                     t = p.nextToken();
                     if ("model".equals(field) && t == JsonToken.VALUE_STRING) {
                         model = p.getText();
-                    } else if ("stream".equals(field) && (t == JsonToken.VALUE_TRUE || t == JsonToken.VALUE_FALSE)) {
-                        stream = t == JsonToken.VALUE_TRUE;
+                    } else if ("stream".equals(field)) {
+                        // A stream unless false or null: upstreams read 1, "true", "yes" as true
+                        // (pydantic's lax bool, JavaScript's truthiness), and max_streams must count
+                        // what the upstream will stream; a value no upstream streams costs at worst
+                        // a 429 to a client already at its limit. The last one wins, as in parsers.
+                        stream = t != JsonToken.VALUE_FALSE && t != JsonToken.VALUE_NULL;
+                        p.skipChildren();
                     } else if ("prompt_cache_key".equals(field) && t == JsonToken.VALUE_STRING) {
                         cacheKey = hashText(p);
                     } else if ("user".equals(field) && t == JsonToken.VALUE_STRING) {

@@ -83,12 +83,27 @@ class JsonBodyCheckTest {
     }
 
     @Test
-    void fieldsOfTheWrongTypeAreIgnored() {
-        JsonBodyCheck.Result r = check("{\"model\":5,\"stream\":\"yes\"}");
+    void aModelOfTheWrongTypeIsIgnored() {
+        JsonBodyCheck.Result r = check("{\"model\":5,\"stream\":false}");
 
         assertNull(r.error());
         assertNull(r.model());
-        assertFalse(r.stream());
+    }
+
+    @Test
+    void streamIsAnyValueButFalseOrNull() {
+        // An upstream with a lax bool (pydantic: 1, "true", "yes") or JavaScript's truthiness streams these.
+        for (String value : new String[] {"1", "\"true\"", "\"yes\"", "\"false\"", "0", "{}", "[false]", "2.5"}) {
+            JsonBodyCheck.Result r = check("{\"model\":\"m\",\"stream\":" + value + ",\"n\":1}");
+            assertNull(r.error(), value);
+            assertTrue(r.stream(), value);
+            assertEquals("m", r.model(), value);
+        }
+        assertFalse(check("{\"stream\":null}").stream());
+        assertFalse(check("{\"stream\":false}").stream());
+        assertFalse(check("{\"stream\":true,\"stream\":false}").stream(), "the last one wins");
+        assertTrue(check("{\"stream\":{\"a\":[1,{}]},\"model\":\"after\"}").stream());
+        assertEquals("after", check("{\"stream\":{\"model\":\"inner\"},\"model\":\"after\"}").model());
     }
 
     @Test

@@ -206,6 +206,13 @@ class UsageAndLimitsTest {
                     .POST(HttpRequest.BodyPublishers.ofString(stream)));
             assertEquals(429, unread.statusCode(), unread.body());
             assertTrue(unread.body().contains("\"code\":\"max_streams\""), unread.body());
+            // Upstreams with a lax bool stream these too: they count as streams, not as plain requests.
+            for (String value : List.of("1", "\"true\"", "\"yes\"")) {
+                var lax = chat(p, "ck-str-000000000000000004", "{\"model\":\"gpt-4o\",\"stream\":" + value + "}");
+                assertEquals(429, lax.statusCode(), value + ": " + lax.body());
+                assertTrue(lax.body().contains("\"code\":\"max_streams\""), lax.body());
+            }
+            assertEquals(seen + 1, p.upstream.requestCount(), "only the first stream went upstream");
             assertEquals(200, first.get(30, TimeUnit.SECONDS).statusCode());
 
             String usage = p.get("/admin/usage").body();
