@@ -9,7 +9,10 @@ import java.util.concurrent.atomic.LongAdder;
 /**
  * A client of the proxy with its limits and what it has used (contract §13). Every check and
  * count is a few atomic operations: no lock on the request path. Token limits are checked when a
- * request starts against the tokens already counted, so an answer in flight may overshoot once.
+ * request starts against the tokens already counted plus what the answers in flight are expected
+ * to add (their number times the size of a recent answer), so that parallel requests overshoot a
+ * limit by about one answer, not one answer each; before any answer has ended the expectation is
+ * 0 and the first burst goes through (the "once" of the contract).
  */
 public final class Client {
 
@@ -27,6 +30,10 @@ public final class Client {
     /** The UTC day (high bits) and the tokens counted on it (low 44 bits). */
     private final AtomicLong today = new AtomicLong();
     private final AtomicInteger streams = new AtomicInteger();
+    /** Requests admitted whole (head and body) whose exchange has not ended. */
+    private final AtomicInteger inFlight = new AtomicInteger();
+    /** Tokens one answer is expected to bring: a maximum of the recent answers that decays (0: none seen). */
+    private final AtomicLong perAnswer = new AtomicLong();
     private final LongAdder requests = new LongAdder();
     private final LongAdder promptTokens = new LongAdder();
     private final LongAdder completionTokens = new LongAdder();
@@ -83,14 +90,10 @@ public final class Client {
         if (counters != null) {
             return admitShared(counters, spec, nowSecond);
         }
-        if (spec.dailyTokens() > 0 && tokensToday(nowSecond) >= spec.dailyTokens()) {
-            long untilMidnight = DAY_SECONDS - Math.floorMod(nowSecond, DAY_SECONDS);
-            return new Refusal(429, "daily_tokens", "This client key has used its " + spec.dailyTokens()
-                    + " tokens for today (UTC).", untilMidnight);
-        }
-        if (spec.tpm() > 0 && tokenWindow.sum(nowSecond) >= spec.tpm()) {
-            return new Refusal(429, "tpm", "This client key has used its " + spec.tpm()
-                    + " tokens per minute.", tokenWindow.secondsUntilAtMost(nowSecond, spec.tpm() - 1));
+        // Only a look: the answers in flight are reserved for when the body is admitted.
+        Refusal tokens = tokenRefusal(spec, null, nowSecond, reserved(inFlight.get()));
+        if (tokens != null) {
+            return tokens;
         }
         if (spec.rpm() > 0) {
             // Count first, then check: two racing requests can both be refused, never both let through.
@@ -106,8 +109,9 @@ public final class Client {
     }
 
     /**
-     * The limits that need the body: the model allow-list and concurrent streams. A stream
-     * admitted here holds one of {@code max_streams} until {@link #streamEnded()}.
+     * The limits that need the body: the model allow-list, the token limits with the answers in
+     * flight, and concurrent streams. A request admitted here is in flight, and a stream holds one
+     * of {@code max_streams}, until {@link #ended}; a refused one holds nothing.
      */
     public Refusal admitBody(long nowSecond, String model, boolean stream) {
         ClientSpec spec = this.spec;
@@ -116,13 +120,90 @@ public final class Client {
                     ? "This client key must name one of its allowed models."
                     : "This client key may not use the model " + printable(model) + ".", -1);
         }
+        Refusal tokens = takeInFlight(spec, nowSecond);
+        if (tokens != null) {
+            return tokens;
+        }
         // Every admitted stream is counted (the count is shown); only a set limit refuses.
         if (stream && streams.incrementAndGet() > spec.maxStreams() && spec.maxStreams() > 0) {
             streams.decrementAndGet();
+            inFlight.decrementAndGet();
             return new Refusal(429, "max_streams", "This client key already has its " + spec.maxStreams()
                     + " streams open.", 1);
         }
         return null;
+    }
+
+    /**
+     * Counts the request in flight, if the token limits leave room for one more answer beside
+     * those in flight; the check and the count are one CAS, so racing requests cannot all take the
+     * last room. Every client counts (one atomic add), so that {@link #ended} is the same for all,
+     * whatever a reload changed in between.
+     */
+    private Refusal takeInFlight(ClientSpec spec, long nowSecond) {
+        if (spec.tpm() <= 0 && spec.dailyTokens() <= 0) {
+            inFlight.incrementAndGet();
+            return null;
+        }
+        SharedCounters counters = shared;
+        for (;;) {
+            int n = inFlight.get();
+            Refusal r = tokenRefusal(spec, counters, nowSecond, reserved(n));
+            if (r != null) {
+                return r;
+            }
+            if (inFlight.compareAndSet(n, n + 1)) {
+                return null;
+            }
+        }
+    }
+
+    /** The tokens {@code n} answers in flight are expected to add (saturating, never negative). */
+    private long reserved(int n) {
+        long each = perAnswer.get();
+        if (n <= 0 || each <= 0) {
+            return 0;
+        }
+        return each > Long.MAX_VALUE / n ? Long.MAX_VALUE : each * n;
+    }
+
+    /**
+     * The day and minute token limits, against the tokens counted ({@code counters}: over every
+     * instance; null: this one's) plus {@code reserved}. Retry-After takes the reserved tokens as
+     * counted now, which is where they will land: for {@code tpm} the seconds until the window
+     * has room for them (60 when they alone fill it), for {@code daily_tokens} UTC midnight.
+     */
+    private Refusal tokenRefusal(ClientSpec spec, SharedCounters counters, long nowSecond, long reserved) {
+        if (spec.dailyTokens() > 0) {
+            long today = counters != null ? counters.total(name("day", Math.floorDiv(nowSecond, DAY_SECONDS)))
+                    : tokensToday(nowSecond);
+            if (plus(today, reserved) >= spec.dailyTokens()) {
+                return new Refusal(429, "daily_tokens", "This client key has used its " + spec.dailyTokens()
+                        + " tokens for today (UTC).", DAY_SECONDS - Math.floorMod(nowSecond, DAY_SECONDS));
+            }
+        }
+        if (spec.tpm() <= 0) {
+            return null;
+        }
+        long retryAfter;
+        if (counters != null) {
+            long minute = Math.floorDiv(nowSecond, 60);
+            long intoMinute = Math.floorMod(nowSecond, 60L);
+            if (plus(slidingMinute(counters, "tpm", minute, intoMinute), reserved) < spec.tpm()) {
+                return null;
+            }
+            retryAfter = 60 - intoMinute;
+        } else if (plus(tokenWindow.sum(nowSecond), reserved) < spec.tpm()) {
+            return null;
+        } else {
+            retryAfter = tokenWindow.secondsUntilAtMost(nowSecond, spec.tpm() - 1 - reserved);
+        }
+        return new Refusal(429, "tpm", "This client key has used its " + spec.tpm() + " tokens per minute.", retryAfter);
+    }
+
+    private static long plus(long a, long b) {
+        long sum = a + b;
+        return sum < 0 ? Long.MAX_VALUE : sum;
     }
 
     /**
@@ -132,17 +213,13 @@ public final class Client {
      * (about a second); never waits on Redis.
      */
     private Refusal admitShared(SharedCounters counters, ClientSpec spec, long nowSecond) {
-        long day = Math.floorDiv(nowSecond, DAY_SECONDS);
-        if (spec.dailyTokens() > 0 && counters.total(name("day", day)) >= spec.dailyTokens()) {
-            return new Refusal(429, "daily_tokens", "This client key has used its " + spec.dailyTokens()
-                    + " tokens for today (UTC).", DAY_SECONDS - Math.floorMod(nowSecond, DAY_SECONDS));
+        // The answers in flight are this instance's own: each instance bounds its own overshoot.
+        Refusal tokens = tokenRefusal(spec, counters, nowSecond, reserved(inFlight.get()));
+        if (tokens != null) {
+            return tokens;
         }
         long minute = Math.floorDiv(nowSecond, 60);
         long intoMinute = Math.floorMod(nowSecond, 60L);
-        if (spec.tpm() > 0 && slidingMinute(counters, "tpm", minute, intoMinute) >= spec.tpm()) {
-            return new Refusal(429, "tpm", "This client key has used its " + spec.tpm() + " tokens per minute.",
-                    60 - intoMinute);
-        }
         if (spec.rpm() > 0) {
             counters.add(name("rpm", minute), 1, WINDOW_TTL_MILLIS);
             if (slidingMinute(counters, "rpm", minute, intoMinute) > spec.rpm()) {
@@ -175,9 +252,16 @@ public final class Client {
         }
     }
 
-    /** A stream admitted by {@link #admitBody} has ended, however it ended. */
-    public void streamEnded() {
-        streams.decrementAndGet();
+    /**
+     * A request admitted by {@link #admitBody} has ended, however it ended (answer, error, client
+     * gone); {@code stream}: it was admitted as a stream. Called after its tokens were added, so
+     * that there is no moment when they are neither counted nor in flight.
+     */
+    public void ended(boolean stream) {
+        inFlight.decrementAndGet();
+        if (stream) {
+            streams.decrementAndGet();
+        }
     }
 
     /** Tokens of an answer this client received, counted when the answer ended. */
@@ -189,6 +273,7 @@ public final class Client {
         if (total <= 0) {
             return;
         }
+        expect(total);
         tokenWindow.add(nowSecond, total);
         SharedCounters counters = shared;
         if (counters != null) {
@@ -204,6 +289,26 @@ public final class Client {
                 return;
             }
         }
+    }
+
+    /**
+     * What the next answer is expected to bring: up at once to a larger answer (an overshoot is
+     * what is being bounded), down by an eighth of the gap per smaller one, so that one huge
+     * answer does not hold a client to a single request in flight for good.
+     */
+    private void expect(long total) {
+        for (;;) {
+            long v = perAnswer.get();
+            long next = total >= v ? total : v - (v - total) / 8;
+            if (next == v || perAnswer.compareAndSet(v, next)) {
+                return;
+            }
+        }
+    }
+
+    /** Requests of this client admitted and not yet ended. */
+    public int inFlight() {
+        return inFlight.get();
     }
 
     long tokensToday(long nowSecond) {

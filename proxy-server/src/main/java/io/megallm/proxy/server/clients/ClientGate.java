@@ -12,8 +12,11 @@ import java.util.function.LongSupplier;
 /**
  * Enforces a client's limits (contract §13) in two steps, both before any pool key is touched:
  * on the request head, the limits that need no body (requests per minute, tokens per minute and
- * per day); once the JSON body is read, the model allow-list and concurrent streams. A refusal is
- * 429 (403 for a model) in the error shape with {@code Retry-After}; nothing is sent upstream.
+ * per day); once the JSON body is read, the model allow-list, the token limits again as the
+ * request takes its place in flight, and concurrent streams. A refusal is 429 (403 for a model)
+ * in the error shape with {@code Retry-After}; nothing is sent upstream. The place is taken this
+ * late because only an exchange that reaches the relay is sure to be seen ending: a client that
+ * goes away while its body is read is never reported, and would leak it.
  */
 public final class ClientGate implements RequestGate {
 
@@ -37,25 +40,29 @@ public final class ClientGate implements RequestGate {
             return true;
         }
         boolean ok = refuse(exchange, client.admitBody(epochSeconds.getAsLong(), model, stream));
-        if (ok && stream) {
-            exchange.attach(new StreamHold(client));
+        if (ok) {
+            exchange.attach(new Hold(client, stream));
         }
         return ok;
     }
 
-    /** The client of an exchange, whether it holds a stream slot or not. */
+    /** The client of an exchange, whether it was admitted whole or not. */
     public static Client clientOf(Exchange exchange) {
         Object a = exchange.attachment();
         if (a instanceof Client c) {
             return c;
         }
-        return a instanceof StreamHold h ? h.client : null;
+        return a instanceof Hold h ? h.client : null;
     }
 
-    /** Gives back the stream slot an ended exchange held, if it held one. */
+    /**
+     * Gives back what an ended exchange held (its place in flight, its stream slot), if it was
+     * admitted whole; once, however often it is called.
+     */
     public static void release(Exchange exchange) {
-        if (exchange.attachment() instanceof StreamHold h) {
-            h.client.streamEnded();
+        if (exchange.attachment() instanceof Hold h && !h.released) {
+            h.released = true;
+            h.client.ended(h.stream);
         }
     }
 
@@ -72,7 +79,16 @@ public final class ClientGate implements RequestGate {
         return false;
     }
 
-    /** An admitted stream of a client: its slot comes back when the exchange ends. */
-    private record StreamHold(Client client) {
+    /** A request admitted whole: its place in flight (and stream slot) comes back when the exchange ends. */
+    private static final class Hold {
+        final Client client;
+        final boolean stream;
+        /** Touched on the exchange's event loop only. */
+        boolean released;
+
+        Hold(Client client, boolean stream) {
+            this.client = client;
+            this.stream = stream;
+        }
     }
 }

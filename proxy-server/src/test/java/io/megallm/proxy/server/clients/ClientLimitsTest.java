@@ -167,11 +167,140 @@ class ClientLimitsTest {
         assertNull(c.admit(T0, "m", false));
         assertNull(c.admit(T0, "m", false), "nothing counted yet: both start");
         c.addTokens(T0 + 1, 60, 30, 0);
+        c.ended(false);
         c.addTokens(T0 + 2, 60, 30, 0);
+        c.ended(false);
         Client.Refusal r = c.admit(T0 + 3, "m", false);
         assertEquals("tpm", r.code());
         assertEquals(58, r.retryAfterSeconds(), "the T0+1 answer leaves the window at T0+61");
         assertNull(c.admit(T0 + 62, "m", false));
+    }
+
+    /** One answer of {@code tokens} (half prompt, half completion) ends at {@code second}. */
+    private static void answer(Client c, long second, long tokens) {
+        c.addTokens(second, tokens / 2, tokens - tokens / 2, 0);
+        c.ended(false);
+    }
+
+    private static int admitted(Client c, long second, int tries) {
+        int n = 0;
+        for (int i = 0; i < tries; i++) {
+            if (c.admit(second, "m", false) == null) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    @Test
+    void parallelRequestsOvershootTpmByAboutOneAnswerNotOneEach() {
+        Client c = client("ck-x-000000000000001 tpm=10000");
+        assertNull(c.admit(T0, "m", false));
+        answer(c, T0, 1000);
+        // 1000 counted, answers of about 1000 expected: room for 9 more in flight, not 20.
+        assertEquals(9, admitted(c, T0 + 1, 20));
+        assertEquals(9, c.inFlight(), "a refused request holds no place");
+        Client.Refusal r = c.admit(T0 + 1, "m", false);
+        assertEquals("tpm", r.code());
+        assertEquals(59, r.retryAfterSeconds(), "the 1000 counted at T0 leave at T0+60, making room for the 9");
+        assertNotNull(c.admitRequest(T0 + 1), "the head step already sees the answers in flight");
+        for (int i = 0; i < 9; i++) {
+            answer(c, T0 + 2, 1000);
+        }
+        assertEquals(0, c.inFlight());
+        assertEquals(10_000, c.promptTokens() + c.completionTokens(), "the limit, not 20,000");
+        assertEquals(30, c.admit(T0 + 30, "m", false).retryAfterSeconds(), "the T0 answer leaves at T0+60");
+        assertNull(c.admit(T0 + 62, "m", false), "the window has passed");
+    }
+
+    @Test
+    void sharedWindowsCountThisInstancesAnswersInFlightToo() {
+        Client c = client("ck-x-000000000000001 tpm=10000");
+        c.share(io.megallm.proxy.server.shared.SharedCounters.local());
+        assertNull(c.admit(T0, "m", false));
+        answer(c, T0, 1000);
+        assertEquals(9, admitted(c, T0 + 1, 20));
+        Client.Refusal r = c.admit(T0 + 1, "m", false);
+        assertEquals("tpm", r.code());
+        assertEquals(59, r.retryAfterSeconds(), "the shared minute's own Retry-After: until the minute turns");
+    }
+
+    @Test
+    void dailyTokensCountTheAnswersInFlightToo() {
+        Client c = client("ck-x-000000000000001 daily_tokens=5000");
+        assertNull(c.admit(T0, "m", false));
+        answer(c, T0, 1000);
+        assertEquals(4, admitted(c, T0 + 1, 20));
+        Client.Refusal r = c.admit(T0 + 1, "m", false);
+        assertEquals("daily_tokens", r.code());
+        assertEquals(86_400 - 1, r.retryAfterSeconds());
+    }
+
+    @Test
+    void aClientFarFromItsLimitIsNotHeldToOneRequest() {
+        Client c = client("ck-x-000000000000001 tpm=1000000");
+        assertNull(c.admit(T0, "m", false));
+        answer(c, T0, 1000);
+        assertEquals(200, admitted(c, T0 + 1, 200));
+    }
+
+    @Test
+    void theExpectedAnswerRisesAtOnceAndFallsSlowly() {
+        Client c = client("ck-x-000000000000001 tpm=100000");
+        assertNull(c.admit(T0, "m", false));
+        answer(c, T0, 40_000);
+        assertEquals(2, admitted(c, T0, 10), "40,000 counted, two of 40,000 more fit");
+        answer(c, T0, 100);
+        answer(c, T0, 100);
+        // Expected now 40,000 - 39,900/8, then again: about 30,600 an answer; 40,200 counted.
+        assertEquals(2, admitted(c, T0, 10));
+        for (int i = 0; i < 2; i++) {
+            answer(c, T0, 100);
+        }
+        for (int i = 0; i < 30; i++) {
+            assertNull(c.admit(T0, "m", false));
+            answer(c, T0, 100);
+        }
+        assertEquals(10, admitted(c, T0, 10), "after many small answers, a huge one no longer holds it back");
+    }
+
+    @Test
+    void aRequestRefusedLaterByItsStreamsOrModelHoldsNoPlaceInFlight() {
+        Client c = client("ck-x-000000000000001 tpm=10000 max_streams=1 models=m");
+        assertNull(c.admit(T0, "m", true));
+        c.addTokens(T0, 500, 500, 0);
+        c.ended(true);
+        assertNull(c.admit(T0, "m", true));
+        assertEquals("max_streams", c.admit(T0, "m", true).code());
+        assertEquals("model_not_allowed", c.admit(T0, "other", false).code());
+        assertEquals(1, c.inFlight());
+        assertEquals(8, admitted(c, T0, 20), "1000 counted, 1 + 8 in flight");
+    }
+
+    @Test
+    void racingRequestsNeverTakeMoreRoomThanTheLimitLeaves() throws Exception {
+        Client c = client("ck-x-000000000000001 tpm=10000");
+        assertNull(c.admit(T0, "m", false));
+        answer(c, T0, 1000);
+        ExecutorService pool = Executors.newFixedThreadPool(8);
+        AtomicInteger admitted = new AtomicInteger();
+        CountDownLatch go = new CountDownLatch(1);
+        for (int t = 0; t < 8; t++) {
+            pool.submit(() -> {
+                go.await();
+                for (int i = 0; i < 50; i++) {
+                    if (c.admitBody(T0 + 1, "m", false) == null) {
+                        admitted.incrementAndGet();
+                    }
+                }
+                return null;
+            });
+        }
+        go.countDown();
+        pool.shutdown();
+        assertTrue(pool.awaitTermination(30, TimeUnit.SECONDS));
+        assertEquals(9, admitted.get());
+        assertEquals(9, c.inFlight());
     }
 
     @Test
@@ -193,7 +322,7 @@ class ClientLimitsTest {
         assertNull(c.admit(T0, "m", true));
         assertEquals("max_streams", c.admit(T0, "m", true).code());
         assertNull(c.admit(T0, "m", false), "a non-streaming request is not a stream");
-        c.streamEnded();
+        c.ended(true);
         assertNull(c.admit(T0, "m", true));
         assertEquals(1, c.openStreams());
     }
