@@ -235,6 +235,39 @@ class MainProcessTest {
     }
 
     @Test
+    @Timeout(120)
+    void aHundredThousandClientsFitA256MegabyteHeapAndMetricsStillAnswers() throws Exception {
+        // Each client held two rate windows of ~500 bytes, limits or not, and /metrics copied its
+        // 18.7 MB text four times: the scrape ran out of heap and answered an empty reply.
+        Files.createDirectories(work.resolve("data"));
+        Files.writeString(work.resolve("data/keys.txt"), POOL_KEY + "\n", StandardCharsets.UTF_8);
+        StringBuilder clients = new StringBuilder();
+        for (int i = 0; i < 100_000; i++) {
+            clients.append(String.format("ck-many-%026d name=c%d%n", i, i));
+        }
+        Files.writeString(work.resolve("data/clients.txt"), clients, StandardCharsets.UTF_8);
+        int port = freePort();
+        Process p = launch(Map.of("MEGALLM_BASE_URL", "http://127.0.0.1:9/v1", "HOST", "127.0.0.1",
+                "PORT", Integer.toString(port), "PROXY_API_KEYS", "@data/clients.txt"), "-Xmx256m");
+        try {
+            awaitListening(p, port);
+            java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient();
+            for (int i = 0; i < 3; i++) {
+                java.net.http.HttpResponse<String> metrics = http.send(java.net.http.HttpRequest.newBuilder(
+                        java.net.URI.create("http://127.0.0.1:" + port + "/metrics")).build(),
+                        java.net.http.HttpResponse.BodyHandlers.ofString());
+                assertEquals(200, metrics.statusCode());
+                assertTrue(metrics.body().contains("megallm_client_tokens_total{client=\"c99999\",kind=\"cached\"} 0\n"));
+            }
+            assertTrue(p.isAlive());
+        } finally {
+            p.destroy();
+            p.waitFor(15, TimeUnit.SECONDS);
+            stop(p);
+        }
+    }
+
+    @Test
     @Timeout(60)
     void sigtermWhileStartingStillExits0() throws Exception {
         // An orchestrator may stop a container a moment after starting it. The first line the
