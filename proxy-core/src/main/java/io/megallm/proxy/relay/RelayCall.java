@@ -94,7 +94,10 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private boolean staleRetried;
     /** The current attempt's request was written whole: a failure now may have been processed (and billed). */
     private boolean requestSent;
-    /** The one resend allowed, in all, after a request was sent and no answer came (contract §7). */
+    /**
+     * A send got no answer after it went out whole, and the one resend allowed for it (contract
+     * §7) is granted: the next attempt that reaches the upstream is the last, whatever it gets.
+     */
     private boolean resent;
     /** A key that answered 403, blamed only if another key then accepts the request. */
     private ApiKey forbidden;
@@ -361,6 +364,12 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             return framedBody;
         }
         judgeKey(head, code);
+        if (resent) {
+            // The answer to the one resend §7 allows after a send that got none. The first send
+            // may have been processed and billed; a 5xx or a rejection now does not make a third
+            // send acceptable. The client gets this answer (or our error if it cannot be kept).
+            answerIsFinal = true;
+        }
         pendingAnswer = new BufferedAnswer(head, exchange.alloc());
         phase = Phase.BUFFERING;
         return false;

@@ -8,6 +8,7 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.SimpleChannelInboundHandler;
@@ -256,6 +257,23 @@ public final class MockUpstream implements AutoCloseable {
     /** Closes the connection without answering. */
     public static Behavior hangUp() {
         return (ctx, req) -> ctx.close();
+    }
+
+    /** Resets the connection (RST, not FIN) after reading the whole request, without answering. */
+    public static Behavior reset() {
+        return (ctx, req) -> {
+            ctx.channel().config().setOption(ChannelOption.SO_LINGER, 0);
+            ctx.close();
+        };
+    }
+
+    /**
+     * The n-th request the mock receives (whatever its key) gets the n-th behaviour; requests
+     * after the last one get the last. For a script of what the upstream does, in order.
+     */
+    public static Behavior sequence(Behavior... script) {
+        AtomicInteger next = new AtomicInteger();
+        return (ctx, req) -> script[Math.min(next.getAndIncrement(), script.length - 1)].respond(ctx, req);
     }
 
     /** A body of {@code size} bytes with a Content-Length. */

@@ -76,6 +76,54 @@ class RelayHardeningTest {
         }
     }
 
+    /**
+     * Audit: after a send that got no answer, the sends that did get one (a 5xx, a rejection) went
+     * on by the retry and key rules. The once-more is once more in all, whatever it gets (§7).
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {500, 503, 401, 403, 429})
+    void afterASendThatGotNoAnswerTheOneResendIsTheLastWhateverItsAnswer(int status) throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(4, Map.of("MEGALLM_MAX_RETRIES", "3", "MAX_KEY_RETRIES", "3"))) {
+            p.upstream.otherwise(MockUpstream.sequence(MockUpstream.hangUp(),
+                    MockUpstream.json(status, "{\"error\":{\"message\":\"second\"}}"), MockUpstream.json(200, OK)));
+            HttpResponse<String> r = p.chat();
+            assertEquals(status, r.statusCode(), r.body());
+            assertEquals("{\"error\":{\"message\":\"second\"}}", r.body(), "the resend's answer, as it was");
+            assertEquals(2, p.upstream.requestCount(), "sent once, then once more, never a third time");
+        }
+    }
+
+    @Test
+    void aResetThenServerErrorsStopsAtTheOneResend() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of("MEGALLM_MAX_RETRIES", "3", "MAX_KEY_RETRIES", "3"))) {
+            p.upstream.otherwise(MockUpstream.sequence(MockUpstream.reset(), MockUpstream.json(500, "{\"error\":\"busy\"}")));
+            HttpResponse<String> r = p.chat();
+            assertEquals(500, r.statusCode(), r.body());
+            assertEquals(2, p.upstream.requestCount());
+        }
+    }
+
+    @Test
+    void aSecondUnansweredSendAfterAnAnsweredResendNeverHappens() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of("MEGALLM_MAX_RETRIES", "3"))) {
+            p.upstream.otherwise(MockUpstream.sequence(MockUpstream.hangUp(), MockUpstream.json(500, "{}"),
+                    MockUpstream.hangUp(), MockUpstream.json(200, OK)));
+            assertEquals(500, p.chat().statusCode());
+            assertEquals(2, p.upstream.requestCount());
+        }
+    }
+
+    @Test
+    void sendsBeforeTheUnansweredOneDoNotCountAgainstTheResend() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MEGALLM_MAX_RETRIES", "3"))) {
+            p.upstream.otherwise(MockUpstream.sequence(MockUpstream.json(503, "{}"), MockUpstream.json(503, "{}"),
+                    MockUpstream.hangUp(), MockUpstream.json(200, OK)));
+            HttpResponse<String> r = p.chat();
+            assertEquals(200, r.statusCode(), r.body());
+            assertEquals(4, p.upstream.requestCount());
+        }
+    }
+
     @Test
     void explicitServerErrorsStillRetryAsConfigured() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MEGALLM_MAX_RETRIES", "3"))) {
