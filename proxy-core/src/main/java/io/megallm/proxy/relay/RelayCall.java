@@ -320,8 +320,9 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     }
 
     /**
-     * A connection to the current base URL failed: pause that URL and move this request to the
-     * next one it has not failed on; false when there is none (one URL, or all failed for it).
+     * A connection to the current base URL failed, or it gave no response head within
+     * MEGALLM_TIMEOUT: pause that URL and move this request to the next one it has not failed on;
+     * false when there is none (one URL, or all failed for it).
      */
     private boolean nextBaseUrl() {
         BaseUrls urls = relay.baseUrls();
@@ -644,6 +645,9 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         }
         switch (phase) {
             case WAITING_HEAD -> {
+                // A URL that takes connections and never answers is as down as one that refuses
+                // them (§15): paused, and whatever is sent next goes to the next URL.
+                nextBaseUrl();
                 if (requestSent) {
                     noAnswerAfterSending(Failure.TIMEOUT, RelayEvents.Outcome.TIMEOUT);
                     return;

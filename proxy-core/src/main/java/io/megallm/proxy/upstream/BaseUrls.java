@@ -7,8 +7,9 @@ import java.util.function.LongSupplier;
 
 /**
  * The upstream base URLs in order of preference (contract §15): the first is used while it
- * answers; a URL whose connection failed (refused, timed out, TLS or proxy failure) is passed over
- * for a short pause that doubles with each failure in a row (1 s up to 60 s), then tried again.
+ * answers; a URL whose connection failed (refused, timed out, TLS or proxy failure) or that gave
+ * no response head within MEGALLM_TIMEOUT is passed over for a short pause that doubles with each
+ * failure in a row (1 s up to 60 s), then tried again.
  * One pool set per URL, all under one connection cap. Lock-free: a URL's state is two longs.
  */
 public final class BaseUrls {
@@ -70,7 +71,7 @@ public final class BaseUrls {
         return soonest;
     }
 
-    /** A connection to URL {@code i} failed: pause it, twice as long as last time in a row. */
+    /** URL {@code i} could not be reached or did not answer in time: pause it, twice as long as last time in a row. */
     public void failed(int i) {
         long n = failures.incrementAndGet(i);
         long pause = FIRST_PAUSE_NANOS << Math.min(n - 1, 6);

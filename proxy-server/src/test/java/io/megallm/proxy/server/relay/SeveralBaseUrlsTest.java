@@ -1,6 +1,7 @@
 package io.megallm.proxy.server.relay;
 
 import io.megallm.proxy.key.ApiKey;
+import io.megallm.proxy.key.KeyClock;
 import io.megallm.proxy.key.KeyState;
 import io.megallm.proxy.server.testing.ProxyUnderTest;
 import io.megallm.proxy.testing.MockUpstream;
@@ -47,6 +48,32 @@ class SeveralBaseUrlsTest {
                 // While the first is paused, requests go to the second at once.
                 assertEquals(200, p.chat().statusCode());
                 assertEquals(2, second.requestCount());
+            }
+        }
+    }
+
+    /**
+     * Audit: a first URL that takes connections and never answers got every request twice and the
+     * client a 504, the second URL never used. A timeout moves the request like a connect failure
+     * (§15); the move is the one resend §7 allows.
+     */
+    @Test
+    void aFirstUrlThatNeverAnswersIsPausedAndTheResendGoesToTheNext() throws Exception {
+        try (MockUpstream first = new MockUpstream(); MockUpstream second = new MockUpstream()) {
+            first.otherwise(MockUpstream.stall());
+            second.otherwise(MockUpstream.json(200, OK));
+            String urls = first.baseUrl() + "," + second.baseUrl();
+            try (ProxyUnderTest p = ProxyUnderTest.start(ProxyUnderTest.keys(1), Map.of("MEGALLM_BASE_URL", urls,
+                    "MEGALLM_TIMEOUT", "0.5"), KeyClock.SYSTEM, null, first)) {
+                HttpResponse<String> r = p.chat();
+                assertEquals(200, r.statusCode(), r.body());
+                assertEquals(OK, r.body());
+                assertEquals(1, first.requestCount(), "sent once to the silent URL");
+                assertEquals(1, second.requestCount(), "and once more, to the next");
+                assertKey(p.keys.get(0), second.take().key(), "the same key, through the next URL");
+                assertEquals(KeyState.Kind.AVAILABLE, p.server.keys().keys().get(0).state().kind());
+                String health = p.get("/health").body();
+                assertTrue(health.contains("{\"url\":\"" + first.baseUrl() + "\",\"state\":\"paused\"}"), health);
             }
         }
     }
