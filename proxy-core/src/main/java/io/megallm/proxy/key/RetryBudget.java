@@ -1,6 +1,7 @@
 package io.megallm.proxy.key;
 
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.function.LongSupplier;
@@ -10,9 +11,16 @@ import java.util.function.LongSupplier;
  * {@code RETRY_BUDGET} percent to the requests of the last 10 s, plus {@code RETRY_BUDGET_MIN}
  * per second, so a failing upstream never gets a multiple of the offered load.
  *
+ * <p>The two parts are counted apart. The percent is of the window and may be spent at once: a
+ * burst of failures after a busy spell gets what the spell earned. The minimum is per second and
+ * does not accumulate: counted over the window, it let an idle proxy spend ten seconds' worth in
+ * one, fifteen times the offered load of a quiet client against a failing upstream. A retry takes
+ * from the percent first; the minimum is what is left when the percent is spent.
+ *
  * <p>One instance for all event loops. The window is ten one-second slots per counter; each
  * slot is one {@code long} holding its second (high 32 bits) and its count (low 32 bits), so
- * moving a slot to a new second and counting in it is a single CAS. No lock.
+ * moving a slot to a new second and counting in it is a single CAS. The minimum's count is one
+ * more such {@code long}, for the current second only. No lock.
  */
 public final class RetryBudget {
 
@@ -22,7 +30,10 @@ public final class RetryBudget {
     private final long minPerSecond;
     private final LongSupplier nanoClock;
     private final AtomicLongArray requests = new AtomicLongArray(WINDOW_SECONDS);
+    /** Retries taken from the percent. */
     private final AtomicLongArray retries = new AtomicLongArray(WINDOW_SECONDS);
+    /** Retries taken from the minimum, this second (second and count, as a slot). */
+    private final AtomicLong minimumUsed = new AtomicLong();
     private final LongAdder refused = new LongAdder();
     private final long origin;
 
@@ -49,13 +60,29 @@ public final class RetryBudget {
     public boolean tryRetry() {
         long now = second();
         add(retries, now, 1);
-        long allowed = sum(requests, now) * percent / 100 + minPerSecond * WINDOW_SECONDS;
-        if (sum(retries, now) <= allowed) {
+        if (sum(retries, now) <= sum(requests, now) * percent / 100) {
             return true;
         }
         add(retries, now, -1);
+        if (takeMinimum(now)) {
+            return true;
+        }
         refused.increment();
         return false;
+    }
+
+    /** One of this second's RETRY_BUDGET_MIN, if any is left. */
+    private boolean takeMinimum(long second) {
+        for (;;) {
+            long v = minimumUsed.get();
+            long used = v >>> 32 == second ? v & 0xffff_ffffL : 0;
+            if (used >= minPerSecond) {
+                return false;
+            }
+            if (minimumUsed.compareAndSet(v, (second << 32) | (used + 1))) {
+                return true;
+            }
+        }
     }
 
     /** Retries refused since start. */

@@ -703,19 +703,24 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
 
     private void retrySameKeyOrSwitch() {
         cancelTimer();
-        if (onTrial()) {
+        boolean trial = onTrial();
+        if (trial) {
             // No answer from the key on trial says nothing about it: the trial goes back for another
-            // request to claim, and this one moves on. Not a retry: the client never saw the trial.
+            // request to claim.
             keys.recordTransient(key, 0);
-            lastFailure = Failure.NONE;
-            switchKey();
-            return;
         }
         if (access.budget() != null && !access.budget().tryRetry()) {
             // Over the retry budget: the failure goes to the client now, so that a failing upstream
-            // never gets a multiple of the offered load (contract §7).
+            // never gets a multiple of the offered load (contract §7). A trial's resend too: the
+            // upstream gets it all the same, and after no answer it is §7's once-more.
             events.retryRefused();
             giveUp();
+            return;
+        }
+        if (trial) {
+            // Not a key switch that counts: the client never saw the trial.
+            lastFailure = Failure.NONE;
+            switchKey();
             return;
         }
         if (sameKeyRetries < relay.settings().maxRetries()) {

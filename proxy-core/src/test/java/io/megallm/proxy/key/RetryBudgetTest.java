@@ -33,10 +33,41 @@ class RetryBudgetTest {
     }
 
     @Test
-    void withNoRequestsOnlyTheMinimumPerSecondOverTheWindowIsAllowed() {
+    void withNoRequestsOnlyTheMinimumOfThisSecondIsAllowed() {
         RetryBudget budget = new RetryBudget(20, 10, nanos::get);
-        assertEquals(100, retriesAllowed(budget, 1000), "10 a second over the 10 s window");
-        assertEquals(1000 - 100, budget.refused());
+        assertEquals(10, retriesAllowed(budget, 1000), "10 a second, not the window's 100 at once");
+        assertEquals(1000 - 10, budget.refused());
+        advanceSeconds(1);
+        assertEquals(10, retriesAllowed(budget, 1000), "the next second has its own 10");
+    }
+
+    @Test
+    void anIdleMinimumDoesNotAccumulate() {
+        RetryBudget budget = new RetryBudget(20, 10, nanos::get);
+        advanceSeconds(9);
+        assertEquals(10, retriesAllowed(budget, 1000), "nine idle seconds leave one second's worth");
+    }
+
+    /**
+     * The audit's load: 2 requests a second against an upstream that always fails, each wanting
+     * every retry (4 keys, 3 retries each). The minimum let the window's 100 go in the first
+     * seconds: 26-32 upstream hits a second for 2 offered.
+     */
+    @Test
+    void aLowSteadyLoadGetsTheMinimumAndItsPercentEverySecondNeverTheWindowsWorthAtOnce() {
+        RetryBudget budget = new RetryBudget(20, 10, nanos::get);
+        for (int s = 0; s < 20; s++) {
+            int thisSecond = 0;
+            for (int i = 0; i < 2; i++) {
+                budget.onRequest();
+                for (int r = 0; r < 15 && budget.tryRetry(); r++) {
+                    thisSecond++;
+                }
+            }
+            // At most 20 requests in the window: 20 % of them is 4, plus the minimum of 10.
+            assertTrue(thisSecond <= 10 + 4, thisSecond + " retries in second " + s);
+            advanceSeconds(1);
+        }
     }
 
     @Test
@@ -70,6 +101,7 @@ class RetryBudgetTest {
             advanceSeconds(1);
         }
         assertTrue(retries <= requests * 20 / 100 + 60 * 10, retries + " retries for " + requests + " requests");
+        assertTrue(retries >= requests * 20 / 100, "the percent is there to be used: " + retries);
     }
 
     @Test

@@ -319,6 +319,23 @@ class KeyLifecycleRelayTest {
         }
     }
 
+    /** §7: the once-more resend is a budgeted retry, after a trial key's unanswered send too. */
+    @Test
+    void theResendAfterATrialGotNoAnswerIsTakenFromTheRetryBudget() throws Exception {
+        ManualKeyClock clock = new ManualKeyClock();
+        try (ProxyUnderTest p = ProxyUnderTest.start(ProxyUnderTest.keys(2), Map.of("RETRY_BUDGET", "0",
+                "RETRY_BUDGET_MIN", "0"), clock, null)) {
+            p.upstream.on(p.keys.get(0), MockUpstream.sequence(MockUpstream.json(401, "{}"), MockUpstream.hangUp()));
+            assertEquals(200, p.chat().statusCode(), "a key switch after a 401 is no retry");
+            clock.advanceSeconds(300);
+            HttpResponse<String> r = p.chat();
+            assertEquals(502, r.statusCode(), r.body());
+            assertEquals(2, keysSeen(p, 0), "the 401, then the trial");
+            assertEquals(1, keysSeen(p, 1), "the first request's 200, and no resend of the second");
+            assertEquals(1, metric(p, "megallm_retries_refused_total"));
+        }
+    }
+
     @Test
     void eightRequestsWithOnePromptCacheKeyGoToOneKey() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(4, Map.of())) {
