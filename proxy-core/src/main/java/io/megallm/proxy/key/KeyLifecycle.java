@@ -27,8 +27,12 @@ public final class KeyLifecycle {
 
     private static final Logger log = LoggerFactory.getLogger(KeyLifecycle.class);
 
-    /** An absurd Retry-After (years) must not overflow the clock arithmetic. */
-    static final long MAX_REST_SECONDS = TimeUnit.DAYS.toSeconds(7);
+    /**
+     * The longest rest an upstream's Retry-After can give a key. A daily quota resets within a
+     * day, and one forged or mistaken header must not take a key out for longer (it outlives a
+     * restart in the state file); it also keeps the clock arithmetic from overflowing.
+     */
+    static final long MAX_UPSTREAM_REST_SECONDS = TimeUnit.DAYS.toSeconds(1);
     private static final long SECOND = TimeUnit.SECONDS.toNanos(1);
 
     private final KeyClock clock;
@@ -180,17 +184,18 @@ public final class KeyLifecycle {
                     key.pacer().lateLimited();
                     return;
                 }
-                long until = now + Math.min(retryAfterSeconds, MAX_REST_SECONDS) * SECOND;
+                long seconds = Math.min(retryAfterSeconds, MAX_UPSTREAM_REST_SECONDS);
+                long until = now + seconds * SECOND;
                 if (s.untilNanos() - until >= 0) {
                     key.pacer().lateLimited();
                     return;
                 }
                 next = KeyState.coolingUntil(until, reason, s.strikes());
-                why = "cooling down for " + retryAfterSeconds + "s after " + reason + " (Retry-After)";
+                why = "cooling down for " + seconds + "s after " + reason + " (Retry-After)";
             } else {
                 int strikes = Math.min(s.strikes() + 1, 62);
                 long seconds = retryAfterSeconds >= 0
-                        ? Math.min(retryAfterSeconds, MAX_REST_SECONDS)
+                        ? Math.min(retryAfterSeconds, MAX_UPSTREAM_REST_SECONDS)
                         : adaptiveRestSeconds(strikes);
                 long until = now + seconds * SECOND;
                 if (s.kind() == KeyState.Kind.COOLING_DOWN && s.untilNanos() - until > 0) {
@@ -228,6 +233,15 @@ public final class KeyLifecycle {
     }
 
     /** 1, 2, 4 … seconds for the 1st, 2nd, 3rd … consecutive 429, capped at {@code KEY_COOLDOWN}. */
+    /**
+     * The longest rest a live key can get: an upstream's capped Retry-After, or KEY_COOLDOWN when
+     * an operator set it longer (held to a year, well within what the nanosecond clock spans). A
+     * saved or shared state is held to it.
+     */
+    long longestRestSeconds() {
+        return Math.min(Math.max(MAX_UPSTREAM_REST_SECONDS, policy.maxCooldownSeconds()), TimeUnit.DAYS.toSeconds(365));
+    }
+
     long adaptiveRestSeconds(int strikes) {
         long max = policy.maxCooldownSeconds();
         if (strikes - 1 >= 62) {

@@ -339,8 +339,8 @@ public final class KeyPool {
 
     /**
      * A saved or shared state as this instance's, held to the bounds of live ones: a file or a
-     * Redis entry is not trusted further than an upstream. A rest ends within
-     * {@link KeyLifecycle#MAX_REST_SECONDS} as a Retry-After's does, a failed key's next trial comes
+     * Redis entry is not trusted further than an upstream. A rest ends within the longest a live
+     * key can get ({@link KeyLifecycle#longestRestSeconds}), a failed key's next trial comes
      * within its recheck wait (at most a day), the 429 count stays where doubling can count, and
      * the reason is one printable line.
      */
@@ -348,7 +348,7 @@ public final class KeyPool {
 
     private KeyState stateOf(SavedKeyState s, long now, long wallMillis) {
         long left = Math.max(0L, s.untilEpochMillis() - wallMillis);
-        long until = now + TimeUnit.MILLISECONDS.toNanos(Math.min(left, TimeUnit.SECONDS.toMillis(KeyLifecycle.MAX_REST_SECONDS)));
+        long until = now + TimeUnit.MILLISECONDS.toNanos(Math.min(left, TimeUnit.SECONDS.toMillis(lifecycle.longestRestSeconds())));
         String reason = LogText.printable(s.reason(), MAX_REASON);
         int strikes = Math.max(0, Math.min(s.strikes(), 62));
         return switch (s.kind()) {

@@ -28,7 +28,8 @@ public final class RetryAfter {
 
     /**
      * Seconds to wait, or -1 when the value is absent or unreadable (the caller then uses its
-     * default). A date in the past gives 0.
+     * default). A date in the past gives 0; a number too large for a long gives
+     * {@link Long#MAX_VALUE}: an absurd wait is a long wait, which the caller caps, not none.
      */
     public static long seconds(CharSequence value, long nowEpochMillis) {
         if (value == null) {
@@ -38,11 +39,12 @@ public final class RetryAfter {
         if (v.isEmpty()) {
             return -1;
         }
-        if (v.chars().allMatch(Character::isDigit)) {
+        // RFC 9110's DIGIT is ASCII only (Character.isDigit would take other scripts' digits too).
+        if (v.chars().allMatch(c -> c >= '0' && c <= '9')) {
             try {
                 return Long.parseLong(v);
             } catch (NumberFormatException tooBig) {
-                return -1;
+                return Long.MAX_VALUE;
             }
         }
         for (DateTimeFormatter format : HTTP_DATES) {

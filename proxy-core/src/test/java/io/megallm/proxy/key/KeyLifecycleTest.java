@@ -452,7 +452,7 @@ class KeyLifecycleTest {
                 forever, Integer.MAX_VALUE, 0);
         SavedKeyState failed = new SavedKeyState(b.id(), KeyState.Kind.FAILED, "x".repeat(5000), forever, -7, forever);
         assertEquals(2, pool.restore(List.of(resting, failed)));
-        assertEquals(TimeUnit.DAYS.toSeconds(7), pool.cooldownRemainingSeconds(a), "a rest ends within 7 days");
+        assertEquals(TimeUnit.DAYS.toSeconds(1), pool.cooldownRemainingSeconds(a), "a rest ends within a day");
         assertEquals(62, a.state().strikes());
         assertEquals("upstream 429__[31mforged", a.state().reason(), "one printable line");
         assertEquals(TimeUnit.DAYS.toSeconds(1), pool.recheckInSeconds(b), "the next trial within a day");
@@ -461,7 +461,18 @@ class KeyLifecycleTest {
 
         assertTrue(pool.adopt(new SavedKeyState(a.id(), KeyState.Kind.COOLING_DOWN, "shared", forever, 1, 0), "from Redis"));
         assertEquals("shared", a.state().reason());
-        assertEquals(TimeUnit.DAYS.toSeconds(7), pool.cooldownRemainingSeconds(a), "so does one another instance shared");
+        assertEquals(TimeUnit.DAYS.toSeconds(1), pool.cooldownRemainingSeconds(a), "so does one another instance shared");
+    }
+
+    /** An operator's KEY_COOLDOWN over a day is a rest a live key can get: a restored one may too. */
+    @Test
+    void aRestoredRestMayLastAsLongAsAKeyCooldownOverADay() {
+        long cooldown = TimeUnit.DAYS.toSeconds(2);
+        setUp(new KeyPolicy(cooldown, 300, 600));
+        SavedKeyState resting = new SavedKeyState(a.id(), KeyState.Kind.COOLING_DOWN, "upstream 429",
+                Long.MAX_VALUE, 62, 0);
+        assertEquals(1, pool.restore(List.of(resting)));
+        assertEquals(cooldown, pool.cooldownRemainingSeconds(a));
     }
 
     // ---- a state adopted from another instance (§14) ----

@@ -257,14 +257,14 @@ class KeyPoolTest {
     }
 
     @Test
-    void absurdCooldownIsCappedAtAWeekWithoutOverflow() {
+    void absurdCooldownIsCappedAtADayWithoutOverflow() {
         pool.reload(List.of(A));
         ApiKey a = key(0);
 
         pool.coolDown(a, 429, Long.MAX_VALUE);
 
         assertFalse(a.state().usableAt(pool.now()));
-        assertEquals(TimeUnit.DAYS.toSeconds(7), pool.cooldownRemainingSeconds(a));
+        assertEquals(TimeUnit.DAYS.toSeconds(1), pool.cooldownRemainingSeconds(a));
     }
 
     @Test

@@ -62,9 +62,19 @@ class RetryAfterTest {
         assertEquals(-1, RetryAfter.seconds("Wed, 32 Oct 2015 07:28:30 GMT", NOW));
     }
 
+    /** An absurd wait is a long wait, not no wait at all: the caller caps it (KeyLifecycle). */
     @Test
-    void overflowingNumberIsMinusOne() {
-        assertEquals(-1, RetryAfter.seconds("99999999999999999999999", NOW));
+    void overflowingNumberSaturates() {
+        assertEquals(Long.MAX_VALUE, RetryAfter.seconds("99999999999999999999999", NOW));
+        assertEquals(Long.MAX_VALUE, RetryAfter.seconds("9223372036854775808", NOW));
+        assertEquals(Long.MAX_VALUE - 1, RetryAfter.seconds("9223372036854775806", NOW));
+        assertEquals(2147483648L, RetryAfter.seconds("2147483648", NOW));
+    }
+
+    @Test
+    void onlyAsciiDigitsAreDeltaSeconds() {
+        // RFC 9110's DIGIT is ASCII; Java's isDigit also takes other scripts' digits.
+        assertEquals(-1, RetryAfter.seconds("\u0661\u0662\u0660", NOW));
     }
 
     @Test

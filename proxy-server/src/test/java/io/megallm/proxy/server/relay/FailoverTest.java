@@ -92,6 +92,28 @@ class FailoverTest {
         }
     }
 
+    /**
+     * Audit: one forged or mistaken header rested a key 7 days (persisted), and a number too long
+     * for a long fell back to 1 s. An upstream-given rest is capped at a day (a daily quota resets
+     * within one); every absurd form gets the cap.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"99999999", "2147483648", "9999999999999999999999", "date 400 days ahead"})
+    void anAbsurdRetryAfterRestsTheKeyADayAtMost(String retryAfter) throws Exception {
+        String value = retryAfter.startsWith("date")
+                ? DateTimeFormatter.RFC_1123_DATE_TIME.format(ZonedDateTime.now().plusDays(400))
+                : retryAfter;
+        try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of())) {
+            p.upstream.on(p.keys.get(0), MockUpstream.json(429, "{}", Map.of("Retry-After", value)));
+            p.upstream.on(p.keys.get(1), MockUpstream.json(200, OK));
+            assertEquals(200, p.chat().statusCode());
+            long left = p.server.keys().cooldownRemainingSeconds(p.server.keys().keys().stream()
+                    .filter(k -> k.masked().equals(ApiKey.mask(p.keys.get(0)))).findFirst().orElseThrow());
+            long day = 24 * 3600;
+            assertTrue(left > day - 60 && left <= day, "cooldown left " + left);
+        }
+    }
+
     @Test
     void rateLimitWithoutRetryAfterRestsOneSecondTheFirstTime() throws Exception {
         // Contract §7 (2026-12-05): 1 s, doubled per consecutive 429 up to KEY_COOLDOWN (KeyLifecycleTest).
