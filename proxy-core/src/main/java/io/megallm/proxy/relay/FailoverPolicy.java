@@ -10,8 +10,8 @@ public final class FailoverPolicy {
         KEY_FAILED,
         /**
          * 403: a banned key, or a request this account may not make. Try another key; the 403 key
-         * is blamed only when another key then accepts the request, and a second 403 goes to the
-         * client with nobody blamed.
+         * is blamed only when another key then accepts the request (an answer below 400), and a
+         * second 403 goes to the client with nobody blamed.
          */
         KEY_FORBIDDEN,
         /** 429: the key rests; try another key. */

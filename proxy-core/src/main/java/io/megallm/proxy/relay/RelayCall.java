@@ -357,8 +357,12 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         events.attempt(outcomeOf(code));
         if (verdict == FailoverPolicy.Verdict.RELAY) {
             if (forbidden != null) {
-                // Another key accepted what the 403 key refused: the refusal was the key's.
-                keys.markFailed(forbidden, 403);
+                if (code < 400) {
+                    // Another key accepted what the 403 key refused: the refusal was the key's.
+                    keys.markFailed(forbidden, 403);
+                }
+                // A 4xx from the other key is no acceptance: the request is at fault as likely as
+                // the key (a model only some tiers have), and a client must not bench keys with it.
                 forbidden = null;
             }
             commit(head, chunked);

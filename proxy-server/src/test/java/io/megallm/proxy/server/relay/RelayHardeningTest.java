@@ -187,6 +187,25 @@ class RelayHardeningTest {
         }
     }
 
+    /**
+     * Audit: [403, 422] failed the first key and relayed the 422. A 4xx from the next key is no
+     * acceptance: a request for a model only some keys may use would take the others out.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {400, 404, 422})
+    void a403ThenAnotherKeysClientErrorIsRelayedAndNeitherKeyIsBlamed(int status) throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of())) {
+            p.upstream.on(p.keys.get(0), MockUpstream.json(403, "{\"error\":{\"message\":\"tier\"}}"));
+            p.upstream.on(p.keys.get(1), MockUpstream.json(status, "{\"error\":{\"message\":\"bad\"}}"));
+            HttpResponse<String> r = p.chat();
+            assertEquals(status, r.statusCode());
+            assertEquals("{\"error\":{\"message\":\"bad\"}}", r.body());
+            assertEquals(2, p.upstream.requestCount());
+            assertEquals(KeyState.Kind.AVAILABLE, stateOf(p, 0).kind());
+            assertEquals(KeyState.Kind.AVAILABLE, stateOf(p, 1).kind());
+        }
+    }
+
     @Test
     void a403ThenRunningOutOfKeysBlamesNobody() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of())) {
