@@ -20,6 +20,7 @@ public final class ErrorResponses {
     public static final String NOT_FOUND = "not_found_error";
     public static final String SERVER = "server_error";
     public static final String UNAVAILABLE = "service_unavailable_error";
+    public static final String RATE_LIMIT = "rate_limit_exceeded";
 
     private ErrorResponses() {
     }

@@ -1,5 +1,6 @@
 package io.megallm.proxy.relay;
 
+import io.megallm.proxy.http.ErrorResponses;
 import io.megallm.proxy.key.ApiKey;
 import io.megallm.proxy.key.SecretScrubber;
 import io.netty.buffer.ByteBufAllocator;
@@ -9,11 +10,13 @@ import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpResponse;
+import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpVersion;
 
 /**
  * An upstream answer that made the request move on (401/402/403/429/5xx). It is kept, body
- * included, because when there is nowhere left to move, the client gets it as it was.
+ * included, because when there is nowhere left to move, the client gets it as it was (or, when
+ * the body was too big to keep, its status in the proxy's error shape).
  */
 final class BufferedAnswer {
 
@@ -29,6 +32,8 @@ final class BufferedAnswer {
      * with three such answers of 1 MB).
      */
     private ByteBuf body;
+    /** The body grew past MAX_BODY and was let go: only the head is left to tell the client. */
+    private boolean bodyDropped;
 
     BufferedAnswer(HttpResponse head, ByteBufAllocator alloc) {
         this.head = head;
@@ -74,6 +79,40 @@ final class BufferedAnswer {
         return new DefaultFullHttpResponse(HttpVersion.HTTP_1_1,
                 SecretScrubber.scrub(head.status(), usedKeys, usedCount), content, head.headers(),
                 io.netty.handler.codec.http.EmptyHttpHeaders.INSTANCE);
+    }
+
+    /** Lets the body go (too big to keep); the status and Retry-After still make an answer. */
+    void dropBody() {
+        release();
+        bodyDropped = true;
+    }
+
+    boolean bodyDropped() {
+        return bodyDropped;
+    }
+
+    /**
+     * For an answer whose body was dropped: its status, and its Retry-After when that is a
+     * readable one (digits or a date cannot carry a key), in the proxy's error shape. A 502 of our
+     * own would say the upstream could not be reached, and clients would retry instead of backing
+     * off. The upstream's reason phrase and other headers are not kept: they were not checked.
+     */
+    FullHttpResponse toErrorResponse() {
+        int code = status();
+        String type = switch (code) {
+            case 401, 402 -> ErrorResponses.AUTHENTICATION;
+            case 403 -> ErrorResponses.PERMISSION;
+            case 429 -> ErrorResponses.RATE_LIMIT;
+            default -> ErrorResponses.SERVER;
+        };
+        FullHttpResponse response = ErrorResponses.error(alloc, HttpResponseStatus.valueOf(code), type,
+                "upstream_answer_too_large", "The upstream answered " + code
+                        + " with a body too large to pass on (over 1 MiB).");
+        String retryAfter = head.headers().get(HttpHeaderNames.RETRY_AFTER);
+        if (RetryAfter.seconds(retryAfter, System.currentTimeMillis()) >= 0) {
+            response.headers().set(HttpHeaderNames.RETRY_AFTER, retryAfter.trim());
+        }
+        return response;
     }
 
     void release() {

@@ -475,12 +475,13 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
                 boolean kept = pendingAnswer.append(bytes);
                 bytes.release();
                 if (!kept) {
-                    // Too big to keep: the answer is dropped and the attempt ends here.
-                    pendingAnswer.release();
-                    pendingAnswer = null;
+                    // Too big to keep: the body is dropped and the attempt ends here. The status
+                    // still counts as the last answer the upstream gave.
+                    pendingAnswer.dropBody();
                     Channel ch = upstream;
                     upstream = null;
                     pool.discard(ch);
+                    keepFailedAnswer();
                     afterFailedAnswer();
                 }
             }
@@ -501,21 +502,26 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             }
             case BUFFERING -> {
                 finishUpstream();
-                if (trialFailed) {
-                    // A trial's failure is invisible to the client: its answer is never relayed.
-                    trialFailed = false;
-                    pendingAnswer.release();
-                } else {
-                    if (lastAnswer != null) {
-                        lastAnswer.release();
-                    }
-                    lastAnswer = pendingAnswer;
-                }
-                pendingAnswer = null;
+                keepFailedAnswer();
                 afterFailedAnswer();
             }
             default -> { }
         }
+    }
+
+    /** The failed answer just read becomes the last answer, the one the client gets if nothing follows. */
+    private void keepFailedAnswer() {
+        if (trialFailed) {
+            // A trial's failure is invisible to the client: its answer is never relayed.
+            trialFailed = false;
+            pendingAnswer.release();
+        } else {
+            if (lastAnswer != null) {
+                lastAnswer.release();
+            }
+            lastAnswer = pendingAnswer;
+        }
+        pendingAnswer = null;
     }
 
     @Override
@@ -851,7 +857,8 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     /** Out of moves: the last upstream answer as it was, or an error of our own if there was none. */
     private void giveUp() {
         if (lastAnswer != null) {
-            FullHttpResponse answer = lastAnswer.toResponse(tried, triedCount);
+            FullHttpResponse answer = lastAnswer.bodyDropped() ? lastAnswer.toErrorResponse()
+                    : lastAnswer.toResponse(tried, triedCount);
             lastAnswer = null;
             exchange.respond(answer);
             done();

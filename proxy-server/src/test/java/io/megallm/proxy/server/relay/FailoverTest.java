@@ -252,6 +252,26 @@ class FailoverTest {
         }
     }
 
+    /**
+     * Audit: rejections too big to keep (over 1 MiB) left the client a 502 "could not be reached",
+     * which is false and makes clients retry instead of backing off.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {2, 3}) // out of keys (it was a 503 no_available_keys), out of moves (a 502)
+    void whenTheLastAnswerIsTooBigToKeepTheClientStillGetsItsStatusAndRetryAfter(int keys) throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(keys, Map.of("MAX_KEY_RETRIES", "1"))) {
+            String big = "{\"error\":{\"message\":\"" + "x".repeat(1024 * 1024) + "\"}}";
+            p.upstream.otherwise(MockUpstream.json(429, big, Map.of("Retry-After", "30")));
+            HttpResponse<String> r = p.chat();
+            assertEquals(429, r.statusCode(), r.body());
+            assertEquals("30", r.headers().firstValue("retry-after").orElse(null));
+            assertTrue(r.body().startsWith("{\"error\":{\"message\":"), r.body());
+            assertTrue(r.body().contains("\"code\":\"upstream_answer_too_large\""), r.body());
+            assertTrue(r.body().contains("429"), r.body());
+            assertEquals(2, p.upstream.requestCount());
+        }
+    }
+
     @Test
     void switchesAtMostMaxKeyRetriesTimes() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(5, Map.of("MAX_KEY_RETRIES", "2"))) {
