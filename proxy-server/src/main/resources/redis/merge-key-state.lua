@@ -3,14 +3,19 @@
 -- ARGV     1 sha256, 2 kind, 3 until (epoch ms), 4 consecutive 429s, 5 recheck (s), 6 reason ('' = none),
 --          7 at (epoch ms of the change), 8 clears ('1': a recovery or reset of an earlier failure/rest),
 --          9 instance id, 10 channel, 11 ttl (ms)
--- Merge: a later deadline wins; a failure is not forgotten (only a recovery made after it clears it).
-local cur = redis.call('HMGET', KEYS[1], 'kind', 'until', 'strikes', 'recheck', 'reason', 'at')
+-- Merge: a later deadline wins; a failure is not forgotten (only a recovery made after it clears it);
+-- a recovery is not forgotten either: a failure or rest from before the last recovery or reset
+-- ('cleared', epoch ms) is refused, however it arrives (an instance started again on an old
+-- KEY_STATE_FILE, one back from a network cut); 'at' is when the sender's state came about.
+local cur = redis.call('HMGET', KEYS[1], 'kind', 'until', 'strikes', 'recheck', 'reason', 'at', 'cleared')
 local kind = ARGV[2]
 local untl = tonumber(ARGV[3])
 local at = tonumber(ARGV[7])
 local clears = ARGV[8] == '1'
 local take = true
-if cur[1] then
+if not clears and kind ~= 'available' and at < (tonumber(cur[7]) or 0) then
+  take = false
+elseif cur[1] then
   local cu = tonumber(cur[2]) or 0
   local cat = tonumber(cur[6]) or 0
   if cur[1] == 'failed' then
@@ -30,6 +35,9 @@ end
 if take then
   redis.call('HSET', KEYS[1], 'kind', kind, 'until', ARGV[3], 'strikes', ARGV[4], 'recheck', ARGV[5],
     'reason', ARGV[6], 'at', ARGV[7], 'by', ARGV[9])
+  if clears then
+    redis.call('HSET', KEYS[1], 'cleared', ARGV[7])
+  end
   cur = {kind, ARGV[3], ARGV[4], ARGV[5], ARGV[6]}
   redis.call('PUBLISH', ARGV[10], 's|' .. ARGV[9] .. '|' .. ARGV[1] .. '|' .. kind .. '|' .. ARGV[3] .. '|'
     .. ARGV[4] .. '|' .. ARGV[5] .. '|' .. ARGV[6])

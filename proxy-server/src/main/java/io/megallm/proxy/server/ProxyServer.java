@@ -139,7 +139,9 @@ public final class ProxyServer {
         Router router = new Router(relay, keys, keyFile, access, metrics, gate, usage);
         if (settings.redisUrl() != null) {
             // After the state file's restore: what this instance remembers is merged into Redis.
-            shared = new RedisKeyStates(settings.redisUrl(), settings.redisPool(), keys, keyFile).start();
+            // States restored from the file keep the time they were recorded: a newer one in Redis wins.
+            shared = new RedisKeyStates(settings.redisUrl(), settings.redisPool(), keys, keyFile,
+                    stateFile::recordedAt).start();
             // Client limit windows and usage totals over every instance (contract §14).
             clients.share(new RedisCounters(shared));
             usage.share(new SharedUsage(shared, usage, keys::keys, clients::clients));

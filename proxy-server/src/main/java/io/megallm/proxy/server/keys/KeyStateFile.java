@@ -19,8 +19,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
+import java.util.Objects;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
@@ -34,6 +37,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * A location that cannot be written (at start, or later: a full disk) is one warning, and the
  * pending states are tried again every {@value #RETRY_MILLIS} ms while there are any: a disk that
  * has room again, or a folder that was mounted late, gets the current states without a restart.
+ *
+ * <p>Each state carries when it was recorded ({@code at_epoch_ms}: the first write that held it),
+ * so that an instance started again on an old file can tell that a state other instances shared
+ * later (an operator's reset, in Redis) is newer than its own (contract §14).
  */
 public final class KeyStateFile implements KeyStateStore, AutoCloseable {
 
@@ -51,6 +58,12 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
     private volatile boolean failing;
     private volatile KeyPool dirty;
     private volatile long lastWriteNanos = System.nanoTime() - TimeUnit.MILLISECONDS.toNanos(MIN_INTERVAL_MILLIS);
+    /** Each key's state as last loaded or written, and since when; under this object's lock. */
+    private Map<String, Stamped> recorded = new HashMap<>();
+
+    /** A state and the epoch ms it was first written (or, read from a file that has no time, the file's). */
+    record Stamped(SavedKeyState state, long atEpochMillis) {
+    }
 
     public KeyStateFile(Path path) {
         this(path, RETRY_MILLIS);
@@ -101,13 +114,23 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
     }
 
     @Override
-    public List<SavedKeyState> load() {
+    public synchronized List<SavedKeyState> load() {
         if (!Files.isRegularFile(path)) {
             return List.of();
         }
         try {
             // A state line is ~150 bytes; 64 MiB holds the states of far more keys than a key file may list.
-            return parse(OperatorFile.read(path, 64L * 1024 * 1024));
+            byte[] bytes = OperatorFile.read(path, 64L * 1024 * 1024);
+            // A file written before states carried their time: none of them is newer than the file.
+            List<Stamped> stamped = parseStamped(bytes, Files.getLastModifiedTime(path).toMillis());
+            List<SavedKeyState> out = new ArrayList<>(stamped.size());
+            Map<String, Stamped> byId = new HashMap<>();
+            for (Stamped s : stamped) {
+                out.add(s.state());
+                byId.put(s.state().id(), s);
+            }
+            recorded = byId;
+            return out;
         } catch (OperatorFile.Refused e) {
             log.warn("KEY_STATE_FILE {} {}: starting with every key available", path, e.getMessage());
             return List.of();
@@ -116,6 +139,15 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
                     e.getClass().getSimpleName());
             return List.of();
         }
+    }
+
+    /**
+     * When the state of the key with this SHA-256 was recorded (epoch ms), as loaded or last
+     * written; 0 when this file holds none.
+     */
+    public synchronized long recordedAt(String id) {
+        Stamped s = recorded.get(id);
+        return s == null ? 0 : s.atEpochMillis();
     }
 
     @Override
@@ -159,7 +191,7 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
         }
         lastWriteNanos = System.nanoTime();
         try {
-            write(pool.savedStates());
+            write(stamp(pool.savedStates(), pool.lifecycle().clock().epochMillis()));
             if (failing) {
                 failing = false;
                 log.info("KEY_STATE_FILE {} is written again", path);
@@ -176,11 +208,32 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
         }
     }
 
-    void write(List<SavedKeyState> states) throws IOException {
+    /** Each state with its time: kept from the last write while the state is the same, else now. */
+    private List<Stamped> stamp(List<SavedKeyState> states, long now) {
+        List<Stamped> out = new ArrayList<>(states.size());
+        Map<String, Stamped> byId = new HashMap<>();
+        for (SavedKeyState s : states) {
+            Stamped before = recorded.get(s.id());
+            Stamped st = new Stamped(s, before != null && same(before.state(), s) ? before.atEpochMillis() : now);
+            out.add(st);
+            byId.put(s.id(), st);
+        }
+        recorded = byId;
+        return out;
+    }
+
+    /** Deadlines are recomputed from the monotonic clock at every write: within a second is the same. */
+    private static boolean same(SavedKeyState a, SavedKeyState b) {
+        return a.kind() == b.kind() && Objects.equals(a.reason(), b.reason()) && a.strikes() == b.strikes()
+                && a.recheckSeconds() == b.recheckSeconds()
+                && Math.abs(a.untilEpochMillis() - b.untilEpochMillis()) < 1000;
+    }
+
+    void write(List<Stamped> states) throws IOException {
         Path dir = path.toAbsolutePath().getParent();
         Path temp = Files.createTempFile(dir, ".key-state", ".tmp");
         try {
-            Files.write(temp, render(states).getBytes(StandardCharsets.UTF_8));
+            Files.write(temp, renderStamped(states).getBytes(StandardCharsets.UTF_8));
             try {
                 Files.move(temp, path, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             } catch (AtomicMoveNotSupportedException e) {
@@ -191,10 +244,16 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
         }
     }
 
+    /** The file's text for states of no known time ({@code at_epoch_ms} 0), as tests write them. */
     static String render(List<SavedKeyState> states) {
+        return renderStamped(states.stream().map(s -> new Stamped(s, 0)).toList());
+    }
+
+    static String renderStamped(List<Stamped> stamped) {
         StringBuilder b = new StringBuilder("{\"version\":1,\"keys\":[");
         boolean first = true;
-        for (SavedKeyState s : states) {
+        for (Stamped st : stamped) {
+            SavedKeyState s = st.state();
             if (!first) {
                 b.append(',');
             }
@@ -205,13 +264,19 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
                     .append(",\"until_epoch_ms\":").append(s.untilEpochMillis())
                     .append(",\"consecutive_429\":").append(s.strikes())
                     .append(",\"recheck_s\":").append(s.recheckSeconds())
+                    .append(",\"at_epoch_ms\":").append(st.atEpochMillis())
                     .append('}');
         }
         return b.append("\n]}\n").toString();
     }
 
     static List<SavedKeyState> parse(byte[] bytes) throws IOException {
-        List<SavedKeyState> out = new ArrayList<>();
+        return parseStamped(bytes, 0).stream().map(Stamped::state).toList();
+    }
+
+    /** {@code fileMillis}: the time of an entry that has none (a file from before states had one). */
+    static List<Stamped> parseStamped(byte[] bytes, long fileMillis) throws IOException {
+        List<Stamped> out = new ArrayList<>();
         try (JsonParser p = JSON.createParser(bytes)) {
             if (p.nextToken() != JsonToken.START_OBJECT) {
                 throw new IOException("not an object");
@@ -221,7 +286,7 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
                 JsonToken t = p.nextToken();
                 if ("keys".equals(field) && t == JsonToken.START_ARRAY) {
                     while (p.nextToken() == JsonToken.START_OBJECT) {
-                        SavedKeyState s = entry(p);
+                        Stamped s = entry(p, fileMillis);
                         if (s != null) {
                             out.add(s);
                         }
@@ -234,13 +299,14 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
         return out;
     }
 
-    private static SavedKeyState entry(JsonParser p) throws IOException {
+    private static Stamped entry(JsonParser p, long fileMillis) throws IOException {
         String id = null;
         KeyState.Kind kind = null;
         String reason = null;
         long until = 0;
         int strikes = 0;
         long recheck = 0;
+        long at = -1;
         while (p.nextToken() == JsonToken.FIELD_NAME) {
             String field = p.currentName();
             JsonToken t = p.nextToken();
@@ -251,13 +317,15 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
                 case "until_epoch_ms" -> until = t == JsonToken.VALUE_NUMBER_INT ? p.getLongValue() : 0;
                 case "consecutive_429" -> strikes = t == JsonToken.VALUE_NUMBER_INT ? p.getIntValue() : 0;
                 case "recheck_s" -> recheck = t == JsonToken.VALUE_NUMBER_INT ? p.getLongValue() : 0;
+                case "at_epoch_ms" -> at = t == JsonToken.VALUE_NUMBER_INT ? p.getLongValue() : -1;
                 default -> p.skipChildren();
             }
         }
         if (id == null || kind == null) {
             return null;
         }
-        return new SavedKeyState(id, kind, reason, until, Math.max(0, strikes), Math.max(0L, recheck));
+        return new Stamped(new SavedKeyState(id, kind, reason, until, Math.max(0, strikes), Math.max(0L, recheck)),
+                at < 0 ? fileMillis : at);
     }
 
     private static KeyState.Kind kindOf(String name) {

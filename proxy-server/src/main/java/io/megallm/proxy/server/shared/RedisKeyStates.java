@@ -40,6 +40,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.ToLongFunction;
 
 /**
  * Key states shared between instances through Redis (contract §14), beside the local view that
@@ -54,6 +55,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *       instance runs it; the others push their own trial back to the lease's end, and remember
  *       that end: no state that arrives later (pub/sub and replies are not ordered with the
  *       lease) starts a trial here before it ({@link TrialGate});</li>
+ *   <li>every state goes with the time it came about ({@code at}): a state sent again (at start,
+ *       from {@code KEY_STATE_FILE}; after a reconnection) keeps the time it was learnt, so that
+ *       a recovery or reset shared since wins over it;</li>
  *   <li>a reload of the key file is announced, and the others reload their own file;</li>
  *   <li>Redis down, or so slow that a command gets no answer in 2 s: one warning, {@link #up()}
  *       false, Lettuce reconnects by itself (a PING tells when a slow one answers again), and the
@@ -102,6 +106,10 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     /** Leases this instance holds, by key id; only the worker thread touches it. */
     private final Map<String, Long> leases = new HashMap<>();
     private final Map<String, Boolean> claiming = new ConcurrentHashMap<>();
+    /** When each key's local state came about (epoch ms), as this process saw it change. */
+    private final ConcurrentHashMap<String, Long> changedAt = new ConcurrentHashMap<>();
+    /** When a state restored at start was recorded ({@code KEY_STATE_FILE}), by key id; 0 if unknown. */
+    private final ToLongFunction<String> restoredAt;
     /**
      * Until when ({@link System#nanoTime()}: a wall clock stepped back must not stretch it) another
      * instance holds a key's trial lease, as its lost claim said; written by the worker, read by
@@ -122,7 +130,16 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     private long retryMillis = 250;
 
     public RedisKeyStates(RedisUrl url, String pool, KeyPool keys, KeyFile keyFile) {
+        this(url, pool, keys, keyFile, id -> 0L);
+    }
+
+    /**
+     * {@code restoredAt}: when the states this instance restored at start were recorded, by key
+     * id (0: unknown, so any state in Redis is newer).
+     */
+    public RedisKeyStates(RedisUrl url, String pool, KeyPool keys, KeyFile keyFile, ToLongFunction<String> restoredAt) {
         this.url = url;
+        this.restoredAt = restoredAt;
         // One hash tag for the whole pool: every key of it in one slot on Redis Cluster.
         this.prefix = "megallm:{" + pool + "}:";
         this.channel = prefix + "events";
@@ -225,6 +242,7 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
 
     @Override
     public void changed(ApiKey key, KeyState from, KeyState to) {
+        changedAt.put(key.id(), keys.lifecycle().clock().epochMillis());
         if (to.kind() == KeyState.Kind.AVAILABLE && !heldElsewhere.isEmpty()) {
             // Back in rotation (here or elsewhere): a later failure's trial owes nothing to that lease.
             heldElsewhere.remove(key.id());
@@ -439,7 +457,7 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         String[] args = {s.id(), kindName(s.kind()), Long.toString(s.untilEpochMillis()),
                 Integer.toString(s.strikes()), Long.toString(s.recheckSeconds()),
                 s.reason() == null ? "" : s.reason().replace('|', '/'),
-                Long.toString(System.currentTimeMillis()), clears ? "1" : "0", instance, channel,
+                Long.toString(since(s.id())), clears ? "1" : "0", instance, channel,
                 Long.toString(STATE_TTL_MILLIS)};
         c.async().<List<Object>>eval(mergeScript, ScriptOutputType.MULTI, new String[]{prefix + "key:" + s.id()}, args)
                 .whenCompleteAsync((r, e) -> {
@@ -457,6 +475,12 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
                                 "as shared in Redis");
                     }
                 }, worker);
+    }
+
+    /** When this instance's state of the key came about: its last change here, or its record in the state file. */
+    private long since(String id) {
+        Long at = changedAt.get(id);
+        return at != null ? at : restoredAt.applyAsLong(id);
     }
 
     private void received(String message) {

@@ -148,6 +148,33 @@ class KeyStateFileTest {
         throw new AssertionError(path + " never held " + text);
     }
 
+    /** A state keeps the time it was first written through later writes and a restart (contract §14: the newer wins). */
+    @Test
+    void aStateKeepsTheTimeItWasRecorded() throws Exception {
+        Path path = dir.resolve("state.json");
+        KeyPool pool = pool();
+        ApiKey a = pool.keys().get(0);
+        ApiKey b = pool.keys().get(1);
+        pool.markFailed(a, 401);
+        long failedAt = wall.get();
+        try (KeyStateFile file = new KeyStateFile(path)) {
+            file.changed(pool);
+        }
+        wall.addAndGet(60_000);
+        nanos.addAndGet(60_000_000_000L);
+        pool.markFailed(b, 402);
+        try (KeyStateFile file = new KeyStateFile(path)) {
+            file.load();
+            file.changed(pool);
+        }
+        try (KeyStateFile file = new KeyStateFile(path)) {
+            file.load();
+            assertEquals(failedAt, file.recordedAt(a.id()), "unchanged since its first write");
+            assertEquals(failedAt + 60_000, file.recordedAt(b.id()));
+            assertEquals(0, file.recordedAt("0".repeat(64)));
+        }
+    }
+
     @Test
     void aDamagedFileIsAWarningAndEveryKeyStartsAvailable() throws Exception {
         Path path = dir.resolve("state.json");

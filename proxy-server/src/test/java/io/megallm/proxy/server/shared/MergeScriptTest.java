@@ -123,6 +123,19 @@ class MergeScriptTest {
         assertHolds(merge("failed", 30000, 12000, false), true, "failed", 30000);
     }
 
+    /** A failure or rest from before the last recovery or reset (an old state file, sent again) is refused. */
+    @Test
+    void aFailureOrRestOlderThanTheLastRecoveryIsRefused() throws Exception {
+        assertHolds(merge("failed", 5000, 1000, false), true, "failed", 5000);
+        assertHolds(merge("available", 0, 3000, true), true, "available", 0); // reset at 3000
+        nextPublished();
+        nextPublished();
+        assertHolds(merge("failed", 9000, 2000, false), false, "available", 0);
+        assertHolds(merge("cooling_down", 9000, 2500, false), false, "available", 0);
+        assertNull(published.poll(200, TimeUnit.MILLISECONDS), "a refused change is not published");
+        assertHolds(merge("failed", 9000, 3500, false), true, "failed", 9000); // a failure after the reset
+    }
+
     @Test
     void everyEntryExpiresByItself() {
         merge("failed", 5000, 1000, false);

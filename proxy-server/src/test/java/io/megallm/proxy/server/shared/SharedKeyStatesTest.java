@@ -221,6 +221,46 @@ class SharedKeyStatesTest {
         }
     }
 
+    /**
+     * An instance started again on its KEY_STATE_FILE from before an operator's reset made on another
+     * instance meanwhile: the reset is newer, so it stands everywhere, and the restarted instance takes it.
+     */
+    @Test
+    void aRestartOnAnOldStateFileDoesNotUndoALaterReset() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(2);
+        Map<String, String> env = Map.of("KEY_RECHECK", "600");
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             ProxyUnderTest b = instance(keys, redis, upstream, env)) {
+            java.nio.file.Path aDir;
+            try (ProxyUnderTest a = instance(keys, redis, upstream, env)) {
+                awaitUp(a, b);
+                aDir = a.workDir;
+                upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
+                for (int i = 0; i < 2; i++) {
+                    assertEquals(200, a.chat().statusCode());
+                }
+                await(PROPAGATION_MILLIS, "B sees key 0 failed", () -> "failed".equals(keyEntry(b, 0).get("state")));
+            } // A stops; its state file says key 0 failed
+            assertEquals(200, b.post("/admin/reset-failed-keys", "").statusCode());
+            assertEquals("available", keyEntry(b, 0).get("state"));
+            upstream.on(keys.get(0), MockUpstream.json(200, "{\"id\":\"ok\"}"));
+            int mark = LogCapture.size();
+
+            Map<String, String> again = new java.util.HashMap<>(env);
+            again.put("REDIS_URL", redis.url());
+            try (ProxyUnderTest a = ProxyUnderTest.start(keys, again, KeyClock.SYSTEM, aDir, upstream)) {
+                assertTrue(a.logLines().stream().anyMatch(l -> l.contains("restored the states of 1 key")),
+                        "A read its old failure back from its state file");
+                awaitUp(a);
+                await(3000, "A takes the reset made after its failure",
+                        () -> "available".equals(keyEntry(a, 0).get("state")));
+                assertEquals("available", keyEntry(b, 0).get("state"), "B keeps the operator's reset");
+                assertTrue(LogCapture.since(mark).stream().noneMatch(l -> l.contains("now failed")),
+                        "no instance took the old failure back: " + LogCapture.since(mark));
+            }
+        }
+    }
+
     /** The id Redis holds for a key or client key, computed here on its own (contract §14: SHA-256, hex). */
     static String sha256(String s) throws Exception {
         return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
