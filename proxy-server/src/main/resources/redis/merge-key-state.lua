@@ -2,7 +2,7 @@
 -- KEYS[1]  megallm:{pool}:key:<sha256>   (a hash)
 -- ARGV     1 sha256, 2 kind, 3 until (epoch ms), 4 consecutive 429s, 5 recheck (s), 6 reason ('' = none),
 --          7 at (epoch ms of the change), 8 clears ('1': a recovery or reset of an earlier failure/rest),
---          9 instance id, 10 channel, 11 ttl (ms)
+--          9 instance id, 10 channel, 11 ttl (ms), 12 now (the sender's epoch ms)
 -- Merge: a later deadline wins; a failure is not forgotten (only a recovery made after it clears it);
 -- a recovery is not forgotten either: a failure or rest from before the last recovery or reset
 -- ('cleared', epoch ms) is refused, however it arrives (an instance started again on an old
@@ -10,14 +10,25 @@
 local cur = redis.call('HMGET', KEYS[1], 'kind', 'until', 'strikes', 'recheck', 'reason', 'at', 'cleared')
 local kind = ARGV[2]
 local untl = tonumber(ARGV[3])
-local at = tonumber(ARGV[7])
+-- A stored time later than the sender's clock (a clock ahead, a hand in Redis) is no time at all:
+-- else a reset made now would lose to it until that time came. (Not "now": the sender's own
+-- state came about a moment before it sent it, and would still lose.)
+local now = tonumber(ARGV[12]) or math.huge
+local function past(t)
+  t = tonumber(t) or 0
+  if t > now then
+    return 0
+  end
+  return t
+end
+local at = math.min(tonumber(ARGV[7]) or 0, now)
 local clears = ARGV[8] == '1'
 local take = true
-if not clears and kind ~= 'available' and at < (tonumber(cur[7]) or 0) then
+if not clears and kind ~= 'available' and at < past(cur[7]) then
   take = false
 elseif cur[1] then
   local cu = tonumber(cur[2]) or 0
-  local cat = tonumber(cur[6]) or 0
+  local cat = past(cur[6])
   if cur[1] == 'failed' then
     if kind == 'failed' then
       take = untl >= cu or (clears and at >= cat)

@@ -458,7 +458,7 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
                 Integer.toString(s.strikes()), Long.toString(s.recheckSeconds()),
                 s.reason() == null ? "" : s.reason().replace('|', '/'),
                 Long.toString(since(s.id())), clears ? "1" : "0", instance, channel,
-                Long.toString(STATE_TTL_MILLIS)};
+                Long.toString(STATE_TTL_MILLIS), Long.toString(keys.lifecycle().clock().epochMillis())};
         c.async().<List<Object>>eval(mergeScript, ScriptOutputType.MULTI, new String[]{prefix + "key:" + s.id()}, args)
                 .whenCompleteAsync((r, e) -> {
                     if (e != null) {

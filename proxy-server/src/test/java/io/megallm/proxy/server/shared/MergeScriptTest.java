@@ -74,9 +74,14 @@ class MergeScriptTest {
 
     /** Sends one change; returns {accepted, kind, until} of what Redis holds afterwards. */
     private List<Object> merge(String kind, long until, long at, boolean clears) {
+        return merge(kind, until, at, clears, 1_000_000_000_000L);
+    }
+
+    /** The same, sent by an instance whose clock reads {@code now}. */
+    private List<Object> merge(String kind, long until, long at, boolean clears, long now) {
         return c.sync().eval(script, ScriptOutputType.MULTI, new String[]{KEY}, "abc", kind, Long.toString(until),
                 "0", "300", kind.equals("available") ? "" : "upstream 4xx", Long.toString(at), clears ? "1" : "0",
-                "inst", CHANNEL, "60000");
+                "inst", CHANNEL, "60000", Long.toString(now));
     }
 
     private void assertHolds(List<Object> r, boolean accepted, String kind, long until) {
@@ -134,6 +139,18 @@ class MergeScriptTest {
         assertHolds(merge("cooling_down", 9000, 2500, false), false, "available", 0);
         assertNull(published.poll(200, TimeUnit.MILLISECONDS), "a refused change is not published");
         assertHolds(merge("failed", 9000, 3500, false), true, "failed", 9000); // a failure after the reset
+    }
+
+    /** An entry from the future (a clock ahead, a forged entry) counts as now: a reset made now wins over it. */
+    @Test
+    void anEntryFromTheFutureDoesNotOutliveAResetMadeNow() {
+        long now = 1_000_000;
+        assertHolds(merge("failed", now + 86_400_000, now + 86_400_000, false, now + 86_400_000), true, "failed",
+                now + 86_400_000);
+        assertHolds(merge("available", 0, now, true, now), true, "available", 0);
+        // A recovery stamped in the future does not refuse the failures that follow it either.
+        assertHolds(merge("available", 0, now + 86_400_000, true, now + 86_400_000), true, "available", 0);
+        assertHolds(merge("failed", now + 600_000, now + 1000, false, now + 1000), true, "failed", now + 600_000);
     }
 
     @Test

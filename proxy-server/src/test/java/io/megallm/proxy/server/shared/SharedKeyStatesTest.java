@@ -261,6 +261,30 @@ class SharedKeyStatesTest {
         }
     }
 
+    /** An entry stamped a day ahead (a clock running ahead, or forged) does not override a reset made now. */
+    @Test
+    void aResetWinsOverAnEntryFromTheFuture() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(2);
+        RedisKeyStates.useNioTransport();
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             ProxyUnderTest a = instance(keys, redis, upstream, Map.of("KEY_RECHECK", "600"));
+             RedisClient client = RedisClient.create(redis.url());
+             StatefulRedisConnection<String, String> c = client.connect()) {
+            awaitUp(a);
+            String entry = "megallm:{default}:key:" + sha256(keys.get(0));
+            upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
+            for (int i = 0; i < 2; i++) {
+                assertEquals(200, a.chat().statusCode());
+            }
+            await(PROPAGATION_MILLIS, "the failure is in Redis", () -> "failed".equals(c.sync().hget(entry, "kind")));
+            c.sync().hset(entry, "at", Long.toString(System.currentTimeMillis() + TimeUnit.DAYS.toMillis(1)));
+
+            assertEquals(200, a.post("/admin/reset-failed-keys", "").statusCode());
+            await(PROPAGATION_MILLIS, "the reset is in Redis", () -> "available".equals(c.sync().hget(entry, "kind")));
+            assertEquals("available", keyEntry(a, 0).get("state"), "A keeps its reset");
+        }
+    }
+
     /** The id Redis holds for a key or client key, computed here on its own (contract §14: SHA-256, hex). */
     static String sha256(String s) throws Exception {
         return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
