@@ -52,9 +52,10 @@ import java.util.function.ToLongFunction;
  *   <li>the other instances' results arrive by pub/sub and are adopted into the local view without
  *       being published again;</li>
  *   <li>a failed key's trial is leased ({@code SET NX PX}) shortly before it is due, so that one
- *       instance runs it; the others push their own trial back to the lease's end, and remember
- *       that end: no state that arrives later (pub/sub and replies are not ordered with the
- *       lease) starts a trial here before it ({@link TrialGate});</li>
+ *       instance runs it: while Redis is reachable, a trial starts only on the instance whose
+ *       lease Redis granted, whatever the local view says ({@link TrialGate}); the others push
+ *       their own trial back to the lease's end. With Redis away, the lease a lost claim named
+ *       still holds until its end, then each instance decides alone;</li>
  *   <li>every state goes with the time it came about ({@code at}): a state sent again (at start,
  *       from {@code KEY_STATE_FILE}; after a reconnection) keeps the time it was learnt, so that
  *       a recovery or reset shared since wins over it;</li>
@@ -103,8 +104,12 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     private final ScheduledExecutorService worker;
     private final ConcurrentHashMap<String, Integer> pending = new ConcurrentHashMap<>();
     private final AtomicBoolean flushScheduled = new AtomicBoolean();
-    /** Leases this instance holds, by key id; only the worker thread touches it. */
-    private final Map<String, Long> leases = new HashMap<>();
+    /**
+     * Leases Redis granted this instance, by key id: until when ({@link System#nanoTime()}, counted
+     * from before the claim was sent, so never later than Redis' own expiry). Written by the
+     * worker, read by the event loops about to start a due trial.
+     */
+    private final ConcurrentHashMap<String, Long> leases = new ConcurrentHashMap<>();
     private final Map<String, Boolean> claiming = new ConcurrentHashMap<>();
     /** When each key's local state came about (epoch ms), as this process saw it change. */
     private final ConcurrentHashMap<String, Long> changedAt = new ConcurrentHashMap<>();
@@ -266,11 +271,18 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     }
 
     /**
-     * A due trial waits while another instance holds its lease, whatever made the local view think
-     * it due: the lease's end, not a state that came from Redis later, decides.
+     * While Redis is reachable, a due trial starts only under a lease Redis granted here: a local
+     * view that thinks it due (a state adopted late, a claim not answered yet) is not enough, or
+     * two instances could run it at once. The sweep claims due trials within a quarter second.
+     * Redis away: a due trial waits while another instance holds its lease as far as this one
+     * knows, then each instance decides alone.
      */
     @Override
     public boolean mayStart(ApiKey key) {
+        if (up) {
+            Long mine = leases.get(key.id());
+            return mine != null && mine - System.nanoTime() > 0;
+        }
         Long end = heldElsewhere.get(key.id());
         if (end == null) {
             return true;
@@ -528,11 +540,12 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         }
         long now = keys.now();
         long ahead = TimeUnit.MILLISECONDS.toNanos(LEASE_AHEAD_MILLIS);
-        long wall = System.currentTimeMillis();
-        leases.values().removeIf(end -> end < wall);
+        long nanos = System.nanoTime();
+        leases.values().removeIf(end -> end - nanos <= 0);
         for (ApiKey k : keys.keys()) {
             KeyState s = k.state();
-            if (!s.rechecks() || s.onTrial() || s.untilNanos() - now > ahead || leases.containsKey(k.id())) {
+            // A trial whose local claim lapses soon is claimed too: claimed again, it needs a lease.
+            if (!s.rechecks() || s.untilNanos() - now > ahead || leases.containsKey(k.id())) {
                 continue;
             }
             claim(k.id(), PRE_LEASE_MILLIS, k);
@@ -544,7 +557,7 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         if (c == null || !up || claiming.putIfAbsent(id, Boolean.TRUE) != null) {
             return;
         }
-        long wall = System.currentTimeMillis();
+        long sent = System.nanoTime();
         c.async().<Long>eval(claimScript, ScriptOutputType.INTEGER, new String[]{prefix + "trial:" + id},
                         instance, Long.toString(millis))
                 .whenCompleteAsync((r, e) -> {
@@ -558,7 +571,7 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
                     }
                     if (r < 0) {
                         heldElsewhere.remove(id);
-                        leases.put(id, wall + millis);
+                        leases.put(id, sent + TimeUnit.MILLISECONDS.toNanos(millis));
                         log.debug("shared state: {} holds the trial lease of key {} for {} ms", instance, key, millis);
                         return;
                     }

@@ -172,6 +172,41 @@ class SharedKeyStatesTest {
     }
 
     /**
+     * A lease entry no instance wrote (set by hand without a lifetime) neither counts as granted to
+     * every instance (both ran the trial) nor blocks the key's trials for good: it is replaced, and
+     * one instance runs the trial.
+     */
+    @Test
+    void aLeaseWithoutLifetimeIsReplacedAndOneInstanceRunsTheTrial() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(2);
+        RedisKeyStates.useNioTransport();
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             ProxyUnderTest a = instance(keys, redis, upstream, Map.of("KEY_RECHECK", "2"));
+             ProxyUnderTest b = instance(keys, redis, upstream, Map.of("KEY_RECHECK", "2"));
+             RedisClient client = RedisClient.create(redis.url());
+             StatefulRedisConnection<String, String> c = client.connect()) {
+            awaitUp(a, b);
+            String lease = "megallm:{default}:trial:" + sha256(keys.get(0));
+            assertEquals("OK", c.sync().set(lease, "left-by-hand"));
+            upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
+            for (int i = 0; i < 2; i++) {
+                assertEquals(200, a.chat().statusCode());
+            }
+            await(PROPAGATION_MILLIS, "B sees key 0 failed", () -> "failed".equals(keyEntry(b, 0).get("state")));
+            long failedAt = System.nanoTime();
+            long before = requestsWith(upstream, keys.get(0));
+            // As in the test above: through the first trial (due after 2 s), exactly one reaches the upstream.
+            while (System.nanoTime() - failedAt < TimeUnit.MILLISECONDS.toNanos(3500)) {
+                assertEquals(200, a.chat().statusCode());
+                assertEquals(200, b.chat().statusCode());
+            }
+            assertEquals(1, requestsWith(upstream, keys.get(0)) - before,
+                    "trials of key 0 across both instances with a lease left without a lifetime");
+            assertTrue(c.sync().pttl(lease) != -1, "no lease without a lifetime is left");
+        }
+    }
+
+    /**
      * The race behind a CI failure of the test above: this instance lost the trial lease and put its
      * trial back, then a state from Redis that was older than the lease (pub/sub is not ordered
      * with the lease) said the trial was due. The lease's end decides, not that state.
