@@ -3,7 +3,10 @@ package io.megallm.proxy.server.shared;
 import io.lettuce.core.ScriptOutputType;
 import io.lettuce.core.api.StatefulRedisConnection;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -62,6 +65,32 @@ public final class RedisCounters implements SharedCounters {
     public RedisCounters(RedisKeyStates link) {
         this.link = link;
         link.every(FLUSH_MILLIS, this::flush);
+        link.atShutdown(this::sendRest);
+    }
+
+    /**
+     * At shutdown: the increments not sent yet go out now; the future of their answers, or of a
+     * PING behind the ones still out; null when nothing is left (or Redis is away).
+     */
+    private CompletableFuture<?> sendRest() {
+        StatefulRedisConnection<String, String> conn = link.connectionIfUp();
+        if (conn == null) {
+            return null;
+        }
+        List<CompletableFuture<?>> sent = new ArrayList<>();
+        boolean out = false;
+        for (Counter c : counters.values()) {
+            long delta = c.pending.sumThenReset();
+            if (delta != 0) {
+                sent.add(send(conn, c, delta));
+            } else if (c.inFlight.get() != 0) {
+                out = true;
+            }
+        }
+        if (sent.isEmpty()) {
+            return out ? conn.async().ping().toCompletableFuture() : null;
+        }
+        return CompletableFuture.allOf(sent.toArray(new CompletableFuture<?>[0]));
     }
 
     @Override
@@ -97,6 +126,23 @@ public final class RedisCounters implements SharedCounters {
         }
     }
 
+    /** One counter's batch; a send that fails is added back, to go out again. */
+    private CompletableFuture<Long> send(StatefulRedisConnection<String, String> conn, Counter c, long delta) {
+        c.inFlight.addAndGet(delta);
+        return conn.async().<Long>eval(script, ScriptOutputType.INTEGER, new String[]{c.redisKey},
+                        Long.toString(delta), Long.toString(c.ttlMillis))
+                .whenComplete((total, e) -> {
+                    // The total includes this batch and every one sent before it.
+                    if (e == null && total != null) {
+                        // Never below this batch: add-counter.lua restarts a forged value from 0.
+                        c.remote = total;
+                    } else {
+                        c.pending.add(delta);
+                    }
+                    c.inFlight.addAndGet(-delta);
+                }).toCompletableFuture();
+    }
+
     /** On the shared-state thread. */
     private void flush() {
         long now = System.currentTimeMillis();
@@ -110,19 +156,7 @@ public final class RedisCounters implements SharedCounters {
             for (Counter c : counters.values()) {
                 long delta = c.pending.sumThenReset();
                 if (delta != 0) {
-                    c.inFlight.addAndGet(delta);
-                    conn.async().<Long>eval(script, ScriptOutputType.INTEGER, new String[]{c.redisKey},
-                                    Long.toString(delta), Long.toString(c.ttlMillis))
-                            .whenComplete((total, e) -> {
-                                // The total includes this batch and every one sent before it.
-                                if (e == null && total != null) {
-                                    // Never below this batch: add-counter.lua restarts a forged value from 0.
-                                    c.remote = total;
-                                } else {
-                                    c.pending.add(delta);
-                                }
-                                c.inFlight.addAndGet(-delta);
-                            });
+                    send(conn, c, delta);
                 } else if (c.inFlight.get() == 0) {
                     conn.async().get(c.redisKey).whenComplete((v, e) -> {
                         if (e == null && c.inFlight.get() == 0) {

@@ -40,6 +40,13 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Supplier;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeoutException;
+import java.util.ArrayList;
 import java.util.function.ToLongFunction;
 
 /**
@@ -82,6 +89,8 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     private static final long STATE_TTL_MILLIS = TimeUnit.DAYS.toMillis(7);
     private static final long SWEEP_MILLIS = 250;
     private static final int HEARTBEAT_SWEEPS = 4;
+    /** How long shutdown waits for the last batches to be answered. */
+    private static final long DRAIN_MILLIS = 1500;
 
     private static final int STATE = 1;
     private static final int CLEARS = 2;
@@ -121,6 +130,10 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
      * the event loops about to start a due trial.
      */
     private final ConcurrentHashMap<String, Long> heldElsewhere = new ConcurrentHashMap<>();
+    /** What the sharers on this connection still have to send at shutdown (see {@link #atShutdown}). */
+    private final List<Supplier<CompletableFuture<?>>> lastSends = new CopyOnWriteArrayList<>();
+    /** At shutdown: the key states' last flush went out (worker thread only). */
+    private boolean statesDrained;
     private ClientResources resources;
     private RedisClient client;
     private volatile StatefulRedisConnection<String, String> connection;
@@ -232,6 +245,15 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
                 log.warn("shared state: {} failed ({})", task, e.toString());
             }
         }, millis, millis, TimeUnit.MILLISECONDS);
+    }
+
+    /**
+     * At shutdown, {@code send} is called on this class's thread until it returns null: each call
+     * sends what is still pending and returns the future of Redis' answer to it (null: nothing
+     * left to send). See {@link #close()}.
+     */
+    void atShutdown(Supplier<CompletableFuture<?>> send) {
+        lastSends.add(send);
     }
 
     /** Runs {@code task} on this class's thread soon (an answer from Redis arrives on Lettuce's). */
@@ -602,8 +624,14 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         }
     }
 
+    /**
+     * Sends what is still pending (key states, and the last batches of usage and limit counters)
+     * and waits up to {@value #DRAIN_MILLIS} ms for Redis' answers, then closes: the requests that
+     * ended last count over every instance too. Redis away or silent costs that much at most.
+     */
     @Override
     public void close() {
+        drain(DRAIN_MILLIS);
         closed = true;
         worker.shutdown();
         try {
@@ -625,6 +653,51 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         if (resources != null) {
             resources.shutdown(0, 2, TimeUnit.SECONDS);
         }
+    }
+
+    private void drain(long millis) {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+        List<Supplier<CompletableFuture<?>>> all = new ArrayList<>();
+        all.add(this::lastKeyStates);
+        all.addAll(lastSends);
+        try {
+            for (Supplier<CompletableFuture<?>> send : all) {
+                for (;;) {
+                    long left = deadline - System.nanoTime();
+                    if (!up) {
+                        return;
+                    }
+                    if (left <= 0) {
+                        throw new TimeoutException();
+                    }
+                    CompletableFuture<?> answer = CompletableFuture.supplyAsync(send, worker).get(left, TimeUnit.NANOSECONDS);
+                    if (answer == null) {
+                        break;
+                    }
+                    try {
+                        answer.get(Math.max(1L, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+                    } catch (ExecutionException e) {
+                        // Not applied: the next call sends it again, while time is left.
+                    }
+                }
+            }
+        } catch (TimeoutException | ExecutionException | RejectedExecutionException e) {
+            log.warn("shared state: the last changes of this instance could not all be sent to Redis before it stops ({})",
+                    e.getClass().getSimpleName());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** The key states not sent yet; then a PING, which Redis answers after every command sent before it. */
+    private CompletableFuture<?> lastKeyStates() {
+        StatefulRedisConnection<String, String> c = connection;
+        if (statesDrained || c == null || !up) {
+            return null;
+        }
+        statesDrained = true;
+        flush();
+        return c.async().ping().toCompletableFuture();
     }
 
     // ---- helpers --------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.function.Supplier;
 
 /**
@@ -52,6 +53,8 @@ public final class SharedUsage implements UsageLedger.AllInstances {
     private boolean full = true;
     private Batch out;
     private boolean waiting;
+    /** Completed when the batch out is answered (or its send failed). */
+    private CompletableFuture<Void> answer = CompletableFuture.completedFuture(null);
 
     private volatile Snapshot view;
 
@@ -76,6 +79,28 @@ public final class SharedUsage implements UsageLedger.AllInstances {
         this.clients = clients;
         this.redisKeys = new String[]{link.prefix() + "usage", link.prefix() + "usage:seq"};
         link.every(FLUSH_MILLIS, this::flush);
+        link.atShutdown(this::sendRest);
+    }
+
+    /**
+     * At shutdown: the answer to the batch out, or to one sent now with what was counted since;
+     * null when Redis has it all (or is away: nothing can be sent).
+     */
+    private CompletableFuture<?> sendRest() {
+        if (link.connectionIfUp() == null) {
+            return null;
+        }
+        if (!waiting) {
+            if (out == null) {
+                Batch next = nextBatch();
+                if (next.number() == appliedBatch) {
+                    return null;
+                }
+                out = next;
+            }
+            flush();
+        }
+        return answer;
     }
 
     @Override
@@ -98,11 +123,13 @@ public final class SharedUsage implements UsageLedger.AllInstances {
         }
         Batch batch = out;
         waiting = true;
+        answer = new CompletableFuture<>();
         try {
             conn.async().<List<Object>>eval(script, ScriptOutputType.MULTI, redisKeys, batch.args())
                     .whenComplete((r, e) -> link.execute(() -> answered(batch, r, e)));
         } catch (RuntimeException e) {
             waiting = false; // not sent: the same batch goes on the next beat
+            answer.complete(null);
             throw e;
         }
     }
@@ -142,6 +169,7 @@ public final class SharedUsage implements UsageLedger.AllInstances {
 
     private void answered(Batch batch, List<Object> reply, Throwable error) {
         waiting = false;
+        answer.complete(null);
         if (error != null || reply == null || reply.isEmpty()) {
             return; // sent again, unchanged, on the next beat Redis is up
         }

@@ -4,6 +4,7 @@ import io.lettuce.core.RedisClient;
 import io.lettuce.core.api.StatefulRedisConnection;
 import io.megallm.proxy.key.KeyClock;
 import io.megallm.proxy.server.keys.Json;
+import io.megallm.proxy.server.testing.Eventually;
 import io.megallm.proxy.server.testing.LocalRedis;
 import io.megallm.proxy.server.testing.ProxyUnderTest;
 import io.megallm.proxy.testing.MockUpstream;
@@ -123,6 +124,38 @@ class SharedUsageTest {
                 List<String> secrets = new ArrayList<>(keys);
                 secrets.add(CLIENT);
                 SharedKeyStatesTest.assertNoKeyInRedis(redis, secrets);
+            }
+        });
+    }
+
+    /**
+     * Contract §10 with §14: an instance stopped right after its last requests (SIGTERM) sends their
+     * usage and their limit counts to Redis before it exits, instead of losing the last batches.
+     */
+    @Test
+    void theLastBatchesReachRedisWhenAnInstanceStops() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(1);
+        withRedis((redis, upstream, ignored) -> {
+            Path clients = Files.createTempDirectory("shared-usage").resolve("clients.txt");
+            Files.writeString(clients, CLIENT + " name=team rpm=1000\n");
+            RedisKeyStates.useNioTransport();
+            try (RedisClient client = RedisClient.create(redis.url());
+                 StatefulRedisConnection<String, String> c = client.connect()) {
+                ProxyUnderTest a = instance(keys, redis, upstream, clients);
+                Eventually.await(5000, "A shares", () -> "all_instances".equals(usage(a).get("scope")));
+                for (int i = 0; i < 7; i++) {
+                    chat(a, "m");
+                }
+                a.close(); // stops at once, as on SIGTERM
+
+                String id = SharedKeyStatesTest.sha256(CLIENT);
+                assertEquals("7", c.sync().hget("megallm:{default}:usage", "c:" + id + ":requests"),
+                        "the usage of the last requests is in Redis");
+                long counted = 0;
+                for (String window : c.sync().keys("megallm:{default}:n:limit:" + id + ":rpm:*")) {
+                    counted += Long.parseLong(c.sync().get(window));
+                }
+                assertEquals(7, counted, "the last requests count in the client's rpm window over all instances");
             }
         });
     }
