@@ -89,6 +89,11 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     private static final long STATE_TTL_MILLIS = TimeUnit.DAYS.toMillis(7);
     private static final long SWEEP_MILLIS = 250;
     private static final int HEARTBEAT_SWEEPS = 4;
+    /**
+     * Reloads announced by other instances are at least this far apart: a flood of announcements
+     * (a loop, a hand on the channel) costs a few reloads a second, not one each.
+     */
+    private static final long RELOAD_GAP_MILLIS = 250;
     /** How long shutdown waits for the last batches to be answered. */
     private static final long DRAIN_MILLIS = 1500;
 
@@ -144,6 +149,9 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     /** Connected, but a command got no answer in time: treated as away until a PING comes back. */
     private volatile boolean slow;
     private boolean probing;
+    /** An announced reload is scheduled: announcements arriving meanwhile join it (worker thread only). */
+    private boolean reloadDue;
+    private long lastReloadNanos = System.nanoTime() - TimeUnit.MILLISECONDS.toNanos(RELOAD_GAP_MILLIS);
     private int heartbeat;
     private long retryMillis = 250;
 
@@ -523,14 +531,15 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
             return;
         }
         if (f[0].equals("r")) {
-            log.info("shared state: another instance reloaded its key file; reloading ours");
-            APPLYING.set(Boolean.TRUE);
-            try {
-                keyFile.reload();
-            } finally {
-                APPLYING.set(Boolean.FALSE);
+            if (!reloadDue) {
+                reloadDue = true;
+                long wait = RELOAD_GAP_MILLIS - TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - lastReloadNanos);
+                try {
+                    worker.schedule(this::reloadAnnounced, Math.max(0L, wait), TimeUnit.MILLISECONDS);
+                } catch (java.util.concurrent.RejectedExecutionException e) {
+                    // closed: nothing to reload for
+                }
             }
-            publishAll();
         } else if (f[0].equals("s") && f.length == 8) {
             KeyState.Kind kind = kindOf(f[3]);
             if (kind != null) {
@@ -538,6 +547,20 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
                         (int) RedisReplies.parse(f[5]), RedisReplies.parse(f[6])), "as another instance found");
             }
         }
+    }
+
+    /** One reload for every announcement since the last one. */
+    private void reloadAnnounced() {
+        reloadDue = false;
+        lastReloadNanos = System.nanoTime();
+        log.info("shared state: another instance reloaded its key file; reloading ours");
+        APPLYING.set(Boolean.TRUE);
+        try {
+            keyFile.reload();
+        } finally {
+            APPLYING.set(Boolean.FALSE);
+        }
+        publishAll();
     }
 
     private void adopt(SavedKeyState s, String source) {

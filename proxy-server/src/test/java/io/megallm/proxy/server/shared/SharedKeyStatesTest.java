@@ -345,6 +345,41 @@ class SharedKeyStatesTest {
         }
     }
 
+    /** A flood of reload announcements on the channel costs a few reloads, not one each. */
+    @Test
+    void aFloodOfReloadAnnouncementsIsCoalesced() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(2);
+        List<String> more = ProxyUnderTest.keys(3);
+        RedisKeyStates.useNioTransport();
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             ProxyUnderTest b = instance(keys, redis, upstream, Map.of());
+             RedisClient client = RedisClient.create(redis.url());
+             StatefulRedisConnection<String, String> c = client.connect()) {
+            awaitUp(b);
+            Files.writeString(b.workDir.resolve("data/keys.txt"), String.join("\n", more) + "\n", StandardCharsets.UTF_8);
+            int mark = LogCapture.size();
+            int flood = 2000;
+            c.setAutoFlushCommands(false);
+            List<io.lettuce.core.RedisFuture<Long>> sent = new ArrayList<>();
+            for (int i = 0; i < flood; i++) {
+                sent.add(c.async().publish("megallm:{default}:events", "r|0123456789ab"));
+            }
+            // Last on the channel, so handled after every announcement: key 1 resting.
+            sent.add(c.async().publish("megallm:{default}:events", "s|0123456789ab|" + sha256(keys.get(1))
+                    + "|cooling_down|" + (System.currentTimeMillis() + 60_000) + "|1|0|upstream 429"));
+            c.flushCommands();
+            c.setAutoFlushCommands(true);
+            for (io.lettuce.core.RedisFuture<Long> f : sent) {
+                f.get(10, TimeUnit.SECONDS);
+            }
+            await(10_000, "B handled the whole flood", () -> "cooling_down".equals(keyEntry(b, 1).get("state")));
+            await(PROPAGATION_MILLIS, "B reloaded its file", () -> keyCount(b) == 3);
+            long reloads = LogCapture.since(mark).stream()
+                    .filter(l -> l.contains("another instance reloaded its key file")).count();
+            assertTrue(reloads >= 1 && reloads <= 20, reloads + " reloads for " + flood + " announcements");
+        }
+    }
+
     @Test
     void redisGoneAndBackCostsNothingButSharing() throws Exception {
         List<String> keys = ProxyUnderTest.keys(3);
