@@ -264,6 +264,18 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         lastSends.add(send);
     }
 
+    /**
+     * Redis answered that it lost what this instance had sent (flushed, or restarted empty without
+     * the connection dropping): the key states go again, as after a reconnection.
+     */
+    void forgotten() {
+        run(() -> {
+            log.info("shared state: Redis {} lost the shared data (flushed or restarted empty); publishing this"
+                    + " instance's key states again", url.masked());
+            publishAll();
+        });
+    }
+
     /** Runs {@code task} on this class's thread soon (an answer from Redis arrives on Lettuce's). */
     void execute(Runnable task) {
         run(task);

@@ -175,8 +175,10 @@ public final class SharedUsage implements UsageLedger.AllInstances {
         }
         out = null;
         if (RedisReplies.number(reply.get(0)) == 0) {
-            // Redis no longer has this instance's batches: all it counted goes in the next one.
+            // Redis no longer has this instance's batches: all it counted goes in the next one,
+            // and the key states, lost with them, go again too.
             full = true;
+            link.forgotten();
             sent.values().forEach(s -> s.counts = new long[4]);
             return;
         }

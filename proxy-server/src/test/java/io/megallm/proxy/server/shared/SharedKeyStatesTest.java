@@ -421,6 +421,29 @@ class SharedKeyStatesTest {
         }
     }
 
+    /** Redis flushed under a kept connection: the instances notice (as usage does) and publish their key states again. */
+    @Test
+    void aFlushedRedisIsRefilledWithTheKeyStates() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(2);
+        RedisKeyStates.useNioTransport();
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             ProxyUnderTest a = instance(keys, redis, upstream, Map.of("KEY_RECHECK", "600"));
+             RedisClient client = RedisClient.create(redis.url());
+             StatefulRedisConnection<String, String> c = client.connect()) {
+            awaitUp(a);
+            String entry = "megallm:{default}:key:" + sha256(keys.get(0));
+            upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
+            for (int i = 0; i < 2; i++) {
+                assertEquals(200, a.chat().statusCode());
+            }
+            await(PROPAGATION_MILLIS, "the failure is in Redis", () -> "failed".equals(c.sync().hget(entry, "kind")));
+            // What tells the instance: its usage batches, whose record Redis loses with the rest.
+            await(5000, "A's usage is in Redis", () -> c.sync().exists("megallm:{default}:usage:seq") == 1);
+            assertEquals("OK", c.sync().flushall());
+            await(5000, "the failure is in Redis again", () -> "failed".equals(c.sync().hget(entry, "kind")));
+        }
+    }
+
     @Test
     void anInstanceStartedWhileRedisIsDownServesAloneAndJoinsWhenItComes() throws Exception {
         List<String> keys = ProxyUnderTest.keys(2);
