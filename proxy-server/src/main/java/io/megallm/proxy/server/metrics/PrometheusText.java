@@ -5,10 +5,12 @@ final class PrometheusText {
 
     static final String CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
+    private final ScrapeText scrape;
     private final StringBuilder out;
 
-    PrometheusText(StringBuilder out) {
-        this.out = out;
+    PrometheusText(ScrapeText scrape) {
+        this.scrape = scrape;
+        this.out = scrape.text();
     }
 
     PrometheusText family(String name, String type, String help) {
@@ -30,6 +32,7 @@ final class PrometheusText {
             out.append('}');
         }
         out.append(' ').append(format(value)).append('\n');
+        scrape.spill();
         return this;
     }
 

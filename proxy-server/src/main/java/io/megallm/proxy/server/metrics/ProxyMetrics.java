@@ -188,7 +188,7 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
     }
 
     /** The metrics, appended to {@code out}: a scrape is written once, not copied from string to string. */
-    public void scrape(StringBuilder out) {
+    public void scrape(ScrapeText out) {
         PrometheusText t = new PrometheusText(out);
         t.family("megallm_requests_total", "counter", "Requests answered, by route, method and status.");
         requests.forEach((route, counters) -> {

@@ -18,9 +18,9 @@ import io.megallm.proxy.server.clients.ClientGate;
 import io.megallm.proxy.server.usage.UsageLedger;
 import io.megallm.proxy.server.keys.KeyFile;
 import io.megallm.proxy.server.metrics.ProxyMetrics;
+import io.megallm.proxy.server.metrics.ScrapeText;
 import io.megallm.proxy.server.shared.SharedState;
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.ByteBufUtil;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpHeaderNames;
@@ -113,12 +113,18 @@ public final class Router implements RequestRouter, HeadCheck {
         switch (path) {
             case "/metrics" -> {
                 if (metrics != null && allow(exchange, method, HttpMethod.GET) && access.admitAdmin(exchange)) {
-                    // Written once and encoded once: with many clients or keys a scrape is megabytes,
-                    // and each copy of it (string, joined string, bytes) used to be one more.
-                    StringBuilder text = new StringBuilder(16384);
-                    metrics.scrape(text);
-                    usage.prometheus(text, access.clients().clients());
-                    ByteBuf body = ByteBufUtil.writeUtf8(exchange.alloc(), text);
+                    // Written once into the response buffer, a piece at a time (ScrapeText): with many
+                    // clients or keys a scrape is megabytes, and each whole copy of it was a risk.
+                    ByteBuf body = exchange.alloc().buffer(64 * 1024);
+                    try {
+                        ScrapeText text = new ScrapeText(body);
+                        metrics.scrape(text);
+                        usage.prometheus(text, access.clients().clients());
+                        text.finish();
+                    } catch (RuntimeException | Error e) {
+                        body.release();
+                        throw e;
+                    }
                     FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK, body);
                     response.headers().set(HttpHeaderNames.CONTENT_TYPE, ProxyMetrics.contentType())
                             .setInt(HttpHeaderNames.CONTENT_LENGTH, body.readableBytes());

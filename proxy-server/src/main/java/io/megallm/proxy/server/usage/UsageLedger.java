@@ -7,6 +7,8 @@ import io.megallm.proxy.server.clients.Client;
 import io.megallm.proxy.server.clients.ClientGate;
 
 import java.time.Instant;
+import io.megallm.proxy.server.metrics.ScrapeText;
+
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Comparator;
@@ -244,7 +246,8 @@ public final class UsageLedger {
     }
 
     /** {@code megallm_tokens_total{kind,model}} and {@code megallm_client_tokens_total{client,kind}}, appended to {@code b}. */
-    public void prometheus(StringBuilder b, Collection<Client> clients) {
+    public void prometheus(ScrapeText scrape, Collection<Client> clients) {
+        StringBuilder b = scrape.text();
         b.append("# HELP megallm_tokens_total Tokens the upstream reported, by kind and model as the request named it.\n")
                 .append("# TYPE megallm_tokens_total counter\n");
         for (Map.Entry<String, Totals> e : byModel.entrySet()) {
@@ -252,6 +255,7 @@ public final class UsageLedger {
             sample(b, "megallm_tokens_total", "kind", "prompt", "model", e.getKey(), t.prompt.sum());
             sample(b, "megallm_tokens_total", "kind", "completion", "model", e.getKey(), t.completion.sum());
             sample(b, "megallm_tokens_total", "kind", "cached", "model", e.getKey(), t.cached.sum());
+            scrape.spill();
         }
         b.append("# HELP megallm_client_tokens_total Tokens per client (name, else masked key) and kind.\n")
                 .append("# TYPE megallm_client_tokens_total counter\n");
@@ -268,6 +272,7 @@ public final class UsageLedger {
             sample(b, "megallm_client_tokens_total", "client", label, "kind", "prompt", row[0]);
             sample(b, "megallm_client_tokens_total", "client", label, "kind", "completion", row[1]);
             sample(b, "megallm_client_tokens_total", "client", label, "kind", "cached", row[2]);
+            scrape.spill();
         });
     }
 
