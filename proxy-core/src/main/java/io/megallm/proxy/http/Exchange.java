@@ -71,7 +71,9 @@ public final class Exchange {
         /** The client left before the answer ended. */
         CLIENT_GONE,
         /** The proxy cut the answer (the upstream failed after the head went out). */
-        TRUNCATED
+        TRUNCATED,
+        /** Still running at the end of SHUTDOWN_GRACE: the proxy closed it to exit. */
+        SHUTDOWN
     }
 
     Exchange(RequestReader reader, ChannelHandlerContext ctx, ChannelHandlerContext encoder, InboundRequest request) {
@@ -389,13 +391,18 @@ public final class Exchange {
     }
 
     void clientGone() {
+        clientGone(false);
+    }
+
+    /** The connection closed; {@code cut}: by the proxy at the end of the shutdown grace, not by the client. */
+    void clientGone(boolean cut) {
         ClientListener l = listener;
         if (l != null) {
             l.onClientGone();
         }
         // Whoever listened has cleaned up; make sure the body is released even if nobody did.
         if (!finished) {
-            ending = Ending.CLIENT_GONE;
+            ending = cut ? Ending.SHUTDOWN : Ending.CLIENT_GONE;
             closeAfter = true;
             finish();
         }

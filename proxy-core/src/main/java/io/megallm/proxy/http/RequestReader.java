@@ -486,7 +486,7 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
         forget();
         Exchange exchange = current;
         if (exchange != null) {
-            exchange.clientGone();
+            exchange.clientGone(lifecycle.cutting());
         }
         ctx.fireChannelInactive();
     }

@@ -95,6 +95,14 @@ public final class ServerLifecycle {
 
     /** Closes every client connection, finished or not. */
     public void closeAll() {
+        cutting = true;
         clients.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
     }
+
+    /** True once {@link #closeAll()} began: a connection that closes now was cut by the proxy. */
+    boolean cutting() {
+        return cutting;
+    }
+
+    private volatile boolean cutting;
 }

@@ -65,6 +65,7 @@ public final class AccessLog implements ExchangeObserver {
     private static final byte[] COMPLETE = ascii("complete");
     private static final byte[] CLIENT_GONE = ascii("client_gone");
     private static final byte[] TRUNCATED = ascii("truncated");
+    private static final byte[] SHUTDOWN = ascii("shutdown");
 
     private static byte[] ascii(String s) {
         return s.getBytes(StandardCharsets.US_ASCII);
@@ -187,6 +188,7 @@ public final class AccessLog implements ExchangeObserver {
             case COMPLETE -> COMPLETE;
             case CLIENT_GONE -> CLIENT_GONE;
             case TRUNCATED -> TRUNCATED;
+            case SHUTDOWN -> SHUTDOWN;
         };
     }
 

@@ -309,4 +309,23 @@ class OperatorSurfaceTest {
             assertKey(p.keys.get(0), p.upstream.take().key(), null);
         }
     }
+
+    @Test
+    void aStreamCutAtTheEndOfTheShutdownGraceIsLoggedAsShutdownNotClientGone() throws Exception {
+        // The access log said client_gone for what the proxy itself closed to exit: an operator
+        // reading it after a deploy blamed clients for the cut streams.
+        ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("SHUTDOWN_GRACE", "1"));
+        p.upstream.otherwise(MockUpstream.sse(600, 100));
+        var stream = p.client().sendAsync(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
+                .header("Content-Type", "application/json").header("X-Request-Id", "cut-at-grace")
+                .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"m\",\"stream\":true}")).build(),
+                HttpResponse.BodyHandlers.ofInputStream());
+        InputStream body = stream.get(30, TimeUnit.SECONDS).body();
+        assertTrue(body.read() >= 0, "the stream had begun");
+        p.close();
+        String line = p.logLines().stream().flatMap(String::lines).filter(l -> l.contains(" rid=cut-at-grace ")).findFirst()
+                .orElseThrow(() -> new AssertionError("no access line: " + p.logLines()));
+        assertTrue(line.contains(" end=shutdown"), line);
+        body.close();
+    }
 }
