@@ -30,6 +30,8 @@ public final class RedisCounters implements SharedCounters {
 
     private final RedisKeyStates link;
     private final String script = RedisKeyStates.script("add-counter.lua");
+    /** Sent while Redis refuses the counters and none has a batch to send: to tell when it takes them again. */
+    private final String probeKey;
     private final Map<String, Counter> counters = new ConcurrentHashMap<>();
 
     private static final class Counter {
@@ -64,6 +66,7 @@ public final class RedisCounters implements SharedCounters {
 
     public RedisCounters(RedisKeyStates link) {
         this.link = link;
+        this.probeKey = link.prefix() + "n:probe";
         link.every(FLUSH_MILLIS, this::flush);
         link.atShutdown(this::sendRest);
     }
@@ -152,19 +155,34 @@ public final class RedisCounters implements SharedCounters {
         if (conn == null) {
             return;
         }
+        Round round = new Round(link, Sharing.LIMITS);
         link.pipelined(() -> {
+            boolean sent = false;
             for (Counter c : counters.values()) {
                 long delta = c.pending.sumThenReset();
                 if (delta != 0) {
-                    send(conn, c, delta);
+                    round.write(send(conn, c, delta));
+                    sent = true;
                 } else if (c.inFlight.get() == 0) {
-                    conn.async().get(c.redisKey).whenComplete((v, e) -> {
+                    round.read(conn.async().get(c.redisKey).exceptionally(e -> {
+                        if (RedisKeyStates.isWrongType(e)) {
+                            return null; // not a count: 0, and the next increment replaces it
+                        }
+                        throw e instanceof java.util.concurrent.CompletionException ce ? ce
+                                : new java.util.concurrent.CompletionException(e);
+                    })).whenComplete((v, e) -> {
                         if (e == null && c.inFlight.get() == 0) {
                             c.remote = Math.max(0L, parse(v));
                         }
                     });
                 }
             }
+            if (!sent && link.refuses(Sharing.LIMITS)) {
+                // Nothing to add: an increment of 0 on an entry of its own (one minute's lifetime)
+                // is what tells whether Redis takes the counters' script again.
+                round.write(conn.async().eval(script, ScriptOutputType.INTEGER, new String[]{probeKey}, "0", "60000"));
+            }
         });
+        round.end();
     }
 }

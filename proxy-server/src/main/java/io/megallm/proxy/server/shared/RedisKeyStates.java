@@ -3,6 +3,8 @@ package io.megallm.proxy.server.shared;
 import io.lettuce.core.ClientOptions;
 import io.lettuce.core.RedisChannelHandler;
 import io.lettuce.core.RedisClient;
+import io.lettuce.core.RedisCommandExecutionException;
+import io.lettuce.core.RedisCommandTimeoutException;
 import io.lettuce.core.RedisConnectionStateListener;
 import io.lettuce.core.RedisURI;
 import io.lettuce.core.ScriptOutputType;
@@ -69,7 +71,12 @@ import java.util.function.ToLongFunction;
  *   <li>a reload of the key file is announced, and the others reload their own file;</li>
  *   <li>Redis down, or so slow that a command gets no answer in 2 s: one warning, {@link #up()}
  *       false, Lettuce reconnects by itself (a PING tells when a slow one answers again), and the
- *       local states are published again (and merged) when it is back.</li>
+ *       local states are published again (and merged) when it is back;</li>
+ *   <li>Redis reachable but answering a kind of sharing ({@link Sharing}) with errors (a user whose
+ *       ACL forbids scripts, {@code OOM}, a read-only replica): one warning per kind with Redis'
+ *       error, {@link #up()} false while any kind is refused; the commands go on being sent (the
+ *       key states all again once a second), and the first round that goes through whole is one
+ *       line and {@link #up()} true again.</li>
  * </ul>
  * Redis holds SHA-256 ids of keys, never a key.
  */
@@ -137,6 +144,13 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     private final ConcurrentHashMap<String, Long> heldElsewhere = new ConcurrentHashMap<>();
     /** What the sharers on this connection still have to send at shutdown (see {@link #atShutdown}). */
     private final List<Supplier<CompletableFuture<?>>> lastSends = new CopyOnWriteArrayList<>();
+    /**
+     * The kinds of sharing Redis answers with errors now, with its error (as logged); changed on
+     * the worker thread only, read by {@link #up()}.
+     */
+    private final Map<Sharing, String> refused = new ConcurrentHashMap<>();
+    /** Sweeps since the key states were last all sent again while Redis refuses them (worker thread only). */
+    private int refusedSweeps;
     /** At shutdown: the key states' last flush went out (worker thread only). */
     private boolean statesDrained;
     private ClientResources resources;
@@ -227,9 +241,87 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         return this;
     }
 
+    /** Redis reachable, answering in time, and taking every kind of sharing. */
     @Override
     public boolean up() {
-        return up;
+        return up && refused.isEmpty();
+    }
+
+    /**
+     * A command of {@code what} failed (worker thread). No answer in time: Redis is slow, and counts
+     * as away until a PING comes back. An error Redis answered ({@code NOPERM}, {@code WRONGTYPE},
+     * {@code OOM}, {@code READONLY}…): Redis is there but this sharing does not work; one warning
+     * per kind, until a whole round of it goes through ({@link #works}). A connection lost is told
+     * by the connection itself.
+     */
+    void failed(Sharing what, Throwable e) {
+        Throwable t = unwrap(e);
+        if (t instanceof RedisCommandTimeoutException) {
+            slow = true;
+            markDown("no answer within 2 s");
+        } else if (t instanceof RedisCommandExecutionException && !closed) {
+            String error = errorText(t.getMessage());
+            if (refused.put(what, error) == null) {
+                log.warn("shared state: Redis {} refuses the {} ({}); they are not shared until it takes them,"
+                        + " this instance goes on with its own", url.masked(), what, error);
+            }
+        }
+    }
+
+    /** A whole round of {@code what} went through (worker thread): shared again, said once. */
+    void works(Sharing what) {
+        if (refused.remove(what) != null) {
+            log.info("shared state: Redis {} takes the {} again; shared again", url.masked(), what);
+        }
+    }
+
+    /** Whether Redis refuses {@code what} now. */
+    boolean refuses(Sharing what) {
+        return refused.containsKey(what);
+    }
+
+    /** An error Redis answered: the command reached it, and its own text says what was wrong. */
+    static boolean isErrorReply(Throwable e) {
+        return unwrap(e) instanceof RedisCommandExecutionException;
+    }
+
+    /** A {@code WRONGTYPE} answer: an entry of another type than the command's under its name. */
+    static boolean isWrongType(Throwable e) {
+        Throwable t = unwrap(e);
+        return t instanceof RedisCommandExecutionException && t.getMessage() != null
+                && t.getMessage().startsWith("WRONGTYPE");
+    }
+
+    private static Throwable unwrap(Throwable e) {
+        Throwable t = e;
+        while ((t instanceof java.util.concurrent.CompletionException || t instanceof ExecutionException)
+                && t.getCause() != null) {
+            t = t.getCause();
+        }
+        return t;
+    }
+
+    /**
+     * Redis' error for the log: its first line, without the script's id and line that Redis 7
+     * appends, and without any entry name of ours (Redis does not put one there today; a SHA-256
+     * id is no secret, but it is not the log's business), at most 200 characters. Redis' errors
+     * carry no password.
+     */
+    static String errorText(String message) {
+        String m = message == null ? "" : message.strip();
+        int end = m.indexOf('\n');
+        if (end >= 0) {
+            m = m.substring(0, end).strip();
+        }
+        int script = m.indexOf(" script: ");
+        if (script > 0) {
+            m = m.substring(0, script);
+        }
+        m = m.replaceAll("megallm:\\{[^}]*}:\\S*", "megallm:{…}:…");
+        if (m.length() > 200) {
+            m = m.substring(0, 200) + "…";
+        }
+        return m.isEmpty() ? "an error" : m;
     }
 
     // ---- for what else is shared on this connection and thread (RedisCounters) ------------------
@@ -321,7 +413,8 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
      */
     @Override
     public boolean mayStart(ApiKey key) {
-        if (up) {
+        // Redis refusing the key states (an ACL without scripts) refuses the leases too: as away.
+        if (up && !refused.containsKey(Sharing.KEY_STATES)) {
             Long mine = leases.get(key.id());
             return mine != null && mine - System.nanoTime() > 0;
         }
@@ -344,7 +437,11 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         run(() -> {
             StatefulRedisConnection<String, String> c = connection;
             if (c != null && up) {
-                c.async().publish(channel, "r|" + instance);
+                c.async().publish(channel, "r|" + instance).whenCompleteAsync((n, e) -> {
+                    if (e != null) {
+                        failed(Sharing.KEY_STATES, e);
+                    }
+                }, worker);
             }
             publishAll();
         });
@@ -402,15 +499,6 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         }
     }
 
-    /** A command failed: a timeout means Redis is slow (or frozen), and it counts as away. */
-    private void commandFailed(Throwable e) {
-        Throwable t = e instanceof java.util.concurrent.CompletionException && e.getCause() != null ? e.getCause() : e;
-        if (t instanceof io.lettuce.core.RedisCommandTimeoutException) {
-            slow = true;
-            markDown("no answer within 2 s");
-        }
-    }
-
     /**
      * One PING at a time: once a second while Redis is up, so that an instance with nothing to
      * send still notices a Redis that stopped answering; every sweep while it is slow, to tell
@@ -425,7 +513,7 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         c.async().ping().whenCompleteAsync((r, e) -> {
             probing = false;
             if (e != null) {
-                commandFailed(e);
+                failed(Sharing.KEY_STATES, e);
             } else if (slow) {
                 slow = false;
                 checkConnected();
@@ -451,6 +539,7 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     }
 
     private void flushPending() {
+        Round round = new Round(this, Sharing.KEY_STATES);
         Map<String, SavedKeyState> states = byId(keys.savedStates());
         Map<String, ApiKey> current = new HashMap<>();
         for (ApiKey k : keys.keys()) {
@@ -470,17 +559,20 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
             }
             SavedKeyState s = states.get(id);
             if ((what & STATE) != 0 && s != null && !key.state().onTrial()) {
-                publish(s, (what & CLEARS) != 0);
+                publish(s, (what & CLEARS) != 0, round);
             }
         }
+        round.end();
     }
 
     private void publishAll() {
+        Round round = new Round(this, Sharing.KEY_STATES);
         pipelined(() -> {
             for (SavedKeyState s : keys.savedStates()) {
-                publish(s, false);
+                publish(s, false, round);
             }
         });
+        round.end();
     }
 
     /**
@@ -503,7 +595,7 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     }
 
     /** One atomic merge, not awaited; when Redis keeps a different state, that one is adopted here. */
-    private void publish(SavedKeyState s, boolean clears) {
+    private void publish(SavedKeyState s, boolean clears, Round round) {
         StatefulRedisConnection<String, String> c = connection;
         if (c == null || !up) {
             return;
@@ -513,11 +605,11 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
                 s.reason() == null ? "" : s.reason().replace('|', '/'),
                 Long.toString(since(s.id())), clears ? "1" : "0", instance, channel,
                 Long.toString(STATE_TTL_MILLIS), Long.toString(keys.lifecycle().clock().epochMillis())};
-        c.async().<List<Object>>eval(mergeScript, ScriptOutputType.MULTI, new String[]{prefix + "key:" + s.id()}, args)
+        round.write(c.async().<List<Object>>eval(mergeScript, ScriptOutputType.MULTI,
+                        new String[]{prefix + "key:" + s.id()}, args))
                 .whenCompleteAsync((r, e) -> {
                     if (e != null) {
-                        commandFailed(e);
-                        return;
+                        return; // reported by the round
                     }
                     if (r == null || r.size() < 6) {
                         return;
@@ -595,6 +687,13 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
             leases.clear();
             return;
         }
+        // Refused: every state goes again once a second, to share it as soon as Redis takes them
+        // (and to tell when it does: that round goes through whole).
+        if (!refused.containsKey(Sharing.KEY_STATES)) {
+            refusedSweeps = 0;
+        } else if (++refusedSweeps % HEARTBEAT_SWEEPS == 0) {
+            publishAll();
+        }
         long now = keys.now();
         long ahead = TimeUnit.MILLISECONDS.toNanos(LEASE_AHEAD_MILLIS);
         long nanos = System.nanoTime();
@@ -620,7 +719,7 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
                 .whenCompleteAsync((r, e) -> {
                     claiming.remove(id);
                     if (e != null) {
-                        commandFailed(e);
+                        failed(Sharing.KEY_STATES, e);
                         return;
                     }
                     if (r == null) {
@@ -655,7 +754,12 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         leases.remove(id);
         StatefulRedisConnection<String, String> c = connection;
         if (c != null && up) {
-            c.async().eval(releaseScript, ScriptOutputType.INTEGER, new String[]{prefix + "trial:" + id}, instance);
+            c.async().eval(releaseScript, ScriptOutputType.INTEGER, new String[]{prefix + "trial:" + id}, instance)
+                    .whenCompleteAsync((r, e) -> {
+                        if (e != null) {
+                            failed(Sharing.KEY_STATES, e);
+                        }
+                    }, worker);
         }
     }
 

@@ -125,8 +125,10 @@ public final class SharedUsage implements UsageLedger.AllInstances {
         waiting = true;
         answer = new CompletableFuture<>();
         try {
-            conn.async().<List<Object>>eval(script, ScriptOutputType.MULTI, redisKeys, batch.args())
+            Round round = new Round(link, Sharing.USAGE);
+            round.write(conn.async().<List<Object>>eval(script, ScriptOutputType.MULTI, redisKeys, batch.args()))
                     .whenComplete((r, e) -> link.execute(() -> answered(batch, r, e)));
+            round.end();
         } catch (RuntimeException e) {
             waiting = false; // not sent: the same batch goes on the next beat
             answer.complete(null);
@@ -171,6 +173,11 @@ public final class SharedUsage implements UsageLedger.AllInstances {
         waiting = false;
         answer.complete(null);
         if (error != null || reply == null || reply.isEmpty()) {
+            if (error != null && RedisKeyStates.isErrorReply(error)) {
+                // Refused (an ACL, an entry of ours of the wrong type): the last totals would go
+                // on being shown as every instance's while they no longer are.
+                view = null;
+            }
             return; // sent again, unchanged, on the next beat Redis is up
         }
         out = null;

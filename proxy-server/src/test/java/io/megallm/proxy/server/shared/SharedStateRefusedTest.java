@@ -1,0 +1,172 @@
+package io.megallm.proxy.server.shared;
+
+import io.lettuce.core.RedisClient;
+import io.lettuce.core.api.StatefulRedisConnection;
+import io.lettuce.core.api.sync.RedisCommands;
+import io.lettuce.core.codec.StringCodec;
+import io.lettuce.core.output.StatusOutput;
+import io.lettuce.core.protocol.CommandArgs;
+import io.lettuce.core.protocol.CommandType;
+import io.megallm.proxy.key.KeyClock;
+import io.megallm.proxy.server.keys.Json;
+import io.megallm.proxy.server.testing.LocalRedis;
+import io.megallm.proxy.server.testing.LogCapture;
+import io.megallm.proxy.server.testing.ProxyUnderTest;
+import io.megallm.proxy.testing.MockUpstream;
+import org.junit.jupiter.api.Test;
+
+import java.net.http.HttpRequest;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+import static io.megallm.proxy.server.testing.Eventually.await;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Contract §14 when Redis is reachable but answers with errors instead of doing what is asked:
+ * an operator's ACL that forbids scripts, entries of the wrong type under the pool's prefix. The
+ * instance says so (one line per kind of sharing, {@code /health}, {@code /metrics},
+ * {@code /admin/usage} alike), goes on alone, and shares again by itself once Redis takes it.
+ */
+class SharedStateRefusedTest {
+
+    private static final String CLIENT = "ck-shared-refused-00000000001";
+
+    private static void chat(ProxyUnderTest p) throws Exception {
+        int status = p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
+                .header("Content-Type", "application/json").header("Authorization", "Bearer " + CLIENT)
+                .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"m\"}"))).statusCode();
+        assertEquals(200, status);
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Object field(ProxyUnderTest p, String path, String name) throws Exception {
+        return ((Map<String, Object>) Json.parse(p.get(path).body())).get(name);
+    }
+
+    @SuppressWarnings("unchecked")
+    private static String keyState(ProxyUnderTest p, int index) throws Exception {
+        Map<String, Object> body = (Map<String, Object>) Json.parse(p.get("/admin/keys").body());
+        return (String) ((List<Map<String, Object>>) body.get("keys")).get(index).get("state");
+    }
+
+    /** /health, /metrics and /admin/usage say the same thing: {@code ok} or {@code unavailable}. */
+    private static boolean shows(ProxyUnderTest p, String state) throws Exception {
+        boolean ok = state.equals("ok");
+        return state.equals(field(p, "/health", "shared_state"))
+                && p.get("/metrics").body().contains("megallm_shared_state_up " + (ok ? 1 : 0))
+                && state.equals(field(p, "/admin/usage", "shared_state"))
+                && (ok ? "all_instances" : "this_instance").equals(field(p, "/admin/usage", "scope"));
+    }
+
+    static void acl(RedisCommands<String, String> r, String... rules) {
+        CommandArgs<String, String> args = new CommandArgs<>(StringCodec.UTF8).add("SETUSER");
+        for (String rule : rules) {
+            args.add(rule);
+        }
+        assertEquals("OK", r.dispatch(CommandType.ACL, new StatusOutput<>(StringCodec.UTF8), args));
+    }
+
+    private static List<String> sharedStateLines(int mark, String text) {
+        return LogCapture.since(mark).stream().filter(l -> l.contains("shared state: Redis") && l.contains(text)).toList();
+    }
+
+    @Test
+    void aUserWhoseAclForbidsScriptsIsSaidOnceAndSharingComesBackWhenAllowed() throws Exception {
+        Path clients = Files.createTempDirectory("shared-refused").resolve("clients.txt");
+        Files.writeString(clients, CLIENT + " name=team rpm=1000\n");
+        List<String> keys = ProxyUnderTest.keys(2);
+        RedisKeyStates.useNioTransport();
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             RedisClient client = RedisClient.create(redis.url());
+             StatefulRedisConnection<String, String> admin = client.connect()) {
+            upstream.otherwise(MockUpstream.json(200, "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}"));
+            // The operator's mistake: reads, pub/sub and the handshake, but no scripts.
+            acl(admin.sync(), "limited", "on", ">s3cret-pw", "~*", "&*", "+@read", "+ping", "+hello", "+client",
+                    "+subscribe", "+auth");
+            Map<String, String> env = Map.of("REDIS_URL", "redis://limited:s3cret-pw@127.0.0.1:" + redis.port(),
+                    "PROXY_API_KEYS", "@" + clients);
+            int mark = LogCapture.size();
+            try (ProxyUnderTest a = ProxyUnderTest.start(keys, env, KeyClock.SYSTEM, null, upstream);
+                 ProxyUnderTest b = ProxyUnderTest.start(keys, env, KeyClock.SYSTEM, null, upstream)) {
+                for (int i = 0; i < 3; i++) {
+                    chat(b);
+                }
+                upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
+                for (int i = 0; i < 3; i++) {
+                    chat(a);
+                }
+                assertEquals("failed", keyState(a, 0));
+                for (ProxyUnderTest p : List.of(a, b)) {
+                    await(5000, "Redis refusing the scripts shows as unavailable on " + p.port(),
+                            () -> shows(p, "unavailable"));
+                    assertEquals(200, p.get("/health").statusCode(), "an instance alone is still healthy");
+                }
+                await(5000, "one warning per kind of sharing per instance",
+                        () -> sharedStateLines(mark, "refuses the").size() == 6);
+                // More traffic and more beats of every kind: no line more. (B, which never met key 0,
+                // must learn its failure from A.)
+                for (int i = 0; i < 5; i++) {
+                    chat(a);
+                    Thread.sleep(300);
+                }
+                List<String> refused = sharedStateLines(mark, "refuses the");
+                assertEquals(6, refused.size(), "once per kind and instance, not per command: " + refused);
+                for (String kind : List.of("key states", "usage totals", "client limit windows")) {
+                    assertEquals(2, refused.stream().filter(l -> l.contains("refuses the " + kind + " (NOPERM")
+                            && l.startsWith("WARN")).count(), kind + ": " + refused);
+                }
+                assertTrue(LogCapture.since(mark).stream().noneMatch(l -> l.contains("s3cret-pw")),
+                        "the password is in no log line");
+                assertEquals("available", keyState(b, 0), "nothing shared while Redis refuses it");
+
+                // The operator fixes the ACL: sharing comes back by itself, and what A learnt meanwhile reaches B.
+                acl(admin.sync(), "limited", "+@all");
+                for (ProxyUnderTest p : List.of(a, b)) {
+                    await(5000, "shared again on " + p.port(), () -> {
+                        chat(a);
+                        return shows(p, "ok");
+                    });
+                }
+                await(3000, "B learns the failure A found while Redis refused the key states",
+                        () -> "failed".equals(keyState(b, 0)));
+                await(3000, "one line per kind and instance when it is shared again",
+                        () -> sharedStateLines(mark, "again; shared again").size() == 6);
+            }
+        }
+    }
+
+    /**
+     * Redis refusing the key states refuses the trial leases too: a failed key's trial is not left
+     * waiting for a lease Redis will never grant (the key dead for good), it runs as with Redis away.
+     */
+    @Test
+    void aFailedKeysTrialRunsWhileRedisRefusesTheLeases() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(2);
+        RedisKeyStates.useNioTransport();
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             RedisClient client = RedisClient.create(redis.url());
+             StatefulRedisConnection<String, String> admin = client.connect()) {
+            acl(admin.sync(), "limited", "on", ">pw", "~*", "&*", "+@read", "+ping", "+hello", "+client",
+                    "+subscribe", "+auth");
+            Map<String, String> env = Map.of("REDIS_URL", "redis://limited:pw@127.0.0.1:" + redis.port(),
+                    "KEY_RECHECK", "2");
+            try (ProxyUnderTest a = ProxyUnderTest.start(keys, env, KeyClock.SYSTEM, null, upstream)) {
+                await(5000, "refused", () -> "unavailable".equals(field(a, "/health", "shared_state")));
+                upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
+                for (int i = 0; i < 2; i++) {
+                    assertEquals(200, a.chat().statusCode());
+                }
+                assertEquals("failed", keyState(a, 0));
+                upstream.on(keys.get(0), MockUpstream.json(200, "{\"id\":\"ok\"}"));
+                await(8000, "the trial ran and the key is back", () -> {
+                    a.chat();
+                    return "available".equals(keyState(a, 0));
+                });
+            }
+        }
+    }
+}
