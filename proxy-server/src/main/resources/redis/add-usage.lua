@@ -20,6 +20,13 @@ local function integer(v)
   return nil
 end
 local totals, seqs = KEYS[1], KEYS[2]
+-- Either entry of another type than a hash (a hand in Redis, another program) would make every
+-- batch fail for good: both go, as if Redis had restarted empty, and every running instance sends
+-- all it counted again (the one without the other would count twice, or lose the totals).
+local tt, ts = redis.call('TYPE', totals).ok, redis.call('TYPE', seqs).ok
+if (tt ~= 'none' and tt ~= 'hash') or (ts ~= 'none' and ts ~= 'hash') then
+  redis.call('DEL', totals, seqs)
+end
 local me, seq, full = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
 local stored = redis.call('HGET', seqs, me)
 local applied = integer(stored)

@@ -7,6 +7,12 @@
 -- a recovery is not forgotten either: a failure or rest from before the last recovery or reset
 -- ('cleared', epoch ms) is refused, however it arrives (an instance started again on an old
 -- KEY_STATE_FILE, one back from a network cut); 'at' is when the sender's state came about.
+-- An entry of another type than a hash under the key's name (a hand in Redis, another program) is
+-- not ours: HMGET would fail on it, and the key's state would not be shared again until it went.
+local t = redis.call('TYPE', KEYS[1]).ok
+if t ~= 'none' and t ~= 'hash' then
+  redis.call('DEL', KEYS[1])
+end
 local cur = redis.call('HMGET', KEYS[1], 'kind', 'until', 'strikes', 'recheck', 'reason', 'at', 'cleared')
 local kind = ARGV[2]
 local untl = tonumber(ARGV[3])

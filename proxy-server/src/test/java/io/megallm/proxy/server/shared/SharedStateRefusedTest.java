@@ -169,4 +169,107 @@ class SharedStateRefusedTest {
             }
         }
     }
+
+    private static final String LIMITED = "ck-shared-refused-00000000002";
+
+    private static int chat(ProxyUnderTest p, String client) throws Exception {
+        return p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
+                .header("Content-Type", "application/json").header("Authorization", "Bearer " + client)
+                .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"m\"}"))).statusCode();
+    }
+
+    /** Requests over the by_key rows of /admin/usage, when it counts every instance's; -1 otherwise. */
+    @SuppressWarnings("unchecked")
+    private static long allRequests(ProxyUnderTest p) throws Exception {
+        Map<String, Object> u = (Map<String, Object>) Json.parse(p.get("/admin/usage").body());
+        if (!"all_instances".equals(u.get("scope"))) {
+            return -1;
+        }
+        long n = 0;
+        for (Map<String, Object> row : (List<Map<String, Object>>) u.get("by_key")) {
+            n += ((Number) row.get("requests")).longValue();
+        }
+        return n;
+    }
+
+    /** Plants entries of the wrong type where the usage totals live (as a hand in Redis would). */
+    private static void spoilUsage(RedisCommands<String, String> r) {
+        r.del("megallm:{default}:usage", "megallm:{default}:usage:seq");
+        r.set("megallm:{default}:usage", "x");
+        r.rpush("megallm:{default}:usage:seq", "x");
+    }
+
+    /**
+     * Entries of the wrong type under the pool's prefix (written by hand, or by another program)
+     * where a key's state, the usage totals and a client's limit window live: they are replaced by
+     * the next script that writes there, so that sharing goes on, instead of every command failing
+     * for good while each instance went on alone, said nothing and labelled its own totals as
+     * every instance's.
+     */
+    @Test
+    void entriesOfTheWrongTypeUnderOurPrefixAreReplacedAndSharingGoesOn() throws Exception {
+        Path clients = Files.createTempDirectory("shared-refused").resolve("clients.txt");
+        Files.writeString(clients, CLIENT + " name=team\n" + LIMITED + " name=limited rpm=4\n");
+        List<String> keys = ProxyUnderTest.keys(2);
+        RedisKeyStates.useNioTransport();
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             RedisClient client = RedisClient.create(redis.url());
+             StatefulRedisConnection<String, String> admin = client.connect()) {
+            upstream.otherwise(MockUpstream.json(200, "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}"));
+            RedisCommands<String, String> r = admin.sync();
+            spoilUsage(r);
+            r.sadd("megallm:{default}:key:" + SharedKeyStatesTest.sha256(keys.get(0)), "x");
+            long minute = System.currentTimeMillis() / 60_000;
+            for (long m = minute - 1; m <= minute + 1; m++) {
+                r.hset("megallm:{default}:n:limit:" + SharedKeyStatesTest.sha256(LIMITED) + ":rpm:" + m, "x", "1");
+            }
+            Map<String, String> env = Map.of("REDIS_URL", redis.url(), "PROXY_API_KEYS", "@" + clients);
+            int mark = LogCapture.size();
+            try (ProxyUnderTest a = ProxyUnderTest.start(keys, env, KeyClock.SYSTEM, null, upstream);
+                 ProxyUnderTest b = ProxyUnderTest.start(keys, env, KeyClock.SYSTEM, null, upstream)) {
+                for (ProxyUnderTest p : List.of(a, b)) {
+                    await(5000, "shared on " + p.port(), () -> shows(p, "ok"));
+                }
+                // A key A finds dead is out on B too.
+                upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
+                for (int i = 0; i < 2; i++) {
+                    assertEquals(200, chat(a, CLIENT));
+                }
+                assertEquals("failed", keyState(a, 0));
+                await(1000, "B sees key 0 failed", () -> "failed".equals(keyState(b, 0)));
+
+                // One limit over both instances.
+                for (int i = 0; i < 3; i++) {
+                    assertEquals(200, chat(a, LIMITED));
+                }
+                int status = 200;
+                int served = 0;
+                long deadline = System.nanoTime() + 5_000_000_000L;
+                while (System.nanoTime() < deadline) {
+                    Thread.sleep(600);
+                    status = chat(b, LIMITED);
+                    if (status == 429) {
+                        break;
+                    }
+                    served++;
+                }
+                assertEquals(429, status, "B never saw A's requests of the limited client");
+                assertTrue(served <= 1, "one limit over both: at most the 4th request passes on B, " + served + " did");
+
+                // The same totals on both, every instance's; again after the usage entries are spoilt mid-run.
+                await(5000, "A and B show the same totals over all instances",
+                        () -> allRequests(a) == upstream.requestCount() && allRequests(b) == upstream.requestCount());
+                spoilUsage(r);
+                assertEquals(200, chat(a, CLIENT));
+                assertEquals(200, chat(b, CLIENT));
+                await(5000, "A and B show the same totals again, refilled",
+                        () -> allRequests(a) == upstream.requestCount() && allRequests(b) == upstream.requestCount());
+                assertEquals("hash", r.type("megallm:{default}:usage"));
+                assertTrue(LogCapture.since(mark).stream().anyMatch(l -> l.contains("lost the shared data")),
+                        "the refill is said");
+                assertTrue(LogCapture.since(mark).stream().noneMatch(l -> l.contains("refuses the")),
+                        "nothing was refused: " + LogCapture.since(mark));
+            }
+        }
+    }
 }
