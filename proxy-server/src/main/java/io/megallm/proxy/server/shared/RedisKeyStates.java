@@ -799,8 +799,10 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         List<Supplier<CompletableFuture<?>>> all = new ArrayList<>();
         all.add(this::lastKeyStates);
         all.addAll(lastSends);
+        String refusedNow = null;
         try {
             for (Supplier<CompletableFuture<?>> send : all) {
+                sending:
                 for (;;) {
                     long left = deadline - System.nanoTime();
                     if (!up) {
@@ -816,9 +818,18 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
                     try {
                         answer.get(Math.max(1L, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
                     } catch (ExecutionException e) {
+                        if (isErrorReply(e)) {
+                            // Refused (an ACL, OOM): sent again, it would be refused again until the deadline.
+                            refusedNow = errorText(unwrap(e).getMessage());
+                            break sending;
+                        }
                         // Not applied: the next call sends it again, while time is left.
                     }
                 }
+            }
+            if (refusedNow != null) {
+                log.warn("shared state: the last changes of this instance could not all be sent to Redis before it stops"
+                        + " (refused: {})", refusedNow);
             }
         } catch (TimeoutException | ExecutionException | RejectedExecutionException e) {
             log.warn("shared state: the last changes of this instance could not all be sent to Redis before it stops ({})",

@@ -171,7 +171,11 @@ public final class SharedUsage implements UsageLedger.AllInstances {
 
     private void answered(Batch batch, List<Object> reply, Throwable error) {
         waiting = false;
-        answer.complete(null);
+        if (error != null) {
+            answer.completeExceptionally(error); // at shutdown: refused, or to be sent again
+        } else {
+            answer.complete(null);
+        }
         if (error != null || reply == null || reply.isEmpty()) {
             if (error != null && RedisKeyStates.isErrorReply(error)) {
                 // Refused (an ACL, an entry of ours of the wrong type): the last totals would go

@@ -154,7 +154,8 @@ class SharedStateRefusedTest {
                     "+subscribe", "+auth");
             Map<String, String> env = Map.of("REDIS_URL", "redis://limited:pw@127.0.0.1:" + redis.port(),
                     "KEY_RECHECK", "2");
-            try (ProxyUnderTest a = ProxyUnderTest.start(keys, env, KeyClock.SYSTEM, null, upstream)) {
+            ProxyUnderTest a = ProxyUnderTest.start(keys, env, KeyClock.SYSTEM, null, upstream);
+            try {
                 await(5000, "refused", () -> "unavailable".equals(field(a, "/health", "shared_state")));
                 upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
                 for (int i = 0; i < 2; i++) {
@@ -166,7 +167,18 @@ class SharedStateRefusedTest {
                     a.chat();
                     return "available".equals(keyState(a, 0));
                 });
+            } catch (Throwable t) {
+                a.close();
+                throw t;
             }
+            // Stopping: what Redis refuses is said, not sent again and again until the drain's deadline (1.5 s).
+            int mark = LogCapture.size();
+            long start = System.nanoTime();
+            a.close();
+            long millis = (System.nanoTime() - start) / 1_000_000;
+            assertTrue(millis < 1000, "stopping took " + millis + " ms");
+            assertTrue(LogCapture.since(mark).stream().anyMatch(l -> l.contains("could not all be sent")
+                    && l.contains("refused: NOPERM")), LogCapture.since(mark).toString());
         }
     }
 
