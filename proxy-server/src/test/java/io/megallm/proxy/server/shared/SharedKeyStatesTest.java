@@ -143,10 +143,7 @@ class SharedKeyStatesTest {
              ProxyUnderTest a = instance(keys, redis, upstream, Map.of("KEY_RECHECK", "2"));
              ProxyUnderTest b = instance(keys, redis, upstream, Map.of("KEY_RECHECK", "2"))) {
             awaitUp(a, b);
-            upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
-            for (int i = 0; i < 2; i++) {
-                assertEquals(200, a.chat().statusCode());
-            }
+            failKeyZero(a, upstream, keys);
             await(PROPAGATION_MILLIS, "B sees key 0 failed", () -> "failed".equals(keyEntry(b, 0).get("state")));
             long failedAt = System.nanoTime();
             long before = requestsWith(upstream, keys.get(0));
@@ -188,10 +185,7 @@ class SharedKeyStatesTest {
             awaitUp(a, b);
             String lease = "megallm:{default}:trial:" + sha256(keys.get(0));
             assertEquals("OK", c.sync().set(lease, "left-by-hand"));
-            upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
-            for (int i = 0; i < 2; i++) {
-                assertEquals(200, a.chat().statusCode());
-            }
+            failKeyZero(a, upstream, keys);
             await(PROPAGATION_MILLIS, "B sees key 0 failed", () -> "failed".equals(keyEntry(b, 0).get("state")));
             long failedAt = System.nanoTime();
             long before = requestsWith(upstream, keys.get(0));
@@ -225,10 +219,7 @@ class SharedKeyStatesTest {
             assertEquals("OK", c.sync().set("megallm:{default}:trial:" + id, "0123456789ab",
                     io.lettuce.core.SetArgs.Builder.px(6000)));
             int mark = LogCapture.size();
-            upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
-            for (int i = 0; i < 2; i++) {
-                assertEquals(200, b.chat().statusCode());
-            }
+            failKeyZero(b, upstream, keys);
             assertEquals("failed", keyEntry(b, 0).get("state"));
             await(3000, "B's claim of the trial (due in 2 s) is lost to the holder",
                     () -> LogCapture.since(mark).stream().anyMatch(l -> l.contains("lost the trial lease")));
@@ -270,10 +261,7 @@ class SharedKeyStatesTest {
             try (ProxyUnderTest a = instance(keys, redis, upstream, env)) {
                 awaitUp(a, b);
                 aDir = a.workDir;
-                upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
-                for (int i = 0; i < 2; i++) {
-                    assertEquals(200, a.chat().statusCode());
-                }
+                failKeyZero(a, upstream, keys);
                 await(PROPAGATION_MILLIS, "B sees key 0 failed", () -> "failed".equals(keyEntry(b, 0).get("state")));
             } // A stops; its state file says key 0 failed
             assertEquals(200, b.post("/admin/reset-failed-keys", "").statusCode());
@@ -307,10 +295,7 @@ class SharedKeyStatesTest {
              StatefulRedisConnection<String, String> c = client.connect()) {
             awaitUp(a);
             String entry = "megallm:{default}:key:" + sha256(keys.get(0));
-            upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
-            for (int i = 0; i < 2; i++) {
-                assertEquals(200, a.chat().statusCode());
-            }
+            failKeyZero(a, upstream, keys);
             await(PROPAGATION_MILLIS, "the failure is in Redis", () -> "failed".equals(c.sync().hget(entry, "kind")));
             c.sync().hset(entry, "at", Long.toString(System.currentTimeMillis() + TimeUnit.DAYS.toMillis(1)));
 
@@ -432,10 +417,7 @@ class SharedKeyStatesTest {
              StatefulRedisConnection<String, String> c = client.connect()) {
             awaitUp(a);
             String entry = "megallm:{default}:key:" + sha256(keys.get(0));
-            upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
-            for (int i = 0; i < 2; i++) {
-                assertEquals(200, a.chat().statusCode());
-            }
+            failKeyZero(a, upstream, keys);
             await(PROPAGATION_MILLIS, "the failure is in Redis", () -> "failed".equals(c.sync().hget(entry, "kind")));
             // What tells the instance: its usage batches, whose record Redis loses with the rest.
             await(5000, "A's usage is in Redis", () -> c.sync().exists("megallm:{default}:usage:seq") == 1);
@@ -538,6 +520,14 @@ class SharedKeyStatesTest {
                     assertFalse(s.contains(k), "a pool key in Redis: " + s.replace(k, "<KEY>"));
                 }
             }
+        }
+    }
+
+    /** Key 0 answers 401 from now on, and {@code p} learns it: two chats, both served by key 1. */
+    private static void failKeyZero(ProxyUnderTest p, MockUpstream upstream, List<String> keys) throws Exception {
+        upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
+        for (int i = 0; i < 2; i++) {
+            assertEquals(200, p.chat().statusCode());
         }
     }
 }
