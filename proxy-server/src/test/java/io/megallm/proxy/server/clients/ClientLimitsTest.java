@@ -29,6 +29,17 @@ class ClientLimitsTest {
     }
 
     @Test
+    void aKeyThatIsNotVisibleAsciiIsSkippedAsInTheKeyFile() {
+        // A byte-order mark at a line's end or an accented letter in a key was loaded without a
+        // word, and that client could never authenticate.
+        ClientFile.Parsed p = ClientFile.parse("ck-good-000000000000000001\nck-bom-0000000000000002\uFEFF name=b\n"
+                + "ck-acc\u00e9nt-00000000000003\n");
+        assertEquals(1, p.clients().size(), p.warnings().toString());
+        assertEquals(List.of("client file line 2 skipped: the key has a control character or one that is not ASCII",
+                "client file line 3 skipped: the key has a control character or one that is not ASCII"), p.warnings());
+    }
+
+    @Test
     void theFileGivesKeysNamesAndLimitsAndSkipsBadLinesByNumberOnly() {
         ClientFile.Parsed p = ClientFile.parse("""
                 # team keys

@@ -510,6 +510,18 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void aClientFileOver16MebibytesIsNotRead() throws Exception {
+        // Read whole and parsed, a file is held about three times over: 64 MiB took a 128 MB heap.
+        StringBuilder big = new StringBuilder(17 << 20);
+        while (big.length() <= 16 << 20) {
+            big.append("# a comment line that pads the file to more than sixteen mebibytes ......\n");
+        }
+        write("big.txt", "ck-secret-client-000000009\n" + big);
+        ConfigError e = rejected(Map.of("PROXY_API_KEYS", "@big.txt"));
+        assertTrue(e.getMessage().contains("is larger than 16 MiB"), e.getMessage());
+    }
+
+    @Test
     void aDeviceGivenAsTheClientFileIsRefusedNotReadForever() {
         // /dev/zero reports size 0 and never ends: read whole, it would take the heap.
         ConfigError e = rejected(Map.of("PROXY_API_KEYS", "@/dev/zero"));
