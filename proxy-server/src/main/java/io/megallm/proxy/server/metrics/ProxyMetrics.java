@@ -202,7 +202,8 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
             }
         });
         t.family("megallm_request_endings_total", "counter",
-                "Requests by how they ended: complete, client_gone (client disconnected), truncated (upstream failed mid-answer).");
+                "Requests by how they ended: complete, client_gone (client disconnected), truncated (upstream failed mid-answer),"
+                        + " shutdown (still running when SHUTDOWN_GRACE ran out).");
         for (Exchange.Ending e : Exchange.Ending.values()) {
             t.sample("megallm_request_endings_total", endings[e.ordinal()].sum(), "ending", e.name().toLowerCase());
         }
