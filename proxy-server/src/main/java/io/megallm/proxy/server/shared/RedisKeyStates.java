@@ -132,6 +132,13 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
      */
     private final ConcurrentHashMap<String, Long> leases = new ConcurrentHashMap<>();
     private final Map<String, Boolean> claiming = new ConcurrentHashMap<>();
+    /**
+     * Per key id, how many times this instance released its lease (worker thread only). A claim
+     * answered after a release that was sent behind it (a trial that ended before the answer to
+     * its start's extension was read) was granted a lease the release then deleted in Redis: its
+     * grant must not be recorded, or this instance would start its next trial with no lease.
+     */
+    private final Map<String, Long> releases = new HashMap<>();
     /** When each key's local state came about (epoch ms), as this process saw it change. */
     private final ConcurrentHashMap<String, Long> changedAt = new ConcurrentHashMap<>();
     /** When a state restored at start was recorded ({@code KEY_STATE_FILE}), by key id; 0 if unknown. */
@@ -714,6 +721,7 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
             return;
         }
         long sent = System.nanoTime();
+        long released = releases.getOrDefault(id, 0L);
         c.async().<Long>eval(claimScript, ScriptOutputType.INTEGER, new String[]{prefix + "trial:" + id},
                         instance, Long.toString(millis))
                 .whenCompleteAsync((r, e) -> {
@@ -727,12 +735,18 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
                     }
                     if (r < 0) {
                         heldElsewhere.remove(id);
+                        if (releases.getOrDefault(id, 0L) != released) {
+                            // Released since (the trial ended): Redis deleted this lease after granting it.
+                            return;
+                        }
                         leases.put(id, sent + TimeUnit.MILLISECONDS.toNanos(millis));
                         log.debug("shared state: {} holds the trial lease of key {} for {} ms", instance, key, millis);
                         return;
                     }
                     log.debug("shared state: {} lost the trial lease of key {}: held elsewhere for {} ms more",
                             instance, key, r);
+                    // Whatever this instance thought it held, Redis says another instance holds it now.
+                    leases.remove(id);
                     heldElsewhere.put(id, System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(Math.max(r, 1L)));
                     KeyState s = key.state();
                     if (s.kind() != KeyState.Kind.FAILED || s.onTrial()) {
@@ -751,6 +765,7 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     }
 
     private void release(String id) {
+        releases.merge(id, 1L, Long::sum);
         leases.remove(id);
         StatefulRedisConnection<String, String> c = connection;
         if (c != null && up) {

@@ -1,0 +1,148 @@
+package io.megallm.proxy.server.shared;
+
+import io.megallm.proxy.key.KeyClock;
+import io.megallm.proxy.server.keys.Json;
+import io.megallm.proxy.server.testing.LocalRedis;
+import io.megallm.proxy.server.testing.ProxyUnderTest;
+import io.megallm.proxy.testing.MockUpstream;
+import org.junit.jupiter.api.Test;
+
+import java.net.http.HttpResponse;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Contract §14, "the trial of a failed key runs on one instance at a time", as the re-audit
+ * checked it: three instances on one Redis, all busy, one pool key answering 401 with
+ * {@code KEY_RECHECK=1}. The mock upstream sees every trial with its time: one trial per period
+ * across the three, each after the doubled wait the previous trial's result set (1, 2, 4 s).
+ */
+class TrialGateAcrossInstancesTest {
+
+    private static ProxyUnderTest instance(List<String> keys, LocalRedis redis, MockUpstream upstream) throws Exception {
+        Map<String, String> env = new HashMap<>();
+        env.put("REDIS_URL", redis.url());
+        env.put("KEY_RECHECK", "1");
+        return ProxyUnderTest.start(keys, env, KeyClock.SYSTEM, null, upstream);
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> keyEntry(ProxyUnderTest p, int index) throws Exception {
+        HttpResponse<String> r = p.get("/admin/keys");
+        assertEquals(200, r.statusCode());
+        Map<String, Object> body = (Map<String, Object>) Json.parse(r.body());
+        return ((List<Map<String, Object>>) body.get("keys")).get(index);
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Object sharedState(ProxyUnderTest p) throws Exception {
+        return ((Map<String, Object>) Json.parse(p.get("/health").body())).get("shared_state");
+    }
+
+    private static void await(long millis, String what, Check check) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+        while (!check.holds()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("not within " + millis + " ms: " + what);
+            }
+            Thread.sleep(10);
+        }
+    }
+
+    private interface Check {
+        boolean holds() throws Exception;
+    }
+
+    @Test
+    void busyInstancesRunOneTrialPerPeriodAfterTheDoubledWait() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(2);
+        List<Long> trials = new CopyOnWriteArrayList<>();
+        MockUpstream.Behavior rejected = MockUpstream.json(401, "{\"error\":{\"message\":\"bad key\"}}");
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             ProxyUnderTest a = instance(keys, redis, upstream);
+             ProxyUnderTest b = instance(keys, redis, upstream);
+             ProxyUnderTest c = instance(keys, redis, upstream)) {
+            List<ProxyUnderTest> all = List.of(a, b, c);
+            for (ProxyUnderTest p : all) {
+                await(10_000, "shared_state ok on " + p.port(), () -> "ok".equals(sharedState(p)));
+            }
+            // Key 0 fails on A (the first request the mock sees with it); B and C learn it from
+            // Redis before they send anything.
+            upstream.on(keys.get(0), (ctx, req) -> {
+                trials.add(System.nanoTime());
+                rejected.respond(ctx, req);
+            });
+            for (int i = 0; i < 2; i++) {
+                assertEquals(200, a.chat().statusCode());
+            }
+            for (ProxyUnderTest p : all) {
+                await(2000, "key 0 failed on " + p.port(), () -> "failed".equals(keyEntry(p, 0).get("state")));
+            }
+            assertEquals(1, trials.size(), "key 0 failed on its first request");
+            long failedAt = trials.get(0);
+
+            // Two clients per instance, without pause, through the trials due at about 1, 3 and 7 s.
+            AtomicBoolean stop = new AtomicBoolean();
+            AtomicReference<Throwable> error = new AtomicReference<>();
+            List<Thread> clients = new ArrayList<>();
+            for (ProxyUnderTest p : all) {
+                for (int i = 0; i < 2; i++) {
+                    Thread t = new Thread(() -> {
+                        try {
+                            while (!stop.get()) {
+                                int status = p.chat().statusCode();
+                                if (status != 200) {
+                                    throw new AssertionError("a client got " + status);
+                                }
+                            }
+                        } catch (Throwable e) {
+                            error.compareAndSet(null, e);
+                        }
+                    });
+                    t.start();
+                    clients.add(t);
+                }
+            }
+            Thread.sleep(8500);
+            stop.set(true);
+            for (Thread t : clients) {
+                t.join(30_000);
+            }
+            if (error.get() != null) {
+                throw new AssertionError("a client failed", error.get());
+            }
+
+            List<Long> seen = List.copyOf(trials.subList(1, trials.size()));
+            List<Long> at = new ArrayList<>();
+            for (long t : seen) {
+                at.add(TimeUnit.NANOSECONDS.toMillis(t - failedAt));
+            }
+            String schedule = "trials of key 0 at (ms after it failed) " + at;
+
+            assertTrue(seen.size() >= 2, "the key got its trials: " + schedule);
+            // Each trial comes after the wait the previous one set: 1 s after the failure, then
+            // 2 s, 4 s … after the previous trial (a trial landing within the wait is a second
+            // trial of the same period, on another instance). The wait starts when the proxy reads
+            // the previous 401, after the mock sent it: a tenth of it is room enough; two trials
+            // of one period land milliseconds apart.
+            long wait = 1000;
+            long previous = failedAt;
+            for (long t : seen) {
+                long gap = TimeUnit.NANOSECONDS.toMillis(t - previous);
+                assertTrue(gap >= wait * 9 / 10, "a trial " + gap + " ms after the previous one, within its "
+                        + wait + " ms wait; " + schedule);
+                previous = t;
+                wait *= 2;
+            }
+        }
+    }
+}
