@@ -62,9 +62,10 @@ import java.util.function.ToLongFunction;
  *       being published again;</li>
  *   <li>a failed key's trial is leased ({@code SET NX PX}) shortly before it is due, so that one
  *       instance runs it: while Redis is reachable, a trial starts only on the instance whose
- *       lease Redis granted, whatever the local view says ({@link TrialGate}); the others push
- *       their own trial back to the lease's end. With Redis away, the lease a lost claim named
- *       still holds until its end, then each instance decides alone;</li>
+ *       lease Redis granted, whatever the local view says ({@link TrialGate}); the others do not
+ *       claim it again before the lease's end, and keep the schedule the trials' results set.
+ *       With Redis away, the lease a lost claim named still holds until its end, then each
+ *       instance decides alone;</li>
  *   <li>every state goes with the time it came about ({@code at}): a state sent again (at start,
  *       from {@code KEY_STATE_FILE}; after a reconnection) keeps the time it was learnt, so that
  *       a recovery or reset shared since wins over it;</li>
@@ -654,6 +655,9 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         } else if (f[0].equals("s") && f.length == 8) {
             KeyState.Kind kind = kindOf(f[3]);
             if (kind != null) {
+                // Another instance's state of the key: a trial it held has ended, or the lease is
+                // asked again at the next claim, which is due by this state's schedule.
+                heldElsewhere.remove(f[2]);
                 adopt(new SavedKeyState(f[2], kind, emptyToNull(f[7]), RedisReplies.parse(f[4]),
                         (int) RedisReplies.parse(f[5]), RedisReplies.parse(f[6])), "as another instance found");
             }
@@ -684,9 +688,9 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     }
 
     /**
-     * Claims the trial of every failed key due within {@value #LEASE_AHEAD_MILLIS} ms. A claim
-     * lost to another instance moves this instance's own trial of the key to the end of that
-     * instance's lease.
+     * Claims the trial of every failed key due within {@value #LEASE_AHEAD_MILLIS} ms, but not
+     * while another instance holds its lease as a lost claim said (a state that instance shares
+     * meanwhile ends that wait).
      */
     private void sweep() {
         probe();
@@ -710,6 +714,10 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
             // A trial whose local claim lapses soon is claimed too: claimed again, it needs a lease.
             if (!s.rechecks() || s.untilNanos() - now > ahead || leases.containsKey(k.id())) {
                 continue;
+            }
+            Long held = heldElsewhere.get(k.id());
+            if (held != null && held - nanos > 0) {
+                continue; // another instance's lease: claimed again when it ends
             }
             claim(k.id(), PRE_LEASE_MILLIS, k);
         }
@@ -747,20 +755,10 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
                             instance, key, r);
                     // Whatever this instance thought it held, Redis says another instance holds it now.
                     leases.remove(id);
+                    // Who runs the trial, not when it is due: the key's schedule stays the one its
+                    // trials' results set (the holder's is shared when it ends). Moving it to the
+                    // lease's end cut a doubled wait short. No claim again before that end.
                     heldElsewhere.put(id, System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(Math.max(r, 1L)));
-                    KeyState s = key.state();
-                    if (s.kind() != KeyState.Kind.FAILED || s.onTrial()) {
-                        return;
-                    }
-                    // Held elsewhere: our own trial waits for the lease to end (quietly: no log line).
-                    APPLYING.set(Boolean.TRUE);
-                    try {
-                        keys.adopt(new SavedKeyState(id, KeyState.Kind.FAILED, s.reason(),
-                                System.currentTimeMillis() + Math.max(r, 1L), 0,
-                                TimeUnit.NANOSECONDS.toSeconds(s.recheckNanos())), null);
-                    } finally {
-                        APPLYING.set(Boolean.FALSE);
-                    }
                 }, worker);
     }
 

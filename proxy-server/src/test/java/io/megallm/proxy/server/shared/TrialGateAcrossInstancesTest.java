@@ -1,5 +1,8 @@
 package io.megallm.proxy.server.shared;
 
+import io.lettuce.core.RedisClient;
+import io.lettuce.core.SetArgs;
+import io.lettuce.core.api.StatefulRedisConnection;
 import io.megallm.proxy.key.KeyClock;
 import io.megallm.proxy.server.keys.Json;
 import io.megallm.proxy.server.testing.LocalRedis;
@@ -29,10 +32,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class TrialGateAcrossInstancesTest {
 
     private static ProxyUnderTest instance(List<String> keys, LocalRedis redis, MockUpstream upstream) throws Exception {
-        Map<String, String> env = new HashMap<>();
-        env.put("REDIS_URL", redis.url());
-        env.put("KEY_RECHECK", "1");
-        return ProxyUnderTest.start(keys, env, KeyClock.SYSTEM, null, upstream);
+        return startWith(keys, redis, upstream, "1");
     }
 
     @SuppressWarnings("unchecked")
@@ -144,5 +144,52 @@ class TrialGateAcrossInstancesTest {
                 wait *= 2;
             }
         }
+    }
+
+    /**
+     * The re-audit's schedule of 5.4 / 9.7 / 29.7 s instead of 5 / 15 / 35: an instance that lost the
+     * lease moved its own next trial to the lease's end, earlier than the wait it had. A lost claim
+     * says who runs the trial, not when it is due: here another instance holds the lease for one
+     * more second, and this instance's trial is still due only after its 2 s wait.
+     */
+    @Test
+    void aLostClaimDoesNotBringTheTrialForward() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(2);
+        List<Long> sent = new CopyOnWriteArrayList<>();
+        MockUpstream.Behavior rejected = MockUpstream.json(401, "{}");
+        RedisKeyStates.useNioTransport();
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             ProxyUnderTest b = startWith(keys, redis, upstream, "2");
+             RedisClient client = RedisClient.create(redis.url());
+             StatefulRedisConnection<String, String> c = client.connect()) {
+            await(10_000, "shared_state ok", () -> "ok".equals(sharedState(b)));
+            upstream.on(keys.get(0), (ctx, req) -> {
+                sent.add(System.nanoTime());
+                rejected.respond(ctx, req);
+            });
+            // Another instance holds key 0's trial lease for one more second.
+            assertEquals("OK", c.sync().set("megallm:{default}:trial:" + SharedKeyStatesTest.sha256(keys.get(0)),
+                    "0123456789ab", SetArgs.Builder.px(1000)));
+            for (int i = 0; i < 2; i++) {
+                assertEquals(200, b.chat().statusCode());
+            }
+            assertEquals(1, sent.size(), "key 0 failed on its first request");
+            long failedAt = sent.get(0);
+            // Busy until the trial, due 2 s after the failure, has run.
+            await(6000, "key 0's trial", () -> {
+                assertEquals(200, b.chat().statusCode());
+                return sent.size() > 1;
+            });
+            long wait = TimeUnit.NANOSECONDS.toMillis(sent.get(1) - failedAt);
+            assertTrue(wait >= 1800, "the trial came " + wait + " ms after the failure, before its 2 s wait");
+        }
+    }
+
+    private static ProxyUnderTest startWith(List<String> keys, LocalRedis redis, MockUpstream upstream, String recheck)
+            throws Exception {
+        Map<String, String> env = new HashMap<>();
+        env.put("REDIS_URL", redis.url());
+        env.put("KEY_RECHECK", recheck);
+        return ProxyUnderTest.start(keys, env, KeyClock.SYSTEM, null, upstream);
     }
 }
