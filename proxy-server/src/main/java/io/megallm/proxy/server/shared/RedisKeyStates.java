@@ -86,13 +86,28 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     private static final Logger log = LoggerFactory.getLogger(RedisKeyStates.class);
 
     /**
-     * How much before a trial is due its lease is claimed, and how long that first claim lasts.
-     * The lead time is what a busy machine may delay this class's thread by before an instance
-     * would start a trial it has not claimed (then two could run at once); the first claim
-     * outlasts it, so that the holder's trial is due while it holds the lease.
+     * How much before a trial is due its lease is claimed, and how long a lease lasts. The lead
+     * time lets the claim be answered before the trial is due (the request path never waits for
+     * Redis: without a lease, a due trial is not started); the lease outlasts it, so that the
+     * holder's trial is due while it holds the lease. While the holder's trial runs, its lease is
+     * renewed once fewer than {@value #LEASE_RENEW_MILLIS} ms are left: a holder that dies
+     * mid-trial blocks the key's trials elsewhere for one lease at most, not for the trial's
+     * longest time (which may be minutes).
      */
     private static final long LEASE_AHEAD_MILLIS = 2000;
-    private static final long PRE_LEASE_MILLIS = 6000;
+    private static final long LEASE_MILLIS = 6000;
+    private static final long LEASE_RENEW_MILLIS = 4000;
+    /**
+     * A trial starts only under a lease with this much left, so that the extension sent when it
+     * starts reaches Redis before the lease could lapse.
+     */
+    private static final long START_MARGIN_MILLIS = 1000;
+    /**
+     * A lease that lapsed without a trial started here (no request needed the key meanwhile) is
+     * not claimed again for this long: an idle instance would otherwise keep the lease to itself
+     * by claiming again just before Redis let it go, and the busy ones never got to run the trial.
+     */
+    private static final long YIELD_MILLIS = 2000;
     /** Entries of keys no instance has touched for a week go away by themselves. */
     private static final long STATE_TTL_MILLIS = TimeUnit.DAYS.toMillis(7);
     private static final long SWEEP_MILLIS = 250;
@@ -119,7 +134,6 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     private final String instance;
     private final KeyPool keys;
     private final KeyFile keyFile;
-    private final long trialLeaseMillis;
     private final String mergeScript = script("merge-key-state.lua");
     private final String claimScript = script("claim-trial.lua");
     private final String releaseScript = script("release-trial.lua");
@@ -140,6 +154,8 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
      * grant must not be recorded, or this instance would start its next trial with no lease.
      */
     private final Map<String, Long> releases = new HashMap<>();
+    /** Keys whose lease lapsed here unused: not claimed again before then (worker thread only). */
+    private final Map<String, Long> yielding = new HashMap<>();
     /** When each key's local state came about (epoch ms), as this process saw it change. */
     private final ConcurrentHashMap<String, Long> changedAt = new ConcurrentHashMap<>();
     /** When a state restored at start was recorded ({@code KEY_STATE_FILE}), by key id; 0 if unknown. */
@@ -194,7 +210,6 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         this.instance = instanceId();
         this.keys = keys;
         this.keyFile = keyFile;
-        this.trialLeaseMillis = TimeUnit.SECONDS.toMillis(keys.lifecycle().policy().trialLeaseSeconds());
         this.worker = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "megallm-shared-state");
             t.setDaemon(true);
@@ -424,7 +439,7 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         // Redis refusing the key states (an ACL without scripts) refuses the leases too: as away.
         if (up && !refused.containsKey(Sharing.KEY_STATES)) {
             Long mine = leases.get(key.id());
-            return mine != null && mine - System.nanoTime() > 0;
+            return mine != null && mine - System.nanoTime() > TimeUnit.MILLISECONDS.toNanos(START_MARGIN_MILLIS);
         }
         Long end = heldElsewhere.get(key.id());
         if (end == null) {
@@ -560,7 +575,7 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
                 continue;
             }
             if ((what & TRIAL_START) != 0 && key.state().onTrial()) {
-                claim(id, trialLeaseMillis, key);
+                claim(id, LEASE_MILLIS, key);
             }
             if ((what & TRIAL_END) != 0) {
                 release(id);
@@ -708,18 +723,33 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         long now = keys.now();
         long ahead = TimeUnit.MILLISECONDS.toNanos(LEASE_AHEAD_MILLIS);
         long nanos = System.nanoTime();
-        leases.values().removeIf(end -> end - nanos <= 0);
+        for (Map.Entry<String, Long> lease : leases.entrySet()) {
+            if (lease.getValue() - nanos <= 0 && leases.remove(lease.getKey(), lease.getValue())) {
+                yielding.put(lease.getKey(), nanos + TimeUnit.MILLISECONDS.toNanos(YIELD_MILLIS));
+            }
+        }
+        yielding.values().removeIf(end -> end - nanos <= 0);
         for (ApiKey k : keys.keys()) {
             KeyState s = k.state();
-            // A trial whose local claim lapses soon is claimed too: claimed again, it needs a lease.
-            if (!s.rechecks() || s.untilNanos() - now > ahead || leases.containsKey(k.id())) {
+            if (!s.rechecks()) {
                 continue;
             }
-            Long held = heldElsewhere.get(k.id());
-            if (held != null && held - nanos > 0) {
-                continue; // another instance's lease: claimed again when it ends
+            String id = k.id();
+            Long mine = leases.get(id);
+            Long held = heldElsewhere.get(id);
+            boolean heldNow = held != null && held - nanos > 0;
+            if (s.onTrial()) {
+                // This instance's trial runs: its lease is renewed while it does (one taken when
+                // Redis came back mid-trial, too), and lapses within a lease if this instance dies.
+                if (mine != null ? mine - nanos < TimeUnit.MILLISECONDS.toNanos(LEASE_RENEW_MILLIS) : !heldNow) {
+                    claim(id, LEASE_MILLIS, k);
+                }
+                continue;
             }
-            claim(k.id(), PRE_LEASE_MILLIS, k);
+            if (s.untilNanos() - now > ahead || mine != null || heldNow || yielding.containsKey(id)) {
+                continue; // not due soon; held here, waiting for a request; another instance's; yielded
+            }
+            claim(id, LEASE_MILLIS, k);
         }
     }
 

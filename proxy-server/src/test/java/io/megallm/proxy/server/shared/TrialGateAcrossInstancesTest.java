@@ -192,4 +192,52 @@ class TrialGateAcrossInstancesTest {
         env.put("KEY_RECHECK", recheck);
         return ProxyUnderTest.start(keys, env, KeyClock.SYSTEM, null, upstream);
     }
+
+    /**
+     * A trial's lease lasts as long as its holder runs the trial, not the trial's longest time: it
+     * is renewed a few seconds at a time, so that a holder that dies mid-trial keeps the key's
+     * trials from the other instances for a few seconds, not minutes. Here the upstream never
+     * answers the trial (MEGALLM_TIMEOUT 10 s): the lease never has more than one lease's time
+     * left, and is still there while the trial runs.
+     */
+    @Test
+    void aRunningTrialsLeaseIsRenewedAFewSecondsAtATime() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(2);
+        RedisKeyStates.useNioTransport();
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             ProxyUnderTest b = startWith(keys, redis, upstream, "1");
+             RedisClient client = RedisClient.create(redis.url());
+             StatefulRedisConnection<String, String> c = client.connect()) {
+            await(10_000, "shared_state ok", () -> "ok".equals(sharedState(b)));
+            String lease = "megallm:{default}:trial:" + SharedKeyStatesTest.sha256(keys.get(0));
+            upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
+            for (int i = 0; i < 2; i++) {
+                assertEquals(200, b.chat().statusCode());
+            }
+            upstream.on(keys.get(0), MockUpstream.stall());
+            // Requests until one carries key 0's trial (due 1 s after the failure), which then hangs.
+            Thread trial = new Thread(() -> {
+                try {
+                    while (upstream.all().stream().filter(r -> keys.get(0).equals(r.key())).count() < 2) {
+                        b.chat();
+                    }
+                } catch (Exception e) {
+                    // the answer does not matter here
+                }
+            });
+            trial.start();
+            await(5000, "key 0 on trial",
+                    () -> upstream.all().stream().filter(r -> keys.get(0).equals(r.key())).count() > 1);
+            long started = System.nanoTime();
+            long most = 0;
+            while (System.nanoTime() - started < TimeUnit.SECONDS.toNanos(8)) {
+                long left = c.sync().pttl(lease);
+                assertTrue(left > 0, "the lease of the running trial lapsed (" + left + ")");
+                most = Math.max(most, left);
+                Thread.sleep(100);
+            }
+            assertTrue(most <= 6000, "the running trial's lease had " + most + " ms left");
+            trial.join(30_000);
+        }
+    }
 }
