@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
+import static io.megallm.proxy.server.shared.SharedViews.sharedState;
 import static io.megallm.proxy.server.testing.Eventually.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -50,11 +51,6 @@ class RedisTlsTest {
             return;
         }
         assumeTrue(openssl.waitFor(60, TimeUnit.SECONDS) && openssl.exitValue() == 0, "openssl made no certificate");
-    }
-
-    @SuppressWarnings("unchecked")
-    private static Object sharedState(ProxyUnderTest p) throws Exception {
-        return ((Map<String, Object>) Json.parse(p.get("/health").body())).get("shared_state");
     }
 
     @SuppressWarnings("unchecked")

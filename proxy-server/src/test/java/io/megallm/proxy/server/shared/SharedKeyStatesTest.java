@@ -22,6 +22,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
+import static io.megallm.proxy.server.shared.SharedViews.keyEntry;
+import static io.megallm.proxy.server.shared.SharedViews.sharedState;
+import static io.megallm.proxy.server.shared.SharedViews.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -43,38 +46,9 @@ class SharedKeyStatesTest {
     }
 
     @SuppressWarnings("unchecked")
-    private static Map<String, Object> keyEntry(ProxyUnderTest p, int index) throws Exception {
-        HttpResponse<String> r = p.get("/admin/keys");
-        assertEquals(200, r.statusCode());
-        Map<String, Object> body = (Map<String, Object>) Json.parse(r.body());
-        return ((List<Map<String, Object>>) body.get("keys")).get(index);
-    }
-
-    @SuppressWarnings("unchecked")
     private static int keyCount(ProxyUnderTest p) throws Exception {
         Map<String, Object> body = (Map<String, Object>) Json.parse(p.get("/admin/keys").body());
         return ((List<Object>) body.get("keys")).size();
-    }
-
-    @SuppressWarnings("unchecked")
-    private static Object sharedState(ProxyUnderTest p) throws Exception {
-        return ((Map<String, Object>) Json.parse(p.get("/health").body())).get("shared_state");
-    }
-
-    /** Polls until the condition holds, for at most {@code millis}; fails with {@code what} otherwise. */
-    private static void await(long millis, String what, Check check) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
-        while (!check.holds()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("not within " + millis + " ms: " + what + "; shared-state log: "
-                        + LogCapture.lines().stream().filter(l -> l.contains("shared") || l.contains("lettuce")).toList());
-            }
-            Thread.sleep(10);
-        }
-    }
-
-    private interface Check {
-        boolean holds() throws Exception;
     }
 
     private static long requestsWith(MockUpstream upstream, String key) {

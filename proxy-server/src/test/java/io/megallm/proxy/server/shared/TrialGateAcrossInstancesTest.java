@@ -20,6 +20,9 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 
+import static io.megallm.proxy.server.shared.SharedViews.keyEntry;
+import static io.megallm.proxy.server.shared.SharedViews.sharedState;
+import static io.megallm.proxy.server.shared.SharedViews.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -33,33 +36,6 @@ class TrialGateAcrossInstancesTest {
 
     private static ProxyUnderTest instance(List<String> keys, LocalRedis redis, MockUpstream upstream) throws Exception {
         return startWith(keys, redis, upstream, "1");
-    }
-
-    @SuppressWarnings("unchecked")
-    private static Map<String, Object> keyEntry(ProxyUnderTest p, int index) throws Exception {
-        HttpResponse<String> r = p.get("/admin/keys");
-        assertEquals(200, r.statusCode());
-        Map<String, Object> body = (Map<String, Object>) Json.parse(r.body());
-        return ((List<Map<String, Object>>) body.get("keys")).get(index);
-    }
-
-    @SuppressWarnings("unchecked")
-    private static Object sharedState(ProxyUnderTest p) throws Exception {
-        return ((Map<String, Object>) Json.parse(p.get("/health").body())).get("shared_state");
-    }
-
-    private static void await(long millis, String what, Check check) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
-        while (!check.holds()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("not within " + millis + " ms: " + what);
-            }
-            Thread.sleep(10);
-        }
-    }
-
-    private interface Check {
-        boolean holds() throws Exception;
     }
 
     @Test
