@@ -3,7 +3,6 @@ package io.megallm.proxy.server.clients;
 import io.megallm.proxy.server.config.OperatorFile;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -46,21 +45,7 @@ public final class ClientFile {
      * one past {@value #MAX_CLIENTS} clients.
      */
     public static Parsed read(Path file) throws IOException {
-        byte[] bytes;
-        try {
-            bytes = OperatorFile.read(file, MAX_FILE_BYTES);
-        } catch (OperatorFile.Refused e) {
-            throw new OperatorFile.Refused("the client file " + file + " " + e.getMessage());
-        } catch (IOException e) {
-            throw new IOException("the client file " + file + " could not be read (" + e.getClass().getSimpleName() + ")");
-        }
-        // Decoded leniently, as the key file is: a comment in another encoding costs no client.
-        String text = new String(bytes, StandardCharsets.UTF_8);
-        // Lines read lazily, here and in parse: a list of a million lines is itself the spike.
-        String armour = OperatorFile.armour(text.lines()::iterator);
-        if (armour != null) {
-            throw new OperatorFile.Refused("the client file " + file + " is " + armour + ": decrypt or decode it first");
-        }
+        String text = OperatorFile.readList(file, MAX_FILE_BYTES, "client file");
         Parsed parsed = parse(text);
         if (parsed.clients().size() > MAX_CLIENTS) {
             // parse stopped at the first client past the cap: the count beyond it is not known.

@@ -2,6 +2,7 @@ package io.megallm.proxy.server.config;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -57,10 +58,35 @@ public final class OperatorFile {
     }
 
     /**
+     * A list of secrets (the key file, the client file) as text: {@link #read} and then refused
+     * when it is still encrypted though text (armour). Every message starts "the {@code what}
+     * {@code path}", and names nothing of the content.
+     */
+    public static String readList(Path path, long maxBytes, String what) throws IOException {
+        byte[] bytes;
+        try {
+            bytes = read(path, maxBytes);
+        } catch (Refused e) {
+            throw new Refused("the " + what + " " + path + " " + e.getMessage());
+        } catch (IOException e) {
+            throw new IOException("the " + what + " " + path + " could not be read (" + e.getClass().getSimpleName() + ")");
+        }
+        // Decoded leniently: a comment in another encoding must not cost the whole list; a line
+        // with an undecodable byte is non-ASCII and gets skipped on its own. Lines are read lazily,
+        // here and by the parsers: a list of a million lines would itself be the memory spike.
+        String text = new String(bytes, StandardCharsets.UTF_8);
+        String armour = armour(text.lines()::iterator);
+        if (armour != null) {
+            throw new Refused("the " + what + " " + path + " is " + armour + ": decrypt or decode it first");
+        }
+        return text;
+    }
+
+    /**
      * What an encrypted file looks like when it is text (its lines would pass as keys): PEM or
      * OpenPGP armour, or OpenSSL's base64 output, which begins with "Salted__" encoded. Null if none.
      */
-    public static String armour(Iterable<String> lines) {
+    private static String armour(Iterable<String> lines) {
         for (String line : lines) {
             String l = line.strip();
             if (l.startsWith("-----BEGIN ")) {

@@ -10,7 +10,6 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
@@ -138,21 +137,11 @@ public final class KeyFile {
 
     /** With {@code applyEmpty} false, a file without keys leaves the pool alone and the result is null. */
     private Outcome read(boolean applyEmpty) {
-        byte[] bytes;
+        String text;
         try {
-            bytes = OperatorFile.read(path, MAX_FILE_BYTES);
-        } catch (OperatorFile.Refused e) {
-            return new Outcome(null, "the keys file " + path + " " + e.getMessage());
+            text = OperatorFile.readList(path, MAX_FILE_BYTES, "keys file");
         } catch (IOException e) {
-            return new Outcome(null, "the keys file " + path + " could not be read (" + e.getClass().getSimpleName() + ")");
-        }
-        // Decoded leniently: a comment in another encoding must not cost the whole pool; a key
-        // line with an undecodable byte is non-ASCII and gets skipped on its own.
-        // Its lines are read lazily: a list of a million lines would itself be the memory spike.
-        String text = new String(bytes, StandardCharsets.UTF_8);
-        String armour = OperatorFile.armour(text.lines()::iterator);
-        if (armour != null) {
-            return new Outcome(null, "the keys file " + path + " is " + armour + ": decrypt or decode it first");
+            return new Outcome(null, e.getMessage());
         }
         ParsedKeys parsed = KeyListParser.parse(text.lines()::iterator, MAX_KEYS);
         if (parsed.keys().size() > MAX_KEYS) {
