@@ -30,7 +30,12 @@ public final class ErrorResponses {
         String body = "{\"error\":{\"message\":" + JsonText.quote(message)
                 + ",\"type\":" + JsonText.quote(type)
                 + ",\"code\":" + JsonText.quote(code) + "}}";
-        return json(alloc, status, body);
+        FullHttpResponse response = json(alloc, status, body);
+        if (status.code() == 401) {
+            // RFC 9110 §15.5.2: a 401 names the scheme that would work (clients and tools read it).
+            response.headers().set(HttpHeaderNames.WWW_AUTHENTICATE, "Bearer");
+        }
+        return response;
     }
 
     public static FullHttpResponse json(ByteBufAllocator alloc, HttpResponseStatus status, String body) {

@@ -14,9 +14,10 @@ import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpVersion;
 
 /**
- * An upstream answer that made the request move on (401/402/403/429/5xx). It is kept, body
- * included, because when there is nowhere left to move, the client gets it as it was (or, when
- * the body was too big to keep, its status in the proxy's error shape).
+ * An upstream answer that made the request move on (401/402/403/429/5xx), or an error answer that
+ * ends it (any other status of 400 and above). It is kept, body included, because when there is
+ * nowhere left to move, the client gets it as it was with the keys masked (or, when the body was
+ * too big to keep, its status in the proxy's error shape).
  */
 final class BufferedAnswer {
 

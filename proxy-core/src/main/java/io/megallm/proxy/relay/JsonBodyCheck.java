@@ -113,7 +113,7 @@ public final class JsonBodyCheck {
                 return new Result("The request body has data after the JSON value.", null, false);
             }
         } catch (IOException e) {
-            return new Result("The request body is not valid JSON: " + firstLine(e.getMessage()), null, false);
+            return new Result("The request body is not valid JSON: " + describe(e), null, false);
         }
         return new Result(null, model, stream, cacheKey != 0 ? cacheKey : user);
     }
@@ -154,12 +154,30 @@ public final class JsonBodyCheck {
         return FACTORY.createParser((InputStream) new ByteBufInputStream(body.duplicate(), false));
     }
 
-    private static String firstLine(String message) {
+    /**
+     * Jackson's own words for what is wrong, and where, without the parts that describe Jackson
+     * (its "[Source: REDACTED (`StreamReadFeature…` disabled)" and start-marker locations).
+     */
+    static String describe(IOException e) {
+        String message = e instanceof com.fasterxml.jackson.core.JsonProcessingException j ? j.getOriginalMessage()
+                : e.getMessage();
         if (message == null) {
             return "parse error";
         }
-        int nl = message.indexOf('\n');
-        String line = nl < 0 ? message : message.substring(0, nl);
-        return line.length() > 200 ? line.substring(0, 200) : line;
+        for (String cut : new String[] {"\n", " (start marker at", "[Source:"}) {
+            int at = message.indexOf(cut);
+            if (at >= 0) {
+                message = message.substring(0, at);
+            }
+        }
+        message = message.strip();
+        if (message.length() > 200) {
+            message = message.substring(0, 200);
+        }
+        if (e instanceof com.fasterxml.jackson.core.JsonProcessingException j && j.getLocation() != null
+                && j.getLocation().getLineNr() > 0) {
+            message = message + " (line " + j.getLocation().getLineNr() + ", column " + j.getLocation().getColumnNr() + ")";
+        }
+        return message.isEmpty() ? "parse error" : message;
     }
 }

@@ -365,6 +365,10 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
                 // the key (a model only some tiers have), and a client must not bench keys with it.
                 forbidden = null;
             }
+            if (code >= 400) {
+                holdFinalAnswer(head);
+                return false;
+            }
             commit(head, chunked);
             return framedBody;
         }
@@ -422,6 +426,27 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             }
             default -> keys.recordTransient(key, code);
         }
+    }
+
+    /**
+     * An error answer that goes to the client as it is (a 400, 404, 422…) is read whole and sent
+     * with the request's keys masked, as a rejection is: upstreams echo the key they were sent in
+     * their errors too (contract §4, §9: no response carries a key). Error bodies are small; one
+     * past {@link BufferedAnswer#MAX_BODY} gets its status in the error shape. Only statuses of
+     * 400 and above are held: a success is relayed as it comes.
+     */
+    private void holdFinalAnswer(HttpResponse head) {
+        keys.recordSuccess(key, head.status().code());
+        KeyWaiters waiting = relay.access().waiters();
+        if (waiting != null) {
+            waiting.served();
+        }
+        // What an earlier key answered is not what the client gets now, even if this body is cut.
+        releaseAnswers();
+        lastFailure = Failure.NONE;
+        answerIsFinal = true;
+        pendingAnswer = new BufferedAnswer(head, exchange.alloc());
+        phase = Phase.BUFFERING;
     }
 
     /** {@code upstreamChunked}: the upstream's body comes in chunks (not by length or until its close). */

@@ -7,6 +7,8 @@ import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -229,6 +231,19 @@ class JsonBodyCheckTest {
         assertNull(r.error());
         assertEquals("m", r.model());
         assertTrue(check("{\"model\":").error().startsWith("The request body is not valid JSON"));
+    }
+
+    /** Audit: "[1,2" answered "…[Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled)…". */
+    @ParameterizedTest
+    @ValueSource(strings = {"[1,2", "{\"model\":", "{\"a\":tru}", "{\"a\" 1}", "\"open", "{\n\"m\":[}"})
+    void aParseErrorSaysWhatAndWhereWithoutTheParsersInternals(String body) {
+        String error = check(body).error();
+        assertTrue(error.startsWith("The request body is not valid JSON: "), error);
+        assertFalse(error.contains("Source"), error);
+        assertFalse(error.contains("StreamReadFeature"), error);
+        assertFalse(error.contains("REDACTED"), error);
+        assertFalse(error.contains("\n"), error);
+        assertTrue(error.matches(".*\\(line \\d+, column \\d+\\)"), error);
     }
 
     @Test

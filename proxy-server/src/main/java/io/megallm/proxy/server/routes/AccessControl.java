@@ -115,23 +115,31 @@ public final class AccessControl {
      * could reset or reload keys (a cross-site form or fetch), or read /admin and /metrics after
      * pointing its own host name at 127.0.0.1 (DNS rebinding). A browser says where a request
      * comes from (Sec-Fetch-Site, Origin) and which host it thinks it talks to (Host): refused
-     * unless the page is this proxy's own, reached by a loopback name. Tools that are not browsers
-     * (curl, scripts, the image's admin.sh) send neither header and are not concerned.
+     * unless the page is this proxy's own, reached by a loopback name or an address. curl and
+     * scripts send a Host of the address or name they were given: localhost or 127.0.0.1 pass.
      */
     private static boolean aBrowserSentByAnotherSite(RequestHeaders headers) {
         String site = headers.get(SEC_FETCH_SITE);
-        String origin = headers.get(HttpHeaderNames.ORIGIN);
-        if (site == null && origin == null) {
-            return false;
-        }
         if (site != null && !site.equals("same-origin") && !site.equals("none")) {
             return true;
         }
-        if (origin != null && !loopbackName(hostOf(origin.substring(origin.indexOf("://") + 3)))) {
-            return true;
+        String origin = headers.get(HttpHeaderNames.ORIGIN);
+        if (origin != null) {
+            int scheme = origin.indexOf("://");
+            // "null" (an opaque origin: a sandboxed frame, a file) or anything without a scheme is no page of ours.
+            if (scheme < 0 || !loopbackName(hostOf(origin.substring(scheme + 3)))) {
+                return true;
+            }
         }
+        // Checked whether or not the browser sent Origin or Sec-Fetch-Site: browsers before those
+        // headers send neither on a same-origin GET, and a rebinding page's GET is same-origin.
+        // An address typed as such is never a rebinding (the origin is the address itself).
         String host = headers.get(HttpHeaderNames.HOST);
-        return host != null && !loopbackName(hostOf(host));
+        return host != null && !host.isBlank() && !loopbackName(hostOf(host)) && !ipLiteral(hostOf(host));
+    }
+
+    private static boolean ipLiteral(String host) {
+        return host.startsWith("[") || host.matches("\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}");
     }
 
     /** The host of an authority ({@code host}, {@code host:port}, {@code [::1]:port}). */

@@ -179,7 +179,8 @@ public final class Router implements RequestRouter, HeadCheck {
         FullHttpResponse response = ErrorResponses.error(exchange.alloc(), HttpResponseStatus.METHOD_NOT_ALLOWED,
                 ErrorResponses.INVALID_REQUEST, "method_not_allowed",
                 "Use " + expected.name() + " for " + exchange.request().path() + ".");
-        response.headers().set(HttpHeaderNames.ALLOW, expected.name());
+        // A GET route answers HEAD too (above), so both are what it allows.
+        response.headers().set(HttpHeaderNames.ALLOW, expected.equals(HttpMethod.GET) ? "GET, HEAD" : expected.name());
         exchange.respond(response);
         return false;
     }

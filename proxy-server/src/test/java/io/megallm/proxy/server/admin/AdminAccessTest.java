@@ -4,6 +4,8 @@ import io.megallm.proxy.server.keys.Json;
 import io.megallm.proxy.server.testing.ProxyUnderTest;
 import io.megallm.proxy.testing.MockUpstream;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.net.URI;
 import java.net.http.HttpRequest;
@@ -58,6 +60,8 @@ class AdminAccessTest {
             HttpResponse<String> none = get(p, p.uri("/admin/keys"));
             assertEquals(401, none.statusCode(), none.body());
             Json.assertErrorShape(none.body());
+            // RFC 9110 §15.5.2 (audit, 2026-12-07): a 401 names the scheme.
+            assertEquals("Bearer", none.headers().firstValue("www-authenticate").orElse(null));
 
             HttpResponse<String> notBearer = get(p, p.uri("/admin/keys"), "Authorization", "Basic " + TOKEN);
             assertEquals(401, notBearer.statusCode(), notBearer.body());
@@ -117,7 +121,7 @@ class AdminAccessTest {
         String reload = PipelineClient.exchange(null, "203.0.113.7",
                 "POST /admin/reload-keys HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
         assertTrue(reload.startsWith("HTTP/1.1 403"), reload);
-        assertTrue(PipelineClient.exchange(null, "127.0.0.1", "GET /admin/keys HTTP/1.1\r\nHost: x\r\n\r\n")
+        assertTrue(PipelineClient.exchange(null, "127.0.0.1", "GET /admin/keys HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                 .startsWith("HTTP/1.1 200"), "loopback is admitted");
     }
 
@@ -143,6 +147,29 @@ class AdminAccessTest {
                 "the dashboard's own fetches");
         assertTrue(PipelineClient.exchange(null, "127.0.0.1", "GET /admin/ HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
                 + "Sec-Fetch-Site: none\r\n\r\n").startsWith("HTTP/1.1 200"), "an address typed in the bar");
+    }
+
+    /**
+     * Audit (2026-12-07): the Host check ran only when the browser sent Origin or Sec-Fetch-Site,
+     * which browsers before those headers never send on a same-origin GET (a rebinding page's
+     * read of /admin/keys); and an Origin without a scheme ("a", "") gave a 500 and a stack trace.
+     * (This test's loopback request used "Host: x" before, which the README's rule refuses.)
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"Host: rebind.evil.example:8000\r\n", "Host: x\r\n",
+            "Host: localhost:8000\r\nOrigin: a\r\n", "Host: localhost:8000\r\nOrigin: \r\n",
+            "Host: localhost:8000\r\nOrigin: null\r\n"})
+    void withoutAdminTokenALoopbackRequestForAnotherHostOrFromAnOddOriginIsRefused(String headers) {
+        String answer = PipelineClient.exchange(null, "127.0.0.1", "GET /admin/keys HTTP/1.1\r\n" + headers + "\r\n");
+        assertTrue(answer.startsWith("HTTP/1.1 403") && answer.contains("admin_cross_site"), answer);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"localhost:8000", "127.0.0.1", "127.0.0.1:8000", "[::1]:8000", "0.0.0.0:8000",
+            "app.localhost:8000"})
+    void withoutAdminTokenALoopbackRequestForALoopbackNameOrAnAddressIsAdmitted(String host) {
+        assertTrue(PipelineClient.exchange(null, "127.0.0.1", "GET /admin/keys HTTP/1.1\r\nHost: " + host + "\r\n\r\n")
+                .startsWith("HTTP/1.1 200"), host);
     }
 
     @Test
@@ -173,6 +200,7 @@ class AdminAccessTest {
             HttpResponse<String> none = chat(p);
             assertEquals(401, none.statusCode(), none.body());
             Json.assertErrorShape(none.body());
+            assertEquals("Bearer", none.headers().firstValue("www-authenticate").orElse(null));
 
             HttpResponse<String> wrong = chat(p, "Authorization", "Bearer ck-three");
             assertEquals(401, wrong.statusCode(), wrong.body());
@@ -252,7 +280,8 @@ class AdminAccessTest {
             HttpResponse<String> r = p.post("/health", "{}");
             assertEquals(405, r.statusCode(), r.body());
             Json.assertErrorShape(r.body());
-            assertEquals("GET", r.headers().firstValue("allow").orElse(null));
+            // GET routes answer HEAD too, so Allow names both (audit, 2026-12-07; "GET" before).
+            assertEquals("GET, HEAD", r.headers().firstValue("allow").orElse(null));
 
             HttpResponse<String> del = p.send(HttpRequest.newBuilder(p.uri("/health")).DELETE());
             assertEquals(405, del.statusCode(), del.body());

@@ -272,6 +272,21 @@ class FailoverTest {
         }
     }
 
+    /** An error answer held to be masked (a 400) and too big to hold: its status, in our shape, and no failover. */
+    @Test
+    void aRelayedErrorAnswerTooBigToHoldKeepsItsStatusAndIsNotRetried() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of())) {
+            String big = "{\"error\":{\"message\":\"" + "x".repeat(1024 * 1024) + "\"}}";
+            p.upstream.otherwise(MockUpstream.json(400, big, Map.of()));
+            HttpResponse<String> r = p.chat();
+            assertEquals(400, r.statusCode(), r.body());
+            assertTrue(r.body().contains("\"code\":\"upstream_answer_too_large\""), r.body());
+            assertEquals(1, p.upstream.requestCount(), "a 400 is the request's fault: never sent again");
+            HttpResponse<String> next = p.chat();
+            assertEquals(400, next.statusCode(), "the key was not blamed and the proxy still serves");
+        }
+    }
+
     @Test
     void switchesAtMostMaxKeyRetriesTimes() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(5, Map.of("MAX_KEY_RETRIES", "2"))) {

@@ -245,10 +245,12 @@ class RelayHardeningTest {
     }
 
     // ---- finding 10: a relayed rejection never shows a pool key -------------------------------
+    // (400, 404, 422 and 409 since 2026-12-07: an error answer that is relayed without failover
+    // echoed the key in full; contract §4 and §9 say no response carries one.)
 
     @ParameterizedTest
-    @ValueSource(ints = {401, 402, 429})
-    void aPoolKeyEchoedInARelayedRejectionIsMasked(int status) throws Exception {
+    @ValueSource(ints = {401, 402, 429, 400, 404, 409, 422})
+    void aPoolKeyEchoedInARelayedErrorAnswerIsMasked(int status) throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of())) {
             for (String key : p.keys) {
                 p.upstream.on(key, MockUpstream.json(status,
