@@ -6,6 +6,7 @@ import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpHeaderNames;
@@ -45,6 +46,8 @@ public final class Exchange {
     private ByteBuf held;
     private boolean finished;
     private boolean closeAfter;
+    /** The answer's body is framed by the connection's close (an HTTP/1.0 client and no length). */
+    private boolean bodyEndsWithClose;
     private boolean admittedOnHead;
     private int status;
 
@@ -304,6 +307,16 @@ public final class Exchange {
         }
         closeAfter = true;
         ending = Ending.TRUNCATED;
+        if (headSent && bodyEndsWithClose) {
+            // The client (HTTP/1.0) reads the body up to the close, so a FIN would tell it the
+            // answer was whole (contract §8: an error, never a silently truncated success). A
+            // reset says it was not. HTTP/1.1 clients see the missing last chunk or short length.
+            try {
+                ctx.channel().config().setOption(ChannelOption.SO_LINGER, 0);
+            } catch (RuntimeException e) {
+                // Not a TCP socket (an embedded channel in tests): the plain close below.
+            }
+        }
         ctx.close();
         finish();
     }
@@ -347,6 +360,7 @@ public final class Exchange {
             head.headers().remove(HttpHeaderNames.TRANSFER_ENCODING);
             closeAfter = true;
         }
+        bodyEndsWithClose = http10 && !head.headers().contains(HttpHeaderNames.CONTENT_LENGTH);
         if (closeAfter) {
             head.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
         } else if (http10) {

@@ -10,6 +10,7 @@ import io.netty.handler.codec.http.DefaultHttpHeadersFactory;
 import io.netty.handler.codec.http.DefaultHttpResponse;
 import io.netty.handler.codec.http.EmptyHttpHeaders;
 import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaderValues;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpHeadersFactory;
 import io.netty.handler.codec.http.HttpResponse;
@@ -293,6 +294,11 @@ final class ResponseParser {
         }
         if (hasTransferEncoding) {
             // Transfer-Encoding wins over Content-Length (RFC 9112 6.3); the length is not passed on.
+            if (contentLength >= 0) {
+                // Both framings: a sign of response splitting (RFC 9112 6.3). This answer is read
+                // by its chunks, but the connection is not trusted with another request.
+                headers.add(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
+            }
             headers.remove(HttpHeaderNames.CONTENT_LENGTH);
             if (chunked) {
                 state = State.CHUNK_SIZE;

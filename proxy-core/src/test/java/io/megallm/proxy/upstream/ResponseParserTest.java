@@ -257,6 +257,12 @@ class ResponseParserTest {
                 + "5\r\nhello\r\n0\r\n\r\n", false, false);
         assertEquals("hello", r.body());
         assertNull(r.head.headers().get(HttpHeaderNames.CONTENT_LENGTH));
+        // Audit (2026-12-07): the connection was reused after such an answer; RFC 9112 6.3 calls it
+        // a sign of response splitting. The answer is read, the connection is not kept.
+        assertFalse(io.netty.handler.codec.http.HttpUtil.isKeepAlive(r.head), "not kept after both framings");
+        Recorder plain = parseSplit("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                false, false);
+        assertTrue(io.netty.handler.codec.http.HttpUtil.isKeepAlive(plain.head));
     }
 
     @Test

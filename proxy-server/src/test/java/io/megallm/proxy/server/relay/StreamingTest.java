@@ -28,6 +28,7 @@ import java.util.concurrent.atomic.AtomicLong;
 
 import static io.megallm.proxy.server.testing.KeyAsserts.assertKey;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -214,6 +215,46 @@ class StreamingTest {
                         "the client must see a broken stream, not a terminating chunk");
                 assertTrue(got.toString(StandardCharsets.ISO_8859_1).contains("tok2"));
             }
+        }
+    }
+
+    /**
+     * Audit (2026-12-07): an HTTP/1.0 client reads the body up to the close, and the proxy closed
+     * with a FIN when the upstream dropped mid-stream, exactly as at a clean end. A reset now.
+     */
+    @Test
+    void upstreamDropMidStreamIsNotACleanEndForAnHttp10ClientEither() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            p.upstream.otherwise(MockUpstream.sseThenDrop(3, 5));
+            try (Socket s = RawHttp.connect(p.port())) {
+                s.getOutputStream().write(("POST /v1/chat/completions HTTP/1.0\r\nHost: proxy\r\n"
+                        + "Content-Type: application/json\r\nContent-Length: " + STREAM_BODY.length() + "\r\n\r\n"
+                        + STREAM_BODY).getBytes(StandardCharsets.ISO_8859_1));
+                s.getOutputStream().flush();
+                InputStream in = s.getInputStream();
+                String head = RawHttp.readHead(in, new ByteArrayOutputStream());
+                assertTrue(head.startsWith("HTTP/1.1 200"), head);
+                assertFalse(head.toLowerCase().contains("transfer-encoding"), head);
+                assertFalse(head.toLowerCase().contains("content-length"), head);
+                assertThrows(java.net.SocketException.class, () -> {
+                    byte[] buf = new byte[4096];
+                    while (in.read(buf) >= 0) {
+                        // the body up to the end: a reset, never a clean end of the stream
+                    }
+                }, "the client must see a broken stream, not the clean close that ends a whole answer");
+            }
+        }
+    }
+
+    @Test
+    void anHttp10ClientsWholeStreamEndsWithACleanClose() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            p.upstream.otherwise(MockUpstream.sse(3, 5));
+            String answer = RawHttp.exchange(p.port(), "POST /v1/chat/completions HTTP/1.0\r\nHost: proxy\r\n"
+                    + "Content-Type: application/json\r\nContent-Length: " + STREAM_BODY.length() + "\r\n\r\n"
+                    + STREAM_BODY);
+            assertTrue(answer.startsWith("HTTP/1.1 200"), answer);
+            assertTrue(answer.contains("[DONE]"), answer);
         }
     }
 
