@@ -1,9 +1,11 @@
 package io.megallm.proxy.transport;
 
+import io.netty.channel.ChannelFactory;
 import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.ServerChannel;
 import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.SocketProtocolFamily;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.epoll.Epoll;
 import io.netty.channel.epoll.EpollChannelOption;
@@ -14,6 +16,9 @@ import io.netty.channel.nio.NioIoHandler;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
+import io.netty.util.NetUtil;
+
+import java.nio.channels.spi.SelectorProvider;
 
 /** Native epoll where the platform has it, NIO elsewhere; both sides of the relay use the same one. */
 public final class Transport {
@@ -66,6 +71,22 @@ public final class Transport {
 
     public Class<? extends ServerChannel> serverChannel() {
         return serverChannel;
+    }
+
+    /**
+     * The listening channel for {@code host}. An IPv4 address (0.0.0.0 included) gets an IPv4
+     * socket: a dual-stack socket bound to 0.0.0.0 listens on every IPv6 address too (Netty and
+     * the JDK bind it as ::), which an operator who firewalls IPv4 and wrote 0.0.0.0 does not
+     * expect; Nginx's {@code listen 8000} is IPv4 only as well. {@code ::} and names stay as the
+     * system makes them ({@code ::} is both families on Linux).
+     */
+    public ChannelFactory<ServerChannel> serverChannelFactory(String host) {
+        boolean ipv4 = NetUtil.isValidIpV4Address(host);
+        if (name.equals("epoll")) {
+            return ipv4 ? () -> new EpollServerSocketChannel(SocketProtocolFamily.INET) : EpollServerSocketChannel::new;
+        }
+        return ipv4 ? () -> new NioServerSocketChannel(SelectorProvider.provider(), SocketProtocolFamily.INET)
+                : NioServerSocketChannel::new;
     }
 
     public Class<? extends SocketChannel> socketChannel() {

@@ -163,7 +163,7 @@ public final class ProxyServer {
                 // Accepting on an I/O loop, as Nginx's workers do: with one loop (one core) a new
                 // connection starts on the thread that serves it, with no hand-off.
                 .group(workers)
-                .channel(transport.serverChannel())
+                .channelFactory(transport.serverChannelFactory(settings.host()))
                 .option(ChannelOption.SO_BACKLOG, 4096)
                 .option(ChannelOption.SO_REUSEADDR, true)
                 .childOption(ChannelOption.AUTO_READ, false)

@@ -95,7 +95,8 @@ public final class ConfigLoader {
             try {
                 targets.add(UpstreamTarget.parse(one.strip()));
             } catch (IllegalArgumentException e) {
-                throw bad("MEGALLM_BASE_URL", e.getMessage());
+                // Not bad(): a refused URL may carry a password or an api_key query, masked here.
+                throw new ConfigError("MEGALLM_BASE_URL=\"" + urlForMessage(baseUrl) + "\" " + e.getMessage());
             }
         }
         if (targets.size() > 64) {
@@ -323,6 +324,26 @@ public final class ConfigLoader {
             case "WARNING", "WARN" -> "WARN";
             default -> throw bad("LOG_LEVEL", "is not one of DEBUG, INFO, WARNING, ERROR");
         };
+    }
+
+    /** A list of URLs as a message may show it: user info as {@code ***@}, a query or fragment as {@code ?***}. */
+    static String urlForMessage(String urls) {
+        StringBuilder shown = new StringBuilder();
+        for (String one : urls.split(",", -1)) {
+            String v = RedisUrl.maskText(one).replaceAll("\\p{Cntrl}", "?");
+            int cut = v.length();
+            for (char c : new char[] {'?', '#'}) {
+                int at = v.indexOf(c);
+                if (at >= 0 && at < cut) {
+                    cut = at;
+                }
+            }
+            if (shown.length() > 0) {
+                shown.append(',');
+            }
+            shown.append(v, 0, cut).append(cut < v.length() ? "?***" : "");
+        }
+        return shown.length() > 200 ? shown.substring(0, 200) + "…" : shown.toString();
     }
 
     private ConfigError bad(String name, String why) throws ConfigError {

@@ -359,6 +359,20 @@ class ConfigLoaderTest {
         assertTrue(url.getMessage().contains("MEGALLM_BASE_URL"), url.getMessage());
     }
 
+    /** Audit (2026-12-07): a refused base URL was echoed whole, with its password or api_key query. */
+    @Test
+    void aRefusedBaseUrlIsShownWithoutItsCredentialsOrQuery() {
+        ConfigError user = rejected(Map.of("MEGALLM_BASE_URL", "https://bob:PassWordSecret123@ai.example/v1"));
+        assertFalse(user.getMessage().contains("PassWordSecret123"), user.getMessage());
+        assertFalse(user.getMessage().contains("bob"), user.getMessage());
+        assertTrue(user.getMessage().contains("https://***@ai.example/v1"), user.getMessage());
+        ConfigError query = rejected(Map.of("MEGALLM_BASE_URL",
+                "http://127.0.0.1:9/v1,https://ai.example/v1?api_key=QuerySecret456#frag"));
+        assertFalse(query.getMessage().contains("QuerySecret456"), query.getMessage());
+        assertTrue(query.getMessage().contains("http://127.0.0.1:9/v1,https://ai.example/v1?***"), query.getMessage());
+        assertOneLine(query);
+    }
+
     @Test
     void aVeryLongBadValueIsShortenedInTheMessage() {
         String value = "x".repeat(5000);

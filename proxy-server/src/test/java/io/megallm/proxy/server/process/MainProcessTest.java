@@ -409,6 +409,18 @@ class MainProcessTest {
         }
     }
 
+    /** Audit (2026-12-07): with LOG_LEVEL=ERROR app.log was empty: no summary of the running configuration. */
+    @Test
+    @Timeout(60)
+    void atLogLevelErrorAppLogStillHasTheStartSummaryAndTheStop() throws Exception {
+        serveAndStop("LOG_LEVEL", "ERROR", 1);
+        String app = Files.readString(work.resolve("logs/app.log"), StandardCharsets.UTF_8);
+        assertTrue(app.contains("listening on"), app);
+        assertTrue(app.contains("configuration: ") && app.contains("log_level=ERROR"), app);
+        assertTrue(app.contains("megallm-proxy stopped"), app);
+        assertFalse(app.contains(POOL_KEY), "the pool key is in app.log in full");
+    }
+
     @Test
     @Timeout(60)
     void withAccessLogConsoleFalseAccessLinesGoToTheFileOnlyAndAppEventsStayOnTheConsole() throws Exception {
