@@ -10,8 +10,12 @@ import java.nio.ByteOrder;
 /**
  * Reads the upstream's own token counts out of an answer's bytes as they are relayed (contract
  * §13): the top-level {@code usage} object of a JSON answer, or of each event of an SSE stream
- * (the last one with a {@code usage} object wins; OpenAI sends it in the final event when the
- * client asked for {@code stream_options.include_usage}). The bytes are only read, never changed
+ * (the last one with a {@code usage} object wins, field by field; OpenAI sends it in the final
+ * event when the client asked for {@code stream_options.include_usage}). The Responses API's and
+ * Anthropic's names are read too ({@code input_tokens}, {@code output_tokens},
+ * {@code input_tokens_details.cached_tokens}), and so is a usage object one level down in
+ * {@code response} or {@code message} (their stream events): otherwise a client could leave its
+ * token limits behind by asking another API. The bytes are only read, never changed
  * (a direct buffer's are copied into a per-thread window to be read), and a {@code usage} split
  * across two reads is found as well as a whole one: the scanner is a small state machine over
  * single bytes that keeps its place between calls.
@@ -27,8 +31,11 @@ public final class UsageScanner implements ByteProcessor {
     /** Deeper than the usage object's own fields is never of interest, only counted. */
     private static final int MAX_TRACKED_DEPTH = 4;
     private static final int KEY_CAPACITY = 32;
-    /** The depth of the deepest field of ours ({@code cached_tokens}, in usage's details); below it only structure counts. */
-    private static final int DEEPEST_FIELD = 3;
+    /**
+     * The depth of the deepest field of ours ({@code cached_tokens} in the details of a usage
+     * object inside {@code response} or {@code message}); below it only structure counts.
+     */
+    private static final int DEEPEST_FIELD = 4;
 
     private static final byte OTHER = 0;
     private static final byte USAGE = 1;
@@ -36,15 +43,24 @@ public final class UsageScanner implements ByteProcessor {
     private static final byte COMPLETION = 3;
     private static final byte DETAILS = 4;
     private static final byte CACHED = 5;
+    /** {@code response} (the Responses API's stream events) or {@code message} (Anthropic's {@code message_start}). */
+    private static final byte WRAPPER = 6;
 
-    private static final byte[][] NAMES = {
-            null,
-            "usage".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
-            "prompt_tokens".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
-            "completion_tokens".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
-            "prompt_tokens_details".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
-            "cached_tokens".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
-    };
+    private static final byte[] USAGE_NAME = ascii("usage");
+    private static final byte[] PROMPT_NAME = ascii("prompt_tokens");
+    private static final byte[] COMPLETION_NAME = ascii("completion_tokens");
+    private static final byte[] DETAILS_NAME = ascii("prompt_tokens_details");
+    private static final byte[] CACHED_NAME = ascii("cached_tokens");
+    // The Responses API (and Anthropic's Messages API) name the same counts otherwise.
+    private static final byte[] INPUT_NAME = ascii("input_tokens");
+    private static final byte[] OUTPUT_NAME = ascii("output_tokens");
+    private static final byte[] INPUT_DETAILS_NAME = ascii("input_tokens_details");
+    private static final byte[] RESPONSE_NAME = ascii("response");
+    private static final byte[] MESSAGE_NAME = ascii("message");
+
+    private static byte[] ascii(String name) {
+        return name.getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+    }
 
     // Chunked framing, when the relayed bytes carry the upstream's own chunk lines.
     private static final int CHUNK_SIZE = 0;
@@ -196,7 +212,8 @@ public final class UsageScanner implements ByteProcessor {
      * four), and byte by byte they cost ~4 ns each: 96 % of the proxy's CPU on a 32 MiB answer.
      */
     private boolean structureOnly() {
-        return !inNumber && (depth == 0 || depth > DEEPEST_FIELD || !isObject[depth]);
+        return !inNumber && (depth == 0 || depth > DEEPEST_FIELD || !isObject[depth]
+                || (depth == DEEPEST_FIELD && enteredBy[DEEPEST_FIELD] != DETAILS));
     }
 
     private static final long ONES = 0x0101010101010101L;
@@ -432,27 +449,53 @@ public final class UsageScanner implements ByteProcessor {
         textLength++;
     }
 
-    /** Which of our names the string just read is, by where it stands. */
+    /**
+     * Which of our names the string just read is, by where it stands: {@code usage} at the top
+     * level or inside a top-level {@code response}/{@code message}, its counts, and the cached
+     * count in its details. The Responses API's and Anthropic's names map to the same ids.
+     */
     private byte name() {
-        byte key = OTHER;
-        if (depth == 1) {
-            key = equalsText(USAGE) ? USAGE : OTHER;
-        } else if (depth == 2 && enteredBy[2] == USAGE) {
-            if (equalsText(PROMPT)) {
-                key = PROMPT;
-            } else if (equalsText(COMPLETION)) {
-                key = COMPLETION;
-            } else if (equalsText(DETAILS)) {
-                key = DETAILS;
+        switch (depth) {
+            case 1 -> {
+                if (equalsText(USAGE_NAME)) {
+                    return USAGE;
+                }
+                return equalsText(RESPONSE_NAME) || equalsText(MESSAGE_NAME) ? WRAPPER : OTHER;
             }
-        } else if (depth == 3 && enteredBy[3] == DETAILS && enteredBy[2] == USAGE) {
-            key = equalsText(CACHED) ? CACHED : OTHER;
+            case 2 -> {
+                if (enteredBy[2] == USAGE) {
+                    return usageField();
+                }
+                return enteredBy[2] == WRAPPER && equalsText(USAGE_NAME) ? USAGE : OTHER;
+            }
+            case 3 -> {
+                if (enteredBy[3] == DETAILS && enteredBy[2] == USAGE) {
+                    return equalsText(CACHED_NAME) ? CACHED : OTHER;
+                }
+                return enteredBy[3] == USAGE && enteredBy[2] == WRAPPER ? usageField() : OTHER;
+            }
+            case 4 -> {
+                return enteredBy[4] == DETAILS && enteredBy[3] == USAGE && enteredBy[2] == WRAPPER
+                        && equalsText(CACHED_NAME) ? CACHED : OTHER;
+            }
+            default -> {
+                return OTHER;
+            }
         }
-        return key;
     }
 
-    private boolean equalsText(byte id) {
-        byte[] n = NAMES[id];
+    /** A field of a usage object. */
+    private byte usageField() {
+        if (equalsText(PROMPT_NAME) || equalsText(INPUT_NAME)) {
+            return PROMPT;
+        }
+        if (equalsText(COMPLETION_NAME) || equalsText(OUTPUT_NAME)) {
+            return COMPLETION;
+        }
+        return equalsText(DETAILS_NAME) || equalsText(INPUT_DETAILS_NAME) ? DETAILS : OTHER;
+    }
+
+    private boolean equalsText(byte[] n) {
         if (n.length != textLength) {
             return false;
         }
@@ -481,7 +524,8 @@ public final class UsageScanner implements ByteProcessor {
         if (depth <= MAX_TRACKED_DEPTH) {
             isObject[depth] = object;
             enteredBy[depth] = via;
-            if (depth == 2 && via == USAGE && object) {
+            if (via == USAGE && object) {
+                // name() gives USAGE only where a usage object stands (depth 2, or 3 in a wrapper).
                 prompt = -1;
                 completion = -1;
                 cached = -1;
@@ -493,11 +537,20 @@ public final class UsageScanner implements ByteProcessor {
         if (depth == 0) {
             return;
         }
-        if (depth == 2 && enteredBy[2] == USAGE && isObject[2] && (prompt >= 0 || completion >= 0)) {
+        if ((depth == 2 || depth == 3) && enteredBy[depth] == USAGE && isObject[depth]
+                && (prompt >= 0 || completion >= 0)) {
+            // A later usage object says what it says and leaves the rest: Anthropic's stream sends
+            // the input count at its start and only the output count in its last event.
             found = true;
-            foundPrompt = Math.max(0, prompt);
-            foundCompletion = Math.max(0, completion);
-            foundCached = Math.max(0, cached);
+            if (prompt >= 0) {
+                foundPrompt = prompt;
+            }
+            if (completion >= 0) {
+                foundCompletion = completion;
+            }
+            if (cached >= 0) {
+                foundCached = cached;
+            }
         }
         depth--;
         valueOf = -1;

@@ -78,6 +78,86 @@ class UsageScannerTest {
         assertEquals(0, s.completionTokens());
     }
 
+    // ---- other APIs' usage (audit, 2026-12-07): a client with token limits could leave them
+    // behind by calling /v1/responses, whose usage was never counted (tokens=-) ----------------
+
+    private static final String RESPONSES_ANSWER = "{\"id\":\"resp_1\",\"object\":\"response\",\"output\":[{\"type\":\"message\","
+            + "\"content\":[{\"type\":\"output_text\",\"text\":\"hi \\\"usage\\\"\"}]}],"
+            + "\"usage\":{\"input_tokens\":36,\"input_tokens_details\":{\"cached_tokens\":5},\"output_tokens\":87,"
+            + "\"output_tokens_details\":{\"reasoning_tokens\":0},\"total_tokens\":123}}";
+
+    private static final String RESPONSES_STREAM = "event: response.created\ndata: {\"type\":\"response.created\","
+            + "\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"usage\":null}}\n\n"
+            + "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"{\\\"usage\\\":1}\"}\n\n"
+            + "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\","
+            + "\"output\":[{\"type\":\"message\",\"content\":[{\"text\":\"hi\"}]}],"
+            + "\"usage\":{\"input_tokens\":40,\"input_tokens_details\":{\"cached_tokens\":8},\"output_tokens\":11,"
+            + "\"total_tokens\":51}}}\n\n";
+
+    private static final String ANTHROPIC_STREAM = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{"
+            + "\"id\":\"msg_1\",\"role\":\"assistant\",\"content\":[],\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n"
+            + "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"text\":\"Hi\"}}\n\n"
+            + "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},"
+            + "\"usage\":{\"output_tokens\":15}}\n\n"
+            + "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+    @Test
+    void readsTheResponsesApisUsageByItsOwnNames() {
+        UsageScanner s = scanWhole(RESPONSES_ANSWER);
+        assertTrue(s.found());
+        assertEquals(36, s.promptTokens());
+        assertEquals(87, s.completionTokens());
+        assertEquals(5, s.cachedTokens());
+    }
+
+    @Test
+    void readsTheUsageInsideTheResponsesApisCompletedEvent() {
+        UsageScanner s = scanWhole(RESPONSES_STREAM);
+        assertTrue(s.found());
+        assertEquals(40, s.promptTokens());
+        assertEquals(11, s.completionTokens());
+        assertEquals(8, s.cachedTokens());
+    }
+
+    /** Anthropic's stream says the input at its start and only the output at its end: field by field. */
+    @Test
+    void aLaterUsageKeepsTheCountsItDoesNotSay() {
+        UsageScanner s = scanWhole(ANTHROPIC_STREAM);
+        assertTrue(s.found());
+        assertEquals(25, s.promptTokens());
+        assertEquals(15, s.completionTokens());
+    }
+
+    @Test
+    void aWrapperBelowTheTopLevelIsNotOne() {
+        assertFalse(scanWhole("{\"choices\":[{\"message\":{\"usage\":{\"prompt_tokens\":5,\"input_tokens\":6}}}],"
+                + "\"data\":{\"response\":{\"usage\":{\"output_tokens\":7}}}}").found());
+        assertFalse(scanWhole("{\"response\":{\"meta\":{\"usage\":{\"input_tokens\":7}}}}").found());
+        assertFalse(scanWhole("{\"response\":[{\"usage\":{\"input_tokens\":7}}]}").found());
+    }
+
+    /** Every split of the new streams into two reads gives what one read gives. */
+    @Test
+    void theOtherApisStreamsGiveTheSameCountsSplitAnywhere() {
+        for (String stream : new String[] {RESPONSES_STREAM, ANTHROPIC_STREAM, RESPONSES_ANSWER}) {
+            UsageScanner whole = scanWhole(stream);
+            byte[] bytes = stream.getBytes(StandardCharsets.UTF_8);
+            for (int cut = 0; cut <= bytes.length; cut++) {
+                UsageScanner s = new UsageScanner();
+                ByteBuf a = Unpooled.wrappedBuffer(bytes, 0, cut);
+                ByteBuf b = Unpooled.wrappedBuffer(bytes, cut, bytes.length - cut);
+                s.scan(a);
+                s.scan(b);
+                a.release();
+                b.release();
+                assertEquals(whole.found(), s.found(), "cut at " + cut);
+                assertEquals(whole.promptTokens(), s.promptTokens(), "cut at " + cut);
+                assertEquals(whole.completionTokens(), s.completionTokens(), "cut at " + cut);
+                assertEquals(whole.cachedTokens(), s.cachedTokens(), "cut at " + cut);
+            }
+        }
+    }
+
     /** The eight-bytes-a-step search against the plain definition, for every byte value at every place of a word. */
     @Test
     void theStructuralByteSearchFindsQuotesBracesAndBracketsAndNothingElse() {

@@ -388,6 +388,48 @@ class UsageAndLimitsTest {
         }
     }
 
+    /**
+     * Audit (2026-12-07): the Responses API names its counts input_tokens/output_tokens, so its
+     * answers went uncounted (tokens=-) and a client with tpm=10 could call /v1/responses without
+     * end. Its stream nests the usage in the response.completed event's response.
+     */
+    @Test
+    void theResponsesApisTokensCountAgainstTheLimitsToo() throws Exception {
+        String answer = "{\"id\":\"resp_1\",\"object\":\"response\",\"output\":[],"
+                + "\"usage\":{\"input_tokens\":30,\"input_tokens_details\":{\"cached_tokens\":2},\"output_tokens\":20}}";
+        String stream = "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\","
+                + "\"usage\":{\"input_tokens\":7,\"output_tokens\":5}}}\n\n";
+        Path file = Files.createTempDirectory("clients").resolve("clients.txt");
+        Files.writeString(file, "ck-resp-000000000000000001 name=resp-client tpm=10\n"
+                + "ck-resp-000000000000000002 name=resp-stream\n");
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("PROXY_API_KEYS", "@" + file))) {
+            MockUpstream.Behavior plain = MockUpstream.json(200, answer);
+            MockUpstream.Behavior events = MockUpstream.json(200, stream, Map.of("Content-Type", "text/event-stream"));
+            p.upstream.otherwise((ctx, req) -> (req.content().toString(StandardCharsets.UTF_8).contains("\"stream\"")
+                    ? events : plain).respond(ctx, req));
+            for (int i = 0; i < 2; i++) {
+                java.net.http.HttpResponse<String> r = p.send(HttpRequest.newBuilder(p.uri("/v1/responses"))
+                        .header("Content-Type", "application/json").header("X-Request-Id", "resp-" + i)
+                        .header("Authorization", "Bearer ck-resp-000000000000000001")
+                        .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"m\",\"input\":\"hi\"}")));
+                if (i == 0) {
+                    assertEquals(200, r.statusCode(), r.body());
+                    assertTrue(accessLine(p, "resp-0").endsWith(" tokens=30/20"), accessLine(p, "resp-0"));
+                } else {
+                    assertEquals(429, r.statusCode(), "50 tokens counted against tpm=10: " + r.body());
+                    assertTrue(r.body().contains("\"code\":\"tpm\""), r.body());
+                }
+            }
+            java.net.http.HttpResponse<String> streamed = p.send(HttpRequest.newBuilder(p.uri("/v1/responses"))
+                    .header("Content-Type", "application/json").header("X-Request-Id", "resp-stream")
+                    .header("Authorization", "Bearer ck-resp-000000000000000002")
+                    .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"m\",\"input\":\"hi\",\"stream\":true}")));
+            assertEquals(200, streamed.statusCode(), streamed.body());
+            assertEquals(stream, streamed.body());
+            assertTrue(accessLine(p, "resp-stream").endsWith(" tokens=7/5"), accessLine(p, "resp-stream"));
+        }
+    }
+
     @Test
     void keysAndClientsShownTheSameAreOneSeriesOnMetrics() throws Exception {
         // Prometheus' text format wants each series once: two clients with one name and two keys
