@@ -51,7 +51,10 @@ public final class UpstreamPool {
     private final EventLoop loop;
     private final UpstreamTarget target;
     private final ConnectionLimiter limiter;
+    /** This loop's share of {@code HTTP_POOL_CONNECTIONS}: the shares of all loops add up to it. */
     private final int maxIdle;
+    /** {@code HTTP_POOL_CONNECTIONS=0}: no connection is kept idle, not even for the grace. */
+    private final boolean keepNone;
     private final long idleTtlNanos;
     private final long acquireTimeoutMillis;
     private final Bootstrap bootstrap;
@@ -65,12 +68,13 @@ public final class UpstreamPool {
     private volatile int idleCount;
 
     UpstreamPool(EventLoop loop, ChannelFactory<? extends SocketChannel> channels, UpstreamTarget target,
-                 SslContext ssl, ConnectionLimiter limiter, UpstreamSettings settings,
+                 SslContext ssl, ConnectionLimiter limiter, UpstreamSettings settings, int index,
                  AddressResolverGroup<? extends java.net.SocketAddress> resolver, EgressRoute egress) {
         this.loop = loop;
         this.target = target;
         this.limiter = limiter;
-        this.maxIdle = settings.maxIdlePerLoop();
+        this.maxIdle = settings.maxIdleOfPool(index);
+        this.keepNone = settings.maxIdle() <= 0;
         this.idleTtlNanos = TimeUnit.SECONDS.toNanos(settings.idleTtlSeconds());
         this.acquireTimeoutMillis = settings.timeoutMillis();
         this.bootstrap = new Bootstrap()
@@ -166,7 +170,8 @@ public final class UpstreamPool {
      * loop gets it at once; while waiters of other loops are older, it is closed so its permit
      * goes to them. Otherwise it stays armed for reading, so a server that closes it is noticed
      * and the connection leaves the idle set. Above {@code maxIdle} it is kept too, for
-     * {@link #SURPLUS_IDLE_GRACE_MILLIS}: the next request of a burst takes it.
+     * {@link #SURPLUS_IDLE_GRACE_MILLIS}: the next request of a burst takes it; unless
+     * {@code HTTP_POOL_CONNECTIONS} is 0, which keeps none: then it is closed at once.
      */
     public void release(Channel ch) {
         UpstreamHandler handler = ch.pipeline().get(UpstreamHandler.class);
@@ -182,6 +187,10 @@ public final class UpstreamPool {
             } else {
                 ch.close();
             }
+            return;
+        }
+        if (keepNone) {
+            ch.close();
             return;
         }
         idle.addFirst(ch);

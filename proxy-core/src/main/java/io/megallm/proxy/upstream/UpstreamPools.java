@@ -12,6 +12,7 @@ import io.netty.handler.ssl.SslContextBuilder;
 import javax.net.ssl.SSLException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentMap;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /** One {@link UpstreamPool} per event loop, created on first use by that loop. */
 public final class UpstreamPools {
@@ -22,6 +23,8 @@ public final class UpstreamPools {
     private final ConnectionLimiter limiter;
     private final SslContext ssl;
     private final ConcurrentMap<EventLoop, UpstreamPool> pools = new ConcurrentHashMap<>();
+    /** Pools made so far: the next one's share of the idle budget ({@link UpstreamSettings#maxIdleOfPool}). */
+    private final AtomicInteger made = new AtomicInteger();
     private final OffloadedResolverGroup resolver = new OffloadedResolverGroup();
     private final EgressRoute egress;
     private final SslContext tlsOverride;
@@ -86,6 +89,7 @@ public final class UpstreamPools {
             return pool;
         }
         return pools.computeIfAbsent(loop, l -> new UpstreamPool(l, channels, target, ssl, limiter, settings,
+                made.getAndIncrement(),
                 egress != null && egress.proxy().resolvesRemotely() ? NoopAddressResolverGroup.INSTANCE : resolver, egress));
     }
 

@@ -20,7 +20,18 @@ public record UpstreamSettings(int maxConnections, int maxIdle, long timeoutMill
         return Math.max(1024, maxConnections);
     }
 
-    int maxIdlePerLoop() {
-        return Math.max(1, (maxIdle + loops - 1) / Math.max(1, loops));
+    /**
+     * The idle connections the {@code index}-th loop's pool keeps (pools are numbered as loops first
+     * use them). The setting is split so that the shares add up to it exactly: 100 over 3 loops is
+     * 34, 33, 33; 1 over 2 loops is 1, 0; 0 is 0 everywhere. A pool past the number of loops (not
+     * made by the server, which has one per loop) keeps none.
+     */
+    int maxIdleOfPool(int index) {
+        int n = Math.max(1, loops);
+        if (index < 0 || index >= n) {
+            return 0;
+        }
+        int budget = Math.max(0, maxIdle);
+        return budget / n + (index < budget % n ? 1 : 0);
     }
 }

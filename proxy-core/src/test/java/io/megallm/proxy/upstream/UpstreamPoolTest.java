@@ -367,4 +367,71 @@ class UpstreamPoolTest {
         assertTrue(again.reused);
         assertSame(second.get(2), again.channel());
     }
+
+    // ---- HTTP_POOL_CONNECTIONS is a total over the loops, not rounded up per loop -------------
+
+    private List<Channel> oneConnectionOnEachLoop(int maxIdle) throws Exception {
+        pools = new UpstreamPools(UpstreamTarget.parse("http://127.0.0.1:" + upstream.port() + "/v1"),
+                NioSocketChannel::new, new UpstreamSettings(10, maxIdle, LONG_WAIT_MS, 240, 2));
+        Recorder onA = new Recorder(loopA);
+        acquire(loopA, onA);
+        Recorder onB = new Recorder(loopB);
+        acquire(loopB, onB);
+        Channel a = onA.channel();
+        Channel b = onB.channel();
+        assertEquals(2, pools.openConnections());
+        UpstreamPool poolA = pools.forLoop(loopA);
+        UpstreamPool poolB = pools.forLoop(loopB);
+        on(loopA, () -> {
+            poolA.release(a);
+            return null;
+        });
+        on(loopB, () -> {
+            poolB.release(b);
+            return null;
+        });
+        return List.of(a, b);
+    }
+
+    @Test
+    void oneIdleConnectionAllowedOverTwoLoopsIsKeptByOneLoopOnly() throws Exception {
+        List<Channel> released = oneConnectionOnEachLoop(1);
+        // Loop A's pool was made first and holds the one idle place; B's share is 0, so its
+        // connection closes once idle for the grace (it used to be kept: each loop rounded up to 1).
+        released.get(1).closeFuture().get(20, TimeUnit.SECONDS);
+        awaitOpen(pools, 1, loopA, loopB);
+        assertTrue(released.get(0).isActive(), "the one idle connection allowed is kept");
+        Recorder again = new Recorder(loopA);
+        acquire(loopA, again);
+        assertTrue(again.reused);
+        assertSame(released.get(0), again.channel());
+    }
+
+    @Test
+    void zeroIdleConnectionsAllowedClosesEveryConnectionAfterItsAnswer() throws Exception {
+        List<Channel> released = oneConnectionOnEachLoop(0);
+        released.get(0).closeFuture().get(20, TimeUnit.SECONDS);
+        released.get(1).closeFuture().get(20, TimeUnit.SECONDS);
+        awaitOpen(pools, 0, loopA, loopB);
+    }
+
+    @Test
+    void theIdleSharesOfTheLoopsAddUpToTheSettingExactly() {
+        int[][] cases = {{0, 2}, {1, 2}, {1, 8}, {100, 1}, {100, 2}, {100, 3}, {100, 64}, {7, 3}, {5, 200}};
+        for (int[] c : cases) {
+            UpstreamSettings s = new UpstreamSettings(10_000, c[0], 1000, 240, c[1]);
+            int sum = 0;
+            int most = 0;
+            int least = Integer.MAX_VALUE;
+            for (int i = 0; i < c[1]; i++) {
+                int share = s.maxIdleOfPool(i);
+                sum += share;
+                most = Math.max(most, share);
+                least = Math.min(least, share);
+            }
+            assertEquals(c[0], sum, "HTTP_POOL_CONNECTIONS=" + c[0] + " over " + c[1] + " loops");
+            assertTrue(most - least <= 1, "an even split");
+            assertEquals(0, s.maxIdleOfPool(c[1]), "a pool past the loops keeps none");
+        }
+    }
 }
