@@ -3,6 +3,7 @@ package io.megallm.proxy.server.config;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -68,6 +69,9 @@ public final class OperatorFile {
             bytes = read(path, maxBytes);
         } catch (Refused e) {
             throw new Refused("the " + what + " " + path + " " + e.getMessage());
+        } catch (AccessDeniedException e) {
+            throw new IOException("the " + what + " " + path + " is not readable by the proxy's user (permission"
+                    + " denied): check the file's owner and mode");
         } catch (IOException e) {
             throw new IOException("the " + what + " " + path + " could not be read (" + e.getClass().getSimpleName() + ")");
         }

@@ -18,7 +18,7 @@ import java.util.concurrent.TimeUnit;
  * a second instead of using inotify, because inotify misses what operators actually do: a
  * Docker bind mount of a single file, a Kubernetes ConfigMap whose {@code ..data} symlink is
  * swapped, an editor's rename over the old file. A change is applied once two polls agree, so a
- * file caught half-written is not loaded.
+ * file caught half-written is not loaded. Losing (or regaining) read permission counts as a change.
  */
 public final class KeyFileWatcher implements AutoCloseable {
 
@@ -115,26 +115,36 @@ public final class KeyFileWatcher implements AutoCloseable {
         timer.shutdownNow();
     }
 
-    /** What the poll compares: the attributes of the file the path resolves to now. */
-    private record Snapshot(boolean exists, boolean directory, long modifiedMillis, long size, Object fileKey) {
+    /**
+     * What the poll compares: the attributes of the file the path resolves to now, and whether this
+     * process may read it. A {@code chmod} changes neither the time, the size nor the inode (only
+     * the ctime, which Java does not show), so readability is asked of the system on each poll
+     * ({@code access(2)}: the owner, the mode, ACLs, and the process's privileges). A file that
+     * stops being readable is then a change like any other: the reload is tried, fails, the pool
+     * stays and the reason is logged, once; readable again, it is reloaded.
+     */
+    private record Snapshot(boolean exists, boolean directory, long modifiedMillis, long size, Object fileKey,
+                            boolean readable) {
         static Snapshot of(Path path) {
             try {
                 BasicFileAttributes a = Files.readAttributes(path, BasicFileAttributes.class);
-                return new Snapshot(true, a.isDirectory(), a.lastModifiedTime().toMillis(), a.size(), a.fileKey());
+                return new Snapshot(true, a.isDirectory(), a.lastModifiedTime().toMillis(), a.size(), a.fileKey(),
+                        a.isDirectory() || Files.isReadable(path));
             } catch (IOException e) {
-                return new Snapshot(false, false, 0, 0, null);
+                return new Snapshot(false, false, 0, 0, null, false);
             }
         }
 
         @Override
         public boolean equals(Object o) {
             return o instanceof Snapshot s && exists == s.exists && directory == s.directory
-                    && modifiedMillis == s.modifiedMillis && size == s.size && Objects.equals(fileKey, s.fileKey);
+                    && modifiedMillis == s.modifiedMillis && size == s.size && Objects.equals(fileKey, s.fileKey)
+                    && readable == s.readable;
         }
 
         @Override
         public int hashCode() {
-            return Objects.hash(exists, directory, modifiedMillis, size, fileKey);
+            return Objects.hash(exists, directory, modifiedMillis, size, fileKey, readable);
         }
     }
 }

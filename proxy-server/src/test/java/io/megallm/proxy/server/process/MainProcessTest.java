@@ -13,6 +13,7 @@ import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.util.concurrent.ScheduledFuture;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -30,12 +31,15 @@ import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Predicate;
 import java.util.stream.Collectors;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -83,9 +87,15 @@ class MainProcessTest {
     }
 
     private Process launch(Map<String, String> env, String heap) throws IOException {
+        return launch(List.of(), env, heap);
+    }
+
+    /** {@code prefix}: a command the program runs under (setpriv), or none. */
+    private Process launch(List<String> prefix, Map<String, String> env, String heap) throws IOException {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        ProcessBuilder pb = new ProcessBuilder(java, heap, "-cp", runtimeClasspath(),
-                "io.megallm.proxy.server.Main")
+        List<String> command = new ArrayList<>(prefix);
+        command.addAll(List.of(java, heap, "-cp", runtimeClasspath(), "io.megallm.proxy.server.Main"));
+        ProcessBuilder pb = new ProcessBuilder(command)
                 .directory(work.toFile())
                 .redirectOutput(out.resolve("stdout.txt").toFile())
                 .redirectError(out.resolve("stderr.txt").toFile());
@@ -264,6 +274,115 @@ class MainProcessTest {
             p.destroy();
             p.waitFor(15, TimeUnit.SECONDS);
             stop(p);
+        }
+    }
+
+    // ---- a key or client file that stops being readable (README: "keeps the current pool and logs why")
+
+    /**
+     * The command prefix under which the program cannot read a file of mode 000: none for an
+     * ordinary user; as root (whose CAP_DAC_OVERRIDE reads any file, so a chmod changes nothing for
+     * it), setpriv without the two capabilities that bypass file modes, so the mode means to the
+     * program what it means to any user. Tried on a real file first; the test is skipped when
+     * neither works (root without setpriv).
+     */
+    private List<String> commandThatHonoursFileModes() throws Exception {
+        Path probe = Files.writeString(out.resolve("mode-000-probe"), "x");
+        Set<PosixFilePermission> mode = Files.getPosixFilePermissions(probe);
+        Files.setPosixFilePermissions(probe, Set.of());
+        try {
+            List<List<String>> candidates = List.of(List.of(), List.of("setpriv",
+                    "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search", "--"));
+            for (List<String> prefix : candidates) {
+                List<String> command = new ArrayList<>(prefix);
+                command.addAll(List.of("test", "-r", probe.toString()));
+                try {
+                    Process t = new ProcessBuilder(command).redirectErrorStream(true).start();
+                    if (t.waitFor(10, TimeUnit.SECONDS) && t.exitValue() == 1) {
+                        return prefix;
+                    }
+                } catch (IOException noSuchCommand) {
+                    // the next candidate
+                }
+            }
+        } finally {
+            Files.setPosixFilePermissions(probe, mode);
+        }
+        Assumptions.abort("a file of mode 000 stays readable here (root without setpriv): nothing to observe");
+        return List.of();
+    }
+
+    /** The first console line that matches; polls the file the child writes. */
+    private String awaitStdout(Process p, Predicate<String> line, String what) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (true) {
+            String hit = stdout().lines().filter(line).findFirst().orElse(null);
+            if (hit != null) {
+                return hit;
+            }
+            if (!p.isAlive() || System.nanoTime() > deadline) {
+                fail("no console line " + what + " (alive: " + p.isAlive() + "):\n" + stdout() + stderr());
+            }
+            Thread.sleep(20); // no event to await across processes
+        }
+    }
+
+    private long stdoutCount(Predicate<String> line) throws IOException {
+        return stdout().lines().filter(line).count();
+    }
+
+    @Test
+    @Timeout(180)
+    void aKeyOrClientFileThatStopsBeingReadableIsSaidOnceKeepsWhatWasLoadedAndIsReloadedWhenReadable()
+            throws Exception {
+        // chmod changes neither the time, the size nor the inode the watcher compared: the
+        // program said nothing until an explicit reload.
+        List<String> prefix = commandThatHonoursFileModes();
+        Files.createDirectories(work.resolve("data"));
+        Path keys = work.resolve("data/keys.txt");
+        Path clients = work.resolve("data/clients.txt");
+        String client = "ck-process-unreadable-000001";
+        Files.writeString(keys, POOL_KEY + "\n", StandardCharsets.UTF_8);
+        Files.writeString(clients, client + " name=one\n", StandardCharsets.UTF_8);
+        Set<PosixFilePermission> mode = Files.getPosixFilePermissions(keys);
+        Predicate<String> keysRefused = l -> l.contains(" ERROR ") && l.contains("the keys file data/keys.txt is not readable");
+        Predicate<String> clientsRefused = l -> l.contains(" ERROR ")
+                && l.contains("the client file data/clients.txt is not readable") && l.endsWith("the clients stay as they were");
+        int port = freePort();
+        try (MockUpstream mock = new MockUpstream()) {
+            mock.otherwise(MockUpstream.json(200, "{\"object\":\"list\",\"data\":[]}"));
+            Process p = launch(prefix, Map.of("MEGALLM_BASE_URL", mock.baseUrl(), "HOST", "127.0.0.1",
+                    "PORT", Integer.toString(port), "PROXY_API_KEYS", "@data/clients.txt"), "-Xmx256m");
+            try {
+                awaitListening(p, port);
+                Files.setPosixFilePermissions(keys, Set.of());
+                String line = awaitStdout(p, keysRefused, "refusing the unreadable keys file");
+                assertTrue(line.contains("the pool is unchanged"), line);
+                Files.setPosixFilePermissions(clients, Set.of());
+                awaitStdout(p, clientsRefused, "refusing the unreadable client file");
+                // The key and the client loaded before are still served.
+                java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient();
+                java.net.http.HttpResponse<String> models = http.send(java.net.http.HttpRequest.newBuilder(
+                                java.net.URI.create("http://127.0.0.1:" + port + "/v1/models"))
+                        .header("Authorization", "Bearer " + client).build(),
+                        java.net.http.HttpResponse.BodyHandlers.ofString());
+                assertEquals(200, models.statusCode(), models.body());
+
+                Files.setPosixFilePermissions(keys, mode);
+                Files.setPosixFilePermissions(clients, mode);
+                awaitStdout(p, l -> l.contains("keys file changed, reloaded: total=1 "), "reloading the readable keys file");
+                awaitStdout(p, l -> l.contains("reloaded 1 client keys from data/clients.txt"), "reloading the client file");
+                // Said once each, though the keys file stayed unreadable over several polls (the
+                // client file's refusal took two of its own watcher's polls, at the same pace).
+                assertEquals(1, stdoutCount(keysRefused), stdout());
+                assertEquals(1, stdoutCount(clientsRefused), stdout());
+                assertEquals(1, Files.readString(work.resolve("logs/app.log")).lines()
+                        .filter(l -> l.contains("the keys file data/keys.txt is not readable")).count(), "app.log too");
+            } finally {
+                Files.setPosixFilePermissions(keys, mode);
+                Files.setPosixFilePermissions(clients, mode);
+                stop(p);
+            }
         }
     }
 
