@@ -4,11 +4,13 @@ import io.megallm.proxy.server.config.ConfigError;
 import io.megallm.proxy.server.config.ConfigLoader;
 import io.megallm.proxy.server.config.Settings;
 import io.megallm.proxy.server.logs.LogWriteWatch;
+import io.megallm.proxy.server.logs.RolledLogs;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import sun.misc.Signal;
 
 import java.nio.file.Path;
+import java.time.LocalDate;
 import java.util.concurrent.CountDownLatch;
 
 /** {@code java -jar megallm-proxy.jar}: configure, start, serve until SIGTERM/SIGINT, drain, exit 0. */
@@ -51,6 +53,10 @@ public final class Main {
         System.setProperty("ACCESS_LOG_CONSOLE", Boolean.toString(settings.accessLogConsole()));
         System.setProperty("ACCESS_LOG_CONSOLE_RATE", Integer.toString(settings.accessLogConsoleRate()));
         Logger log = LoggerFactory.getLogger(Main.class);
+        if (logDirProblem == null) {
+            // Rolled files logback's own look-back (32 days) no longer reaches, after a long stop.
+            RolledLogs.removeOld(settings.logDir(), LocalDate.now(), log);
+        }
 
         ProxyServer server = new ProxyServer(settings);
         try {

@@ -32,6 +32,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermission;
+import java.time.LocalDate;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -383,6 +384,67 @@ class MainProcessTest {
                 Files.setPosixFilePermissions(clients, mode);
                 stop(p);
             }
+        }
+    }
+
+    // ---- rolled logs older than 7 days (§10), however old -----------------------------------------
+
+    @Test
+    @Timeout(60)
+    void rolledLogsOlderThanSevenDaysAreRemovedAtStartHoweverOldAndNothingElse() throws Exception {
+        // Logback's cleanHistoryOnStart looks back 32 days: files left from a longer stop stayed.
+        Files.createDirectories(work.resolve("data"));
+        Files.writeString(work.resolve("data/keys.txt"), POOL_KEY + "\n", StandardCharsets.UTF_8);
+        Path logs = Files.createDirectories(work.resolve("custom/logs"));
+        LocalDate today = LocalDate.now();
+        java.nio.file.attribute.FileTime longAgo = java.nio.file.attribute.FileTime.from(
+                java.time.Instant.now().minus(java.time.Duration.ofDays(500)));
+        List<Path> kept = new ArrayList<>();
+        List<Path> removed = new ArrayList<>();
+        for (String name : List.of("app", "access")) {
+            for (int age : new int[] {1, 8, 40, 400}) {
+                Path f = Files.writeString(logs.resolve(name + "." + today.minusDays(age) + ".0.log"), "old\n");
+                (age <= 7 ? kept : removed).add(f);
+            }
+            removed.add(Files.writeString(logs.resolve(name + "." + today.minusDays(400) + ".3.log"), "old\n"));
+            // Dated 1 day ago by its name, though its time says 500 days: the name counts.
+            Path touched = Files.writeString(logs.resolve(name + "." + today.minusDays(1) + ".1.log"), "old\n");
+            Files.setLastModifiedTime(touched, longAgo);
+            kept.add(touched);
+        }
+        // The live files of the last run (written to today: logback rolls a live file of an
+        // earlier day itself), and what an operator may keep next to them, old by their time and
+        // date: never touched.
+        for (String name : List.of("app.log", "access.log")) {
+            kept.add(Files.writeString(logs.resolve(name), "last run\n"));
+        }
+        String old = today.minusDays(400).toString();
+        for (String name : List.of("notes.txt", "app." + old + ".0.log.gz", "app." + old + ".log",
+                "backup-app." + old + ".0.log", "app." + old + ".0.log.keep")) {
+            Path f = Files.writeString(logs.resolve(name), "operator's\n");
+            Files.setLastModifiedTime(f, longAgo);
+            kept.add(f);
+        }
+        Path dirLikeARolledFile = Files.createDirectory(logs.resolve("access." + old + ".7.log"));
+        kept.add(dirLikeARolledFile);
+
+        int port = freePort();
+        Process p = launch(Map.of("MEGALLM_BASE_URL", "http://127.0.0.1:9/v1", "HOST", "127.0.0.1",
+                "PORT", Integer.toString(port), "LOG_DIR", "custom/logs"));
+        try {
+            awaitListening(p, port); // the clean-up runs before the listening socket is bound
+            for (Path f : removed) {
+                assertFalse(Files.exists(f), f + " should have been removed");
+            }
+            for (Path f : kept) {
+                assertTrue(Files.exists(f), f + " should have been kept");
+            }
+            assertTrue(Files.readString(logs.resolve("app.log")).startsWith("last run\n"), "the live file is appended to");
+            String said = awaitStdout(p, l -> l.contains("rolled log file(s) from custom/logs dated before "
+                    + today.minusDays(7)), "about the removed files");
+            assertTrue(said.contains(" INFO "), said);
+        } finally {
+            stop(p);
         }
     }
 
