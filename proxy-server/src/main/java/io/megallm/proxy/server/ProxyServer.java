@@ -187,6 +187,7 @@ public final class ProxyServer {
         log.info("megallm-proxy {} listening on {} ({} transport, {} event loops) -> {}", Version.VALUE,
                 listener.localAddress(), transport.name(), threads, target);
         log.info("configuration: {}", settings.summary());
+        settings.fileWarnings().forEach(log::warn);
         if (!access.adminTokenSet()) {
             log.warn("ADMIN_TOKEN is unset: /admin/* and /metrics answer loopback clients only");
         }

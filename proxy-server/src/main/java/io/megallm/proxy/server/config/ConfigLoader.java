@@ -36,14 +36,23 @@ public final class ConfigLoader {
 
     private static final List<String> SECRET_NAMES = List.of("ADMIN_TOKEN", "PROXY_API_KEYS");
 
+    /**
+     * Read from the environment (or .env) only, never from the config file: the egress proxy
+     * variables, as every HTTP client reads them, and the file's own name.
+     */
+    private static final List<String> ENVIRONMENT_ONLY = List.of("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
+            "CONFIG_FILE");
+
     private final Config config;
     private final Path workDir;
     private final Map<String, String> env;
+    private final List<String> fileWarnings;
 
-    private ConfigLoader(Config config, Path workDir, Map<String, String> env) {
+    private ConfigLoader(Config config, Path workDir, Map<String, String> env, List<String> fileWarnings) {
         this.config = config;
         this.workDir = workDir;
         this.env = env;
+        this.fileWarnings = fileWarnings;
     }
 
     public static Settings load(Map<String, String> environment, Path workDir) throws ConfigError {
@@ -51,6 +60,7 @@ public final class ConfigLoader {
         env.putAll(environment);
 
         Config file = ConfigFactory.empty();
+        List<String> fileWarnings = List.of();
         String configFile = env.get("CONFIG_FILE");
         Path path = configFile != null && !configFile.isBlank()
                 ? workDir.resolve(configFile.strip())
@@ -61,6 +71,7 @@ public final class ConfigLoader {
             } catch (ConfigException e) {
                 throw new ConfigError("CONFIG_FILE=\"" + path + "\" is not valid HOCON (" + firstLine(e.getMessage()) + ")");
             }
+            fileWarnings = unknownNames(file, path);
         } else if (configFile != null && !configFile.isBlank()) {
             throw new ConfigError("CONFIG_FILE=\"" + configFile + "\" does not exist or is not a file");
         }
@@ -81,7 +92,7 @@ public final class ConfigLoader {
         } catch (ConfigException e) {
             throw new ConfigError("configuration could not be resolved (" + firstLine(e.getMessage()) + ")");
         }
-        return new ConfigLoader(merged, workDir, env).settings();
+        return new ConfigLoader(merged, workDir, env, fileWarnings).settings();
     }
 
     private Settings settings() throws ConfigError {
@@ -150,7 +161,81 @@ public final class ConfigLoader {
         return new Settings(baseUrl.strip(), timeout, maxRetries, maxKeyRetries, host, port, level, keysFile, logDir,
                 poolMax, poolIdle, maxBody, cooldown, adminToken, List.copyOf(clientKeys), clientsFile, grace, accessConsole, accessConsoleRate,
                 headerTimeout, bodyTimeout, keepaliveTimeout, sendTimeout, maxConnections, defaultModel,
-                recheck, keyWait, budget, budgetMin, stateFile, java.util.Collections.unmodifiableList(egress), redis, redisPool);
+                recheck, keyWait, budget, budgetMin, stateFile, java.util.Collections.unmodifiableList(egress), redis, redisPool,
+                fileWarnings);
+    }
+
+    /**
+     * One warning for each top-level name of the config file that is no setting: HOCON takes any
+     * name, so a typo ({@code MEGALLM_TIMOUT}) or a lower-case name ({@code max_key_retries}) was
+     * ignored without a word. The closest setting is named when one is close (the same but for
+     * case, or at most two letters apart). Only the file's names: the environment holds many
+     * variables that are none of the proxy's. A name that does not look like a setting's (a key
+     * pasted in the wrong file) is not shown.
+     */
+    static List<String> unknownNames(Config file, Path path) {
+        List<String> warnings = new ArrayList<>();
+        List<Map.Entry<String, ConfigValue>> entries = new ArrayList<>(file.root().entrySet());
+        // In the file's order (the object's own order is a hash map's).
+        entries.sort(java.util.Comparator.comparingInt((Map.Entry<String, ConfigValue> e) -> e.getValue().origin()
+                .lineNumber()).thenComparing(Map.Entry::getKey));
+        for (Map.Entry<String, ConfigValue> e : entries) {
+            String name = e.getKey();
+            if (NAMES.contains(name)) {
+                continue;
+            }
+            int line = e.getValue().origin().lineNumber();
+            String where = path + (line > 0 ? " line " + line : "");
+            if (!name.matches("[A-Za-z][A-Za-z0-9_]{0,63}")) {
+                warnings.add(where + ": a name that is no setting is ignored (not shown: it does not look like one)");
+                continue;
+            }
+            String upper = name.toUpperCase(Locale.ROOT);
+            if (ENVIRONMENT_ONLY.contains(upper)) {
+                warnings.add(where + ": " + name + " is ignored here: it is read from the environment (or .env) only");
+                continue;
+            }
+            String closest = null;
+            int best = 3;
+            for (String known : NAMES) {
+                int d = editDistance(upper, known, best);
+                if (d < best) {
+                    best = d;
+                    closest = known;
+                }
+            }
+            warnings.add(where + ": unknown setting " + name + " is ignored"
+                    + (closest == null ? "" : " (did you mean " + closest + "?)"));
+        }
+        return List.copyOf(warnings);
+    }
+
+    /** Levenshtein distance of {@code a} and {@code b}, or {@code limit} when it is at least that. */
+    static int editDistance(String a, String b, int limit) {
+        if (Math.abs(a.length() - b.length()) >= limit) {
+            return limit;
+        }
+        int[] prev = new int[b.length() + 1];
+        int[] cur = new int[b.length() + 1];
+        for (int j = 0; j <= b.length(); j++) {
+            prev[j] = j;
+        }
+        for (int i = 1; i <= a.length(); i++) {
+            cur[0] = i;
+            int rowMin = cur[0];
+            for (int j = 1; j <= b.length(); j++) {
+                int cost = a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1;
+                cur[j] = Math.min(Math.min(cur[j - 1] + 1, prev[j] + 1), prev[j - 1] + cost);
+                rowMin = Math.min(rowMin, cur[j]);
+            }
+            if (rowMin >= limit) {
+                return limit;
+            }
+            int[] t = prev;
+            prev = cur;
+            cur = t;
+        }
+        return Math.min(prev[b.length()], limit);
     }
 
     /** REDIS_URL's value goes into no message: its password would. The masked form names it instead. */

@@ -7,7 +7,10 @@ import io.megallm.proxy.upstream.EgressProxy;
 import java.nio.file.Path;
 import java.util.List;
 
-/** The validated configuration of one proxy process (contract §3). */
+/**
+ * The validated configuration of one proxy process (contract §3). {@code fileWarnings}: one line
+ * for each name in the config file that is no setting, to be logged once logging has started.
+ */
 public record Settings(
         String baseUrl,
         double timeoutSeconds,
@@ -41,7 +44,8 @@ public record Settings(
         Path keyStateFile,
         List<EgressProxy> egressProxies,
         RedisUrl redisUrl,
-        String redisPool) {
+        String redisPool,
+        List<String> fileWarnings) {
 
     public long timeoutMillis() {
         return millis(timeoutSeconds);

@@ -187,6 +187,60 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void unknownNamesInTheConfigFileAreOneWarningEachNamingTheClosestSetting() throws Exception {
+        // They were ignored without a word: the proxy ran with timeout 120 and 3 key retries.
+        write("config/application.conf", """
+                # operator's file
+                MEGALLM_TIMOUT = 5
+                max_key_retries = 9
+                PORT = 9001
+                log_level = "debug"
+                RETRY_BUDGT_MINN = 4
+                FAVOURITE_COLOUR = blue
+                https_proxy = "http://proxy.internal:3128"
+                "sk-mega-pasted-here-0123456789abcdef" = 1
+                """);
+        Settings s = load(Map.of("MEGALLM_TIMOUT", "7", "SOME_OTHER_TOOL_SETTING", "x"));
+        String file = dir.resolve("config/application.conf").toString();
+        assertEquals(List.of(
+                file + " line 2: unknown setting MEGALLM_TIMOUT is ignored (did you mean MEGALLM_TIMEOUT?)",
+                file + " line 3: unknown setting max_key_retries is ignored (did you mean MAX_KEY_RETRIES?)",
+                file + " line 5: unknown setting log_level is ignored (did you mean LOG_LEVEL?)",
+                file + " line 6: unknown setting RETRY_BUDGT_MINN is ignored (did you mean RETRY_BUDGET_MIN?)",
+                file + " line 7: unknown setting FAVOURITE_COLOUR is ignored",
+                file + " line 8: https_proxy is ignored here: it is read from the environment (or .env) only",
+                file + " line 9: a name that is no setting is ignored (not shown: it does not look like one)"),
+                s.fileWarnings());
+        assertEquals(120.0, s.timeoutSeconds(), "still ignored: only said");
+        assertEquals(3, s.maxKeyRetries());
+        assertEquals(9001, s.port());
+    }
+
+    @Test
+    void knownNamesTheShippedFileAndTheEnvironmentGiveNoWarning() throws Exception {
+        assertEquals(List.of(), load(Map.of("PATH", "/usr/bin", "MEGALLM_TIMOUT", "5", "max_key_retries", "9"))
+                .fileWarnings(), "no file: nothing to warn about, whatever the environment holds");
+        StringBuilder every = new StringBuilder();
+        for (String name : ConfigLoader.NAMES) {
+            every.append(name).append(" = \"1\"\n");
+        }
+        write("etc/all.conf", every.toString());
+        assertEquals(List.of(), ConfigLoader.unknownNames(com.typesafe.config.ConfigFactory.parseFile(
+                dir.resolve("etc/all.conf").toFile()), dir.resolve("etc/all.conf")));
+        // The file the repository ships (every setting, commented out), uncommented.
+        Path root = Path.of("").toAbsolutePath();
+        while (!Files.isRegularFile(root.resolve("config/application.conf")) || !Files.isDirectory(root.resolve("proxy-server"))) {
+            root = root.getParent();
+            assertNotNull(root, "no repository root above the working directory");
+        }
+        Path shipped = root.resolve("config/application.conf");
+        String text = Files.readString(shipped).lines().map(l -> l.replaceFirst("^#\\s*(?=[A-Z_]+\\s*=)", ""))
+                .collect(java.util.stream.Collectors.joining("\n"));
+        assertTrue(text.lines().anyMatch(l -> l.startsWith("MEGALLM_TIMEOUT")), text);
+        assertEquals(List.of(), ConfigLoader.unknownNames(com.typesafe.config.ConfigFactory.parseString(text), shipped));
+    }
+
+    @Test
     void configFilePointsElsewhereAndReplacesTheDefaultFile() throws Exception {
         write("config/application.conf", "PORT = 9001\nKEY_COOLDOWN = 90\n");
         write("etc/proxy.conf", "PORT = 9100\nMAX_KEY_RETRIES = 9\n");

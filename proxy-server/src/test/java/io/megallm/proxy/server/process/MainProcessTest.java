@@ -315,14 +315,20 @@ class MainProcessTest {
 
     /** The first console line that matches; polls the file the child writes. */
     private String awaitStdout(Process p, Predicate<String> line, String what) throws Exception {
+        return awaitLine(p, out.resolve("stdout.txt"), line, what);
+    }
+
+    /** The first line of {@code file} that matches; polls the file the child writes. */
+    private String awaitLine(Process p, Path file, Predicate<String> line, String what) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (true) {
-            String hit = stdout().lines().filter(line).findFirst().orElse(null);
+            String hit = !Files.exists(file) ? null
+                    : Files.readString(file, StandardCharsets.UTF_8).lines().filter(line).findFirst().orElse(null);
             if (hit != null) {
                 return hit;
             }
             if (!p.isAlive() || System.nanoTime() > deadline) {
-                fail("no console line " + what + " (alive: " + p.isAlive() + "):\n" + stdout() + stderr());
+                fail("no line in " + file.getFileName() + " " + what + " (alive: " + p.isAlive() + "):\n" + stdout() + stderr());
             }
             Thread.sleep(20); // no event to await across processes
         }
@@ -377,6 +383,9 @@ class MainProcessTest {
                 // client file's refusal took two of its own watcher's polls, at the same pace).
                 assertEquals(1, stdoutCount(keysRefused), stdout());
                 assertEquals(1, stdoutCount(clientsRefused), stdout());
+                // app.log is written on a thread of its own: await the line there too.
+                awaitLine(p, work.resolve("logs/app.log"), l -> l.contains("keys file changed, reloaded: total=1 "),
+                        "reloading the readable keys file");
                 assertEquals(1, Files.readString(work.resolve("logs/app.log")).lines()
                         .filter(l -> l.contains("the keys file data/keys.txt is not readable")).count(), "app.log too");
             } finally {
@@ -443,6 +452,38 @@ class MainProcessTest {
             String said = awaitStdout(p, l -> l.contains("rolled log file(s) from custom/logs dated before "
                     + today.minusDays(7)), "about the removed files");
             assertTrue(said.contains(" INFO "), said);
+        } finally {
+            stop(p);
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void unknownNamesInTheConfigFileAreOneWarningEachOnTheConsoleAndInAppLog() throws Exception {
+        // HOCON takes any name: a typo or a lower-case name was ignored without a word.
+        Files.createDirectories(work.resolve("data"));
+        Files.writeString(work.resolve("data/keys.txt"), POOL_KEY + "\n", StandardCharsets.UTF_8);
+        Files.createDirectories(work.resolve("config"));
+        Files.writeString(work.resolve("config/application.conf"), "MEGALLM_TIMOUT = 5\nmax_key_retries = 9\n",
+                StandardCharsets.UTF_8);
+        int port = freePort();
+        Process p = launch(Map.of("MEGALLM_BASE_URL", "http://127.0.0.1:9/v1", "HOST", "127.0.0.1",
+                "PORT", Integer.toString(port), "MEGALLM_TIMEOUT_TYPO_IN_ENV", "1"));
+        try {
+            awaitListening(p, port);
+            String timeout = "config/application.conf line 1: unknown setting MEGALLM_TIMOUT is ignored"
+                    + " (did you mean MEGALLM_TIMEOUT?)";
+            String retries = "config/application.conf line 2: unknown setting max_key_retries is ignored"
+                    + " (did you mean MAX_KEY_RETRIES?)";
+            awaitStdout(p, l -> l.endsWith(retries), "about max_key_retries");
+            awaitLine(p, work.resolve("logs/app.log"), l -> l.endsWith(retries), "about max_key_retries");
+            for (String text : List.of(stdout(), Files.readString(work.resolve("logs/app.log")))) {
+                List<String> warnings = text.lines().filter(l -> l.contains("unknown setting")).toList();
+                assertEquals(2, warnings.size(), text);
+                assertTrue(warnings.get(0).contains(" WARN ") && warnings.get(0).endsWith(timeout), warnings.get(0));
+                assertTrue(warnings.get(1).contains(" WARN ") && warnings.get(1).endsWith(retries), warnings.get(1));
+                assertTrue(text.contains(" timeout=120.0s max_retries=3 max_key_retries=3 "), "still ignored: " + text);
+            }
         } finally {
             stop(p);
         }
