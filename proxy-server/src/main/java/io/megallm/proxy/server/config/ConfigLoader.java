@@ -71,7 +71,8 @@ public final class ConfigLoader {
             } catch (ConfigException e) {
                 throw new ConfigError("CONFIG_FILE=\"" + path + "\" is not valid HOCON (" + firstLine(e.getMessage()) + ")");
             }
-            fileWarnings = unknownNames(file, path);
+            fileWarnings = new ArrayList<>(unknownNames(file, path));
+            fileWarnings.addAll(commentCuts(path));
         } else if (configFile != null && !configFile.isBlank()) {
             throw new ConfigError("CONFIG_FILE=\"" + configFile + "\" does not exist or is not a file");
         }
@@ -208,6 +209,57 @@ public final class ConfigLoader {
                     + (closest == null ? "" : " (did you mean " + closest + "?)"));
         }
         return List.copyOf(warnings);
+    }
+
+    private static final java.util.regex.Pattern UNQUOTED_SETTING =
+            java.util.regex.Pattern.compile("^\\s*([A-Za-z][A-Za-z0-9_]*)\\s*[=:]\\s*([^\"'\\s].*)$");
+
+    /**
+     * Settings whose unquoted value holds {@code #} or {@code //}: HOCON ends the value there and
+     * reads the rest as a comment, so {@code ADMIN_TOKEN = abc#def} is the token {@code abc}, a
+     * weaker secret than the operator wrote, without a word (audit). One line each, never the value.
+     */
+    static List<String> commentCuts(Path path) {
+        List<String> warnings = new ArrayList<>();
+        List<String> lines;
+        try {
+            lines = Files.readAllLines(path, java.nio.charset.StandardCharsets.UTF_8);
+        } catch (java.io.IOException | java.io.UncheckedIOException e) {
+            return warnings;
+        }
+        for (int i = 0; i < lines.size(); i++) {
+            java.util.regex.Matcher m = UNQUOTED_SETTING.matcher(lines.get(i));
+            if (!m.matches() || !NAMES.contains(m.group(1))) {
+                continue;
+            }
+            String value = m.group(2);
+            // After white space it is a comment the operator meant ("PORT = 9001  # the port");
+            // glued to the value it is part of what they meant. (An unquoted URL is refused by
+            // HOCON itself, at its colon, with a hint to quote it.)
+            int cut = glued(value, "#");
+            int slashes = glued(value, "//");
+            if (cut < 0 && slashes < 0) {
+                continue;
+            }
+            warnings.add(path + " line " + (i + 1) + ": the value of " + m.group(1) + " is cut at its first "
+                    + (cut >= 0 && (slashes < 0 || cut < slashes) ? "#" : "//")
+                    + " (HOCON reads the rest of the line as a comment); put the value in double quotes");
+        }
+        return warnings;
+    }
+
+    /** The first {@code marker} in {@code value} right after a character that is not white space, or -1. */
+    private static int glued(String value, String marker) {
+        for (int at = value.indexOf(marker); at >= 0; at = value.indexOf(marker, at + 1)) {
+            if (at > 0 && !Character.isWhitespace(value.charAt(at - 1))) {
+                return at;
+            }
+            if (at == 0 || Character.isWhitespace(value.charAt(at - 1))) {
+                // A comment the operator meant: the value ends before it, and so does the search.
+                return -1;
+            }
+        }
+        return -1;
     }
 
     /** Levenshtein distance of {@code a} and {@code b}, or {@code limit} when it is at least that. */

@@ -216,6 +216,31 @@ class ConfigLoaderTest {
         assertEquals(9001, s.port());
     }
 
+    /** Audit (2026-12-07): ADMIN_TOKEN = longSecretPart#Rest was the token "longSecretPart", without a word. */
+    @Test
+    void anUnquotedValueThatHoconCutsAtAHashOrDoubleSlashIsWarnedAbout() throws Exception {
+        write("config/application.conf", """
+                ADMIN_TOKEN = longSecretPart#Rest
+                LOG_DIR = logs//x
+                PORT = 9001   # a comment the operator meant
+                DEFAULT_MODEL = "gpt#4"
+                KEY_COOLDOWN = 90// glued
+                """);
+        Settings s = load(Map.of());
+        String file = dir.resolve("config/application.conf").toString();
+        assertEquals(List.of(
+                file + " line 1: the value of ADMIN_TOKEN is cut at its first # (HOCON reads the rest of the line as a"
+                        + " comment); put the value in double quotes",
+                file + " line 2: the value of LOG_DIR is cut at its first // (HOCON reads the rest of the line"
+                        + " as a comment); put the value in double quotes",
+                file + " line 5: the value of KEY_COOLDOWN is cut at its first // (HOCON reads the rest of the line as"
+                        + " a comment); put the value in double quotes"),
+                s.fileWarnings());
+        for (String w : s.fileWarnings()) {
+            assertFalse(w.contains("longSecretPart") || w.contains("Rest"), "a value in a warning: " + w);
+        }
+    }
+
     @Test
     void knownNamesTheShippedFileAndTheEnvironmentGiveNoWarning() throws Exception {
         assertEquals(List.of(), load(Map.of("PATH", "/usr/bin", "MEGALLM_TIMOUT", "5", "max_key_retries", "9"))
