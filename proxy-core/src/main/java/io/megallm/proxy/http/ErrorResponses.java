@@ -8,6 +8,7 @@ import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaderValues;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpVersion;
+import io.netty.util.AsciiString;
 
 import java.nio.charset.StandardCharsets;
 
@@ -36,6 +37,23 @@ public final class ErrorResponses {
             response.headers().set(HttpHeaderNames.WWW_AUTHENTICATE, "Bearer");
         }
         return response;
+    }
+
+    /** Past this wait a client library should give the error to its caller, not sleep on it. */
+    static final long LONGEST_RETRY_WAIT_SECONDS = 60;
+    private static final AsciiString X_SHOULD_RETRY = AsciiString.cached("x-should-retry");
+
+    /**
+     * Sets {@code Retry-After} on an answer of ours. A wait past a minute (a {@code daily_tokens}
+     * limit until midnight, every key resting for an hour) also gets {@code x-should-retry: false}:
+     * the OpenAI SDKs read that header, and without it they sleep out any Retry-After before
+     * their retry, leaving the application's call hanging for hours with no error.
+     */
+    public static void retryAfter(FullHttpResponse response, long seconds) {
+        response.headers().set(HttpHeaderNames.RETRY_AFTER, seconds);
+        if (seconds > LONGEST_RETRY_WAIT_SECONDS) {
+            response.headers().set(X_SHOULD_RETRY, "false");
+        }
     }
 
     public static FullHttpResponse json(ByteBufAllocator alloc, HttpResponseStatus status, String body) {

@@ -46,6 +46,8 @@ public final class Exchange {
     private ByteBuf held;
     private boolean finished;
     private boolean closeAfter;
+    /** The answer went out before the request's body was read: the close lingers (RequestReader). */
+    private boolean bodyUnread;
     /** The answer's body is framed by the connection's close (an HTTP/1.0 client and no length). */
     private boolean bodyEndsWithClose;
     private boolean admittedOnHead;
@@ -323,7 +325,12 @@ public final class Exchange {
 
     /** The last write of an answer, from {@code from}: the connection ({@code ctx}) or past the encoder. */
     private void end(ChannelHandlerContext from, Object last) {
-        if (closeAfter) {
+        if (closeAfter && bodyUnread) {
+            // The client may still be sending the body we did not read: a close now would make
+            // its kernel answer those bytes with a reset, which can throw our answer away before
+            // the client reads it (an SDK uploading 10 MiB saw "connection reset" for a 413).
+            from.writeAndFlush(last).addListener(reader.lingerAfter());
+        } else if (closeAfter) {
             from.writeAndFlush(last).addListener(ChannelFutureListener.CLOSE);
         } else {
             // No promise to allocate when nobody waits for the write.
@@ -393,9 +400,13 @@ public final class Exchange {
         request.dropBody();
     }
 
-    /** Whether the connection closes after this answer, whatever the request asked for. */
+    /**
+     * Whether the connection closes after this answer, whatever the request asked for: true when
+     * the answer comes before the body was read (so the connection closes lingering).
+     */
     void closeAfterAnswer(boolean close) {
         closeAfter = close;
+        bodyUnread = close;
     }
 
     void clientWritable() {

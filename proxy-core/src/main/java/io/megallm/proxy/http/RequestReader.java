@@ -155,18 +155,37 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
         Exchange refused = unread(false, null, null);
         response.headers().set(Exchange.X_REQUEST_ID, refused.request().requestId());
         report(refused, response);
-        Channel ch = ctx.channel();
-        ctx.writeAndFlush(response).addListener((ChannelFutureListener) f -> {
-            if (f.isSuccess() && ch instanceof DuplexChannel duplex) {
+        ctx.writeAndFlush(response).addListener(lingerAfter());
+    }
+
+    /**
+     * After an answer that leaves the client's bytes unread (a refusal over the cap, or an answer
+     * before the body: 413, 401, a limit's 429): a lingering close, as Nginx's. Our side is shut
+     * (the client reads the answer, then a clean end), and what the client still sends is read
+     * and dropped until it closes, for 10 s at most. A plain close would make the
+     * kernel answer the client's next bytes with a reset, which may discard our answer before the
+     * client has read it: an SDK uploading a large body saw a connection error instead of its 413.
+     */
+    ChannelFutureListener lingerAfter() {
+        return f -> {
+            Channel ch = f.channel();
+            if (f.isSuccess() && ch.isActive() && ch instanceof DuplexChannel duplex && watch != null) {
+                rejected = true;
                 lingering = true;
+                releasePartial();
                 duplex.shutdownOutput();
-                watch.arm(phaseTimer, ConnectionWatch.HEAD, limits.settings().headerNanos());
+                // Long enough for the client to read the answer; short, so that a slow client
+                // answered 408 (or one that sends without end) is not held much longer.
+                watch.arm(phaseTimer, ConnectionWatch.HEAD, Math.min(limits.settings().headerNanos(), LINGER_NANOS));
                 ch.read();
             } else {
                 ch.close();
             }
-        });
+        };
     }
+
+    /** At most this long a lingering close reads and drops what the client still sends (Nginx: lingering_time). */
+    static final long LINGER_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
@@ -549,7 +568,7 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
         response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
         response.headers().set(Exchange.X_REQUEST_ID, refused.request().requestId());
         report(refused, response);
-        ctx.writeAndFlush(response).addListener(ChannelFutureListener.CLOSE);
+        ctx.writeAndFlush(response).addListener(lingerAfter());
     }
 
     /**

@@ -904,7 +904,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
                 ErrorResponses.UNAVAILABLE, "no_available_keys",
                 "No upstream key is available right now.");
         if (retryAfter >= 0) {
-            response.headers().set(HttpHeaderNames.RETRY_AFTER, retryAfter);
+            ErrorResponses.retryAfter(response, retryAfter);
         }
         exchange.respond(response);
         done();

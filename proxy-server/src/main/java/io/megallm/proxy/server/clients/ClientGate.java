@@ -73,7 +73,7 @@ public final class ClientGate implements RequestGate {
         FullHttpResponse response = ErrorResponses.error(exchange.alloc(), HttpResponseStatus.valueOf(r.status()),
                 r.status() == 403 ? ErrorResponses.PERMISSION : "rate_limit_exceeded", r.code(), r.message());
         if (r.retryAfterSeconds() > 0) {
-            response.headers().set(HttpHeaderNames.RETRY_AFTER, r.retryAfterSeconds());
+            ErrorResponses.retryAfter(response, r.retryAfterSeconds());
         }
         exchange.respond(response);
         return false;

@@ -314,6 +314,26 @@ class FailoverTest {
             long seconds = Long.parseLong(retryAfter);
             assertTrue(seconds > 20 && seconds <= 40, "Retry-After " + seconds);
             assertEquals(before, p.upstream.requestCount(), "no upstream call without a key");
+            assertTrue(r.headers().firstValue("x-should-retry").isEmpty(), "a short wait is the SDK's to wait out");
+        }
+    }
+
+    /**
+     * Audit with the OpenAI Node SDK (2026-12-07): it sleeps out any Retry-After before its retry,
+     * so a 503 saying "in an hour" left the application's call hanging for an hour, without an
+     * error. Past a minute the proxy's own answers say x-should-retry: false, which the SDKs obey.
+     */
+    @Test
+    void aWaitOfMoreThanAMinuteTellsClientLibrariesNotToRetry() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            p.upstream.otherwise(MockUpstream.json(429, "{}", Map.of("Retry-After", "3600")));
+            HttpResponse<String> relayed = p.chat();
+            assertEquals(429, relayed.statusCode());
+            assertTrue(relayed.headers().firstValue("x-should-retry").isEmpty(), "a relayed answer is passed on as is");
+            HttpResponse<String> r = p.chat();
+            assertEquals(503, r.statusCode(), r.body());
+            assertTrue(Long.parseLong(r.headers().firstValue("retry-after").orElse("0")) > 3000);
+            assertEquals("false", r.headers().firstValue("x-should-retry").orElse(null));
         }
     }
 

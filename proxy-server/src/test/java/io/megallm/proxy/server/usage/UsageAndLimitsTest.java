@@ -173,6 +173,7 @@ class UsageAndLimitsTest {
             assertEquals(429, rpm.statusCode());
             assertTrue(rpm.body().contains("\"type\":\"rate_limit_exceeded\",\"code\":\"rpm\""), rpm.body());
             assertTrue(Long.parseLong(rpm.headers().firstValue("retry-after").orElse("0")) >= 1);
+            assertTrue(rpm.headers().firstValue("x-should-retry").isEmpty(), "a minute at most: the SDK waits it out");
             assertEquals(before, p.upstream.requestCount(), "nothing sent upstream for a refused request");
 
             assertEquals(200, chat(p, "ck-tpm-000000000000000002", body).statusCode());
