@@ -1,0 +1,83 @@
+package io.megallm.proxy.server.deploy;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The deployment files read as text, without Docker: what the deployment audit found wrong in
+ * them stays fixed. (Whether Docker, Nginx and Compose accept them is the other deploy tests'
+ * work.)
+ */
+class DeployFilesTest {
+
+    static String read(String relative) throws IOException {
+        return Files.readString(DeployTestSupport.ROOT.resolve(relative), StandardCharsets.UTF_8);
+    }
+
+    // ---- logrotate --------------------------------------------------------------------------
+
+    /** The paths of the file's one block: the words before its "{". */
+    private static List<String> logrotatePaths(String text) {
+        List<String> paths = new ArrayList<>();
+        for (String line : text.split("\n")) {
+            String t = line.strip();
+            if (t.startsWith("#") || !t.endsWith("{")) {
+                continue;
+            }
+            for (String word : t.substring(0, t.length() - 1).strip().split("\\s+")) {
+                paths.add(word);
+            }
+        }
+        return paths;
+    }
+
+    @Test
+    void logrotateListsOnlyTheLiveFiles() throws IOException {
+        // A glob such as logs/*.log also matches logback's rolled files (app.2026-12-07.0.log,
+        // each just over 100 MB): logrotate copied them, and the app never deletes the copies.
+        assertEquals(List.of("/opt/megallm-proxy/logs/app.log", "/opt/megallm-proxy/logs/access.log"),
+                logrotatePaths(read("docker/logrotate/megallm-proxy")));
+    }
+
+    @Test
+    void logrotateDryRunConsidersTheLiveFilesOnly(@TempDir Path dir) throws Exception {
+        Path logrotate = Path.of("/usr/sbin/logrotate");
+        assumeTrue(Files.isExecutable(logrotate), "logrotate is not installed here");
+        Path logs = Files.createDirectories(dir.resolve("logs"));
+        for (String name : List.of("app.log", "access.log", "app.2026-12-06.0.log", "access.2026-12-06.0.log",
+                "access.2026-12-07.1.log")) {
+            try (RandomAccessFile f = new RandomAccessFile(logs.resolve(name).toFile(), "rw")) {
+                f.setLength(105L * 1024 * 1024); // sparse: over the file's 100M, costs no disk
+            }
+        }
+        Path conf = dir.resolve("megallm-proxy");
+        Files.writeString(conf, read("docker/logrotate/megallm-proxy").replace("/opt/megallm-proxy/logs", logs.toString()));
+        Process p = new ProcessBuilder(logrotate.toString(), "-d", "-s", dir.resolve("state").toString(), conf.toString())
+                .redirectErrorStream(true).start();
+        p.getOutputStream().close();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS), out);
+        List<String> considered = new ArrayList<>();
+        Matcher m = Pattern.compile("considering log (\\S+)").matcher(out);
+        while (m.find()) {
+            considered.add(Path.of(m.group(1)).getFileName().toString());
+        }
+        assertEquals(List.of("app.log", "access.log"), considered, out);
+        assertTrue(out.contains("log needs rotating"), out);
+    }
+}
