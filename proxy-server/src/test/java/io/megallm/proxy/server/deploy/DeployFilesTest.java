@@ -80,4 +80,69 @@ class DeployFilesTest {
         assertEquals(List.of("app.log", "access.log"), considered, out);
         assertTrue(out.contains("log needs rotating"), out);
     }
+
+    // ---- nginx ------------------------------------------------------------------------------
+
+    /** The number after a directive's name (its first occurrence outside comments). */
+    static long directive(String conf, String name) {
+        Matcher m = Pattern.compile("(?m)^\\s*" + Pattern.quote(name) + "\\s+(\\d+)\\s*;").matcher(conf);
+        assertTrue(m.find(), "no '" + name + " N;' in the file");
+        return Long.parseLong(m.group(1));
+    }
+
+    @Test
+    void theScaleNginxHoldsTenThousandStreams() throws IOException {
+        String conf = read("docker/nginx/megallm-proxy-scale.conf");
+        long connections = directive(conf, "worker_connections");
+        long nofile = directive(conf, "worker_rlimit_nofile");
+        // §12: 10,000 streams, two connections each; workers do not share them evenly.
+        assertTrue(connections >= 16384, "worker_connections " + connections);
+        assertTrue(nofile >= 2 * connections, "worker_rlimit_nofile " + nofile + " for " + connections + " connections");
+        String nginx = service(read("docker/docker-compose.scale.yml"), "nginx");
+        assertTrue(nginx.contains("nofile:\n        soft: 65536\n        hard: 65536"), nginx);
+        assertTrue(nofile < 65536, "worker_rlimit_nofile must fit under the container's limit");
+    }
+
+    @Test
+    void nginxAcceptsBothConfigs(@TempDir Path dir) throws Exception {
+        assumeTrue(Files.isExecutable(Path.of("/usr/sbin/nginx")), "nginx is not installed here");
+        assumeTrue(Files.isRegularFile(Path.of("/etc/nginx/mime.types")), "no /etc/nginx/mime.types here");
+        Files.writeString(dir.resolve("site.conf"), read("docker/nginx/megallm-proxy.conf"));
+        Files.writeString(dir.resolve("main.conf"), """
+                pid /tmp/nginx-deployfilestest.pid;
+                events { worker_connections 256; }
+                http { include /etc/nginx/mime.types; include %s; }
+                """.formatted(dir.resolve("site.conf")));
+        Files.writeString(dir.resolve("scale.conf"), read("docker/nginx/megallm-proxy-scale.conf"));
+        for (String conf : List.of("main.conf", "scale.conf")) {
+            Process p = new ProcessBuilder("/usr/sbin/nginx", "-t", "-q", "-e", "stderr", "-p", dir.toString(),
+                    "-c", dir.resolve(conf).toString()).redirectErrorStream(true).start();
+            p.getOutputStream().close();
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(p.waitFor(30, TimeUnit.SECONDS), out);
+            assertEquals(0, p.exitValue(), conf + ": " + out);
+        }
+    }
+
+    // ---- compose ----------------------------------------------------------------------------
+
+    /** One service's block of a compose file: from "  name:" to the next line indented by two. */
+    static String service(String compose, String name) {
+        String[] lines = compose.split("\n", -1);
+        StringBuilder out = new StringBuilder();
+        boolean in = false;
+        for (String line : lines) {
+            if (in && (line.matches("  \\S.*") || line.matches("\\S.*"))) {
+                break;
+            }
+            if (line.equals("  " + name + ":")) {
+                in = true;
+            }
+            if (in) {
+                out.append(line).append('\n');
+            }
+        }
+        assertTrue(in, "no service " + name);
+        return out.toString();
+    }
 }

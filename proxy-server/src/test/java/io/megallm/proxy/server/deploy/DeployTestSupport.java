@@ -176,6 +176,38 @@ final class DeployTestSupport {
         }
     }
 
+    /**
+     * This machine's hard limit on open files (what the Docker engine here can give a container
+     * at most; the sandbox's is 20000), or {@code Long.MAX_VALUE} when unknown. The shipped
+     * compose files ask for {@code ulimits: nofile: 65536}, which runc cannot grant above it.
+     */
+    static long hardNofileLimit() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/limits"))) {
+                if (line.startsWith("Max open files")) {
+                    String hard = line.substring("Max open files".length()).trim().split("\\s+")[1];
+                    return "unlimited".equals(hard) ? Long.MAX_VALUE : Long.parseLong(hard);
+                }
+            }
+        } catch (IOException | RuntimeException unknown) {
+            // not Linux
+        }
+        return Long.MAX_VALUE;
+    }
+
+    /**
+     * The compose text with its {@code nofile} ulimits lowered to what this machine can grant,
+     * when that is below the shipped 65536 (a test adaptation only: the shipped value is checked
+     * by {@code DeployFilesTest}).
+     */
+    static String nofileForThisMachine(String compose) {
+        long hard = hardNofileLimit();
+        if (hard >= 65536) {
+            return compose;
+        }
+        return compose.replace("soft: 65536", "soft: " + hard).replace("hard: 65536", "hard: " + hard);
+    }
+
     /** A fresh folder under target/ for bind mounts (the daemon runs on this machine). */
     static Path workDir(String name) {
         try {

@@ -67,6 +67,7 @@ class ScaleComposeTest {
                 file = once(file, "../logs/" + port, Files.createDirectories(dir.resolve("logs/" + port)).toString());
             }
             file = file.replace("../data/keys.txt", keys.toString());
+            file = DeployTestSupport.nofileForThisMachine(file);
             Files.writeString(dir.resolve("nginx.conf"), site);
             Path scale = dir.resolve("docker-compose.scale.yml");
             Files.writeString(scale, file);
