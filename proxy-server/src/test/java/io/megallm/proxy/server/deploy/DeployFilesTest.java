@@ -104,6 +104,19 @@ class DeployFilesTest {
     }
 
     @Test
+    void theScaleNginxStopsGracefullyWithinTheProxiesDrain() throws IOException {
+        String nginx = service(read("docker/docker-compose.scale.yml"), "nginx");
+        // SIGTERM is Nginx's fast stop (streams cut); SIGQUIT its graceful one.
+        assertTrue(nginx.contains("    stop_signal: SIGQUIT\n"), nginx);
+        assertTrue(nginx.contains("    stop_grace_period: 40s\n"), nginx);
+        Matcher m = Pattern.compile("(?m)^worker_shutdown_timeout (\\d+)s;").matcher(read("docker/nginx/megallm-proxy-scale.conf"));
+        assertTrue(m.find(), "worker_shutdown_timeout");
+        int timeout = Integer.parseInt(m.group(1));
+        assertTrue(timeout > 30 && timeout < 40, "worker_shutdown_timeout " + timeout
+                + "s: past SHUTDOWN_GRACE (30 s), within stop_grace_period (40 s)");
+    }
+
+    @Test
     void nginxAcceptsBothConfigs(@TempDir Path dir) throws Exception {
         assumeTrue(Files.isExecutable(Path.of("/usr/sbin/nginx")), "nginx is not installed here");
         assumeTrue(Files.isRegularFile(Path.of("/etc/nginx/mime.types")), "no /etc/nginx/mime.types here");

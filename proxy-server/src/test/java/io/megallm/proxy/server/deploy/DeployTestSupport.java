@@ -303,10 +303,15 @@ final class DeployTestSupport {
      * Throws if the response ends without HTTP's own end (chunked terminator): a cut stream.
      */
     static SseStream streamChat(int port, IntConsumer afterEvent) throws IOException, InterruptedException {
+        return streamChat(port, STREAM_BODY, afterEvent);
+    }
+
+    /** {@link #streamChat(int, IntConsumer)} with a request body of the caller's. */
+    static SseStream streamChat(int port, String body, IntConsumer afterEvent) throws IOException, InterruptedException {
         HttpRequest request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/v1/chat/completions"))
                 .timeout(Duration.ofSeconds(60))
                 .header("Content-Type", "application/json")
-                .POST(HttpRequest.BodyPublishers.ofString(STREAM_BODY))
+                .POST(HttpRequest.BodyPublishers.ofString(body))
                 .build();
         long start = System.nanoTime();
         HttpResponse<InputStream> response = HTTP.send(request, HttpResponse.BodyHandlers.ofInputStream());

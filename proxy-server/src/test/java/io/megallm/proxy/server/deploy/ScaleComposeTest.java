@@ -31,6 +31,10 @@ class ScaleComposeTest {
 
     private static final String KEY = "sk-mega-scale-test-key-0001";
     private static final String DEAD = "sk-mega-scale-test-dead-0002";
+    /** A request whose message is this gets a stream of SLOW_EVENTS over 15 s. */
+    private static final String SLOW = "slow";
+    private static final int SLOW_EVENTS = 60;
+    private static final long SLOW_INTERVAL_MS = 250;
 
     @Test
     @Timeout(value = 15, unit = TimeUnit.MINUTES)
@@ -44,7 +48,8 @@ class ScaleComposeTest {
         String project = "megallmscale" + DeployTestSupport.runId();
         String image = "megallm-proxy-scale-test:" + project;
         try (MockUpstream upstream = new MockUpstream()) {
-            upstream.otherwise(MockUpstream.sse(5, 20));
+            upstream.otherwise((ctx, req) -> (req.content().toString(StandardCharsets.UTF_8).contains(SLOW)
+                    ? MockUpstream.sse(SLOW_EVENTS, SLOW_INTERVAL_MS) : MockUpstream.sse(5, 20)).respond(ctx, req));
             upstream.on(DEAD, MockUpstream.json(401, "{\"error\":{\"message\":\"invalid key\"}}"));
             Path keys = DeployTestSupport.keysFile(dir, KEY, DEAD);
             int redis = DeployTestSupport.freePort();
@@ -100,6 +105,25 @@ class ScaleComposeTest {
                 }
                 assertEquals(deadCalls, upstream.all().stream().filter(r -> DEAD.equals(r.key())).count(),
                         "no instance used the dead key after it was shared");
+
+                // `down` during a stream through Nginx: Nginx stops gracefully (SIGQUIT) and waits
+                // for it, past Docker's default 10 s, then the proxies drain; the stream ends whole.
+                long[] downStarted = new long[1];
+                Result[] stopped = new Result[1];
+                Thread down = new Thread(() -> stopped[0] = exec(concat(compose, files, "down"), Duration.ofMinutes(2)));
+                String slowBody = DeployTestSupport.STREAM_BODY.replace("\"Hi\"", "\"" + SLOW + "\"");
+                DeployTestSupport.SseStream slow = DeployTestSupport.streamChat(nginx, slowBody, i -> {
+                    if (i == 0) {
+                        downStarted[0] = System.nanoTime();
+                        down.start();
+                    }
+                });
+                long streamMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - downStarted[0]);
+                down.join(TimeUnit.MINUTES.toMillis(2));
+                assertEquals(0, stopped[0].exit(), stopped[0].output());
+                assertEquals(SLOW_EVENTS + 1, slow.events().size(), "a stream cut by `down`: " + slow.data());
+                assertEquals("[DONE]", slow.data().get(SLOW_EVENTS));
+                assertTrue(streamMillis > 12_000, "the stream ended " + streamMillis + " ms after `down` began");
             } finally {
                 Result down = exec(concat(compose, files, "down", "-v", "--timeout", "40"), Duration.ofMinutes(2));
                 if (down.exit() != 0) {
