@@ -139,6 +139,41 @@ class DeployFilesTest {
 
     // ---- compose ----------------------------------------------------------------------------
 
+    /** The block of {@code key} (a line "key:" at {@code indent} spaces) de-indented, without the key line. */
+    static String block(String text, String key, int indent) {
+        String head = " ".repeat(indent) + key + ":";
+        StringBuilder out = new StringBuilder();
+        boolean in = false;
+        for (String line : text.split("\n", -1)) {
+            if (in) {
+                if (!line.isBlank() && !line.startsWith(" ".repeat(indent + 1))) {
+                    break;
+                }
+                if (!line.strip().startsWith("#")) {
+                    out.append(line.substring(Math.min(line.length(), indent))).append('\n');
+                }
+            } else if (line.equals(head) || line.startsWith(head + " &")) {
+                in = true;
+            }
+        }
+        assertTrue(in, "no '" + head + "'");
+        return out.toString();
+    }
+
+    @Test
+    void eachScaledProxyHasTheSingleServicesLimits() throws IOException {
+        String single = block(service(read("docker-compose.yml"), "megallm-proxy"), "deploy", 4);
+        String proxy = block(read("docker/docker-compose.scale.yml"), "x-proxy", 0);
+        assertTrue(single.contains("memory: 2G"), single);
+        assertEquals(single, block(proxy, "deploy", 2));
+        // Each instance takes the anchor as a whole (and overrides no limit of it).
+        String scale = read("docker/docker-compose.scale.yml");
+        for (String name : List.of("proxy-8000", "proxy-8001", "proxy-8002")) {
+            String s = service(scale, name);
+            assertTrue(s.contains("    <<: *proxy\n") && !s.contains("deploy:"), s);
+        }
+    }
+
     /** One service's block of a compose file: from "  name:" to the next line indented by two. */
     static String service(String compose, String name) {
         String[] lines = compose.split("\n", -1);

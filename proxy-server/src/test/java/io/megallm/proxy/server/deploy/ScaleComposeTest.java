@@ -86,6 +86,16 @@ class ScaleComposeTest {
                             () -> get(port, "/health").contains("\"shared_state\":\"ok\""));
                 }
                 await(Duration.ofSeconds(30), "nginx answers", () -> get(nginx, "/health").contains("healthy"));
+                List<com.github.dockerjava.api.model.Container> containers = DeployTestSupport.docker().listContainersCmd()
+                        .withLabelFilter(Map.of("com.docker.compose.project", project)).exec();
+                assertEquals(5, containers.size(), "redis, three proxies, nginx");
+                for (com.github.dockerjava.api.model.Container c : containers) {
+                    if (c.getLabels().getOrDefault("com.docker.compose.service", "").startsWith("proxy-")) {
+                        com.github.dockerjava.api.model.HostConfig host = DeployTestSupport.inspect(c.getId()).getHostConfig();
+                        assertEquals(2_000_000_000L, host.getNanoCPUs(), "cpus: 2 on " + c.getNames()[0]);
+                        assertEquals(2L * 1024 * 1024 * 1024, host.getMemory(), "memory: 2G on " + c.getNames()[0]);
+                    }
+                }
 
                 DeployTestSupport.SseStream s = DeployTestSupport.streamChat(nginx, i -> { });
                 assertEquals(5, s.events().stream().filter(e -> !e.data().equals("[DONE]")).count(), s.data().toString());
