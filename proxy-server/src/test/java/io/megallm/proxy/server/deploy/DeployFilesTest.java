@@ -9,7 +9,11 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -158,6 +162,43 @@ class DeployFilesTest {
         }
         assertTrue(in, "no '" + head + "'");
         return out.toString();
+    }
+
+    @Test
+    void theScaledProxiesGetEverySettingTheSingleServiceGets() throws IOException {
+        // docker-compose.yml: "- NAME" (from .env when set there) or "- NAME=value".
+        Map<String, String> single = new LinkedHashMap<>();
+        Matcher m = Pattern.compile("(?m)^  - ([A-Z_]+)(=.*)?$").matcher(block(service(read("docker-compose.yml"),
+                "megallm-proxy"), "environment", 4));
+        while (m.find()) {
+            single.put(m.group(1), m.group(2) == null ? "" : m.group(2).substring(1));
+        }
+        // The scale file: one anchor, "NAME:" (from .env) or "NAME: value".
+        String scale = read("docker/docker-compose.scale.yml");
+        Map<String, String> anchor = new LinkedHashMap<>();
+        m = Pattern.compile("(?m)^  ([A-Z_]+):(.*)$").matcher(block(scale, "x-proxy-env", 0));
+        while (m.find()) {
+            anchor.put(m.group(1), m.group(2).strip().replaceAll("^\"|\"$", ""));
+        }
+        assertTrue(single.size() > 25, single.toString());
+        for (Map.Entry<String, String> e : single.entrySet()) {
+            String name = e.getKey();
+            if (name.equals("PORT")) {
+                continue; // per instance
+            }
+            assertTrue(anchor.containsKey(name), name + " is not passed to the scaled proxies");
+            if (!Set.of("HOST", "KEY_STATE_FILE").contains(name)) {
+                assertEquals(e.getValue(), anchor.get(name), name + ": another default than docker-compose.yml's");
+            }
+        }
+        Set<String> extra = new HashSet<>(anchor.keySet());
+        extra.removeAll(single.keySet());
+        assertEquals(Set.of("REDIS_URL"), extra);
+        for (String name : List.of("proxy-8000", "proxy-8001", "proxy-8002")) {
+            String env = block(service(scale, name), "environment", 4);
+            assertTrue(env.startsWith("  <<: *proxy-env\n"), env);
+            assertTrue(env.strip().lines().count() == 2 && env.contains("PORT:"), name + ": only PORT of its own: " + env);
+        }
     }
 
     @Test

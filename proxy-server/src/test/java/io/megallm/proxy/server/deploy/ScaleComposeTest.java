@@ -63,7 +63,6 @@ class ScaleComposeTest {
             file = once(file, "redis://127.0.0.1:6379", "redis://127.0.0.1:" + redis);
             file = once(file, "image: megallm-proxy:latest", "image: " + image);
             file = once(file, "context: ..", "context: " + DeployTestSupport.ROOT);
-            file = once(file, "https://ai.megallm.io/v1", upstream.baseUrl());
             file = once(file, "./nginx/megallm-proxy-scale.conf", dir.resolve("nginx.conf").toString());
             for (int i = 0; i < 3; i++) {
                 String port = Integer.toString(8000 + i);
@@ -76,7 +75,11 @@ class ScaleComposeTest {
             Files.writeString(dir.resolve("nginx.conf"), site);
             Path scale = dir.resolve("docker-compose.scale.yml");
             Files.writeString(scale, file);
-            List<String> files = List.of("-p", project, "-f", scale.toString());
+            // The operator's .env, given as the file's header says: every setting docker-compose.yml
+            // passes reaches all three instances (the upstream too: the file names none of its own).
+            Path env = dir.resolve(".env");
+            Files.writeString(env, "MEGALLM_BASE_URL=" + upstream.baseUrl() + "\nMEGALLM_TIMEOUT=180\n");
+            List<String> files = List.of("-p", project, "--env-file", env.toString(), "-f", scale.toString());
             try {
                 Result up = exec(concat(compose, files, "up", "-d", "--build"), Duration.ofMinutes(8));
                 assertEquals(0, up.exit(), up.output());
@@ -94,6 +97,10 @@ class ScaleComposeTest {
                         com.github.dockerjava.api.model.HostConfig host = DeployTestSupport.inspect(c.getId()).getHostConfig();
                         assertEquals(2_000_000_000L, host.getNanoCPUs(), "cpus: 2 on " + c.getNames()[0]);
                         assertEquals(2L * 1024 * 1024 * 1024, host.getMemory(), "memory: 2G on " + c.getNames()[0]);
+                        List<String> envs = List.of(DeployTestSupport.inspect(c.getId()).getConfig().getEnv());
+                        assertTrue(envs.contains("MEGALLM_TIMEOUT=180"), envs.toString());
+                        assertTrue(envs.stream().noneMatch(e -> e.startsWith("KEY_WAIT=")),
+                                "a setting missing from .env must not reach the container: " + envs);
                     }
                 }
 
