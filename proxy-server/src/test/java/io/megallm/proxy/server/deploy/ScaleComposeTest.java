@@ -32,6 +32,7 @@ class ScaleComposeTest {
     private static final String KEY = "sk-mega-scale-test-key-0001";
     private static final String DEAD = "sk-mega-scale-test-dead-0002";
     /** A request whose message is this gets a stream of SLOW_EVENTS over 15 s. */
+    private static final String REDIS_PASSWORD = "0123456789abcdef0123456789abcdef";
     private static final String SLOW = "slow";
     private static final int SLOW_EVENTS = 60;
     private static final long SLOW_INTERVAL_MS = 250;
@@ -60,7 +61,7 @@ class ScaleComposeTest {
             site = once(site, "listen 80;", "listen 127.0.0.1:" + nginx + ";");
             String file = Files.readString(DeployTestSupport.ROOT.resolve("docker/docker-compose.scale.yml"));
             file = once(file, "\"--port\", \"6379\"", "\"--port\", \"" + redis + "\"");
-            file = once(file, "redis://127.0.0.1:6379", "redis://127.0.0.1:" + redis);
+            file = once(file, "@127.0.0.1:6379\"", "@127.0.0.1:" + redis + "\"");
             file = once(file, "image: megallm-proxy:latest", "image: " + image);
             file = once(file, "context: ..", "context: " + DeployTestSupport.ROOT);
             file = once(file, "./nginx/megallm-proxy-scale.conf", dir.resolve("nginx.conf").toString());
@@ -78,7 +79,8 @@ class ScaleComposeTest {
             // The operator's .env, given as the file's header says: every setting docker-compose.yml
             // passes reaches all three instances (the upstream too: the file names none of its own).
             Path env = dir.resolve(".env");
-            Files.writeString(env, "MEGALLM_BASE_URL=" + upstream.baseUrl() + "\nMEGALLM_TIMEOUT=180\n");
+            Files.writeString(env, "MEGALLM_BASE_URL=" + upstream.baseUrl() + "\nMEGALLM_TIMEOUT=180\n"
+                    + "REDIS_PASSWORD=" + REDIS_PASSWORD + "\n");
             List<String> files = List.of("-p", project, "--env-file", env.toString(), "-f", scale.toString());
             try {
                 Result up = exec(concat(compose, files, "up", "-d", "--build"), Duration.ofMinutes(8));
@@ -88,6 +90,9 @@ class ScaleComposeTest {
                     await(Duration.ofSeconds(90), "instance on " + port + " connected to Redis",
                             () -> get(port, "/health").contains("\"shared_state\":\"ok\""));
                 }
+                // REDIS_PASSWORD from .env: Redis wants it (the proxies above had it, through REDIS_URL).
+                String noAuth = redisPing(redis);
+                assertTrue(noAuth.startsWith("-NOAUTH"), "Redis without its password: " + noAuth);
                 await(Duration.ofSeconds(30), "nginx answers", () -> get(nginx, "/health").contains("healthy"));
                 List<com.github.dockerjava.api.model.Container> containers = DeployTestSupport.docker().listContainersCmd()
                         .withLabelFilter(Map.of("com.docker.compose.project", project)).exec();
@@ -149,6 +154,16 @@ class ScaleComposeTest {
                 exec(List.of("docker", "rmi", image), Duration.ofSeconds(60));
                 DeployTestSupport.deleteQuietly(dir);
             }
+        }
+    }
+
+    /** Redis's first reply line to an inline PING sent without AUTH. */
+    private static String redisPing(int port) throws IOException {
+        try (java.net.Socket s = new java.net.Socket("127.0.0.1", port)) {
+            s.setSoTimeout(5000);
+            s.getOutputStream().write("PING\r\n".getBytes(StandardCharsets.US_ASCII));
+            return new java.io.BufferedReader(new java.io.InputStreamReader(s.getInputStream(), StandardCharsets.US_ASCII))
+                    .readLine();
         }
     }
 
