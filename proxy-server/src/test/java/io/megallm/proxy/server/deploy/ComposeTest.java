@@ -96,7 +96,9 @@ class ComposeTest {
         // cannot drop the user's "8000:8000" (`!reset` is v2-only): the base file is the user's
         // docker-compose.yml with its ports block taken out, nothing else changed.
         Path base = dir.resolve("docker-compose.yml");
-        Files.writeString(base, withoutPorts(Files.readString(composeFile())));
+        // Also its nofile ulimit lowered to what this machine's engine can grant (20000 in the
+        // sandbox; the shipped 65536 is DeployFilesTest's to check).
+        Files.writeString(base, DeployTestSupport.nofileForThisMachine(withoutPorts(Files.readString(composeFile()))));
         Path override = dir.resolve("docker-compose.host-network.yml");
         Files.writeString(override, """
                 # This sandbox's Docker has no bridge network: host networking, and 127.0.0.1 only.
@@ -154,6 +156,9 @@ class ComposeTest {
             assertEquals("unless-stopped", host.getRestartPolicy().getName().toString());
             assertEquals(2_000_000_000L, host.getNanoCPUs(), "cpus: 2");
             assertEquals(2L * 1024 * 1024 * 1024, host.getMemory(), "memory: 2G");
+            long nofile = Math.min(65536, DeployTestSupport.hardNofileLimit());
+            assertTrue(host.getUlimits() != null && Arrays.stream(host.getUlimits()).anyMatch(u -> "nofile".equals(u.getName())
+                    && u.getSoft() == nofile && u.getHard() == nofile), "ulimits nofile " + nofile);
             assertEquals("json-file", host.getLogConfig().getType().getType());
             assertEquals("10m", host.getLogConfig().getConfig().get("max-size"));
             assertEquals("5", host.getLogConfig().getConfig().get("max-file"));

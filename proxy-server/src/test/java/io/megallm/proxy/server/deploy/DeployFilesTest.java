@@ -202,6 +202,13 @@ class DeployFilesTest {
     }
 
     @Test
+    void theProxiesMayOpenTwentyThousandFiles() throws IOException {
+        String nofile = "  nofile:\n    soft: 65536\n    hard: 65536\n";
+        assertEquals(nofile, block(service(read("docker-compose.yml"), "megallm-proxy"), "ulimits", 4));
+        assertEquals(nofile, block(block(read("docker/docker-compose.scale.yml"), "x-proxy", 0), "ulimits", 2));
+    }
+
+    @Test
     void eachScaledProxyHasTheSingleServicesLimits() throws IOException {
         String single = block(service(read("docker-compose.yml"), "megallm-proxy"), "deploy", 4);
         String proxy = block(read("docker/docker-compose.scale.yml"), "x-proxy", 0);
