@@ -82,6 +82,8 @@ class ComposeTest {
         assertTrue(out.contains("unless-stopped"), out);
         assertTrue(out.contains("/app/data/keys.txt"), out);
         assertTrue(out.contains("8000"), out);
+        assertTrue(out.contains("127.0.0.1:8000:8000") || out.contains("host_ip: 127.0.0.1"),
+                "published on loopback only: " + out);
     }
 
     @Test
@@ -187,7 +189,7 @@ class ComposeTest {
         return found.get(0).getId();
     }
 
-    /** The compose file without its {@code ports:} block (and only that). */
+    /** The compose file without its {@code ports:} block, its comments included (and only that). */
     static String withoutPorts(String yaml) {
         List<String> out = new ArrayList<>();
         String[] lines = yaml.split("\n", -1);
@@ -195,7 +197,7 @@ class ComposeTest {
         for (int i = 0; i < lines.length; i++) {
             if (lines[i].equals("    ports:")) {
                 removed++;
-                while (i + 1 < lines.length && lines[i + 1].startsWith("      - ")) {
+                while (i + 1 < lines.length && (lines[i + 1].startsWith("      - ") || lines[i + 1].startsWith("      #"))) {
                     i++;
                 }
                 continue;

@@ -202,6 +202,14 @@ class DeployFilesTest {
     }
 
     @Test
+    void theSingleServiceIsPublishedOnLoopbackOnly() throws IOException {
+        // "8000:8000" published on every interface, and PROXY_API_KEYS is optional: an open relay.
+        List<String> ports = block(service(read("docker-compose.yml"), "megallm-proxy"), "ports", 4).lines()
+                .map(String::strip).toList();
+        assertEquals(List.of("- \"127.0.0.1:8000:8000\""), ports);
+    }
+
+    @Test
     void theProxiesMayOpenTwentyThousandFiles() throws IOException {
         String nofile = "  nofile:\n    soft: 65536\n    hard: 65536\n";
         assertEquals(nofile, block(service(read("docker-compose.yml"), "megallm-proxy"), "ulimits", 4));
