@@ -37,6 +37,7 @@ import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.WriteBufferWaterMark;
+import io.netty.channel.epoll.Epoll;
 import io.netty.channel.socket.SocketChannel;
 import io.megallm.proxy.http.ResponseEncoder;
 import org.slf4j.Logger;
@@ -186,6 +187,12 @@ public final class ProxyServer {
         }
         log.info("megallm-proxy {} listening on {} ({} transport, {} event loops) -> {}", Version.VALUE,
                 listener.localAddress(), transport.name(), threads, target);
+        String epollAdvice = epollUnavailableWarning(System.getProperty("os.name", ""),
+                Boolean.getBoolean("megallm.proxy.forceNio"), transport.name(),
+                Epoll.isAvailable() ? null : Epoll.unavailabilityCause());
+        if (epollAdvice != null) {
+            log.warn(epollAdvice);
+        }
         log.info("configuration: {}", settings.summary());
         settings.fileWarnings().forEach(log::warn);
         if (!access.adminTokenSet()) {
@@ -195,6 +202,27 @@ public final class ProxyServer {
             log.warn("PROXY_API_KEYS is unset: any client that reaches this port can use the key pool");
         }
         return this;
+    }
+
+    /**
+     * The one warning for a Linux process that fell back to NIO because epoll could not be
+     * loaded, or null. Netty unpacks its native epoll library into a temporary directory and
+     * loads it from there: a read-only root filesystem, or a /tmp mounted noexec (Docker's
+     * {@code --tmpfs} default), makes that fail and Netty silently uses NIO, which has no
+     * {@code TCP_NOTSENT_LOWAT}: a stalled reader is then noticed only once the kernel's send
+     * buffer (up to 4 MB) is full. {@code -Dmegallm.proxy.forceNio} is a choice, not a failure:
+     * no warning.
+     */
+    static String epollUnavailableWarning(String osName, boolean forcedNio, String transportName, Throwable cause) {
+        if (forcedNio || !"nio".equals(transportName) || cause == null
+                || !osName.toLowerCase(java.util.Locale.ROOT).startsWith("linux")) {
+            return null;
+        }
+        String reason = String.valueOf(cause).lines().findFirst().orElse("").strip();
+        return "epoll transport unavailable, running on NIO without TCP_NOTSENT_LOWAT (a client that stops"
+                + " reading is noticed late): " + reason + ". Netty could not load its native library from its"
+                + " temporary directory: mount /tmp with exec, or set -Dio.netty.native.workdir to a writable"
+                + " exec directory";
     }
 
     /** States of the keys still in the key file come back from KEY_STATE_FILE; later changes go to it. */
