@@ -121,6 +121,21 @@ class DeployFilesTest {
     }
 
     @Test
+    void bothNginxConfigsAnswerTheirOwnErrorsInTheProxysShape() throws IOException {
+        for (String file : List.of("docker/nginx/megallm-proxy.conf", "docker/nginx/megallm-proxy-scale.conf")) {
+            String conf = read(file);
+            assertTrue(!conf.matches("(?s).*\\n\\s*proxy_intercept_errors\\s+on.*"), file + ": the proxy's own errors pass through");
+            for (int code : new int[]{413, 502, 503, 504}) {
+                assertTrue(conf.contains("error_page " + code + " /__megallm_error_" + code + ";"), file + ": " + code);
+                Matcher m = Pattern.compile("location = /__megallm_error_" + code + " \\{\\s*internal;\\s*default_type application/json;"
+                        + "\\s*return " + code + " '(\\{\"error\":\\{\"message\":\"[^\"]+\",\"type\":\"[a-z_]+\",\"code\":\"[a-z_]+\"\\}\\})\\\\n';")
+                        .matcher(conf);
+                assertTrue(m.find(), file + ": no JSON answer for " + code);
+            }
+        }
+    }
+
+    @Test
     void nginxAcceptsBothConfigs(@TempDir Path dir) throws Exception {
         assumeTrue(Files.isExecutable(Path.of("/usr/sbin/nginx")), "nginx is not installed here");
         assumeTrue(Files.isRegularFile(Path.of("/etc/nginx/mime.types")), "no /etc/nginx/mime.types here");

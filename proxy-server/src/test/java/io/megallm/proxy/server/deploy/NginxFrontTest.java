@@ -145,6 +145,10 @@ class NginxFrontTest {
         HttpResponse<String> refused = DeployTestSupport.post(nginxPort, "/v1/chat/completions",
                 Map.of("Content-Type", "application/json"), tooBig);
         assertEquals(413, refused.statusCode(), refused.body());
+        // Nginx's own 413 in the proxy's error shape (§9), not its HTML page.
+        assertEquals("application/json", refused.headers().firstValue("content-type").orElse(""));
+        assertTrue(refused.body().startsWith("{\"error\":{\"message\":") && refused.body().contains("\"code\":\"request_too_large\""),
+                refused.body());
         assertEquals(before, upstream.requestCount(), "a refused body must not reach the upstream");
     }
 
