@@ -71,6 +71,12 @@ public final class RedisUrl {
         if (uri.getRawQuery() != null || uri.getRawFragment() != null) {
             throw new IllegalArgumentException("must not have a query or fragment");
         }
+        if (":".equals(uri.getRawUserInfo())) {
+            // redis://:@host: an empty password, what the scale compose file makes of an unset
+            // REDIS_PASSWORD. It is no password: the URL goes to Redis and the log without it.
+            int at = v.indexOf(":@");
+            v = v.substring(0, at) + v.substring(at + 2);
+        }
         return new RedisUrl(v, maskText(v), scheme.equalsIgnoreCase("rediss"), uri.getHost(), port, db, null);
     }
 

@@ -548,6 +548,10 @@ class ConfigLoaderTest {
         assertFalse(s.toString().contains("p4ssw0rd-redis"));
         assertTrue(s.summary().contains("redis_url=rediss://***@cache.internal:6380/2"), s.summary());
         assertEquals(6379, load(Map.of("REDIS_URL", "redis://localhost")).redisUrl().port());
+        // An empty password (the scale compose file's unset REDIS_PASSWORD) is none, not "***".
+        RedisUrl empty = load(Map.of("REDIS_URL", "redis://:@127.0.0.1:6379")).redisUrl();
+        assertEquals("redis://127.0.0.1:6379", empty.masked());
+        assertEquals("redis://127.0.0.1:6379", empty.value());
     }
 
     @ParameterizedTest
