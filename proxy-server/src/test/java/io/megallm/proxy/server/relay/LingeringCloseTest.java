@@ -2,6 +2,8 @@ package io.megallm.proxy.server.relay;
 
 import io.megallm.proxy.server.testing.ProxyUnderTest;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -48,22 +50,16 @@ class LingeringCloseTest {
                 + "Content-Length: " + BODY + "\r\n\r\n";
     }
 
-    @Test
-    void aBodyTooLargeIsAnswered413AndTheClientReadsItAfterItsUpload() throws Exception {
-        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MAX_REQUEST_BODY", "1k"))) {
-            String answer = uploadThenRead(p.port(), post(""));
-            assertTrue(answer.startsWith("HTTP/1.1 413"), answer);
-            assertTrue(answer.contains("\"code\":\"request_too_large\""), answer);
-            assertEquals(0, p.upstream.requestCount());
-        }
-    }
-
-    @Test
-    void aBadClientKeyIsAnswered401AndTheClientReadsItAfterItsUpload() throws Exception {
-        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("PROXY_API_KEYS", "ck-good-000000000000000001"))) {
-            String answer = uploadThenRead(p.port(), post("Authorization: Bearer ck-wrong\r\n"));
-            assertTrue(answer.startsWith("HTTP/1.1 401"), answer);
-            assertTrue(answer.contains("\"code\":\"invalid_api_key\""), answer);
+    /** The answer is given on the head: the body too large by its declared length, or a bad client key. */
+    @ParameterizedTest
+    @CsvSource({"MAX_REQUEST_BODY, 1k, '', 413, request_too_large",
+            "PROXY_API_KEYS, ck-good-000000000000000001, 'Authorization: Bearer ck-wrong', 401, invalid_api_key"})
+    void anAnswerOnTheHeadReachesAClientThatUploadsItsWholeBodyFirst(String setting, String value, String header,
+                                                                     int status, String code) throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of(setting, value))) {
+            String answer = uploadThenRead(p.port(), post(header.isEmpty() ? "" : header + "\r\n"));
+            assertTrue(answer.startsWith("HTTP/1.1 " + status), answer);
+            assertTrue(answer.contains("\"code\":\"" + code + "\""), answer);
             assertEquals(0, p.upstream.requestCount());
         }
     }
