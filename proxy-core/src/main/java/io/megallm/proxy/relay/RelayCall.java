@@ -436,29 +436,29 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
      * 400 and above are held: a success is relayed as it comes.
      */
     private void holdFinalAnswer(HttpResponse head) {
-        keys.recordSuccess(key, head.status().code());
-        KeyWaiters waiting = relay.access().waiters();
-        if (waiting != null) {
-            waiting.served();
-        }
         // What an earlier key answered is not what the client gets now, even if this body is cut.
-        releaseAnswers();
+        keyAccepted(head.status().code());
         lastFailure = Failure.NONE;
         answerIsFinal = true;
         pendingAnswer = new BufferedAnswer(head, exchange.alloc());
         phase = Phase.BUFFERING;
     }
 
-    /** {@code upstreamChunked}: the upstream's body comes in chunks (not by length or until its close). */
-    private void commit(HttpResponse head, boolean upstreamChunked) {
-        phase = Phase.STREAMING;
-        keys.recordSuccess(key, head.status().code());
+    /** The key took the request (the answer is the client's, not a reason to move on); earlier answers go. */
+    private void keyAccepted(int status) {
+        keys.recordSuccess(key, status);
         KeyWaiters waiting = relay.access().waiters();
         if (waiting != null) {
-            // The key took a request: the next waiter may try (waiters are woken one per success).
+            // The next waiter may try (waiters are woken one per success).
             waiting.served();
         }
         releaseAnswers();
+    }
+
+    /** {@code upstreamChunked}: the upstream's body comes in chunks (not by length or until its close). */
+    private void commit(HttpResponse head, boolean upstreamChunked) {
+        phase = Phase.STREAMING;
+        keyAccepted(head.status().code());
         HttpHeaders h = head.headers();
         HeaderRewriter.stripResponse(h);
         String type = h.get(HttpHeaderNames.CONTENT_TYPE);
