@@ -31,11 +31,6 @@ public final class UsageScanner implements ByteProcessor {
     /** Deeper than the usage object's own fields is never of interest, only counted. */
     private static final int MAX_TRACKED_DEPTH = 4;
     private static final int KEY_CAPACITY = 32;
-    /**
-     * The depth of the deepest field of ours ({@code cached_tokens} in the details of a usage
-     * object inside {@code response} or {@code message}); below it only structure counts.
-     */
-    private static final int DEEPEST_FIELD = 4;
 
     private static final byte OTHER = 0;
     private static final byte USAGE = 1;
@@ -74,10 +69,21 @@ public final class UsageScanner implements ByteProcessor {
 
     /** Nesting: 0 outside any value; 1 inside a top-level object; arrays count too. */
     private int depth;
-    /** For each tracked depth, whether the container there is an object (keys) or an array. */
-    private final boolean[] isObject = new boolean[MAX_TRACKED_DEPTH + 1];
-    /** For each tracked depth, the key through which its container was entered. */
-    private final byte[] enteredBy = new byte[MAX_TRACKED_DEPTH + 1];
+    // What a container can hold of ours: the top-level object (usage, response, message), a
+    // response/message (usage), a usage object (the counts, the details), its details (cached).
+    private static final byte NONE = 0;
+    private static final byte TOP = 1;
+    private static final byte IN_WRAPPER = 2;
+    private static final byte IN_USAGE = 3;
+    private static final byte IN_DETAILS = 4;
+    /** For each tracked depth, what its container can hold; deeper, nothing (the deepest of ours is 4). */
+    private final byte[] kinds = new byte[MAX_TRACKED_DEPTH + 1];
+    /**
+     * What the container the scanner is in can hold: {@code kinds[depth]}, kept in a field so that
+     * the scan loop's test is one load (a longer test there cost the embeddings answer a third
+     * more time: C2 inlines less of the loop).
+     */
+    private byte container = NONE;
     private boolean inString;
     private boolean escaped;
     /** The current string's first bytes, to recognise a key; longer strings are never keys of ours. */
@@ -212,28 +218,7 @@ public final class UsageScanner implements ByteProcessor {
      * four), and byte by byte they cost ~4 ns each: 96 % of the proxy's CPU on a 32 MiB answer.
      */
     private boolean structureOnly() {
-        return !inNumber && !fieldsHere;
-    }
-
-    /**
-     * Whether the container the scanner is in can hold a name of ours: the top-level object, a
-     * usage object, its details, or a top-level {@code response}/{@code message}. Kept in a field
-     * (set on each open and close) so that the scan loop's test stays one load: a longer test
-     * there cost the embeddings answer a third more time (C2 inlines less of the loop).
-     */
-    private boolean fieldsHere;
-
-    private boolean computeFieldsHere() {
-        if (depth < 1 || depth > DEEPEST_FIELD || !isObject[depth]) {
-            return false;
-        }
-        return switch (depth) {
-            case 1 -> true;
-            case 2 -> enteredBy[2] == USAGE || enteredBy[2] == WRAPPER;
-            case 3 -> (enteredBy[3] == DETAILS && enteredBy[2] == USAGE)
-                    || (enteredBy[3] == USAGE && enteredBy[2] == WRAPPER);
-            default -> enteredBy[4] == DETAILS && enteredBy[3] == USAGE && enteredBy[2] == WRAPPER;
-        };
+        return !inNumber && container == NONE;
     }
 
     private static final long ONES = 0x0101010101010101L;
@@ -404,7 +389,7 @@ public final class UsageScanner implements ByteProcessor {
             }
             case '}', ']' -> close();
             case ':' -> {
-                if (depth > 0 && depth <= MAX_TRACKED_DEPTH && isObject[depth]) {
+                if (container != NONE) {
                     valueOf = lastString;
                 }
                 lastString = OTHER;
@@ -475,33 +460,14 @@ public final class UsageScanner implements ByteProcessor {
      * count in its details. The Responses API's and Anthropic's names map to the same ids.
      */
     private byte name() {
-        switch (depth) {
-            case 1 -> {
-                if (equalsText(USAGE_NAME)) {
-                    return USAGE;
-                }
-                return equalsText(RESPONSE_NAME) || equalsText(MESSAGE_NAME) ? WRAPPER : OTHER;
-            }
-            case 2 -> {
-                if (enteredBy[2] == USAGE) {
-                    return usageField();
-                }
-                return enteredBy[2] == WRAPPER && equalsText(USAGE_NAME) ? USAGE : OTHER;
-            }
-            case 3 -> {
-                if (enteredBy[3] == DETAILS && enteredBy[2] == USAGE) {
-                    return equalsText(CACHED_NAME) ? CACHED : OTHER;
-                }
-                return enteredBy[3] == USAGE && enteredBy[2] == WRAPPER ? usageField() : OTHER;
-            }
-            case 4 -> {
-                return enteredBy[4] == DETAILS && enteredBy[3] == USAGE && enteredBy[2] == WRAPPER
-                        && equalsText(CACHED_NAME) ? CACHED : OTHER;
-            }
-            default -> {
-                return OTHER;
-            }
-        }
+        return switch (container) {
+            case TOP -> equalsText(USAGE_NAME) ? USAGE
+                    : equalsText(RESPONSE_NAME) || equalsText(MESSAGE_NAME) ? WRAPPER : OTHER;
+            case IN_WRAPPER -> equalsText(USAGE_NAME) ? USAGE : OTHER;
+            case IN_USAGE -> usageField();
+            case IN_DETAILS -> equalsText(CACHED_NAME) ? CACHED : OTHER;
+            default -> OTHER;
+        };
     }
 
     /** A field of a usage object. */
@@ -541,25 +507,28 @@ public final class UsageScanner implements ByteProcessor {
             return;
         }
         depth++;
+        // name() gives each of these only in the container where it stands, so the key suffices.
+        byte kind = !object || depth > MAX_TRACKED_DEPTH ? NONE
+                : depth == 1 ? TOP
+                : via == USAGE ? IN_USAGE
+                : via == WRAPPER ? IN_WRAPPER
+                : via == DETAILS ? IN_DETAILS : NONE;
         if (depth <= MAX_TRACKED_DEPTH) {
-            isObject[depth] = object;
-            enteredBy[depth] = via;
-            if (via == USAGE && object) {
-                // name() gives USAGE only where a usage object stands (depth 2, or 3 in a wrapper).
-                prompt = -1;
-                completion = -1;
-                cached = -1;
-            }
+            kinds[depth] = kind;
         }
-        fieldsHere = computeFieldsHere();
+        container = kind;
+        if (kind == IN_USAGE) {
+            prompt = -1;
+            completion = -1;
+            cached = -1;
+        }
     }
 
     private void close() {
         if (depth == 0) {
             return;
         }
-        if ((depth == 2 || depth == 3) && enteredBy[depth] == USAGE && isObject[depth]
-                && (prompt >= 0 || completion >= 0)) {
+        if (container == IN_USAGE && (prompt >= 0 || completion >= 0)) {
             // A later usage object says what it says and leaves the rest: Anthropic's stream sends
             // the input count at its start and only the output count in its last event.
             found = true;
@@ -574,7 +543,7 @@ public final class UsageScanner implements ByteProcessor {
             }
         }
         depth--;
-        fieldsHere = computeFieldsHere();
+        container = depth >= 1 && depth <= MAX_TRACKED_DEPTH ? kinds[depth] : NONE;
         valueOf = -1;
         lastString = OTHER;
     }
