@@ -79,4 +79,42 @@ class LingeringCloseTest {
             assertEquals(1, p.upstream.requestCount());
         }
     }
+
+    /**
+     * What a lingering close costs and how long: a client that is answered 413 and then sends
+     * without end holds its connection (and its MAX_CONNECTIONS place) until the linger's bound
+     * (CLIENT_HEADER_TIMEOUT here, under 10 s), then it is closed and the place comes back.
+     */
+    @Test
+    void aClientThatSendsWithoutEndAfterItsAnswerIsClosedAtTheLingersBound() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MAX_REQUEST_BODY", "1k",
+                "CLIENT_HEADER_TIMEOUT", "1", "MAX_CONNECTIONS", "1"));
+             Socket s = RawHttp.connect(p.port())) {
+            OutputStream out = s.getOutputStream();
+            out.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: proxy\r\nContent-Length: 1000000000\r\n\r\n")
+                    .getBytes(StandardCharsets.ISO_8859_1));
+            InputStream in = s.getInputStream();
+            String head = RawHttp.readHead(in, new java.io.ByteArrayOutputStream());
+            assertTrue(head.startsWith("HTTP/1.1 413"), head);
+            assertTrue(RawHttp.exchange(p.port(), "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").startsWith("HTTP/1.1 503"),
+                    "while it lingers, the connection keeps its place");
+            byte[] piece = new byte[16 * 1024];
+            boolean cut = false;
+            for (int i = 0; i < 1_000_000 && !cut; i++) {
+                try {
+                    out.write(piece);
+                    out.flush();
+                    Thread.onSpinWait();
+                } catch (IOException e) {
+                    cut = true; // the proxy closed the connection under the writes
+                }
+            }
+            assertTrue(cut, "a client that sends without end is closed");
+            String health = "";
+            for (int i = 0; i < 100 && !health.startsWith("HTTP/1.1 200"); i++) {
+                health = RawHttp.exchange(p.port(), "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            }
+            assertTrue(health.startsWith("HTTP/1.1 200"), "its place came back: " + health);
+        }
+    }
 }
