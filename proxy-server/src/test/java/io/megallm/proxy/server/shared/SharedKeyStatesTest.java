@@ -267,10 +267,7 @@ class SharedKeyStatesTest {
              ProxyUnderTest a = instance(keys, redis, upstream, Map.of("KEY_RECHECK", "600"));
              RedisClient client = RedisClient.create(redis.url());
              StatefulRedisConnection<String, String> c = client.connect()) {
-            awaitUp(a);
-            String entry = "megallm:{default}:key:" + sha256(keys.get(0));
-            failKeyZero(a, upstream, keys);
-            await(PROPAGATION_MILLIS, "the failure is in Redis", () -> "failed".equals(c.sync().hget(entry, "kind")));
+            String entry = failKeyZeroIntoRedis(a, upstream, keys, c);
             c.sync().hset(entry, "at", Long.toString(System.currentTimeMillis() + TimeUnit.DAYS.toMillis(1)));
 
             assertEquals(200, a.post("/admin/reset-failed-keys", "").statusCode());
@@ -389,10 +386,7 @@ class SharedKeyStatesTest {
              ProxyUnderTest a = instance(keys, redis, upstream, Map.of("KEY_RECHECK", "600"));
              RedisClient client = RedisClient.create(redis.url());
              StatefulRedisConnection<String, String> c = client.connect()) {
-            awaitUp(a);
-            String entry = "megallm:{default}:key:" + sha256(keys.get(0));
-            failKeyZero(a, upstream, keys);
-            await(PROPAGATION_MILLIS, "the failure is in Redis", () -> "failed".equals(c.sync().hget(entry, "kind")));
+            String entry = failKeyZeroIntoRedis(a, upstream, keys, c);
             // What tells the instance: its usage batches, whose record Redis loses with the rest.
             await(5000, "A's usage is in Redis", () -> c.sync().exists("megallm:{default}:usage:seq") == 1);
             assertEquals("OK", c.sync().flushall());
@@ -498,6 +492,16 @@ class SharedKeyStatesTest {
     }
 
     /** Key 0 answers 401 from now on, and {@code p} learns it: two chats, both served by key 1. */
+    /** A up, key 0 failed through it and its failure in Redis: the entry's name. */
+    private static String failKeyZeroIntoRedis(ProxyUnderTest a, MockUpstream upstream, List<String> keys,
+                                               StatefulRedisConnection<String, String> c) throws Exception {
+        awaitUp(a);
+        String entry = "megallm:{default}:key:" + sha256(keys.get(0));
+        failKeyZero(a, upstream, keys);
+        await(PROPAGATION_MILLIS, "the failure is in Redis", () -> "failed".equals(c.sync().hget(entry, "kind")));
+        return entry;
+    }
+
     private static void failKeyZero(ProxyUnderTest p, MockUpstream upstream, List<String> keys) throws Exception {
         upstream.on(keys.get(0), MockUpstream.json(401, "{}"));
         for (int i = 0; i < 2; i++) {
