@@ -103,14 +103,14 @@ final class RequestHeadParser {
         }
         if (end < 0) {
             if (limit - firstLf > maxHeaderSection + 3) {
-                throw headersTooLarge();
+                throw withRequestLine(headersTooLarge(), in, start, firstLf);
             }
             searched = from - start;
             return null;
         }
         searched = 0;
         if (lineEnd - firstLf > maxHeaderSection) {
-            throw headersTooLarge();
+            throw withRequestLine(headersTooLarge(), in, start, firstLf);
         }
         byte[] bytes = new byte[lineEnd - start];
         in.getBytes(start, bytes);
@@ -120,6 +120,20 @@ final class RequestHeadParser {
 
     /** {@code bytes}: the request line, then header lines, without the empty line that ends them. */
     private static RequestHead parse(byte[] bytes, int requestLineEnd) throws BadRequest {
+        RequestLine line = requestLine(bytes, requestLineEnd);
+        try {
+            HttpVersion version = version(bytes, line.versionStart, line.end);
+            return fields(bytes, requestLineEnd, line.method, line.uri, version);
+        } catch (BadRequest e) {
+            // The request line was read: the refusal's access line can say what was asked.
+            throw e.requestLine(line.method, line.uri);
+        }
+    }
+
+    /** A request line's method and target, and where its version starts and the line ends. */
+    private record RequestLine(HttpMethod method, String uri, int versionStart, int end) { }
+
+    private static RequestLine requestLine(byte[] bytes, int requestLineEnd) throws BadRequest {
         int lineEnd = trimCr(bytes, 0, requestLineEnd);
         int p = 0;
         int methodEnd = tokenEnd(bytes, p, lineEnd);
@@ -141,16 +155,25 @@ final class RequestHeadParser {
         if (p == targetStart || p >= lineEnd) {
             throw BadRequest.malformed();
         }
-        p = skipSpaces(bytes, p, lineEnd);
-        HttpVersion version = version(bytes, p, lineEnd);
+        int versionStart = skipSpaces(bytes, p, lineEnd);
         HttpMethod method = method(bytes, methodEnd);
         String uri = originForm(new String(bytes, targetStart, skipBack(bytes, targetStart, p) - targetStart,
                 StandardCharsets.ISO_8859_1));
+        return new RequestLine(method, uri, versionStart, lineEnd);
+    }
+
+    /**
+     * A refusal of a head too large to read: its request line, when that is one, still tells the
+     * access line what was asked (the line ends at {@code firstLf}, within MAX_REQUEST_LINE).
+     */
+    private static BadRequest withRequestLine(BadRequest e, ByteBuf in, int start, int firstLf) {
+        byte[] line = new byte[firstLf - start];
+        in.getBytes(start, line);
         try {
-            return fields(bytes, requestLineEnd, method, uri, version);
-        } catch (BadRequest e) {
-            // The request line was read: the refusal's access line can say what was asked.
-            throw e.requestLine(method, uri);
+            RequestLine l = requestLine(line, line.length);
+            return e.requestLine(l.method, l.uri);
+        } catch (BadRequest notALine) {
+            return e;
         }
     }
 

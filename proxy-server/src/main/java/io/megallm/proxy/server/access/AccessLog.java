@@ -142,9 +142,10 @@ public final class AccessLog implements ExchangeObserver {
         InboundRequest r = ex.request();
         long durationNanos = EventClock.nanoTime() - r.startNanos();
         long ttfb = ex.timeToHeadNanos();
-        b.append(batch.stamp(System.currentTimeMillis()))
-                .append(RID).append(r.requestId())
-                .append(CLIENT);
+        b.append(batch.stamp(System.currentTimeMillis())).append(RID);
+        // A client's own X-Request-Id is visible ASCII but may hold quotes.
+        bytesToken(b, r.requestId(), 128);
+        b.append(CLIENT);
         address(b, r);
         b.append(XFF);
         bytesToken(b, r.headers().get("x-forwarded-for"), 200);

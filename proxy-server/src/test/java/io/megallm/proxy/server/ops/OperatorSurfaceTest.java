@@ -133,6 +133,18 @@ class OperatorSurfaceTest {
     }
 
     @Test
+    void aClientsRequestIdWithQuotesIsEchoedAsSentAndLoggedAsOneToken() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            String answer = rawAnswer(p, "GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Request-Id: say\"hi\"=1'\\\r\n"
+                    + "Connection: close\r\n\r\n");
+            assertTrue(answer.startsWith("HTTP/1.1 200"), answer);
+            assertEquals("say\"hi\"=1'\\", requestId(answer), "the id goes back as the client sent it");
+            String line = awaitAccessLine(p, "say_hi_=1'\\");
+            assertTrue(line.contains(" method=GET path=/v1/models "), line);
+        }
+    }
+
+    @Test
     void requestsRefusedBeforeTheyWereReadHaveAnAccessLineAndAreCounted() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MAX_REQUEST_BODY", "1000"))) {
             String smuggled = rawAnswer(p, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
@@ -140,8 +152,13 @@ class OperatorSurfaceTest {
             String tooLarge = rawAnswer(p, "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nX-Request-Id: refused-large-1\r\n"
                     + "Content-Length: 5000\r\n\r\n");
             String garbage = rawAnswer(p, "\u0001\u0002 nonsense\r\n\r\n");
+            // A head too large to read, and a version we do not speak: the request line was read whole.
+            String bigHead = rawAnswer(p, "GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: " + "a".repeat(70_000)
+                    + "\r\n\r\n");
+            String http2 = rawAnswer(p, "PUT /v1/files HTTP/2.0\r\nHost: x\r\n\r\n");
             assertTrue(smuggled.startsWith("HTTP/1.1 400") && tooLarge.startsWith("HTTP/1.1 413")
-                    && garbage.startsWith("HTTP/1.1 400"), smuggled + tooLarge + garbage);
+                    && garbage.startsWith("HTTP/1.1 400") && bigHead.startsWith("HTTP/1.1 431")
+                    && http2.startsWith("HTTP/1.1 505"), smuggled + tooLarge + garbage + bigHead + http2);
             assertEquals(0, p.upstream.requestCount(), "nothing refused went upstream");
 
             String smuggledLine = awaitAccessLine(p, requestId(smuggled));
@@ -153,11 +170,19 @@ class OperatorSurfaceTest {
             String garbageLine = awaitAccessLine(p, requestId(garbage));
             assertTrue(garbageLine.contains(" method=- path=- "), garbageLine);
             assertTrue(garbageLine.contains(" status=400 "), garbageLine);
+            String bigHeadLine = awaitAccessLine(p, requestId(bigHead));
+            assertTrue(bigHeadLine.contains(" method=GET path=/v1/models "), bigHeadLine);
+            assertTrue(bigHeadLine.contains(" status=431 "), bigHeadLine);
+            String http2Line = awaitAccessLine(p, requestId(http2));
+            assertTrue(http2Line.contains(" method=PUT path=/v1/files "), http2Line);
+            assertTrue(http2Line.contains(" status=505 "), http2Line);
 
             PrometheusParser m = PrometheusParser.parse(p.get("/metrics").body());
             assertEquals(1, m.value("megallm_requests_total", "route", "refused", "method", "POST", "status", "400"));
             assertEquals(1, m.value("megallm_requests_total", "route", "refused", "method", "POST", "status", "413"));
             assertEquals(1, m.value("megallm_requests_total", "route", "refused", "method", "OTHER", "status", "400"));
+            assertEquals(1, m.value("megallm_requests_total", "route", "refused", "method", "GET", "status", "431"));
+            assertEquals(1, m.value("megallm_requests_total", "route", "refused", "method", "PUT", "status", "505"));
             assertEquals(200, p.get("/health").statusCode(), "the proxy serves on");
         }
     }
