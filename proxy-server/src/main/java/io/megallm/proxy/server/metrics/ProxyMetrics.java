@@ -50,6 +50,11 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
     private final Histogram upstreamHead = new Histogram();
     private final Histogram upstreamDone = new Histogram();
     private final Histogram requestDuration = new Histogram();
+    /** Per mask: requests and failures, kept from going down when one of two keys with a mask is removed. */
+    private final LabelSums<ApiKey> keyCounts = new LabelSums<>(2, ApiKey::masked, (k, row) -> {
+        row[0] += k.requests();
+        row[1] += k.failures();
+    });
     private volatile io.megallm.proxy.server.shared.SharedState shared;
 
     public ProxyMetrics(KeyPool keys, ServerLifecycle lifecycle, UpstreamPools pools) {
@@ -268,24 +273,31 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
         // Keyed by the masked form: two keys that share one (the same first 8 and last 4 characters)
         // are one series, summed, as Prometheus' format wants every series once (a warning at load
         // names such masks).
-        Map<String, long[]> byMask = new LinkedHashMap<>();
+        Map<String, long[]> states = new LinkedHashMap<>();
         int kinds = KeyState.Kind.values().length;
+        long[] pool = new long[kinds];
         for (ApiKey k : keys.keys()) {
-            long[] row = byMask.computeIfAbsent(k.masked(), m -> new long[kinds + 2]);
-            row[k.state().effectiveKind(now).ordinal()]++;
-            row[kinds] += k.requests();
-            row[kinds + 1] += k.failures();
+            int kind = k.state().effectiveKind(now).ordinal();
+            states.computeIfAbsent(k.masked(), m -> new long[kinds])[kind]++;
+            pool[kind]++;
+        }
+        t.family("megallm_keys", "gauge",
+                "Keys in the pool by state, as /health counts them; written for an empty pool too, so that an alert on "
+                        + "available keys fires when none is left.");
+        for (KeyState.Kind s : KeyState.Kind.values()) {
+            t.sample("megallm_keys", pool[s.ordinal()], "state", s.name().toLowerCase());
         }
         t.family("megallm_key_state", "gauge", "1 for the state each key (masked) is in (the count, for keys that share a mask).");
-        byMask.forEach((mask, row) -> {
+        states.forEach((mask, row) -> {
             for (KeyState.Kind s : KeyState.Kind.values()) {
                 t.sample("megallm_key_state", row[s.ordinal()], "key", mask, "state", s.name().toLowerCase());
             }
         });
+        Map<String, long[]> counts = keyCounts.sums(keys.keys());
         t.family("megallm_key_requests_total", "counter", "Upstream attempts per key (masked).");
-        byMask.forEach((mask, row) -> t.sample("megallm_key_requests_total", row[kinds], "key", mask));
+        counts.forEach((mask, row) -> t.sample("megallm_key_requests_total", row[0], "key", mask));
         t.family("megallm_key_failures_total", "counter", "Rejections (401/402/403/429) per key (masked).");
-        byMask.forEach((mask, row) -> t.sample("megallm_key_failures_total", row[kinds + 1], "key", mask));
+        counts.forEach((mask, row) -> t.sample("megallm_key_failures_total", row[1], "key", mask));
         io.megallm.proxy.upstream.BaseUrls u = urls;
         if (u != null) {
             t.family("megallm_upstream_base_url_up", "gauge",

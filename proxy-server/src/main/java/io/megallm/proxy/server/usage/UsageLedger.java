@@ -5,15 +5,14 @@ import io.megallm.proxy.http.JsonText;
 import io.megallm.proxy.key.ApiKey;
 import io.megallm.proxy.server.clients.Client;
 import io.megallm.proxy.server.clients.ClientGate;
-
-import java.time.Instant;
+import io.megallm.proxy.server.metrics.LabelSums;
 import io.megallm.proxy.server.metrics.ScrapeText;
 
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Comparator;
 import java.util.List;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.LongAdder;
@@ -42,6 +41,11 @@ public final class UsageLedger {
     private final LongSupplier epochMillis;
     private final long since;
     private final Map<String, Totals> byModel = new ConcurrentHashMap<>();
+    private final LabelSums<Client> clientTokens = new LabelSums<>(3, Client::label, (c, row) -> {
+        row[0] += c.promptTokens();
+        row[1] += c.completionTokens();
+        row[2] += c.cachedTokens();
+    });
 
     public UsageLedger(LongSupplier epochMillis) {
         this.epochMillis = epochMillis;
@@ -260,14 +264,9 @@ public final class UsageLedger {
         b.append("# HELP megallm_client_tokens_total Tokens per client (name, else masked key) and kind.\n")
                 .append("# TYPE megallm_client_tokens_total counter\n");
         // By label: two clients shown the same (a warning at load says which) are one series,
-        // summed, as Prometheus' format wants every series once.
-        Map<String, long[]> byLabel = new LinkedHashMap<>();
-        for (Client c : clients) {
-            long[] row = byLabel.computeIfAbsent(c.label(), l -> new long[3]);
-            row[0] += c.promptTokens();
-            row[1] += c.completionTokens();
-            row[2] += c.cachedTokens();
-        }
+        // summed, as Prometheus' format wants every series once; one of them removed or renamed
+        // leaves its tokens behind, so that the sum does not go down.
+        Map<String, long[]> byLabel = clientTokens.sums(clients);
         byLabel.forEach((label, row) -> {
             sample(b, "megallm_client_tokens_total", "client", label, "kind", "prompt", row[0]);
             sample(b, "megallm_client_tokens_total", "client", label, "kind", "completion", row[1]);

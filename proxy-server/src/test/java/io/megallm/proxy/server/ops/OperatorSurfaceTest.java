@@ -84,6 +84,60 @@ class OperatorSurfaceTest {
     }
 
     @Test
+    void countersOfKeysAndClientsThatShareALabelDoNotGoDownWhenOneLeaves() throws Exception {
+        // Prometheus reads any drop of a counter as a restart: increase() would count the rest again.
+        String one = "sk-mega-twin-0000000000000000000aaaa1";
+        String two = "sk-mega-twin-1111111111111111111aaaa1";
+        Path clients = Files.createTempDirectory("twin-clients").resolve("clients.txt");
+        Files.writeString(clients, "ck-twin-one-000001 name=team\nck-twin-two-000002 name=team\n");
+        try (ProxyUnderTest p = ProxyUnderTest.start(List.of(one, two), Map.of("PROXY_API_KEYS", "@" + clients))) {
+            p.upstream.otherwise(MockUpstream.json(200,
+                    "{\"id\":\"c\",\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}"));
+            for (int i = 0; i < 4; i++) {
+                assertEquals(200, chatAs(p, "ck-twin-one-000001").statusCode());
+                assertEquals(200, chatAs(p, "ck-twin-two-000002").statusCode());
+            }
+            String mask = ApiKey.mask(one);
+            assertEquals(mask, ApiKey.mask(two));
+            PrometheusParser before = PrometheusParser.parse(p.get("/metrics").body());
+            assertEquals(8, before.value("megallm_key_requests_total", "key", mask));
+            assertEquals(40, before.value("megallm_client_tokens_total", "client", "team", "kind", "prompt"));
+            assertEquals(2, before.value("megallm_keys", "state", "available"));
+
+            Files.writeString(p.workDir.resolve("data/keys.txt"), one + "\n");
+            assertTrue(p.server.watcher().awaitReloads(1, 10, TimeUnit.SECONDS), "the key file edit was not picked up");
+            Files.writeString(clients, "ck-twin-one-000001 name=team\n");
+            // Asked with a body the proxy refuses itself (400 while the client is known): nothing goes upstream.
+            for (int i = 0; i < 400 && chatAs(p, "ck-twin-two-000002", "{").statusCode() != 401; i++) {
+                Thread.sleep(25);
+            }
+            assertEquals(401, chatAs(p, "ck-twin-two-000002", "{").statusCode(), "the client file edit was not picked up");
+
+            PrometheusParser after = PrometheusParser.parse(p.get("/metrics").body());
+            assertEquals(8, after.value("megallm_key_requests_total", "key", mask), "the removed key's attempts stay counted");
+            assertEquals(40, after.value("megallm_client_tokens_total", "client", "team", "kind", "prompt"),
+                    "the removed client's tokens stay counted");
+            assertEquals(1, after.value("megallm_keys", "state", "available"));
+            assertEquals(0, after.value("megallm_keys", "state", "failed"));
+
+            assertEquals(200, chatAs(p, "ck-twin-one-000001").statusCode());
+            PrometheusParser later = PrometheusParser.parse(p.get("/metrics").body());
+            assertEquals(9, later.value("megallm_key_requests_total", "key", mask));
+            assertEquals(45, later.value("megallm_client_tokens_total", "client", "team", "kind", "prompt"));
+        }
+    }
+
+    private static HttpResponse<String> chatAs(ProxyUnderTest p, String clientKey) throws Exception {
+        return chatAs(p, clientKey, "{\"model\":\"m\",\"messages\":[]}");
+    }
+
+    private static HttpResponse<String> chatAs(ProxyUnderTest p, String clientKey, String body) throws Exception {
+        return p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
+                .header("Authorization", "Bearer " + clientKey).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body)));
+    }
+
+    @Test
     void accessLogHasOneLinePerRequestWithItsFields() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of())) {
             p.upstream.on(p.keys.get(0), MockUpstream.json(429, "{}", Map.of("Retry-After", "30")));
