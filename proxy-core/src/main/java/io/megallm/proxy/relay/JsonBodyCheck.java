@@ -38,11 +38,11 @@ public final class JsonBodyCheck {
      * 64-bit hash of the top-level {@code prompt_cache_key} (else {@code user}) string, 0 when
      * the body has neither: it is all key selection needs, and the value itself is never kept.
      */
-    public record Result(String error, String model, boolean stream, long affinity) {
-        static final Result NOT_JSON = new Result(null, null, false, 0L);
+    public record Result(String error, String model, boolean stream, long affinity, boolean usageAsked) {
+        static final Result NOT_JSON = new Result(null, null, false, 0L, false);
 
         Result(String error, String model, boolean stream) {
-            this(error, model, stream, 0L);
+            this(error, model, stream, 0L, false);
         }
     }
 
@@ -79,6 +79,7 @@ public final class JsonBodyCheck {
         boolean stream = false;
         long cacheKey = 0;
         long user = 0;
+        boolean usageAsked = false;
         try (JsonParser p = parser(body)) {
             JsonToken root = p.nextToken();
             if (root == null) {
@@ -98,6 +99,8 @@ public final class JsonBodyCheck {
                         // a 429 to a client already at its limit. The last one wins, as in parsers.
                         stream = t != JsonToken.VALUE_FALSE && t != JsonToken.VALUE_NULL;
                         p.skipChildren();
+                    } else if ("stream_options".equals(field) && t == JsonToken.START_OBJECT) {
+                        usageAsked = includeUsage(p);
                     } else if ("prompt_cache_key".equals(field) && t == JsonToken.VALUE_STRING) {
                         cacheKey = hashText(p);
                     } else if ("user".equals(field) && t == JsonToken.VALUE_STRING) {
@@ -115,7 +118,21 @@ public final class JsonBodyCheck {
         } catch (IOException e) {
             return new Result("The request body is not valid JSON: " + describe(e), null, false);
         }
-        return new Result(null, model, stream, cacheKey != 0 ? cacheKey : user);
+        return new Result(null, model, stream, cacheKey != 0 ? cacheKey : user, usageAsked);
+    }
+
+    /** Reads a {@code stream_options} object to its end: true when its {@code include_usage} is {@code true}. */
+    private static boolean includeUsage(JsonParser p) throws IOException {
+        boolean asked = false;
+        while (p.nextToken() != JsonToken.END_OBJECT) {
+            String field = p.currentName();
+            JsonToken t = p.nextToken();
+            if ("include_usage".equals(field)) {
+                asked = t == JsonToken.VALUE_TRUE;
+            }
+            p.skipChildren();
+        }
+        return asked;
     }
 
     /**

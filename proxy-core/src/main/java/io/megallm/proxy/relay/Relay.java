@@ -95,10 +95,23 @@ public final class Relay {
         // the upstream may take it: for a client's max_streams it counts as one, or a text/plain
         // label would open streams past the limit.
         boolean stream = body == JsonBodyCheck.Result.NOT_JSON ? request.body().isReadable() : body.stream();
-        if (!gate.admit(exchange, exchange.model(), stream)) {
+        boolean uncountedStream = false;
+        if (stream && reportsUsageOnRequest(rest)) {
+            // Read as JSON whatever its label: the upstream may read a text/plain body as JSON too.
+            JsonBodyCheck.Result asked = body == JsonBodyCheck.Result.NOT_JSON ? JsonBodyCheck.check(request.body()) : body;
+            uncountedStream = asked.error() == null && asked.stream() && !asked.usageAsked();
+        }
+        if (!gate.admit(exchange, exchange.model(), stream, uncountedStream)) {
             return;
         }
         new RelayCall(this, exchange, rest, body.affinity()).start();
+    }
+
+    /** The paths whose streams carry their usage only when the request asks for it ({@code stream_options}). */
+    private static boolean reportsUsageOnRequest(String rest) {
+        int q = rest.indexOf('?');
+        String path = q < 0 ? rest : rest.substring(0, q);
+        return path.equals("/chat/completions") || path.equals("/completions");
     }
 
     /** The silence timeouts of one event loop, made on first use there. */

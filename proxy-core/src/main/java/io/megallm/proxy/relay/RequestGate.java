@@ -11,8 +11,12 @@ import io.megallm.proxy.http.Exchange;
 public interface RequestGate {
 
     /** Lets every request through. */
-    RequestGate OPEN = (exchange, model, stream) -> true;
+    RequestGate OPEN = (exchange, model, stream, uncountedStream) -> true;
 
-    /** True to go on; false when the gate has answered the exchange itself. */
-    boolean admit(Exchange exchange, String model, boolean stream);
+    /**
+     * True to go on; false when the gate has answered the exchange itself. {@code uncountedStream}:
+     * a Chat Completions or Completions stream that did not ask for its usage
+     * ({@code stream_options.include_usage}), so its tokens will not be known.
+     */
+    boolean admit(Exchange exchange, String model, boolean stream, boolean uncountedStream);
 }

@@ -114,11 +114,23 @@ public final class Client {
      * of {@code max_streams}, until {@link #ended}; a refused one holds nothing.
      */
     public Refusal admitBody(long nowSecond, String model, boolean stream) {
+        return admitBody(nowSecond, model, stream, false);
+    }
+
+    /**
+     * As above; {@code uncountedStream}: a stream whose tokens the upstream will not report (it did
+     * not ask for them), refused to a client with token limits, which it would otherwise escape.
+     */
+    public Refusal admitBody(long nowSecond, String model, boolean stream, boolean uncountedStream) {
         ClientSpec spec = this.spec;
         if (spec.models() != null && (model == null || !spec.models().contains(model))) {
             return new Refusal(403, "model_not_allowed", model == null
                     ? "This client key must name one of its allowed models."
                     : "This client key may not use the model " + printable(model) + ".", -1);
+        }
+        if (uncountedStream && (spec.tpm() > 0 || spec.dailyTokens() > 0)) {
+            return new Refusal(400, "include_usage_required", "This client key has token limits: a streamed request"
+                    + " must ask for its usage with \"stream_options\": {\"include_usage\": true}.", -1);
         }
         Refusal tokens = takeInFlight(spec, nowSecond);
         if (tokens != null) {

@@ -35,11 +35,11 @@ public final class ClientGate implements RequestGate {
     }
 
     @Override
-    public boolean admit(Exchange exchange, String model, boolean stream) {
+    public boolean admit(Exchange exchange, String model, boolean stream, boolean uncountedStream) {
         if (!(exchange.attachment() instanceof Client client)) {
             return true;
         }
-        boolean ok = refuse(exchange, client.admitBody(epochSeconds.getAsLong(), model, stream));
+        boolean ok = refuse(exchange, client.admitBody(epochSeconds.getAsLong(), model, stream, uncountedStream));
         if (ok) {
             exchange.attach(new Hold(client, stream));
         }
@@ -71,7 +71,11 @@ public final class ClientGate implements RequestGate {
             return true;
         }
         FullHttpResponse response = ErrorResponses.error(exchange.alloc(), HttpResponseStatus.valueOf(r.status()),
-                r.status() == 403 ? ErrorResponses.PERMISSION : "rate_limit_exceeded", r.code(), r.message());
+                switch (r.status()) {
+                    case 400 -> ErrorResponses.INVALID_REQUEST;
+                    case 403 -> ErrorResponses.PERMISSION;
+                    default -> "rate_limit_exceeded";
+                }, r.code(), r.message());
         if (r.retryAfterSeconds() > 0) {
             ErrorResponses.retryAfter(response, r.retryAfterSeconds());
         }

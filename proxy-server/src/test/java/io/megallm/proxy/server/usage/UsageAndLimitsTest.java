@@ -432,6 +432,43 @@ class UsageAndLimitsTest {
     }
 
     @Test
+    void aTokenLimitedClientsStreamMustAskForItsUsage() throws Exception {
+        // A Chat Completions stream carries its usage only when asked (stream_options.include_usage,
+        // which the proxy never adds): unasked, its tokens never count, and a client with tpm or
+        // daily_tokens streamed past its limits. LangChain asks only when talking to OpenAI itself.
+        Path file = Files.createTempDirectory("clients").resolve("clients.txt");
+        Files.writeString(file, "ck-lim-000000000000000001 name=limited daily_tokens=1000\n"
+                + "ck-free-00000000000000002 name=free\n");
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("PROXY_API_KEYS", "@" + file))) {
+            p.upstream.otherwise(sse(STREAM));
+            String limited = "ck-lim-000000000000000001";
+            java.net.http.HttpResponse<String> unasked = chat(p, limited, "{\"model\":\"m\",\"stream\":true}");
+            assertEquals(400, unasked.statusCode(), unasked.body());
+            assertTrue(unasked.body().contains("\"code\":\"include_usage_required\"")
+                    && unasked.body().contains("\"type\":\"invalid_request_error\""), unasked.body());
+            java.net.http.HttpResponse<String> falseAsked = chat(p, limited,
+                    "{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":false}}");
+            assertEquals(400, falseAsked.statusCode(), falseAsked.body());
+            java.net.http.HttpResponse<String> labelledText = p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
+                    .header("Content-Type", "text/plain").header("Authorization", "Bearer " + limited)
+                    .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"m\",\"stream\":true}")));
+            assertEquals(400, labelledText.statusCode(), "a JSON body labelled text/plain: " + labelledText.body());
+            assertEquals(0, p.upstream.requestCount(), "nothing refused went upstream");
+
+            java.net.http.HttpResponse<String> asked = p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
+                    .header("Content-Type", "application/json").header("Authorization", "Bearer " + limited)
+                    .header("X-Request-Id", "asked-usage")
+                    .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"m\",\"stream\":true,"
+                            + "\"stream_options\":{\"other\":[1,{}],\"include_usage\":true}}")));
+            assertEquals(200, asked.statusCode(), asked.body());
+            assertTrue(accessLine(p, "asked-usage").endsWith(" tokens=21/9"), accessLine(p, "asked-usage"));
+            assertEquals(200, chat(p, limited, "{\"model\":\"m\"}").statusCode(), "a plain request needs nothing");
+            assertEquals(200, chat(p, "ck-free-00000000000000002", "{\"model\":\"m\",\"stream\":true}").statusCode(),
+                    "a client without token limits streams as it likes");
+        }
+    }
+
+    @Test
     void keysAndClientsShownTheSameAreOneSeriesOnMetrics() throws Exception {
         // Prometheus' text format wants each series once: two clients with one name and two keys
         // with one mask were two identical series, which a scraper refuses or reads wrong.
