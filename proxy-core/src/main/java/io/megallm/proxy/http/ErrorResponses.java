@@ -52,8 +52,13 @@ public final class ErrorResponses {
     public static void retryAfter(FullHttpResponse response, long seconds) {
         response.headers().set(HttpHeaderNames.RETRY_AFTER, seconds);
         if (seconds > LONGEST_RETRY_WAIT_SECONDS) {
-            response.headers().set(X_SHOULD_RETRY, "false");
+            noRetry(response);
         }
+    }
+
+    /** Tells the OpenAI SDKs not to retry an answer of ours ({@code x-should-retry: false}, which they obey). */
+    public static void noRetry(FullHttpResponse response) {
+        response.headers().set(X_SHOULD_RETRY, "false");
     }
 
     public static FullHttpResponse json(ByteBufAllocator alloc, HttpResponseStatus status, String body) {

@@ -889,13 +889,17 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             done();
             return;
         }
-        if (lastFailure == Failure.TIMEOUT) {
-            respondError(HttpResponseStatus.GATEWAY_TIMEOUT, ErrorResponses.SERVER, "upstream_timeout",
-                    "The upstream did not answer in time.");
-        } else {
-            respondError(HttpResponseStatus.BAD_GATEWAY, ErrorResponses.SERVER, "upstream_unreachable",
-                    "The upstream could not be reached.");
-        }
+        // Our own 502/504 comes after our own retries (or the retry budget said no): an SDK that
+        // retried it too would send every failing request three times again, and a 504's up to
+        // twice more to an upstream that may have billed it (§7: once more at most, in all).
+        FullHttpResponse response = lastFailure == Failure.TIMEOUT
+                ? ErrorResponses.error(exchange.alloc(), HttpResponseStatus.GATEWAY_TIMEOUT, ErrorResponses.SERVER,
+                        "upstream_timeout", "The upstream did not answer in time.")
+                : ErrorResponses.error(exchange.alloc(), HttpResponseStatus.BAD_GATEWAY, ErrorResponses.SERVER,
+                        "upstream_unreachable", "The upstream could not be reached.");
+        ErrorResponses.noRetry(response);
+        exchange.respond(response);
+        done();
     }
 
     private void noKeyAvailable() {
@@ -905,6 +909,9 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
                 "No upstream key is available right now.");
         if (retryAfter >= 0) {
             ErrorResponses.retryAfter(response, retryAfter);
+        } else {
+            // Every key has failed: none comes back by itself within an SDK's retries (seconds).
+            ErrorResponses.noRetry(response);
         }
         exchange.respond(response);
         done();

@@ -180,6 +180,8 @@ class FailoverTest {
             assertEquals(502, r.statusCode());
             assertTrue(r.body().contains("\"code\":\"upstream_unreachable\""), r.body());
             assertTrue(r.body().startsWith("{\"error\":{\"message\":"), r.body());
+            assertEquals("false", r.headers().firstValue("x-should-retry").orElse(null),
+                    "the proxy has retried already: an SDK's retries would only multiply the sends");
             for (ApiKey k : p.server.keys().keys()) {
                 assertEquals(KeyState.Kind.AVAILABLE, k.state().kind(), "a connect failure must not blame a key");
             }
@@ -232,6 +234,8 @@ class FailoverTest {
             assertTrue(r.body().contains("\"code\":\"upstream_timeout\""), r.body());
             // The request was sent whole and may have been billed: once more at most, in all (§7).
             assertEquals(2, p.upstream.requestCount());
+            assertEquals("false", r.headers().firstValue("x-should-retry").orElse(null),
+                    "an SDK's two retries would send it, maybe billed, twice more");
         }
     }
 
@@ -296,6 +300,20 @@ class FailoverTest {
             assertEquals("{\"error\":{\"message\":\"rate\"}}", r.body());
             assertEquals(3, p.upstream.requestCount());
             assertEquals(3, keysSeen(p).stream().distinct().count());
+        }
+    }
+
+    @Test
+    void whenEveryKeyHasFailedThe503HasNoRetryAfterAndTellsClientLibrariesNotToRetry() throws Exception {
+        // Python audit: with no Retry-After the SDKs retried twice within seconds, for nothing.
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("KEY_WAIT", "0"))) {
+            p.upstream.otherwise(MockUpstream.json(401, "{\"error\":{\"message\":\"bad key\"}}"));
+            assertEquals(401, p.chat().statusCode());
+            HttpResponse<String> r = p.chat();
+            assertEquals(503, r.statusCode(), r.body());
+            assertTrue(r.body().contains("\"code\":\"no_available_keys\""), r.body());
+            assertTrue(r.headers().firstValue("retry-after").isEmpty(), "no key comes back by itself");
+            assertEquals("false", r.headers().firstValue("x-should-retry").orElse(null));
         }
     }
 
