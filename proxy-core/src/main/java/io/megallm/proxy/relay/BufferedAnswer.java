@@ -17,7 +17,8 @@ import io.netty.handler.codec.http.HttpVersion;
  * An upstream answer that made the request move on (401/402/403/429/5xx), or an error answer that
  * ends it (any other status of 400 and above). It is kept, body included, because when there is
  * nowhere left to move, the client gets it as it was with the keys masked (or, when the body was
- * too big to keep, its status in the proxy's error shape).
+ * too big to keep or compressed in a way the proxy cannot read, its status in the proxy's error
+ * shape). A gzip or deflate body is passed on decompressed, masked like any other.
  */
 final class BufferedAnswer {
 
@@ -67,6 +68,28 @@ final class BufferedAnswer {
      * ownership moves into it.
      */
     FullHttpResponse toResponse(ApiKey[] usedKeys, int usedCount) {
+        if (body != null) {
+            ContentDecoding.Result decoded = ContentDecoding.decode(
+                    head.headers().get(HttpHeaderNames.CONTENT_ENCODING), body, MAX_BODY, alloc);
+            switch (decoded.outcome()) {
+                case DECODED -> {
+                    body.release();
+                    body = decoded.body();
+                    head.headers().remove(HttpHeaderNames.CONTENT_ENCODING);
+                }
+                case TOO_LARGE -> {
+                    release();
+                    return toErrorResponse("upstream_answer_too_large", "The upstream answered " + status()
+                            + " with a body too large to pass on (over 1 MiB once decompressed).");
+                }
+                case UNREADABLE -> {
+                    release();
+                    return toErrorResponse("upstream_answer_unreadable", "The upstream answered " + status()
+                            + " with a compressed body the proxy cannot read to mask keys in it.");
+                }
+                case PLAIN -> { }
+            }
+        }
         boolean bodyRead = body != null;
         ByteBuf content = SecretScrubber.scrub(bodyRead ? body : Unpooled.EMPTY_BUFFER, usedKeys, usedCount, alloc);
         body = null;
@@ -99,6 +122,11 @@ final class BufferedAnswer {
      * off. The upstream's reason phrase and other headers are not kept: they were not checked.
      */
     FullHttpResponse toErrorResponse() {
+        return toErrorResponse("upstream_answer_too_large", "The upstream answered " + status()
+                + " with a body too large to pass on (over 1 MiB).");
+    }
+
+    private FullHttpResponse toErrorResponse(String errorCode, String message) {
         int code = status();
         String type = switch (code) {
             case 401, 402 -> ErrorResponses.AUTHENTICATION;
@@ -107,8 +135,7 @@ final class BufferedAnswer {
             default -> ErrorResponses.SERVER;
         };
         FullHttpResponse response = ErrorResponses.error(alloc, HttpResponseStatus.valueOf(code), type,
-                "upstream_answer_too_large", "The upstream answered " + code
-                        + " with a body too large to pass on (over 1 MiB).");
+                errorCode, message);
         String retryAfter = head.headers().get(HttpHeaderNames.RETRY_AFTER);
         if (RetryAfter.seconds(retryAfter, System.currentTimeMillis()) >= 0) {
             response.headers().set(HttpHeaderNames.RETRY_AFTER, retryAfter.trim());

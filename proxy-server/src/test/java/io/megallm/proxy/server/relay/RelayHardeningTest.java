@@ -284,6 +284,77 @@ class RelayHardeningTest {
     }
 
     /**
+     * Python audit (2026-12-07): an upstream that compresses although asked for identity hid the
+     * key from the mask inside a gzip 401, and the client got it in full. A gzip or deflate body is
+     * now decompressed (at most 1 MiB) and masked; one that cannot be read goes out as its status
+     * in the error shape.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"gzip", "x-gzip", "deflate", "raw-deflate"})
+    void aPoolKeyInACompressedErrorAnswerIsMaskedToo(String coding) throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MAX_KEY_RETRIES", "0"))) {
+            String key = p.keys.get(0);
+            String body = "{\"error\":{\"message\":\"Incorrect API key provided: " + key + "\"}}";
+            p.upstream.otherwise(encoded(401, coding.equals("raw-deflate") ? "deflate" : coding,
+                    compress(coding, body.getBytes(StandardCharsets.UTF_8))));
+            HttpResponse<String> r = p.chat();
+            assertEquals(401, r.statusCode());
+            assertEquals("{\"error\":{\"message\":\"Incorrect API key provided: " + ApiKey.mask(key) + "\"}}", r.body());
+            assertTrue(r.headers().firstValue("content-encoding").isEmpty(), "passed on decompressed");
+            assertEquals(Integer.toString(r.body().getBytes(StandardCharsets.UTF_8).length),
+                    r.headers().firstValue("content-length").orElse(null));
+        }
+    }
+
+    @Test
+    void aCompressedErrorAnswerThatCannotBeCheckedGoesOutAsItsStatusInTheErrorShape() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MAX_KEY_RETRIES", "0"))) {
+            String key = p.keys.get(0);
+            byte[] plain = ("{\"error\":{\"message\":\"" + key + "\"}}").getBytes(StandardCharsets.UTF_8);
+            byte[] gzip = compress("gzip", plain);
+            Map<String, byte[]> cases = new java.util.LinkedHashMap<>();
+            cases.put("br", plain);
+            cases.put("gzip, br", gzip);
+            cases.put("gzip", java.util.Arrays.copyOf(gzip, gzip.length - 9));
+            for (Map.Entry<String, byte[]> c : cases.entrySet()) {
+                p.upstream.otherwise(encoded(400, c.getKey(), c.getValue()));
+                HttpResponse<String> r = p.chat();
+                assertEquals(400, r.statusCode(), c.getKey());
+                assertTrue(r.body().contains("\"code\":\"upstream_answer_unreadable\""), c.getKey() + ": " + r.body());
+                assertFalse(r.body().contains(key), r.body());
+                assertTrue(r.headers().firstValue("content-encoding").isEmpty(), c.getKey());
+            }
+            // 5 MiB of one byte, a few KB compressed: given up at 1 MiB, never inflated whole.
+            p.upstream.otherwise(encoded(401, "gzip", compress("gzip", new byte[5 << 20])));
+            HttpResponse<String> bomb = p.chat();
+            assertEquals(401, bomb.statusCode());
+            assertTrue(bomb.body().contains("\"code\":\"upstream_answer_too_large\""), bomb.body());
+        }
+    }
+
+    private static MockUpstream.Behavior encoded(int status, String coding, byte[] body) {
+        return (ctx, req) -> {
+            FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1,
+                    HttpResponseStatus.valueOf(status), Unpooled.wrappedBuffer(body));
+            response.headers().set("Content-Type", "application/json").set("Content-Encoding", coding);
+            HttpUtil.setContentLength(response, body.length);
+            ctx.writeAndFlush(response);
+        };
+    }
+
+    private static byte[] compress(String coding, byte[] plain) throws java.io.IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        try (java.io.OutputStream z = switch (coding) {
+            case "gzip", "x-gzip" -> new java.util.zip.GZIPOutputStream(out);
+            case "deflate" -> new java.util.zip.DeflaterOutputStream(out);
+            default -> new java.util.zip.DeflaterOutputStream(out, new java.util.zip.Deflater(6, true));
+        }) {
+            z.write(plain);
+        }
+        return out.toByteArray();
+    }
+
+    /**
      * No local route takes a body: a head that announces one is answered at once, before a byte
      * of it is kept (else anyone could make the proxy hold MAX_REQUEST_BODY a connection on
      * /health or a 404), and the connection closes since the body is left unread.
