@@ -293,13 +293,17 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
                     "All upstream connections are busy; try again shortly.");
             return;
         }
+        RelayEvents.Outcome outcome = cause instanceof ConnectTimeoutException
+                ? RelayEvents.Outcome.TIMEOUT : RelayEvents.Outcome.CONNECT_ERROR;
         if (nextBaseUrl()) {
             // Not the key's doing and not a key switch: the same key, through the next base URL.
+            // Counted all the same: a dead first URL must show in the attempts, not only in a gauge.
+            events.attempt(outcome);
             attempt();
             return;
         }
-        lastFailure = cause instanceof ConnectTimeoutException ? Failure.TIMEOUT : Failure.UNREACHABLE;
-        events.attempt(lastFailure == Failure.TIMEOUT ? RelayEvents.Outcome.TIMEOUT : RelayEvents.Outcome.CONNECT_ERROR);
+        lastFailure = outcome == RelayEvents.Outcome.TIMEOUT ? Failure.TIMEOUT : Failure.UNREACHABLE;
+        events.attempt(outcome);
         if (EventClock.nanoTime() - exchange.request().startNanos() >= timeoutNanos) {
             // MEGALLM_TIMEOUT has passed and the upstream still cannot be reached. Every retry and
             // every other key goes the same dead way: against a host that drops connections, §7's
@@ -326,10 +330,10 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
      */
     private boolean nextBaseUrl() {
         BaseUrls urls = relay.baseUrls();
+        urls.failed(baseUrl);
         if (urls.size() < 2) {
             return false;
         }
-        urls.failed(baseUrl);
         if (baseUrl < 64) {
             baseUrlsFailed |= 1L << baseUrl;
         }

@@ -1,7 +1,11 @@
 package io.megallm.proxy.upstream;
 
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.function.LongSupplier;
 
@@ -11,8 +15,14 @@ import java.util.function.LongSupplier;
  * no response head within MEGALLM_TIMEOUT is passed over for a short pause that doubles with each
  * failure in a row (1 s up to 60 s), then tried again.
  * One pool set per URL, all under one connection cap. Lock-free: a URL's state is two longs.
+ * With one URL nothing is passed over (there is nowhere else to go), but its state is kept all
+ * the same for /metrics and the log.
  */
 public final class BaseUrls {
+
+    private static final Logger log = LoggerFactory.getLogger(BaseUrls.class);
+    /** At most one warning a URL this often: a flapping upstream must not flood app.log. */
+    static final long WARN_EVERY_NANOS = TimeUnit.SECONDS.toNanos(10);
 
     static final long FIRST_PAUSE_NANOS = TimeUnit.SECONDS.toNanos(1);
     static final long MAX_PAUSE_NANOS = TimeUnit.SECONDS.toNanos(60);
@@ -23,6 +33,9 @@ public final class BaseUrls {
     private final AtomicLongArray pausedUntil;
     /** Per URL: connection failures in a row. */
     private final AtomicLongArray failures;
+    /** Per URL: when its last warning was logged (nanoTime), and whether the current outage has one. */
+    private final AtomicLongArray lastWarning;
+    private final AtomicIntegerArray warned;
 
     public BaseUrls(List<UpstreamPools> pools, LongSupplier nanoClock) {
         if (pools.isEmpty()) {
@@ -32,6 +45,8 @@ public final class BaseUrls {
         this.nanoClock = nanoClock;
         this.pausedUntil = new AtomicLongArray(pools.size());
         this.failures = new AtomicLongArray(pools.size());
+        this.lastWarning = new AtomicLongArray(pools.size());
+        this.warned = new AtomicIntegerArray(pools.size());
     }
 
     public static BaseUrls of(UpstreamPools single) {
@@ -75,14 +90,27 @@ public final class BaseUrls {
     public void failed(int i) {
         long n = failures.incrementAndGet(i);
         long pause = FIRST_PAUSE_NANOS << Math.min(n - 1, 6);
-        pausedUntil.set(i, nanoClock.getAsLong() + Math.min(pause, MAX_PAUSE_NANOS));
+        long now = nanoClock.getAsLong();
+        pausedUntil.set(i, now + Math.min(pause, MAX_PAUSE_NANOS));
+        long last = lastWarning.get(i);
+        if (n == 1 && (last == 0 || now - last >= WARN_EVERY_NANOS) && lastWarning.compareAndSet(i, last, now)) {
+            warned.set(i, 1);
+            log.warn("upstream {} could not be reached or gave no answer head within MEGALLM_TIMEOUT; {}",
+                    pools.get(i).target(), pools.size() > 1
+                            ? "requests go to the next base URL, and it is tried again after 1 s, doubling while it fails"
+                            : "requests are retried as MEGALLM_MAX_RETRIES allows");
+        }
     }
 
     /** URL {@code i} answered: its pause and failure count are over. */
     public void succeeded(int i) {
-        if (failures.get(i) != 0 || pausedUntil.get(i) != 0) {
+        long n = failures.get(i);
+        if (n != 0 || pausedUntil.get(i) != 0) {
             failures.set(i, 0);
             pausedUntil.set(i, 0);
+            if (warned.compareAndSet(i, 1, 0)) {
+                log.info("upstream {} answers again", pools.get(i).target());
+            }
         }
     }
 

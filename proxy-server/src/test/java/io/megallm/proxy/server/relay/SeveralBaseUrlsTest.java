@@ -9,6 +9,7 @@ import org.junit.jupiter.api.Test;
 
 import java.net.ServerSocket;
 import java.net.http.HttpResponse;
+import java.util.List;
 import java.util.Map;
 
 import static io.megallm.proxy.server.testing.KeyAsserts.assertKey;
@@ -43,8 +44,12 @@ class SeveralBaseUrlsTest {
                 String health = p.get("/health").body();
                 assertTrue(health.contains("\"upstreams\":[{\"url\":\"http://127.0.0.1:" + dead + "/v1\",\"state\":\"paused\"},"
                         + "{\"url\":\"" + second.baseUrl() + "\",\"state\":\"available\"}]"), health);
-                assertTrue(p.get("/metrics").body().contains(
-                        "megallm_upstream_base_url_up{url=\"http://127.0.0.1:" + dead + "/v1\"} 0"));
+                String metrics = p.get("/metrics").body();
+                assertTrue(metrics.contains("megallm_upstream_base_url_up{url=\"http://127.0.0.1:" + dead + "/v1\"} 0"));
+                // Observability audit: the failed connection was in no count and no log line.
+                assertTrue(metrics.contains("megallm_upstream_attempts_total{outcome=\"connect_error\"} 1\n"), metrics);
+                assertTrue(p.logLines().stream().anyMatch(l -> l.startsWith("WARN ")
+                        && l.contains("upstream http://127.0.0.1:" + dead + "/v1 could not be reached")), p.logLines().toString());
                 // While the first is paused, requests go to the second at once.
                 assertEquals(200, p.chat().statusCode());
                 assertEquals(2, second.requestCount());
@@ -92,6 +97,30 @@ class SeveralBaseUrlsTest {
                     assertFalse(q.get("/health").body().contains("paused"));
                 }
             }
+        }
+    }
+
+    /**
+     * Observability audit: with one base URL that failed, the gauge said 1 and app.log said
+     * nothing; only access.log knew. Its state is kept (nowhere else to go, so nothing is passed
+     * over), logged once when it fails and once when it answers again.
+     */
+    @Test
+    void oneBaseUrlThatFailsShowsInTheGaugeAndTheLogAndComesBack() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MEGALLM_TIMEOUT", "0.3"))) {
+            String url = p.upstream.baseUrl();
+            p.upstream.otherwise(MockUpstream.stall());
+            assertEquals(504, p.chat().statusCode());
+            assertTrue(p.get("/metrics").body().contains("megallm_upstream_base_url_up{url=\"" + url + "\"} 0"));
+            assertFalse(p.get("/health").body().contains("upstreams"), "one URL: no list in /health");
+            p.upstream.otherwise(MockUpstream.json(200, OK));
+            assertEquals(200, p.chat().statusCode());
+            assertTrue(p.get("/metrics").body().contains("megallm_upstream_base_url_up{url=\"" + url + "\"} 1"));
+            List<String> lines = p.logLines().stream().filter(l -> l.contains("upstream " + url + " ")).toList();
+            assertEquals(2, lines.size(), lines.toString());
+            assertTrue(lines.get(0).startsWith("WARN ") && lines.get(0).contains("could not be reached or gave no answer head"),
+                    lines.get(0));
+            assertTrue(lines.get(1).startsWith("INFO ") && lines.get(1).endsWith("answers again"), lines.get(1));
         }
     }
 
