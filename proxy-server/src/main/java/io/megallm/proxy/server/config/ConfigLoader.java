@@ -114,6 +114,14 @@ public final class ConfigLoader {
         if (targets.size() > 64) {
             throw bad("MEGALLM_BASE_URL", "lists more than 64 URLs");
         }
+        java.util.Set<String> seen = new java.util.HashSet<>();
+        for (UpstreamTarget t : targets) {
+            // The same URL twice (also as http://h/v1/ or HTTP://h/v1) would be tried twice over in
+            // a failover and be two identical series in /metrics.
+            if (!seen.add(t.toString())) {
+                throw bad("MEGALLM_BASE_URL", "lists " + t + " twice");
+            }
+        }
         List<EgressProxy> egress = new ArrayList<>();
         for (UpstreamTarget t : targets) {
             egress.add(EgressSelection.select(env, t));

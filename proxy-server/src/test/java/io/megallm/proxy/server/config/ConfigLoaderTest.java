@@ -380,6 +380,8 @@ class ConfigLoaderTest {
             "MEGALLM_BASE_URL|https://a.example/v1,,https://b.example/v1",
             "MEGALLM_BASE_URL|https://a.example/v1,ftp://b",
             "MEGALLM_BASE_URL|http://",
+            "MEGALLM_BASE_URL|https://a.example/v1,https://a.example/v1",
+            "MEGALLM_BASE_URL|https://a.example/v1,https://b.example/v1,HTTPS://a.example/v1/",
             "MAX_REQUEST_BODY|lots",
             "MAX_REQUEST_BODY|0",
             "KEY_COOLDOWN|-5",
