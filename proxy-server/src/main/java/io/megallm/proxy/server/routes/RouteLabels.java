@@ -33,6 +33,12 @@ final class RouteLabels {
         return path.startsWith("/v1/models/") ? "/v1/models/{id}" : "/v1/other";
     }
 
+    /** True for a known API path given without its /v1 (a client whose base URL lacks it). */
+    static boolean knownWithoutV1(String path) {
+        int q = path.indexOf('?');
+        return RELAY.containsKey("/v1" + (q < 0 ? path : path.substring(0, q)));
+    }
+
     static String forLocal(String path) {
         String known = LOCAL.get(path);
         if (known != null) {

@@ -168,8 +168,12 @@ public final class Router implements RequestRouter, HeadCheck {
     }
 
     private static void notFound(Exchange exchange, HttpMethod method, String path) {
+        // A client configured with http://host:8000 instead of http://host:8000/v1 asks for
+        // /chat/completions: say what it lacks (the Python audit found the bare 404 puzzling).
+        String hint = RouteLabels.knownWithoutV1(path)
+                ? " The API is under /v1: a client's base URL ends in /v1 (http://host:8000/v1)." : "";
         exchange.respondError(HttpResponseStatus.NOT_FOUND, ErrorResponses.NOT_FOUND, "not_found",
-                "No route for " + method.name() + " " + truncate(path) + ".");
+                "No route for " + method.name() + " " + truncate(path) + "." + hint);
     }
 
     private static boolean allow(Exchange exchange, HttpMethod actual, HttpMethod expected) {

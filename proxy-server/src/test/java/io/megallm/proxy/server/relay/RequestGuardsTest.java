@@ -11,6 +11,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Contract §6 and §9: what is refused before a key is spent, in the OpenAI error shape. */
@@ -118,6 +119,14 @@ class RequestGuardsTest {
             assertEquals(404, r.statusCode());
             assertTrue(r.body().startsWith("{\"error\":{\"message\":"), r.body());
             assertTrue(r.body().contains("\"code\":\"not_found\""), r.body());
+            assertFalse(r.body().contains("/v1"), r.body());
+            // A client whose base URL lacks /v1 is told so.
+            var bare = p.send(java.net.http.HttpRequest.newBuilder(p.uri("/chat/completions?x=1"))
+                    .POST(java.net.http.HttpRequest.BodyPublishers.ofString("{}")));
+            assertEquals(404, bare.statusCode());
+            assertTrue(bare.body().contains("No route for POST /chat/completions. The API is under /v1: a client's base URL"
+                    + " ends in /v1 (http://host:8000/v1)."), bare.body());
+            assertEquals(0, p.upstream.requestCount());
         }
     }
 
