@@ -166,7 +166,10 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
         counter.increment();
         endings[exchange.ending().ordinal()].increment();
         responseBytes.add(exchange.bytesOut());
-        requestDuration.recordNanos(EventClock.nanoTime() - exchange.request().startNanos());
+        if (route.startsWith("/v1")) {
+            // The API's latency: /health checks and scrapes would pull its percentiles down.
+            requestDuration.recordNanos(EventClock.nanoTime() - exchange.request().startNanos());
+        }
     }
 
     private long pacedKeys() {
@@ -250,7 +253,8 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
                 .sample("megallm_log_write_failures_total", LogWriteWatch.failures());
         t.family("megallm_request_body_bytes_total", "counter", "Request body bytes received for /v1.")
                 .sample("megallm_request_body_bytes_total", requestBytes.sum());
-        t.family("megallm_response_bytes_total", "counter", "Response body bytes sent to clients.")
+        t.family("megallm_response_bytes_total", "counter",
+                "Answer body bytes written to clients, chunked framing included (as access.log's bytes=).")
                 .sample("megallm_response_bytes_total", responseBytes.sum());
         t.family("megallm_active_connections", "gauge", "Open client connections.")
                 .sample("megallm_active_connections", lifecycle.openConnections());
@@ -310,7 +314,8 @@ public final class ProxyMetrics implements RelayEvents, ExchangeObserver {
         t.histogram("megallm_upstream_ttfb_seconds", "Upstream time to response head, per attempt.", upstreamHead);
         t.histogram("megallm_upstream_duration_seconds", "Upstream time from attempt start to the end of a relayed answer.",
                 upstreamDone);
-        t.histogram("megallm_request_duration_seconds", "Time from request start to the end of its answer.",
+        t.histogram("megallm_request_duration_seconds",
+                "Time from request start to the end of its answer, for /v1 requests (not health checks or scrapes).",
                 requestDuration);
     }
 

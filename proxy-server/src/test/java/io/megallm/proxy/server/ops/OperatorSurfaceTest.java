@@ -62,6 +62,10 @@ class OperatorSurfaceTest {
             assertEquals(4, m.value("megallm_upstream_ttfb_seconds_count"));
             assertEquals(4, m.value("megallm_upstream_ttfb_seconds_bucket", "le", "+Inf"));
             assertEquals(3, m.value("megallm_upstream_duration_seconds_count"));
+            assertEquals(3, m.value("megallm_request_duration_seconds_count"), "the API's requests, not /health nor a 404");
+            assertEquals(2, m.value("megallm_keys", "state", "available"));
+            assertEquals(1, m.value("megallm_keys", "state", "failed"));
+            assertEquals(0, m.value("megallm_keys", "state", "cooling_down"));
             assertEquals("histogram", m.types.get("megallm_upstream_ttfb_seconds"));
             assertTrue(m.value("megallm_response_bytes_total") > 0);
             assertTrue(m.value("megallm_request_body_bytes_total") > 0);
