@@ -14,6 +14,7 @@ import io.megallm.proxy.upstream.PendingAcquire;
 import io.megallm.proxy.upstream.UpstreamListener;
 import io.megallm.proxy.upstream.UpstreamPool;
 import io.megallm.proxy.upstream.BaseUrls;
+import io.megallm.proxy.upstream.ConnectFailures;
 import io.megallm.proxy.upstream.UpstreamPools;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
@@ -295,7 +296,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         }
         RelayEvents.Outcome outcome = cause instanceof ConnectTimeoutException
                 ? RelayEvents.Outcome.TIMEOUT : RelayEvents.Outcome.CONNECT_ERROR;
-        if (nextBaseUrl()) {
+        if (nextBaseUrl(cause)) {
             // Not the key's doing and not a key switch: the same key, through the next base URL.
             // Counted all the same: a dead first URL must show in the attempts, not only in a gauge.
             events.attempt(outcome);
@@ -309,6 +310,14 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             // every other key goes the same dead way: against a host that drops connections, §7's
             // retries and key moves would hold the client for 16 connect timeouts (32 minutes at
             // the default). The client gets its 504/502 (or the last answer) now.
+            giveUp();
+            return;
+        }
+        if (ConnectFailures.permanent(cause)) {
+            // An outbound proxy that refuses our credentials or the tunnel, or a certificate that
+            // does not check out: every retry and every key (none was sent) meets the same answer.
+            // Retried, one request made 13 proxy logins (the egress audit), enough to lock out a
+            // directory account.
             giveUp();
             return;
         }
@@ -328,9 +337,9 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
      * MEGALLM_TIMEOUT: pause that URL and move this request to the next one it has not failed on;
      * false when there is none (one URL, or all failed for it).
      */
-    private boolean nextBaseUrl() {
+    private boolean nextBaseUrl(Throwable cause) {
         BaseUrls urls = relay.baseUrls();
-        urls.failed(baseUrl);
+        urls.failed(baseUrl, cause);
         if (urls.size() < 2) {
             return false;
         }
@@ -686,7 +695,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             case WAITING_HEAD -> {
                 // A URL that takes connections and never answers is as down as one that refuses
                 // them (§15): paused, and whatever is sent next goes to the next URL.
-                nextBaseUrl();
+                nextBaseUrl(null);
                 if (requestSent) {
                     noAnswerAfterSending(Failure.TIMEOUT, RelayEvents.Outcome.TIMEOUT);
                     return;

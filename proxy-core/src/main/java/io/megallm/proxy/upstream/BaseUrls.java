@@ -86,8 +86,11 @@ public final class BaseUrls {
         return soonest;
     }
 
-    /** URL {@code i} could not be reached or did not answer in time: pause it, twice as long as last time in a row. */
-    public void failed(int i) {
+    /**
+     * URL {@code i} could not be reached ({@code cause}) or did not answer in time (null): pause
+     * it, twice as long as last time in a row.
+     */
+    public void failed(int i, Throwable cause) {
         long n = failures.incrementAndGet(i);
         long pause = FIRST_PAUSE_NANOS << Math.min(n - 1, 6);
         long now = nanoClock.getAsLong();
@@ -95,8 +98,8 @@ public final class BaseUrls {
         long last = lastWarning.get(i);
         if (n == 1 && (last == 0 || now - last >= WARN_EVERY_NANOS) && lastWarning.compareAndSet(i, last, now)) {
             warned.set(i, 1);
-            log.warn("upstream {} could not be reached or gave no answer head within MEGALLM_TIMEOUT; {}",
-                    pools.get(i).target(), pools.size() > 1
+            log.warn("upstream {} failed ({}); {}",
+                    pools.get(i).target(), ConnectFailures.describe(cause), pools.size() > 1
                             ? "requests go to the next base URL, and it is tried again after 1 s, doubling while it fails"
                             : "requests are retried as MEGALLM_MAX_RETRIES allows");
         }

@@ -54,7 +54,8 @@ public final class EgressProxy {
         };
         String host = uri.getHost();
         if (host == null || host.isEmpty()) {
-            throw new IllegalArgumentException("the proxy URL has no host");
+            throw new IllegalArgumentException(uri.getRawAuthority() != null && !uri.getRawAuthority().isEmpty()
+                    ? "the proxy URL's host or port is not valid" : "the proxy URL has no host");
         }
         if (host.startsWith("[") && host.endsWith("]")) {
             host = host.substring(1, host.length() - 1);
@@ -62,6 +63,8 @@ public final class EgressProxy {
         int port = uri.getPort();
         if (port == -1) {
             port = kind == Kind.HTTP ? 80 : 1080;
+        } else if (port < 1 || port > 65535) {
+            throw new IllegalArgumentException("the proxy URL's port is out of range (1-65535)");
         }
         String user = null;
         String password = null;

@@ -92,7 +92,7 @@ public final class UpstreamPool {
                         ChannelPipeline p = ch.pipeline();
                         if (egress != null) {
                             // First in the pipeline, below TLS: the tunnel carries TLS end to end.
-                            p.addLast("egress", egress.newHandler());
+                            egress.addTo(p);
                         }
                         if (ssl != null) {
                             SSLEngine engine = ssl.newEngine(ch.alloc(), target.host(), target.port());

@@ -60,7 +60,7 @@ public final class UpstreamPools {
         this.limiter = limiter;
         this.tlsOverride = tls;
         this.ssl = target.tls() ? (tls != null ? tls : clientTls()) : null;
-        this.egress = egress == null ? null : new EgressRoute(egress, settings.timeoutMillis());
+        this.egress = egress == null ? null : new EgressRoute(egress, settings.timeoutMillis(), resolver);
     }
 
     /**

@@ -31,18 +31,18 @@ class BaseUrlsTest {
     void theFirstIsUsedWhileItAnswersAndAFailedOneIsPausedWithADoublingPause() {
         BaseUrls u = urls(3);
         assertEquals(0, u.pick(0));
-        u.failed(0);
+        u.failed(0, null);
         assertEquals("paused", u.state(0));
         assertEquals(1, u.pick(0));
         advance(1);
         assertEquals(0, u.pick(0), "tried again after 1 s");
-        u.failed(0);
+        u.failed(0, null);
         advance(1.5);
         assertEquals(1, u.pick(0), "the second failure in a row pauses it 2 s");
         advance(0.5);
         assertEquals(0, u.pick(0));
         u.succeeded(0);
-        u.failed(0);
+        u.failed(0, null);
         advance(1);
         assertEquals(0, u.pick(0), "an answer restarts the doubling");
     }
@@ -52,14 +52,14 @@ class BaseUrlsTest {
         BaseUrls u = urls(3);
         assertEquals(2, u.pick(0b011));
         assertEquals(-1, u.pick(0b111));
-        u.failed(0);
+        u.failed(0, null);
         advance(0.2);
-        u.failed(1);
+        u.failed(1, null);
         advance(0.2);
-        u.failed(2);
+        u.failed(2, null);
         assertEquals(0, u.pick(0), "every URL paused: the one whose pause ends first");
         for (int i = 0; i < 10; i++) {
-            u.failed(1);
+            u.failed(1, null);
         }
         advance(100);
         assertEquals(0, u.pick(0));

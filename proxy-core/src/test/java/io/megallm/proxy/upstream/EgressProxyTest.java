@@ -40,10 +40,17 @@ class EgressProxyTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"ftp://proxy:21", "https://proxy:443", "http://", "http://user:pw@:80", "socks4://p:1080"})
+    @ValueSource(strings = {"ftp://proxy:21", "https://proxy:443", "http://", "http://user:pw@:80", "socks4://p:1080",
+            "http://user:pw@127.0.0.1:99999", "http://user:pw@127.0.0.1:0", "http://user:pw@proxy:notaport"})
     void badProxyUrlsAreRefusedWithoutShowingThePassword(String url) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> EgressProxy.parse(url));
         assertFalse(e.getMessage().contains("pw"), e.getMessage());
+        if (url.contains("99999") || url.endsWith(":0")) {
+            assertTrue(e.getMessage().contains("port is out of range"), e.getMessage());
+        }
+        if (url.contains("notaport")) {
+            assertTrue(e.getMessage().contains("host or port is not valid"), e.getMessage());
+        }
     }
 
     @Test

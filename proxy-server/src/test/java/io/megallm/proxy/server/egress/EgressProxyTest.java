@@ -62,10 +62,34 @@ class EgressProxyTest {
             assertEquals(502, r.statusCode(), r.body());
             assertTrue(r.body().contains("\"code\":\"upstream_unreachable\""), r.body());
             assertEquals(0, p.upstream.requestCount());
-            assertFalse(proxy.refusals.isEmpty());
+            // The egress audit: squid saw 13 logins for one request, retries and key moves that
+            // could not change the proxy's 407 (no key is sent before the tunnel stands).
+            assertEquals(1, proxy.refusals.size(), "one login refused, no retry: " + proxy.refusals);
+            assertEquals("false", r.headers().firstValue("x-should-retry").orElse(null));
             for (ApiKey k : p.server.keys().keys()) {
                 assertEquals("available", k.state().kind().name().toLowerCase(), "a proxy failure is no key's fault");
             }
+            List<String> warnings = p.logLines().stream().filter(l -> l.startsWith("WARN ")
+                    && l.contains(" failed (")).toList();
+            assertEquals(1, warnings.size(), p.logLines().toString());
+            assertTrue(warnings.get(0).contains("407"), "app.log says why: " + warnings.get(0));
+            assertFalse(warnings.get(0).contains("wrong"), "never the password: " + warnings.get(0));
+        }
+    }
+
+    /** The proxy given by name is looked up for each connection, off the event loop, not once at start. */
+    @Test
+    void aProxyGivenByNameIsLookedUpAndUsed() throws Exception {
+        try (TestProxy proxy = new TestProxy(TestProxy.Kind.HTTP, null, null);
+             ProxyUnderTest p = start(via("HTTP_PROXY", "http://localhost:" + proxy.port()))) {
+            assertEquals(200, p.chat().statusCode());
+            assertEquals(1, proxy.destinations.size());
+        }
+        try (ProxyUnderTest p = start(via("HTTP_PROXY", "http://no-such-proxy.invalid:3128"))) {
+            HttpResponse<String> r = p.chat();
+            assertEquals(502, r.statusCode(), "a name that does not resolve is a connect failure, not a failed start");
+            assertTrue(p.logLines().stream().anyMatch(l -> l.startsWith("WARN ") && l.contains(" failed (")
+                    && l.contains("no-such-proxy.invalid")), p.logLines().toString());
         }
     }
 

@@ -29,6 +29,7 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -73,9 +74,14 @@ class TlsUpstreamTest {
                 assertEquals(502, r.statusCode(), r.body());
                 assertTrue(r.body().contains("\"code\":\"upstream_unreachable\""), r.body());
                 assertEquals("localhost", sniNames.poll(5, TimeUnit.SECONDS));
+                // A certificate that does not check out fails every retry and every key alike:
+                // one handshake, not one per key (the egress audit counted 12 for one request).
+                assertNull(sniNames.poll(), "a second handshake for one request (its SNI came before the 502)");
                 for (ApiKey k : p.server.keys().keys()) {
                     assertEquals(KeyState.Kind.AVAILABLE, k.state().kind(), "a TLS failure is not the key's fault");
                 }
+                assertTrue(p.logLines().stream().anyMatch(l -> l.startsWith("WARN ") && l.contains(" failed (TLS: ")),
+                        "app.log says why: " + p.logLines());
             }
             server.close().sync();
         } finally {
