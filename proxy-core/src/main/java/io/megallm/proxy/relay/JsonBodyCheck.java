@@ -99,8 +99,11 @@ public final class JsonBodyCheck {
                         // a 429 to a client already at its limit. The last one wins, as in parsers.
                         stream = t != JsonToken.VALUE_FALSE && t != JsonToken.VALUE_NULL;
                         p.skipChildren();
-                    } else if ("stream_options".equals(field) && t == JsonToken.START_OBJECT) {
-                        usageAsked = includeUsage(p);
+                    } else if ("stream_options".equals(field)) {
+                        // The last one wins, as in the upstream's parser: a later null must not
+                        // leave an earlier {"include_usage":true} standing.
+                        usageAsked = t == JsonToken.START_OBJECT && includeUsage(p);
+                        p.skipChildren();
                     } else if ("prompt_cache_key".equals(field) && t == JsonToken.VALUE_STRING) {
                         cacheKey = hashText(p);
                     } else if ("user".equals(field) && t == JsonToken.VALUE_STRING) {

@@ -97,9 +97,10 @@ public final class Relay {
         boolean stream = body == JsonBodyCheck.Result.NOT_JSON ? request.body().isReadable() : body.stream();
         boolean uncountedStream = false;
         if (stream && reportsUsageOnRequest(rest)) {
-            // Read as JSON whatever its label: the upstream may read a text/plain body as JSON too.
+            // Read as JSON whatever its label: the upstream may read a text/plain body as JSON too,
+            // even one ours refuses (NaN): that one cannot be shown to ask for its usage.
             JsonBodyCheck.Result asked = body == JsonBodyCheck.Result.NOT_JSON ? JsonBodyCheck.check(request.body()) : body;
-            uncountedStream = asked.error() == null && asked.stream() && !asked.usageAsked();
+            uncountedStream = asked.error() != null || (asked.stream() && !asked.usageAsked());
         }
         if (!gate.admit(exchange, exchange.model(), stream, uncountedStream)) {
             return;

@@ -98,10 +98,10 @@ public final class BaseUrls {
         long last = lastWarning.get(i);
         if (n == 1 && (last == 0 || now - last >= WARN_EVERY_NANOS) && lastWarning.compareAndSet(i, last, now)) {
             warned.set(i, 1);
-            log.warn("upstream {} failed ({}); {}",
+            log.warn("upstream {} failed ({}){}",
                     pools.get(i).target(), ConnectFailures.describe(cause), pools.size() > 1
-                            ? "requests go to the next base URL, and it is tried again after 1 s, doubling while it fails"
-                            : "requests are retried as MEGALLM_MAX_RETRIES allows");
+                            ? "; requests go to the next base URL, and it is tried again after 1 s, doubling while it fails"
+                            : "");
         }
     }
 

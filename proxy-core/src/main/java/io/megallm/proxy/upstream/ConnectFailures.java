@@ -51,12 +51,22 @@ public final class ConnectFailures {
         if (cause instanceof ConnectTimeoutException) {
             return "connection timed out";
         }
+        // Below TLS an outbound proxy's refusal arrives wrapped in an SSL exception ("failure when
+        // writing TLS control frames"): the proxy's words say more, wherever they are in the chain.
         Throwable deepest = cause;
-        while (deepest.getCause() != null && deepest.getCause() != deepest) {
-            deepest = deepest.getCause();
+        Throwable proxy = null;
+        boolean tls = false;
+        for (Throwable t = cause; t != null; t = t.getCause() == t ? null : t.getCause()) {
+            deepest = t;
+            if (proxy == null && t instanceof ProxyConnectException) {
+                proxy = t;
+            }
+            tls |= t instanceof SSLHandshakeException;
         }
         String m = cause.getMessage();
-        if (cause instanceof SSLHandshakeException && deepest.getMessage() != null) {
+        if (proxy != null && proxy.getMessage() != null) {
+            m = proxy.getMessage();
+        } else if (tls && deepest.getMessage() != null) {
             m = "TLS: " + deepest.getMessage();
         }
         if (m == null || m.isBlank()) {

@@ -453,6 +453,16 @@ class UsageAndLimitsTest {
                     .header("Content-Type", "text/plain").header("Authorization", "Bearer " + limited)
                     .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"m\",\"stream\":true}")));
             assertEquals(400, labelledText.statusCode(), "a JSON body labelled text/plain: " + labelledText.body());
+            // The re-audit: the last stream_options wins upstream, so a later null undid an earlier ask.
+            java.net.http.HttpResponse<String> undone = chat(p, limited, "{\"model\":\"m\",\"stream\":true,"
+                    + "\"stream_options\":{\"include_usage\":true},\"stream_options\":null}");
+            assertEquals(400, undone.statusCode(), undone.body());
+            // A text/plain body our parser refuses and an upstream may take (NaN): not shown to ask.
+            java.net.http.HttpResponse<String> lenient = p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
+                    .header("Content-Type", "text/plain").header("Authorization", "Bearer " + limited)
+                    .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"m\",\"stream\":true,\"temperature\":NaN,"
+                            + "\"stream_options\":{\"include_usage\":true}}")));
+            assertEquals(400, lenient.statusCode(), lenient.body());
             assertEquals(0, p.upstream.requestCount(), "nothing refused went upstream");
 
             java.net.http.HttpResponse<String> asked = p.send(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
