@@ -16,12 +16,16 @@ import java.util.Locale;
  */
 public final class ConnectFailures {
 
+    /** Causes looked at, at most: a chain that loops must not hold an event loop. */
+    private static final int DEPTH = 16;
+
     private ConnectFailures() {
     }
 
     /** True when the same connection will fail the same way on every retry and with every key. */
     public static boolean permanent(Throwable cause) {
-        for (Throwable t = cause; t != null; t = t.getCause()) {
+        Throwable t = cause;
+        for (int depth = 0; t != null && depth < DEPTH; t = t.getCause(), depth++) {
             if (t instanceof CertificateException) {
                 return true;
             }
@@ -56,7 +60,8 @@ public final class ConnectFailures {
         Throwable deepest = cause;
         Throwable proxy = null;
         boolean tls = false;
-        for (Throwable t = cause; t != null; t = t.getCause() == t ? null : t.getCause()) {
+        Throwable t = cause;
+        for (int depth = 0; t != null && depth < DEPTH; t = t.getCause(), depth++) {
             deepest = t;
             if (proxy == null && t instanceof ProxyConnectException) {
                 proxy = t;

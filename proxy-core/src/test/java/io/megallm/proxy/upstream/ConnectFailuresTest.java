@@ -52,5 +52,11 @@ class ConnectFailuresTest {
         assertEquals("a b", ConnectFailures.describe(new ConnectException("a\nb")));
         assertEquals("ConnectException", ConnectFailures.describe(new ConnectException()));
         assertEquals(300, ConnectFailures.describe(new ConnectException("x".repeat(1000))).length());
+        // A chain of causes that loops is read to a bound, not forever.
+        Exception a = new Exception("a");
+        Exception b = new Exception("b", a);
+        a.initCause(b);
+        assertFalse(ConnectFailures.permanent(a));
+        assertEquals("a", ConnectFailures.describe(a));
     }
 }
