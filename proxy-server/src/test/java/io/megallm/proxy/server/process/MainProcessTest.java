@@ -206,6 +206,12 @@ class MainProcessTest {
         }
     }
 
+    /** data/keys.txt in the work directory, with the one pool key, as most starts here want it. */
+    private void writePoolKeyFile() throws IOException {
+        Files.createDirectories(work.resolve("data"));
+        Files.writeString(work.resolve("data/keys.txt"), POOL_KEY + "\n", StandardCharsets.UTF_8);
+    }
+
     private static int freePort() throws IOException {
         try (ServerSocket s = new ServerSocket(0)) {
             return s.getLocalPort();
@@ -250,8 +256,7 @@ class MainProcessTest {
     void aHundredThousandClientsFitA256MegabyteHeapAndMetricsStillAnswers() throws Exception {
         // Each client held two rate windows of ~500 bytes, limits or not, and /metrics copied its
         // 18.7 MB text four times: the scrape ran out of heap and answered an empty reply.
-        Files.createDirectories(work.resolve("data"));
-        Files.writeString(work.resolve("data/keys.txt"), POOL_KEY + "\n", StandardCharsets.UTF_8);
+        writePoolKeyFile();
         StringBuilder clients = new StringBuilder();
         for (int i = 0; i < 100_000; i++) {
             clients.append(String.format("ck-many-%026d name=c%d%n", i, i));
@@ -402,8 +407,7 @@ class MainProcessTest {
     @Timeout(60)
     void rolledLogsOlderThanSevenDaysAreRemovedAtStartHoweverOldAndNothingElse() throws Exception {
         // Logback's cleanHistoryOnStart looks back 32 days: files left from a longer stop stayed.
-        Files.createDirectories(work.resolve("data"));
-        Files.writeString(work.resolve("data/keys.txt"), POOL_KEY + "\n", StandardCharsets.UTF_8);
+        writePoolKeyFile();
         Path logs = Files.createDirectories(work.resolve("custom/logs"));
         LocalDate today = LocalDate.now();
         java.nio.file.attribute.FileTime longAgo = java.nio.file.attribute.FileTime.from(
@@ -461,8 +465,7 @@ class MainProcessTest {
     @Timeout(60)
     void unknownNamesInTheConfigFileAreOneWarningEachOnTheConsoleAndInAppLog() throws Exception {
         // HOCON takes any name: a typo or a lower-case name was ignored without a word.
-        Files.createDirectories(work.resolve("data"));
-        Files.writeString(work.resolve("data/keys.txt"), POOL_KEY + "\n", StandardCharsets.UTF_8);
+        writePoolKeyFile();
         Files.createDirectories(work.resolve("config"));
         Files.writeString(work.resolve("config/application.conf"), "MEGALLM_TIMOUT = 5\nmax_key_retries = 9\n",
                 StandardCharsets.UTF_8);
@@ -495,8 +498,7 @@ class MainProcessTest {
         // An orchestrator may stop a container a moment after starting it. The first line the
         // program prints comes from its configuration, before it listens: a SIGTERM then ended
         // the JVM with 143 (the signal's default), as if it had crashed.
-        Files.createDirectories(work.resolve("data"));
-        Files.writeString(work.resolve("data/keys.txt"), POOL_KEY + "\n", StandardCharsets.UTF_8);
+        writePoolKeyFile();
         Process p = launch(Map.of("MEGALLM_BASE_URL", "http://127.0.0.1:9/v1", "HOST", "127.0.0.1",
                 "PORT", Integer.toString(freePort())));
         try {
@@ -515,8 +517,7 @@ class MainProcessTest {
     @Test
     @Timeout(120)
     void sigtermRefusesNewConnectionsLetsTheOpenStreamFinishAndExits0() throws Exception {
-        Files.createDirectories(work.resolve("data"));
-        Files.writeString(work.resolve("data/keys.txt"), POOL_KEY + "\n", StandardCharsets.UTF_8);
+        writePoolKeyFile();
         int port = freePort();
         GatedSse upstream = new GatedSse();
         try (MockUpstream mock = new MockUpstream()) {
@@ -604,8 +605,7 @@ class MainProcessTest {
      * writes out the access lines still batched (no need to wait for the 100 ms flush).
      */
     private void serveAndStop(String setting, String value, int requests) throws Exception {
-        Files.createDirectories(work.resolve("data"));
-        Files.writeString(work.resolve("data/keys.txt"), POOL_KEY + "\n", StandardCharsets.UTF_8);
+        writePoolKeyFile();
         int port = freePort();
         try (MockUpstream mock = new MockUpstream()) {
             mock.otherwise(MockUpstream.json(200, "{\"id\":\"c1\",\"object\":\"chat.completion\"}"));
@@ -679,8 +679,7 @@ class MainProcessTest {
     @Test
     @Timeout(180)
     void aMillionOneByteChunksFitA64MegabyteHeapAndTheProxyServesOnAfterwards() throws Exception {
-        Files.createDirectories(work.resolve("data"));
-        Files.writeString(work.resolve("data/keys.txt"), POOL_KEY + "\n", StandardCharsets.UTF_8);
+        writePoolKeyFile();
         int port = freePort();
         String prefix = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"";
         String suffix = "\"}]}";
