@@ -55,6 +55,16 @@ public final class HeaderRewriter {
      * {@code /v1}, without a String joining them on every request.
      */
     public static byte[] upstreamHead(InboundRequest request, UpstreamTarget target, String prefix, String rest) {
+        return upstreamHead(request, target, prefix, rest, null);
+    }
+
+    /**
+     * As {@link #upstreamHead(InboundRequest, UpstreamTarget, String, String)}, with a
+     * {@code Proxy-Authorization} line for a forwarding HTTP proxy when {@code proxyAuthorization}
+     * is not null. The client's own {@code Proxy-*} lines never cross (hop-by-hop).
+     */
+    public static byte[] upstreamHead(InboundRequest request, UpstreamTarget target, String prefix, String rest,
+                                      String proxyAuthorization) {
         RequestHeaders in = request.headers();
         List<String> connectionNamed = connectionTokens(in.getAll(HttpHeaderNames.CONNECTION));
         int n = in.size();
@@ -84,6 +94,9 @@ public final class HeaderRewriter {
             size += lineLength(X_FORWARDED_FOR, forwardedFor);
         }
         size += lineLength(HttpHeaderNames.ACCEPT_ENCODING, IDENTITY);
+        if (proxyAuthorization != null) {
+            size += lineLength(HttpHeaderNames.PROXY_AUTHORIZATION, proxyAuthorization);
+        }
         byte[] out = new byte[size];
         int at = text(method, out, 0);
         out[at++] = ' ';
@@ -103,6 +116,9 @@ public final class HeaderRewriter {
             at = line(X_FORWARDED_FOR, forwardedFor, out, at);
         }
         at = line(HttpHeaderNames.ACCEPT_ENCODING, IDENTITY, out, at);
+        if (proxyAuthorization != null) {
+            at = line(HttpHeaderNames.PROXY_AUTHORIZATION, proxyAuthorization, out, at);
+        }
         line(Exchange.X_REQUEST_ID, id, out, at);
         return out;
     }

@@ -29,6 +29,7 @@ import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.proxy.ProxyConnectException;
 import io.netty.util.AsciiString;
 import io.netty.util.concurrent.ScheduledFuture;
 
@@ -109,6 +110,8 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private boolean upstreamKeepAlive;
     private boolean framedBody;
     private FailoverPolicy.Verdict verdict;
+    /** The current base URL's pools when an HTTP proxy forwards its requests, else null. */
+    private UpstreamPools forwarding;
     private BufferedAnswer pendingAnswer;
     private BufferedAnswer lastAnswer;
     private Failure lastFailure = Failure.NONE;
@@ -329,7 +332,9 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         UpstreamPools urlPools = relay.baseUrls().pools(index);
         baseUrl = index;
         pool = urlPools.forLoop(exchange.eventLoop());
-        upstreamHead = HeaderRewriter.upstreamHead(request, urlPools.target(), urlPools.target().basePath(), rest);
+        forwarding = urlPools.forwardsThroughProxy() ? urlPools : null;
+        upstreamHead = HeaderRewriter.upstreamHead(request, urlPools.target(), urlPools.requestPrefix(), rest,
+                urlPools.proxyAuthorization());
     }
 
     /**
@@ -363,6 +368,10 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         }
         touch();
         int code = head.status().code();
+        if (code == 407 && forwarding != null) {
+            proxyRefused(head);
+            return false;
+        }
         relay.baseUrls().succeeded(baseUrl);
         upstreamKeepAlive = HttpUtil.isKeepAlive(head);
         verdict = FailoverPolicy.classify(code);
@@ -395,6 +404,21 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         pendingAnswer = new BufferedAnswer(head, exchange.alloc());
         phase = Phase.BUFFERING;
         return false;
+    }
+
+    /**
+     * A forwarding HTTP proxy refused our credentials: the same failure as a CONNECT proxy's 407
+     * (ConnectFailures), which every retry and every key would meet again. The key is not blamed
+     * and the proxy's answer is not the client's; the connection goes, whatever follows on it.
+     */
+    private void proxyRefused(HttpResponse head) {
+        cancelTimer();
+        Channel ch = upstream;
+        upstream = null;
+        pool.discard(ch);
+        phase = Phase.ACQUIRING;
+        onAcquireFailed(new ProxyConnectException("http, forward, " + forwarding.forwardingProxy() + " => "
+                + forwarding.target() + ", status: " + head.status()), false);
     }
 
     private static RelayEvents.Outcome outcomeOf(int code) {

@@ -6,8 +6,9 @@ import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
 
 /**
- * An outbound proxy the upstream connections go through (contract §15): {@code http://} (CONNECT,
- * so that TLS runs end to end to the upstream), {@code socks5://} (the proxy's client resolves the
+ * An outbound proxy the upstream connections go through (contract §15): {@code http://} (CONNECT
+ * for an https upstream, so that TLS runs end to end; requests in absolute form for an http one,
+ * see {@link UpstreamPools}), {@code socks5://} (the proxy's client resolves the
  * upstream's name) or {@code socks5h://} (the proxy resolves it), with optional
  * {@code user:password@}. Its text form never shows the password.
  */

@@ -58,6 +58,8 @@ public final class UpstreamPool {
     private final long idleTtlNanos;
     private final long acquireTimeoutMillis;
     private final Bootstrap bootstrap;
+    private final String dialHost;
+    private final int dialPort;
     private final ArrayDeque<Channel> idle = new ArrayDeque<>();
     private final ScheduledFuture<?> sweeper;
     private final long surplusGraceNanos = TimeUnit.MILLISECONDS.toNanos(SURPLUS_IDLE_GRACE_MILLIS);
@@ -69,9 +71,13 @@ public final class UpstreamPool {
 
     UpstreamPool(EventLoop loop, ChannelFactory<? extends SocketChannel> channels, UpstreamTarget target,
                  SslContext ssl, ConnectionLimiter limiter, UpstreamSettings settings, int index,
-                 AddressResolverGroup<? extends java.net.SocketAddress> resolver, EgressRoute egress) {
+                 AddressResolverGroup<? extends java.net.SocketAddress> resolver, EgressRoute egress,
+                 EgressProxy forwarding) {
         this.loop = loop;
         this.target = target;
+        // Forwarded requests go to the HTTP proxy; its name is looked up per connection as the upstream's is.
+        this.dialHost = forwarding != null ? forwarding.host() : target.host();
+        this.dialPort = forwarding != null ? forwarding.port() : target.port();
         this.limiter = limiter;
         this.maxIdle = settings.maxIdleOfPool(index);
         this.keepNone = settings.maxIdle() <= 0;
@@ -160,7 +166,7 @@ public final class UpstreamPool {
 
     /** Opens a connection for a waiter that holds {@code permit}; on this loop. */
     void connect(PendingAcquire waiter, Permit permit) {
-        new ConnectAttempt(loop, waiter, permit).start(bootstrap, target.host(), target.port(), acquireTimeoutMillis);
+        new ConnectAttempt(loop, waiter, permit).start(bootstrap, dialHost, dialPort, acquireTimeoutMillis);
     }
 
     /**

@@ -26,7 +26,17 @@ public final class UpstreamPools {
     /** Pools made so far: the next one's share of the idle budget ({@link UpstreamSettings#maxIdleOfPool}). */
     private final AtomicInteger made = new AtomicInteger();
     private final OffloadedResolverGroup resolver = new OffloadedResolverGroup();
+    /** The outbound proxy as a tunnel (CONNECT for https, SOCKS5), or null. */
     private final EgressRoute egress;
+    /**
+     * An HTTP proxy for an http base URL, or null: the connections go to it and each request names
+     * its target in absolute form, as httpx and curl send them (RFC 9112 §3.2.2). Squid's and
+     * tinyproxy's stock rules refuse CONNECT to any port but 443, so a tunnel to an http upstream
+     * on 8080 failed where the seed's httpx went through.
+     */
+    private final EgressProxy forwarding;
+    private final String requestPrefix;
+    private final String proxyAuthorization;
     private final SslContext tlsOverride;
 
     public UpstreamPools(UpstreamTarget target, Class<? extends SocketChannel> channelType, UpstreamSettings settings) {
@@ -60,7 +70,13 @@ public final class UpstreamPools {
         this.limiter = limiter;
         this.tlsOverride = tls;
         this.ssl = target.tls() ? (tls != null ? tls : clientTls()) : null;
-        this.egress = egress == null ? null : new EgressRoute(egress, settings.timeoutMillis(), resolver);
+        this.forwarding = egress != null && egress.kind() == EgressProxy.Kind.HTTP && !target.tls() ? egress : null;
+        this.egress = egress == null || forwarding != null ? null : new EgressRoute(egress, settings.timeoutMillis(), resolver);
+        this.requestPrefix = forwarding != null ? "http://" + target.hostHeader() + target.basePath() : target.basePath();
+        this.proxyAuthorization = forwarding != null && forwarding.user() != null
+                ? "Basic " + java.util.Base64.getEncoder().encodeToString((forwarding.user() + ":" + forwarding.password())
+                        .getBytes(java.nio.charset.StandardCharsets.UTF_8))
+                : null;
     }
 
     /**
@@ -83,6 +99,29 @@ public final class UpstreamPools {
         return target;
     }
 
+    /**
+     * What the request target starts with, before the client's path after {@code /v1}: the base
+     * URL's path, or the whole base URL when requests are forwarded by an HTTP proxy.
+     */
+    public String requestPrefix() {
+        return requestPrefix;
+    }
+
+    /** The {@code Proxy-Authorization} value every forwarded request carries, or null. Never logged. */
+    public String proxyAuthorization() {
+        return proxyAuthorization;
+    }
+
+    /** The requests go to an HTTP proxy that forwards them: its 407 is the proxy's refusal, not the upstream's. */
+    public boolean forwardsThroughProxy() {
+        return forwarding != null;
+    }
+
+    /** The forwarding proxy's text form (password masked), or null. */
+    public String forwardingProxy() {
+        return forwarding == null ? null : forwarding.toString();
+    }
+
     public UpstreamPool forLoop(EventLoop loop) {
         UpstreamPool pool = pools.get(loop);
         if (pool != null) {
@@ -90,7 +129,8 @@ public final class UpstreamPools {
         }
         return pools.computeIfAbsent(loop, l -> new UpstreamPool(l, channels, target, ssl, limiter, settings,
                 made.getAndIncrement(),
-                egress != null && egress.proxy().resolvesRemotely() ? NoopAddressResolverGroup.INSTANCE : resolver, egress));
+                egress != null && egress.proxy().resolvesRemotely() ? NoopAddressResolverGroup.INSTANCE : resolver, egress,
+                forwarding));
     }
 
     /** Binds a held connection to the request that now uses it. */

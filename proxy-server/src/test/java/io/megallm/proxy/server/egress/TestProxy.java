@@ -16,7 +16,10 @@ import java.util.concurrent.CopyOnWriteArrayList;
 /**
  * An outbound proxy for tests, on blocking sockets: HTTP CONNECT or SOCKS5 (RFC 1928, with the
  * user/password method of RFC 1929 when credentials are set). It records every destination it
- * was asked for, as the client named it (a name or an address), then pipes bytes both ways.
+ * was asked for, as the client named it (a name or an address), then pipes bytes both ways. An
+ * HTTP request in absolute form (not CONNECT) is forwarded as an HTTP proxy forwards it: each
+ * request on the connection is checked for credentials, recorded in {@link #forwarded} and sent
+ * on in origin form without its {@code Proxy-Authorization}.
  */
 final class TestProxy implements AutoCloseable {
 
@@ -28,6 +31,8 @@ final class TestProxy implements AutoCloseable {
     private final ServerSocket server;
     final List<String> destinations = new CopyOnWriteArrayList<>();
     final List<String> refusals = new CopyOnWriteArrayList<>();
+    /** The request lines of forwarded requests, as they came. */
+    final List<String> forwarded = new CopyOnWriteArrayList<>();
 
     TestProxy(Kind kind, String user, String password) throws IOException {
         this.kind = kind;
@@ -60,6 +65,16 @@ final class TestProxy implements AutoCloseable {
         try (client) {
             InputStream in = client.getInputStream();
             OutputStream out = client.getOutputStream();
+            if (kind == Kind.HTTP) {
+                in = new java.io.BufferedInputStream(in);
+                in.mark(8);
+                byte[] first = in.readNBytes(8);
+                in.reset();
+                if (!new String(first, StandardCharsets.US_ASCII).startsWith("CONNECT ")) {
+                    forward(in, out);
+                    return;
+                }
+            }
             String[] target = kind == Kind.HTTP ? connect(in, out) : socks(new DataInputStream(in), out);
             if (target == null) {
                 return;
@@ -108,8 +123,8 @@ final class TestProxy implements AutoCloseable {
         }
     }
 
-    /** HTTP CONNECT: the head up to its blank line; 407 without the right Proxy-Authorization. */
-    private String[] connect(InputStream in, OutputStream out) throws IOException {
+    /** One request head up to its blank line, as lines; null at the end of the stream. */
+    private static String[] head(InputStream in) throws IOException {
         ByteArrayOutputStream head = new ByteArrayOutputStream();
         while (!head.toString(StandardCharsets.ISO_8859_1).endsWith("\r\n\r\n")) {
             int b = in.read();
@@ -118,24 +133,90 @@ final class TestProxy implements AutoCloseable {
             }
             head.write(b);
         }
-        String[] lines = head.toString(StandardCharsets.ISO_8859_1).split("\r\n");
-        String[] requestLine = lines[0].split(" ");
-        if (user != null) {
-            String expected = "Basic " + Base64.getEncoder().encodeToString((user + ":" + password)
-                    .getBytes(StandardCharsets.UTF_8));
-            boolean ok = false;
-            for (String l : lines) {
-                if (l.regionMatches(true, 0, "Proxy-Authorization:", 0, 20) && l.substring(20).strip().equals(expected)) {
-                    ok = true;
+        return head.toString(StandardCharsets.ISO_8859_1).split("\r\n");
+    }
+
+    private boolean authorized(String[] lines) {
+        if (user == null) {
+            return true;
+        }
+        String expected = "Basic " + Base64.getEncoder().encodeToString((user + ":" + password)
+                .getBytes(StandardCharsets.UTF_8));
+        for (String l : lines) {
+            if (l.regionMatches(true, 0, "Proxy-Authorization:", 0, 20) && l.substring(20).strip().equals(expected)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Requests in absolute form, one after another on this connection, to the one origin the first
+     * names; 407 (with a body, then the connection kept, as squid does) without the credentials.
+     */
+    private void forward(InputStream in, OutputStream out) throws Exception {
+        Socket upstream = null;
+        Thread back = null;
+        try {
+            for (String[] lines; (lines = head(in)) != null; ) {
+                String[] requestLine = lines[0].split(" ");
+                long length = 0;
+                for (String l : lines) {
+                    if (l.regionMatches(true, 0, "Content-Length:", 0, 15)) {
+                        length = Long.parseLong(l.substring(15).strip());
+                    }
                 }
+                byte[] body = in.readNBytes((int) length);
+                if (!authorized(lines)) {
+                    refusals.add(requestLine[1]);
+                    out.write(("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"t\"\r\n"
+                            + "Content-Length: 13\r\n\r\naccess denied").getBytes(StandardCharsets.US_ASCII));
+                    out.flush();
+                    continue;
+                }
+                forwarded.add(lines[0]);
+                java.net.URI uri = java.net.URI.create(requestLine[1]);
+                if (upstream == null) {
+                    upstream = new Socket(uri.getHost(), uri.getPort());
+                    Socket u = upstream;
+                    back = new Thread(() -> pipe(upstreamIn(u), out), "test-proxy-back");
+                    back.setDaemon(true);
+                    back.start();
+                }
+                StringBuilder h = new StringBuilder(requestLine[0] + " " + uri.getRawPath()
+                        + (uri.getRawQuery() != null ? "?" + uri.getRawQuery() : "") + " " + requestLine[2] + "\r\n");
+                for (int i = 1; i < lines.length; i++) {
+                    if (!lines[i].regionMatches(true, 0, "Proxy-Authorization:", 0, 20)) {
+                        h.append(lines[i]).append("\r\n");
+                    }
+                }
+                OutputStream up = upstream.getOutputStream();
+                up.write(h.append("\r\n").toString().getBytes(StandardCharsets.ISO_8859_1));
+                up.write(body);
+                up.flush();
             }
-            if (!ok) {
-                refusals.add(requestLine[1]);
-                out.write("HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
-                        .getBytes(StandardCharsets.US_ASCII));
-                out.flush();
-                return null;
+        } finally {
+            if (upstream != null) {
+                upstream.shutdownOutput();
+                back.join(10_000);
+                upstream.close();
             }
+        }
+    }
+
+    /** HTTP CONNECT: the head up to its blank line; 407 without the right Proxy-Authorization. */
+    private String[] connect(InputStream in, OutputStream out) throws IOException {
+        String[] lines = head(in);
+        if (lines == null) {
+            return null;
+        }
+        String[] requestLine = lines[0].split(" ");
+        if (!authorized(lines)) {
+            refusals.add(requestLine[1]);
+            out.write("HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+                    .getBytes(StandardCharsets.US_ASCII));
+            out.flush();
+            return null;
         }
         destinations.add(requestLine[1]);
         int colon = requestLine[1].lastIndexOf(':');
