@@ -13,7 +13,9 @@ import java.nio.ByteOrder;
  * (the last one with a {@code usage} object wins, field by field; OpenAI sends it in the final
  * event when the client asked for {@code stream_options.include_usage}). The Responses API's and
  * Anthropic's names are read too ({@code input_tokens}, {@code output_tokens},
- * {@code input_tokens_details.cached_tokens}), and so is a usage object one level down in
+ * {@code input_tokens_details.cached_tokens}; Anthropic's {@code cache_read_input_tokens} and
+ * {@code cache_creation_input_tokens}, which it counts apart from its input, are added to the
+ * prompt), and so is a usage object one level down in
  * {@code response} or {@code message} (their stream events): otherwise a client could leave its
  * token limits behind by asking another API. The bytes are only read, never changed
  * (a direct buffer's are copied into a per-thread window to be read), and a {@code usage} split
@@ -40,6 +42,10 @@ public final class UsageScanner implements ByteProcessor {
     private static final byte CACHED = 5;
     /** {@code response} (the Responses API's stream events) or {@code message} (Anthropic's {@code message_start}). */
     private static final byte WRAPPER = 6;
+    /** Anthropic's {@code cache_read_input_tokens}: input read from its prompt cache, not in its {@code input_tokens}. */
+    private static final byte CACHE_READ = 7;
+    /** Anthropic's {@code cache_creation_input_tokens}: input written to the cache, not in {@code input_tokens} either. */
+    private static final byte CACHE_WRITE = 8;
 
     private static final byte[] USAGE_NAME = ascii("usage");
     private static final byte[] PROMPT_NAME = ascii("prompt_tokens");
@@ -52,6 +58,8 @@ public final class UsageScanner implements ByteProcessor {
     private static final byte[] INPUT_DETAILS_NAME = ascii("input_tokens_details");
     private static final byte[] RESPONSE_NAME = ascii("response");
     private static final byte[] MESSAGE_NAME = ascii("message");
+    private static final byte[] CACHE_READ_NAME = ascii("cache_read_input_tokens");
+    private static final byte[] CACHE_WRITE_NAME = ascii("cache_creation_input_tokens");
 
     private static byte[] ascii(String name) {
         return name.getBytes(java.nio.charset.StandardCharsets.US_ASCII);
@@ -101,10 +109,14 @@ public final class UsageScanner implements ByteProcessor {
     private long prompt = -1;
     private long completion = -1;
     private long cached = -1;
+    private long cacheRead = -1;
+    private long cacheWrite = -1;
     private boolean found;
     private long foundPrompt;
     private long foundCompletion;
     private long foundCached;
+    private long foundCacheRead;
+    private long foundCacheWrite;
 
     /** A scanner of plain body bytes. */
     public UsageScanner() {
@@ -315,17 +327,23 @@ public final class UsageScanner implements ByteProcessor {
         return found;
     }
 
+    /**
+     * The prompt's tokens, cached ones included, as OpenAI's {@code prompt_tokens} counts them.
+     * Anthropic counts its cache reads and writes apart from {@code input_tokens}, so they are added
+     * here: a client that caches a 50,000-token prompt (an agent resends its context every turn)
+     * must not count as the few tokens after the cache point against its {@code tpm}.
+     */
     public long promptTokens() {
-        return foundPrompt;
+        return foundPrompt + foundCacheRead + foundCacheWrite;
     }
 
     public long completionTokens() {
         return foundCompletion;
     }
 
-    /** {@code prompt_tokens_details.cached_tokens}, 0 when the answer did not say. */
+    /** {@code prompt_tokens_details.cached_tokens} (Anthropic: {@code cache_read_input_tokens}), 0 when the answer did not say. */
     public long cachedTokens() {
-        return foundCached;
+        return foundCached + foundCacheRead;
     }
 
     @Override
@@ -478,7 +496,10 @@ public final class UsageScanner implements ByteProcessor {
         if (equalsText(COMPLETION_NAME) || equalsText(OUTPUT_NAME)) {
             return COMPLETION;
         }
-        return equalsText(DETAILS_NAME) || equalsText(INPUT_DETAILS_NAME) ? DETAILS : OTHER;
+        if (equalsText(DETAILS_NAME) || equalsText(INPUT_DETAILS_NAME)) {
+            return DETAILS;
+        }
+        return equalsText(CACHE_READ_NAME) ? CACHE_READ : equalsText(CACHE_WRITE_NAME) ? CACHE_WRITE : OTHER;
     }
 
     private boolean equalsText(byte[] n) {
@@ -521,6 +542,8 @@ public final class UsageScanner implements ByteProcessor {
             prompt = -1;
             completion = -1;
             cached = -1;
+            cacheRead = -1;
+            cacheWrite = -1;
         }
     }
 
@@ -541,6 +564,12 @@ public final class UsageScanner implements ByteProcessor {
             if (cached >= 0) {
                 foundCached = cached;
             }
+            if (cacheRead >= 0) {
+                foundCacheRead = cacheRead;
+            }
+            if (cacheWrite >= 0) {
+                foundCacheWrite = cacheWrite;
+            }
         }
         depth--;
         container = depth >= 1 && depth <= MAX_TRACKED_DEPTH ? kinds[depth] : NONE;
@@ -553,6 +582,8 @@ public final class UsageScanner implements ByteProcessor {
             case PROMPT -> prompt = number;
             case COMPLETION -> completion = number;
             case CACHED -> cached = number;
+            case CACHE_READ -> cacheRead = number;
+            case CACHE_WRITE -> cacheWrite = number;
             default -> { }
         }
     }

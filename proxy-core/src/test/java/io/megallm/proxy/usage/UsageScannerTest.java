@@ -101,6 +101,39 @@ class UsageScannerTest {
             + "\"usage\":{\"output_tokens\":15}}\n\n"
             + "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
 
+    /**
+     * Anthropic with prompt caching: its input_tokens are only what follows the cache point; the
+     * cache's reads and writes come apart (and again, cumulative, in the last event since 2025).
+     */
+    private static final String ANTHROPIC_CACHED_STREAM = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{"
+            + "\"id\":\"msg_2\",\"content\":[],\"usage\":{\"input_tokens\":25,\"cache_creation_input_tokens\":300,"
+            + "\"cache_read_input_tokens\":48000,\"cache_creation\":{\"ephemeral_5m_input_tokens\":300,"
+            + "\"ephemeral_1h_input_tokens\":0},\"output_tokens\":1,\"service_tier\":\"standard\"}}}\n\n"
+            + "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"text\":"
+            + "\"\\\"cache_read_input_tokens\\\":9\"}}\n\n"
+            + "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},"
+            + "\"usage\":{\"input_tokens\":25,\"cache_creation_input_tokens\":300,\"cache_read_input_tokens\":48000,"
+            + "\"output_tokens\":15}}\n\n"
+            + "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+    /** Counted as OpenAI counts them: the prompt with its cached part, and that part as cached. */
+    @Test
+    void anthropicsCacheReadsAndWritesArePartOfThePrompt() {
+        UsageScanner s = scanWhole(ANTHROPIC_CACHED_STREAM);
+        assertTrue(s.found());
+        assertEquals(25 + 300 + 48000, s.promptTokens());
+        assertEquals(15, s.completionTokens());
+        assertEquals(48000, s.cachedTokens());
+        UsageScanner answer = scanWhole("{\"id\":\"msg_3\",\"type\":\"message\",\"content\":[{\"type\":\"text\","
+                + "\"text\":\"hi\"}],\"usage\":{\"input_tokens\":7,\"cache_read_input_tokens\":1000,\"output_tokens\":3}}");
+        assertEquals(1007, answer.promptTokens());
+        assertEquals(3, answer.completionTokens());
+        assertEquals(1000, answer.cachedTokens());
+        // Without the cache names nothing changes.
+        assertEquals(25, scanWhole(ANTHROPIC_STREAM).promptTokens());
+        assertEquals(0, scanWhole(ANTHROPIC_STREAM).cachedTokens());
+    }
+
     @Test
     void readsTheResponsesApisUsageByItsOwnNames() {
         UsageScanner s = scanWhole(RESPONSES_ANSWER);
@@ -139,7 +172,7 @@ class UsageScannerTest {
     /** Every split of the new streams into two reads gives what one read gives. */
     @Test
     void theOtherApisStreamsGiveTheSameCountsSplitAnywhere() {
-        for (String stream : new String[] {RESPONSES_STREAM, ANTHROPIC_STREAM, RESPONSES_ANSWER}) {
+        for (String stream : new String[] {RESPONSES_STREAM, ANTHROPIC_STREAM, RESPONSES_ANSWER, ANTHROPIC_CACHED_STREAM}) {
             UsageScanner whole = scanWhole(stream);
             byte[] bytes = stream.getBytes(StandardCharsets.UTF_8);
             for (int cut = 0; cut <= bytes.length; cut++) {
@@ -299,12 +332,13 @@ class UsageScannerTest {
                 "\"completion_tokens\":", "\"prompt_tokens_details\":{\"cached_tokens\":", "12", "7", "x",
                 "data: ", "\n\n", "a long string value of forty bytes or so..", "\u00e9",
                 "[0.25,-1.5e-3,7", "[[[[1,2],3]", "]]", ",{\"a\":[", "\"usage\":[", "[\"usage\",{\"prompt_tokens\":3}]",
-                "0.0023064255,-0.009327292,", "\u0002", "}}}"};
+                "0.0023064255,-0.009327292,", "\u0002", "}}}", "\"cache_read_input_tokens\":",
+                "\"cache_creation_input_tokens\":", "\"input_tokens\":"};
         Random random = new Random(16);
         int withUsage = 0;
         for (int doc = 0; doc < 6000; doc++) {
             // Mostly real answers with a few random edits, so that many still carry a usage; some pure noise.
-            String[] bases = {JSON_ANSWER, STREAM, EMBEDDINGS};
+            String[] bases = {JSON_ANSWER, STREAM, EMBEDDINGS, ANTHROPIC_CACHED_STREAM};
             StringBuilder t = new StringBuilder(random.nextInt(4) == 0 ? "" : bases[random.nextInt(bases.length)]);
             int edits = t.length() == 0 ? 1 + random.nextInt(60) : random.nextInt(4);
             for (int k = 0; k < edits; k++) {

@@ -431,6 +431,40 @@ class UsageAndLimitsTest {
         }
     }
 
+    /**
+     * Anthropic's Messages API counts its prompt cache's reads and writes apart from its
+     * input_tokens: an agent that resends a 48,000-token context every turn showed as its last
+     * few tokens, so tpm held it to nothing (Anthropic SDK 1.13 through the proxy, 2026-12-07).
+     */
+    @Test
+    void anthropicsCachedPromptTokensCountAgainstTheLimits() throws Exception {
+        String answer = "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"text\","
+                + "\"text\":\"hi\"}],\"usage\":{\"input_tokens\":12,\"cache_creation_input_tokens\":0,"
+                + "\"cache_read_input_tokens\":48000,\"output_tokens\":9}}";
+        Path file = Files.createTempDirectory("clients").resolve("clients.txt");
+        Files.writeString(file, "ck-anth-000000000000000001 name=agent tpm=20000\n");
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("PROXY_API_KEYS", "@" + file))) {
+            p.upstream.otherwise(MockUpstream.json(200, answer));
+            for (int i = 0; i < 2; i++) {
+                java.net.http.HttpResponse<String> r = p.send(HttpRequest.newBuilder(p.uri("/v1/messages"))
+                        .header("Content-Type", "application/json").header("X-Request-Id", "anth-" + i)
+                        .header("x-api-key", "ck-anth-000000000000000001").header("anthropic-version", "2023-06-01")
+                        .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"claude\",\"max_tokens\":9,"
+                                + "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}")));
+                if (i == 0) {
+                    assertEquals(200, r.statusCode(), r.body());
+                    assertEquals(answer, r.body());
+                    assertTrue(accessLine(p, "anth-0").endsWith(" tokens=48012/9"), accessLine(p, "anth-0"));
+                } else {
+                    assertEquals(429, r.statusCode(), "48,021 tokens counted against tpm=20000: " + r.body());
+                    assertTrue(r.body().contains("\"code\":\"tpm\""), r.body());
+                }
+            }
+            String usage = p.get("/admin/usage").body();
+            assertTrue(usage.contains("\"prompt_tokens\":48012,\"completion_tokens\":9,\"cached_tokens\":48000"), usage);
+        }
+    }
+
     @Test
     void aTokenLimitedClientsStreamMustAskForItsUsage() throws Exception {
         // A Chat Completions stream carries its usage only when asked (stream_options.include_usage,
