@@ -81,6 +81,11 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private int avoidFrom;
     /** The failed key this request carries on trial (at most one per request, contract §7), or null. */
     private ApiKey trialKey;
+    /**
+     * The trial key answered in a way that put it back in rotation (a 5xx): from then on it is an
+     * ordinary key of this request, and moves to and from it count like any other.
+     */
+    private boolean trialPassed;
     /** The trial key answered with a rejection: its answer is not the client's business. */
     private boolean trialFailed;
     private boolean affinityCounted;
@@ -218,6 +223,11 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         key = next;
         tried[triedCount++] = next;
         attempt();
+    }
+
+    /** A move to or from {@code k} is free: it is this request's trial key, still a trial. */
+    private boolean freeMove(ApiKey k) {
+        return k == trialKey && !trialPassed;
     }
 
     /** The key is this request's trial and the trial has not been decided yet. */
@@ -461,7 +471,14 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
                 keys.limited(key, code, RetryAfter.seconds(head.headers().get(HttpHeaderNames.RETRY_AFTER),
                         System.currentTimeMillis()));
             }
-            default -> keys.recordTransient(key, code);
+            default -> {
+                boolean trial = onTrial();
+                keys.recordTransient(key, code);
+                if (trial) {
+                    // A 5xx returns a key on trial to rotation: it is no trial of this request any more.
+                    trialPassed = true;
+                }
+            }
         }
     }
 
@@ -810,7 +827,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private void switchKey() {
         cancelTimer();
         // A move to or from the trial key is free: the trial is an extra attempt the client never sees.
-        boolean counts = key != trialKey;
+        boolean counts = !freeMove(key);
         if (counts && switches >= relay.settings().maxKeyRetries()) {
             giveUp();
             return;
@@ -820,7 +837,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             awaitKey(counts, false);
             return;
         }
-        if (counts && next != trialKey) {
+        if (counts && !freeMove(next)) {
             switches++;
             events.keySwitch();
         }
@@ -855,7 +872,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
                 outOfKeys();
                 return;
             }
-            if (isSwitch && unpaced != trialKey) {
+            if (isSwitch && !freeMove(unpaced)) {
                 switches++;
                 events.keySwitch();
             }
@@ -889,7 +906,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         events.keyWait(RelayEvents.KeyWait.SERVED, EventClock.nanoTime() - waitStart);
         // A later wait is a wait of its own (it shares what is left of KEY_WAIT).
         waitStart = 0;
-        if (waitIsSwitch && next != trialKey) {
+        if (waitIsSwitch && !freeMove(next)) {
             switches++;
             events.keySwitch();
         }

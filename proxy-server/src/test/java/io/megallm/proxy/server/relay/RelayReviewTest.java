@@ -1,0 +1,61 @@
+package io.megallm.proxy.server.relay;
+
+import io.megallm.proxy.server.testing.ProxyUnderTest;
+import io.megallm.proxy.testing.MockUpstream;
+import io.megallm.proxy.key.ApiKey;
+import io.megallm.proxy.server.testing.ManualKeyClock;
+import org.junit.jupiter.api.Test;
+
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** White-box review of the relay's state machine, over real sockets. */
+class RelayReviewTest {
+
+    private static final String BODY = "{\"model\":\"m\",\"messages\":[]}";
+
+    private static ApiKey key(ProxyUnderTest p, int i) {
+        String masked = ApiKey.mask(p.keys.get(i));
+        return p.server.keys().keys().stream().filter(k -> k.masked().equals(masked)).findFirst().orElseThrow();
+    }
+
+    private static long keysSeen(ProxyUnderTest p, int i) {
+        return p.upstream.all().stream().filter(r -> p.keys.get(i).equals(r.key())).count();
+    }
+
+    /**
+     * §7: a key on trial that answers 500 is back in rotation, and the request moves on from it.
+     * The move from the trial key was free by identity ({@code key != trialKey}), for good: with
+     * another key resting, the request "waited" (woken at once, the trial key being available),
+     * went back to the trial key, uncounted, and round again, past MEGALLM_MAX_RETRIES and
+     * MAX_KEY_RETRIES, until its tried-keys array overflowed inside a loop task and the client
+     * was never answered.
+     */
+    @Test
+    void aTrialKeyThatAnswers500IsNotSentTheRequestAgainAndAgain() throws Exception {
+        ManualKeyClock clock = new ManualKeyClock();
+        try (ProxyUnderTest p = ProxyUnderTest.start(ProxyUnderTest.keys(2),
+                Map.of("KEY_RECHECK", "5", "KEY_WAIT", "30", "MAX_KEY_RETRIES", "0", "MEGALLM_MAX_RETRIES", "0",
+                        "RETRY_BUDGET_MIN", "1000"), clock, null)) {
+            p.upstream.on(p.keys.get(0), MockUpstream.json(500, "{\"error\":{\"message\":\"boom\"}}"));
+            p.server.keys().markFailed(key(p, 0), 401);
+            p.server.keys().limited(key(p, 1), 429, 25);
+            clock.advanceSeconds(5);
+            // Key 0's trial is due; key 1 rests 20 s more, within KEY_WAIT.
+
+            HttpResponse<String> r = p.client().send(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
+                    .header("Content-Type", "application/json")
+                    .timeout(Duration.ofSeconds(15))
+                    .POST(HttpRequest.BodyPublishers.ofString(BODY)).build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(500, r.statusCode(), r.body());
+            assertTrue(keysSeen(p, 0) <= 1, "the trial key got the request " + keysSeen(p, 0)
+                    + " times with MEGALLM_MAX_RETRIES=0 and MAX_KEY_RETRIES=0");
+        }
+    }
+}
