@@ -892,6 +892,12 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     @Override
     public void keyMayBeUsable() {
         if (phase != Phase.WAITING_KEY) {
+            // Woken, but the client left before the wake-up ran (cancel() came too late to stop
+            // it): waiters are woken one per returning key, so this one's turn goes to the next.
+            KeyWaiters waiters = access.waiters();
+            if (waiters != null) {
+                waiters.wake(1);
+            }
             return;
         }
         waiter = null;

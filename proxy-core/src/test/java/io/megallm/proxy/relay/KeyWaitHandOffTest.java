@@ -1,0 +1,106 @@
+package io.megallm.proxy.relay;
+
+import io.megallm.proxy.http.RequestReader;
+import io.megallm.proxy.http.ResponseEncoder;
+import io.megallm.proxy.http.ServerLifecycle;
+import io.megallm.proxy.key.ApiKey;
+import io.megallm.proxy.key.KeyClock;
+import io.megallm.proxy.key.KeyPolicy;
+import io.megallm.proxy.key.KeyPool;
+import io.megallm.proxy.key.KeyWaiters;
+import io.megallm.proxy.upstream.UpstreamPools;
+import io.megallm.proxy.upstream.UpstreamSettings;
+import io.megallm.proxy.upstream.UpstreamTarget;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.embedded.EmbeddedChannel;
+import io.netty.channel.socket.nio.NioSocketChannel;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * Contract §7, waiting for a key: waiters are woken one per key that comes back. A waiter woken
+ * whose client left before the wake-up ran on its loop (the hang-up and the wake-up in the same
+ * turn of the loop, the hang-up first) took that one wake-up with it: the next waiter slept on
+ * beside a usable key until its KEY_WAIT ran out, then got 503 no_available_keys.
+ */
+class KeyWaitHandOffTest {
+
+    private static final String BODY = "{\"model\":\"m\",\"messages\":[]}";
+    private static final String REQUEST = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            + "Content-Type: application/json\r\nContent-Length: " + BODY.length() + "\r\n\r\n" + BODY;
+
+    private final AtomicLong nanos = new AtomicLong(1_000_000_000L);
+    private final KeyPool keys = new KeyPool(KeyClock.of(nanos::get, System::currentTimeMillis), new KeyPolicy(60, 300, 600));
+    private final ServerLifecycle lifecycle = new ServerLifecycle();
+    // Nothing listens there: the test ends before any connection would matter.
+    private final UpstreamPools pools = new UpstreamPools(UpstreamTarget.parse("http://127.0.0.1:20999/v1"),
+            NioSocketChannel.class, new UpstreamSettings(10, 10, 1000, 60, 1));
+    private EmbeddedChannel a;
+    private EmbeddedChannel b;
+
+    @AfterEach
+    void tearDown() {
+        for (EmbeddedChannel ch : new EmbeddedChannel[]{a, b}) {
+            if (ch != null) {
+                ch.finishAndReleaseAll();
+            }
+        }
+        pools.close();
+        for (EmbeddedChannel ch : new EmbeddedChannel[]{a, b}) {
+            if (ch != null) {
+                ch.runPendingTasks();
+            }
+        }
+    }
+
+    private EmbeddedChannel client(Relay relay) {
+        EmbeddedChannel ch = new EmbeddedChannel(new ResponseEncoder(),
+                new RequestReader(ex -> relay.forward(ex, "/chat/completions"), 1024 * 1024, lifecycle));
+        ch.writeInbound(Unpooled.copiedBuffer(REQUEST, StandardCharsets.ISO_8859_1));
+        return ch;
+    }
+
+    private static String outbound(EmbeddedChannel ch) {
+        StringBuilder out = new StringBuilder();
+        Object o;
+        while ((o = ch.readOutbound()) != null) {
+            ByteBuf buf = (ByteBuf) o;
+            out.append(buf.toString(StandardCharsets.ISO_8859_1));
+            buf.release();
+        }
+        return out.toString();
+    }
+
+    @Test
+    void aWakeUpThatFindsItsClientGoneGoesToTheNextWaiter() {
+        keys.reload(List.of("sk-mega-handoff-test-key-0000001"));
+        ApiKey key = keys.keys().get(0);
+        keys.limited(key, 429, 30);
+        KeyWaiters waiters = new KeyWaiters(keys, 10);
+        Relay relay = new Relay(keys, pools, new RelaySettings(1000, 0, 0, 60), lifecycle, RelayEvents.NONE,
+                new Relay.KeyAccess(null, waiters, TimeUnit.SECONDS.toNanos(60)));
+
+        a = client(relay);
+        b = client(relay);
+        assertEquals(2, waiters.size(), "both requests wait for the resting key");
+
+        // The key comes back: one waiter, the oldest (A), is woken on its loop.
+        keys.lifecycle().reset(key);
+        // A's client hangs up; the transport delivers that before the wake-up task runs.
+        a.pipeline().fireChannelInactive();
+        a.runPendingTasks();
+        b.runPendingTasks();
+
+        assertEquals(0, waiters.size(), "B still waits beside a usable key");
+        String bSaw = outbound(b);
+        assertEquals(-1, bSaw.indexOf("no_available_keys"), bSaw);
+    }
+}
