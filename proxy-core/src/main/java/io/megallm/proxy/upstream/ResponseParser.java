@@ -55,6 +55,13 @@ final class ResponseParser {
 
         /** The response ended; {@code trailers} is empty when there were none. */
         void onEnd(HttpHeaders trailers);
+
+        /**
+         * Bytes follow the end of the response just read: told before {@link #onEnd}, since the
+         * connection, whose parse then fails, must not be handed to another request at the end.
+         */
+        default void onBytesAfterEnd() {
+        }
     }
 
     private enum State {
@@ -183,7 +190,7 @@ final class ResponseParser {
             byte[] head = new byte[end - start];
             in.getBytes(start, head);
             in.readerIndex(end);
-            if (parseHead(head)) {
+            if (parseHead(head, in.isReadable())) {
                 return true;
             }
             if (!in.isReadable()) {
@@ -219,8 +226,11 @@ final class ResponseParser {
         return -1;
     }
 
-    /** Parses one head; false for an interim (1xx) answer, which is dropped. */
-    private boolean parseHead(byte[] h) {
+    /**
+     * Parses one head; false for an interim (1xx) answer, which is dropped. {@code more}: bytes
+     * follow the head in this read.
+     */
+    private boolean parseHead(byte[] h, boolean more) {
         int eol = lineEnd(h, 0);
         int lineLength = trimCr(h, 0, eol);
         HttpVersion version = version(h, lineLength);
@@ -289,6 +299,9 @@ final class ResponseParser {
         if (headRequest || code == 204 || code == 304) {
             state = State.DONE;
             sink.onHead(response, false);
+            if (more) {
+                sink.onBytesAfterEnd();
+            }
             sink.onEnd(EmptyHttpHeaders.INSTANCE);
             return true;
         }
@@ -318,6 +331,9 @@ final class ResponseParser {
         raw = sink.onHead(response, chunked);
         if (state == State.LENGTH && remaining == 0) {
             state = State.DONE;
+            if (more) {
+                sink.onBytesAfterEnd();
+            }
             sink.onEnd(EmptyHttpHeaders.INSTANCE);
         }
         return true;
@@ -488,6 +504,9 @@ final class ResponseParser {
                 }
                 emit(in, from, from + n, 0);
                 if (end) {
+                    if (from + n < to) {
+                        sink.onBytesAfterEnd();
+                    }
                     sink.onEnd(EmptyHttpHeaders.INSTANCE);
                     if (from + n < to) {
                         throw new MalformedResponseException("bytes after the end of the response");
@@ -538,7 +557,11 @@ final class ResponseParser {
             in.release();
         }
         if (ended) {
-            sink.onEnd(trailerHeaders());
+            HttpHeaders trailers = trailerHeaders();
+            if (i < to) {
+                sink.onBytesAfterEnd();
+            }
+            sink.onEnd(trailers);
             if (i < to) {
                 throw new MalformedResponseException("bytes after the end of the response");
             }

@@ -27,6 +27,8 @@ final class UpstreamHandler extends ChannelDuplexHandler implements ResponsePars
     private UpstreamListener listener;
     private long idleSinceNanos;
     private boolean used;
+    /** Bytes came after the end of a response: the connection is not fit to be reused. */
+    private boolean spoiled;
 
     void attach(UpstreamListener listener, boolean headRequest) {
         this.listener = listener;
@@ -50,6 +52,16 @@ final class UpstreamHandler extends ChannelDuplexHandler implements ResponsePars
     /** Every byte written so far reached the socket: the request is complete on the wire. */
     boolean requestWritten() {
         return writesPending == 0 && !writeFailed;
+    }
+
+    /** The request went out whole and nothing came after its response's end: fit for another. */
+    boolean reusable() {
+        return requestWritten() && !spoiled;
+    }
+
+    @Override
+    public void onBytesAfterEnd() {
+        spoiled = true;
     }
 
     @Override

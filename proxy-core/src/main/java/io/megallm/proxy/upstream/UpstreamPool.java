@@ -181,7 +181,7 @@ public final class UpstreamPool {
      */
     public void release(Channel ch) {
         UpstreamHandler handler = ch.pipeline().get(UpstreamHandler.class);
-        if (closed || !ch.isActive() || handler == null || !handler.requestWritten()) {
+        if (closed || !ch.isActive() || handler == null || !handler.reusable()) {
             discard(ch);
             return;
         }

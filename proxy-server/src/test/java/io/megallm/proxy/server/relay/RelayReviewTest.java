@@ -4,13 +4,19 @@ import io.megallm.proxy.server.testing.ProxyUnderTest;
 import io.megallm.proxy.testing.MockUpstream;
 import io.megallm.proxy.key.ApiKey;
 import io.megallm.proxy.server.testing.ManualKeyClock;
+import io.netty.buffer.Unpooled;
 import org.junit.jupiter.api.Test;
 
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
 
+import java.io.ByteArrayOutputStream;
+import java.io.InputStream;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -56,6 +62,40 @@ class RelayReviewTest {
             assertEquals(500, r.statusCode(), r.body());
             assertTrue(keysSeen(p, 0) <= 1, "the trial key got the request " + keysSeen(p, 0)
                     + " times with MEGALLM_MAX_RETRIES=0 and MAX_KEY_RETRIES=0");
+        }
+    }
+
+    /**
+     * An upstream answer's end hands its connection on at once (to the idle set, and from there
+     * to the next request of the same loop, here the client's pipelined one) while the parser is
+     * still inside the read that ended it. Bytes after the end of that answer (a 204 that carries
+     * a body anyway) then fail the connection under the next request, which had already been
+     * written to it: that request counts as sent without an answer and is sent a second time.
+     */
+    @Test
+    void bytesAfterAnAnswerDoNotMakeTheNextRequestOnItsConnectionASecondSend() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            AtomicInteger calls = new AtomicInteger();
+            p.upstream.otherwise((ctx, req) -> {
+                if (calls.getAndIncrement() == 0) {
+                    ctx.pipeline().firstContext().writeAndFlush(Unpooled.copiedBuffer(
+                            "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello", StandardCharsets.ISO_8859_1));
+                } else {
+                    MockUpstream.json(200, "{\"id\":\"second\"}").respond(ctx, req);
+                }
+            });
+            String one = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: " + BODY.length() + "\r\n\r\n" + BODY;
+            try (Socket s = RawHttp.connect(p.port())) {
+                s.getOutputStream().write((one + one).getBytes(StandardCharsets.ISO_8859_1));
+                s.getOutputStream().flush();
+                InputStream in = s.getInputStream();
+                String first = RawHttp.readHead(in, new ByteArrayOutputStream());
+                assertTrue(first.startsWith("HTTP/1.1 204"), first);
+                String second = RawHttp.readResponse(in);
+                assertTrue(second.startsWith("HTTP/1.1 200"), second);
+            }
+            assertEquals(2, p.upstream.requestCount(), "the pipelined request was sent twice");
         }
     }
 }
