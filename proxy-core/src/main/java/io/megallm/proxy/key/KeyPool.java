@@ -123,6 +123,11 @@ public final class KeyPool {
         return n;
     }
 
+    /** Whether a request may take {@code key} now: not resting, failed or held back by its pace. */
+    public boolean takeableNow(ApiKey key) {
+        return key.pacer().nanosUntilTakeable(key.state(), now()) == 0;
+    }
+
     /**
      * Nanoseconds until a request may take a key: 0 when one is free now, else until the first
      * rest ends, a paced key has its next slot or a key on probation its probe's answer; -1 when

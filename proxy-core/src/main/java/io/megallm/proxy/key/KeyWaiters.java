@@ -112,6 +112,18 @@ public final class KeyWaiters {
      * the front of the queue and found no key, so it goes back to the front.
      */
     public Waiter await(EventLoop loop, long maxWaitNanos, Callback callback, boolean keepPlace) {
+        return await(loop, maxWaitNanos, callback, keepPlace, 0);
+    }
+
+    /**
+     * Like {@link #await(EventLoop, long, Callback, boolean)} for a caller that saw
+     * {@code usableAtLook} keys usable ({@link KeyPool#usableNow()}) and may take none of them:
+     * it has tried them (contract §7: it goes back to a tried key only after waiting for it). Such
+     * keys do not end its wait at once; a key that comes back, or one more usable key than it saw,
+     * does. (Woken at once by the key it had just tried, a request went back to it, round after
+     * round, while the key it waited for came back a second later.)
+     */
+    public Waiter await(EventLoop loop, long maxWaitNanos, Callback callback, boolean keepPlace, int usableAtLook) {
         for (;;) {
             int n = count.get();
             if (n >= maxWaiters) {
@@ -129,9 +141,15 @@ public final class KeyWaiters {
             queue.addLast(w);
         }
         long untilUsable = pool.nanosUntilNextUsable();
-        if (untilUsable == 0) {
+        if (untilUsable == 0 && pool.usableNow() > usableAtLook) {
             // A key came back between the caller's look and its entry here: no state change will tell.
             wake(1);
+        } else if (untilUsable == 0) {
+            // Only the keys the caller has seen, and may not take, are usable: wake at the next return.
+            long next = pool.nanosUntilNextReturn();
+            if (next > 0) {
+                scheduleWake(loop, next);
+            }
         } else if (untilUsable > 0) {
             scheduleWake(loop, untilUsable);
         }

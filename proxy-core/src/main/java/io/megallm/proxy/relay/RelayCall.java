@@ -79,6 +79,12 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private int triedCount;
     /** Keys before this index in {@code tried} may be used again: the request waited for a key since. */
     private int avoidFrom;
+    /**
+     * Where in {@code tried} the keys begin that were usable when this request's wait began: it
+     * did not wait for those, so it does not go back to them after the wait (contract §7: "never
+     * back to a key it has already tried except after waiting for it").
+     */
+    private int returnable;
     /** The failed key this request carries on trial (at most one per request, contract §7), or null. */
     private ApiKey trialKey;
     /**
@@ -215,6 +221,22 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             events.affinity(relay.selector().firstChoice(affinity, next));
         }
         return next;
+    }
+
+    /**
+     * Orders the keys tried since the last wait so that those a request may not take now (resting,
+     * paced, failed) come first, and returns where the others begin.
+     */
+    private int restingFirst() {
+        int at = avoidFrom;
+        for (int i = avoidFrom; i < triedCount; i++) {
+            if (!keys.takeableNow(tried[i])) {
+                ApiKey k = tried[at];
+                tried[at++] = tried[i];
+                tried[i] = k;
+            }
+        }
+        return at;
     }
 
     private void use(ApiKey next) {
@@ -879,7 +901,10 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             use(unpaced);
             return;
         }
-        KeyWaiters.Waiter w = waiters.await(exchange.eventLoop(), left, this, keepPlace);
+        if (waitStart == 0) {
+            returnable = restingFirst();
+        }
+        KeyWaiters.Waiter w = waiters.await(exchange.eventLoop(), left, this, keepPlace, keys.usableNow());
         if (w == null) {
             events.keyWait(RelayEvents.KeyWait.FULL, 0);
             outOfKeys();
@@ -901,8 +926,9 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             return;
         }
         waiter = null;
-        // Having waited, the request may go back to a key it tried before (contract §7).
-        avoidFrom = triedCount;
+        // Having waited, the request may go back to a key it tried before (contract §7): to the
+        // ones it waited for, not to those it could have taken again without waiting.
+        avoidFrom = returnable;
         ApiKey next = pick();
         if (next == null) {
             // Another request was quicker, or the key rested again: wait on for what is left, in front.

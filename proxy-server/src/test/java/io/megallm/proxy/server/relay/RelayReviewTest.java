@@ -98,4 +98,28 @@ class RelayReviewTest {
             assertEquals(2, p.upstream.requestCount(), "the pipelined request was sent twice");
         }
     }
+
+    /**
+     * §7: a request moves "never back to a key it has already tried except after waiting for it".
+     * Out of keys to move to (A answered 500, B rests 1 s after a 429), the request entered the
+     * wait, but the wait let it go at once because a key was usable: A, the one it had just
+     * tried. It went back to A without waiting for anything, again and again until its moves ran
+     * out, and the client got A's 500 while B, back a second later, would have taken it.
+     */
+    @Test
+    void aRequestOutOfKeysWaitsForTheRestingKeyInsteadOfGoingBackToTheOneItTried() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of("KEY_WAIT", "30", "MAX_KEY_RETRIES", "3",
+                "MEGALLM_MAX_RETRIES", "0", "RETRY_BUDGET_MIN", "1000"))) {
+            p.upstream.on(p.keys.get(0), MockUpstream.json(500, "{\"error\":{\"message\":\"a is down\"}}"));
+            AtomicInteger bCalls = new AtomicInteger();
+            p.upstream.on(p.keys.get(1), (ctx, req) -> (bCalls.getAndIncrement() == 0
+                    ? MockUpstream.json(429, "{}", Map.of("Retry-After", "1"))
+                    : MockUpstream.json(200, "{\"id\":\"b\"}")).respond(ctx, req));
+            // The first request goes to A (round robin from the start of the list).
+            HttpResponse<String> r = p.chat();
+            assertEquals(1, keysSeen(p, 0), "A got the request " + keysSeen(p, 0)
+                    + " times with MEGALLM_MAX_RETRIES=0, without the request waiting for it");
+            assertEquals(200, r.statusCode(), r.body());
+        }
+    }
 }
