@@ -116,11 +116,11 @@ public final class KeyWaiters {
     }
 
     /**
-     * Like {@link #await(EventLoop, long, Callback, boolean)} for a caller that saw
-     * {@code usableAtLook} keys usable ({@link KeyPool#usableNow()}) and may take none of them:
-     * it has tried them (contract §7: it goes back to a tried key only after waiting for it). Such
-     * keys do not end its wait at once; a key that comes back, or one more usable key than it saw,
-     * does. (Woken at once by the key it had just tried, a request went back to it, round after
+     * Like {@link #await(EventLoop, long, Callback, boolean)} for a caller that may not take
+     * {@code usableAtLook} of the keys usable now: it has tried them (contract §7: it goes back to
+     * a tried key only after waiting for it). Those do not end its wait at once; any other usable
+     * key ({@link KeyPool#usableNow()} above that count) does, as one that came back between the
+     * caller's look and its entry here. (Woken at once by the key it had just tried, a request went back to it, round after
      * round, while the key it waited for came back a second later.)
      */
     public Waiter await(EventLoop loop, long maxWaitNanos, Callback callback, boolean keepPlace, int usableAtLook) {

@@ -239,6 +239,20 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         return at;
     }
 
+    /**
+     * The keys this request avoids that a request could take now: what must not end its wait. Not
+     * every usable key: one that came back since this request's last look must wake it at once.
+     */
+    private int usableButAvoided() {
+        int n = 0;
+        for (int i = avoidFrom; i < triedCount; i++) {
+            if (keys.takeableNow(tried[i])) {
+                n++;
+            }
+        }
+        return n;
+    }
+
     private void use(ApiKey next) {
         sameKeyRetries = 0;
         staleRetried = false;
@@ -904,7 +918,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         if (waitStart == 0) {
             returnable = restingFirst();
         }
-        KeyWaiters.Waiter w = waiters.await(exchange.eventLoop(), left, this, keepPlace, keys.usableNow());
+        KeyWaiters.Waiter w = waiters.await(exchange.eventLoop(), left, this, keepPlace, usableButAvoided());
         if (w == null) {
             events.keyWait(RelayEvents.KeyWait.FULL, 0);
             outOfKeys();

@@ -208,6 +208,41 @@ class KeyWaitersTest {
         assertNotNull(await("5", 10), "a place freed by a client that left is free again");
     }
 
+    /**
+     * A request that tried a (it answered 500, so it is still usable) and waits for b, resting:
+     * a does not end its wait at once (it went back to a, round after round, before the review
+     * fix), b's return does. Counting every usable key instead of only the tried ones lost the
+     * wake of a key that came back just before the look (the keys bench's recovery went 0 -> 2.6 s).
+     */
+    @Test
+    void aUsableKeyTheWaiterMayNotTakeDoesNotWakeItButOneMoreDoes() {
+        pool.limited(b, 429, 2);
+        waiters.await(loop, TimeUnit.SECONDS.toNanos(10), callback("tried-a"), false, 1);
+        channel.runPendingTasks();
+        assertEquals(List.of(), events, "a, which it tried, is no reason to wake");
+        advanceSeconds(2);
+        assertEquals(List.of("tried-a woken"), events, "b's return wakes it");
+        events.clear();
+        // Both usable, but it saw (and may not take) only one: the other came back since its look.
+        waiters.await(loop, TimeUnit.SECONDS.toNanos(10), callback("late"), false, 1);
+        channel.runPendingTasks();
+        assertEquals(List.of("late woken"), events);
+    }
+
+    private KeyWaiters.Callback callback(String name) {
+        return new KeyWaiters.Callback() {
+            @Override
+            public void keyMayBeUsable() {
+                events.add(name + " woken");
+            }
+
+            @Override
+            public void waitOver() {
+                events.add(name + " timed out");
+            }
+        };
+    }
+
     @Test
     void aKeyThatCameBackJustBeforeTheWaiterEnteredWakesItAtOnce() {
         await("late", 10);
