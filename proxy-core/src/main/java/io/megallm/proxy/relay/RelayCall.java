@@ -784,6 +784,9 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             case BUFFERING -> {
                 pendingAnswer.release();
                 pendingAnswer = null;
+                // The upstream answered, then went silent: a timeout (504 if nothing else answers),
+                // not "could not be reached".
+                lastFailure = Failure.TIMEOUT;
                 afterFailedAnswer();
             }
             default -> {

@@ -122,4 +122,21 @@ class RelayReviewTest {
             assertEquals(200, r.statusCode(), r.body());
         }
     }
+
+    /**
+     * An error answer whose body stops coming is a timeout, as a head that never comes is: 504,
+     * not 502 "could not be reached" (the upstream was reached; it went silent).
+     */
+    @Test
+    void anErrorAnswerWhoseBodyStallsIsATimeout() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MEGALLM_TIMEOUT", "1"))) {
+            p.upstream.otherwise((ctx, req) -> ctx.pipeline().firstContext().writeAndFlush(Unpooled.copiedBuffer(
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"error\":",
+                    StandardCharsets.US_ASCII)));
+            HttpResponse<String> r = p.chat();
+            assertEquals(504, r.statusCode(), r.body());
+            assertTrue(r.body().contains("\"code\":\"upstream_timeout\""), r.body());
+            assertEquals(1, p.upstream.requestCount(), "a 400 is final: not sent again");
+        }
+    }
 }
