@@ -2,6 +2,7 @@ package io.megallm.proxy.key;
 
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Which key a request gets. Round-robin over the keys usable now: the cursor moves past the key
@@ -17,9 +18,15 @@ public final class KeySelector {
     private final AtomicLong cursor = new AtomicLong();
     /**
      * No trial is due before this nanoTime, so most requests skip the scan for one. Lowered by
-     * every change that makes a trial due sooner, raised only by a scan that saw every key.
+     * every change that makes a trial due sooner, raised only by a scan that saw every key. Each
+     * change installs a new {@link Gate}, so that a scan that ran meanwhile (and may have read the
+     * changed key before it changed) cannot put its own answer over it: its CAS is on the old one.
      */
-    private final AtomicLong noTrialBefore = new AtomicLong(Long.MIN_VALUE);
+    private final AtomicReference<Gate> noTrialBefore = new AtomicReference<>(new Gate(Long.MIN_VALUE));
+
+    /** A gate time; compared by identity. */
+    private record Gate(long at) {
+    }
 
     public KeySelector(KeyPool pool) {
         this.pool = pool;
@@ -29,13 +36,14 @@ public final class KeySelector {
                 lower(to.untilNanos());
             }
         });
-        pool.onReload(() -> noTrialBefore.set(Long.MIN_VALUE));
+        pool.onReload(() -> noTrialBefore.set(new Gate(Long.MIN_VALUE)));
     }
 
     private void lower(long at) {
         // MIN_VALUE means "scan every time" and stays so; otherwise the earlier time wins.
-        noTrialBefore.accumulateAndGet(at,
-                (current, next) -> current != Long.MIN_VALUE && next - current < 0 ? next : current);
+        // Always a new object, even for the same time: a scan under way must not close the gate after it.
+        noTrialBefore.updateAndGet(current -> new Gate(
+                current.at() != Long.MIN_VALUE && at - current.at() < 0 ? at : current.at()));
     }
 
     /**
@@ -187,8 +195,8 @@ public final class KeySelector {
      */
     public ApiKey trial(ApiKey[] tried, int triedCount) {
         long now = pool.now();
-        long gate = noTrialBefore.get();
-        if (gate != Long.MIN_VALUE && now - gate < 0) {
+        Gate gate = noTrialBefore.get();
+        if (gate.at() != Long.MIN_VALUE && now - gate.at() < 0) {
             return null;
         }
         ApiKey[] keys = pool.snapshot();
@@ -216,7 +224,7 @@ public final class KeySelector {
         }
         // Nothing due: skip scans until the earliest trial, unless a change lowered the gate meanwhile.
         if (!blocked) {
-            noTrialBefore.compareAndSet(gate, any ? next : now + TimeUnit.DAYS.toNanos(1));
+            noTrialBefore.compareAndSet(gate, new Gate(any ? next : now + TimeUnit.DAYS.toNanos(1)));
         }
         return null;
     }
