@@ -243,7 +243,9 @@ public final class KeyLifecycle {
     }
 
     long adaptiveRestSeconds(int strikes) {
-        long max = policy.maxCooldownSeconds();
+        // Held to what a restored rest may last (a year at most): KEY_COOLDOWN past ~292 years
+        // overflowed the deadline in nanoseconds into the past, and the key got no rest at all.
+        long max = Math.min(policy.maxCooldownSeconds(), TimeUnit.DAYS.toSeconds(365));
         if (strikes - 1 >= 62) {
             return max;
         }

@@ -475,6 +475,21 @@ class KeyLifecycleTest {
         assertEquals(cooldown, pool.cooldownRemainingSeconds(a));
     }
 
+    /**
+     * KEY_COOLDOWN is any non-negative number; one past what the nanosecond clock spans (~292
+     * years) must still rest a key, not overflow its deadline into the past. A consecutive-429
+     * count that reaches it comes back from the state file or Redis (kept up to 62).
+     */
+    @Test
+    void aHugeKeyCooldownStillRestsTheKey() {
+        setUp(new KeyPolicy(TimeUnit.DAYS.toSeconds(365) * 400, 300, 600));
+        assertEquals(1, pool.restore(List.of(new SavedKeyState(a.id(), KeyState.Kind.AVAILABLE, null, 0, 40, 0))));
+        life.limited(a, 429, -1);
+        assertEquals(KeyState.Kind.COOLING_DOWN, kind(a), "the 41st 429 in a row gave the key no rest at all");
+        assertTrue(pool.cooldownRemainingSeconds(a) > 0);
+        assertNull(selector.next(new ApiKey[] {b}, 1), "the resting key is not handed out");
+    }
+
     // ---- a state adopted from another instance (§14) ----
 
     @Test
