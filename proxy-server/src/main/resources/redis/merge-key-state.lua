@@ -55,9 +55,11 @@ if take then
   if clears then
     redis.call('HSET', KEYS[1], 'cleared', ARGV[7])
   end
-  cur = {kind, ARGV[3], ARGV[4], ARGV[5], ARGV[6]}
+  cur = {kind, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]}
+  -- The state's time goes last (the reason holds no '|'): a receiver whose own state of the key
+  -- came about later keeps it (its change is merged here in turn) instead of this older one.
   redis.call('PUBLISH', ARGV[10], 's|' .. ARGV[9] .. '|' .. ARGV[1] .. '|' .. kind .. '|' .. ARGV[3] .. '|'
-    .. ARGV[4] .. '|' .. ARGV[5] .. '|' .. ARGV[6])
+    .. ARGV[4] .. '|' .. ARGV[5] .. '|' .. ARGV[6] .. '|' .. ARGV[7])
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[11])
-return {take and 1 or 0, cur[1], cur[2] or '0', cur[3] or '0', cur[4] or '0', cur[5] or ''}
+return {take and 1 or 0, cur[1], cur[2] or '0', cur[3] or '0', cur[4] or '0', cur[5] or '', cur[6] or '0'}

@@ -641,7 +641,7 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
                         adopt(new SavedKeyState(s.id(), kindOf(RedisReplies.text(r.get(1))),
                                 emptyToNull(RedisReplies.text(r.get(5))), RedisReplies.number(r.get(2)),
                                 (int) RedisReplies.number(r.get(3)), RedisReplies.number(r.get(4))),
-                                "as shared in Redis");
+                                "as shared in Redis", r.size() > 6 ? RedisReplies.number(r.get(6)) : -1);
                     }
                 }, worker);
     }
@@ -653,7 +653,7 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     }
 
     private void received(String message) {
-        String[] f = message.split("\\|", 8);
+        String[] f = message.split("\\|", 9);
         if (f.length < 2 || f[1].equals(instance)) {
             return;
         }
@@ -667,14 +667,15 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
                     // closed: nothing to reload for
                 }
             }
-        } else if (f[0].equals("s") && f.length == 8) {
+        } else if (f[0].equals("s") && (f.length == 8 || f.length == 9)) {
             KeyState.Kind kind = kindOf(f[3]);
             if (kind != null) {
                 // Another instance's state of the key: a trial it held has ended, or the lease is
                 // asked again at the next claim, which is due by this state's schedule.
                 heldElsewhere.remove(f[2]);
                 adopt(new SavedKeyState(f[2], kind, emptyToNull(f[7]), RedisReplies.parse(f[4]),
-                        (int) RedisReplies.parse(f[5]), RedisReplies.parse(f[6])), "as another instance found");
+                        (int) RedisReplies.parse(f[5]), RedisReplies.parse(f[6])), "as another instance found",
+                        f.length == 9 ? RedisReplies.parse(f[8]) : -1);
             }
         }
     }
@@ -693,10 +694,27 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         publishAll();
     }
 
-    private void adopt(SavedKeyState s, String source) {
+    /**
+     * {@code at}: when that state came about (epoch ms), -1 when unknown. A state older than this
+     * instance's own of the key (pub/sub delivers late: the other instance's merge came before this
+     * one's change) is not taken: this one's is merged in Redis in turn, and Redis' answer decides.
+     */
+    private void adopt(SavedKeyState s, String source, long at) {
+        if (at >= 0) {
+            // A time ahead of this clock (a clock running ahead, a hand in Redis) counts as now:
+            // kept as it is, it would make this instance ignore every later state until then.
+            at = Math.min(at, keys.lifecycle().clock().epochMillis());
+            Long mine = changedAt.get(s.id());
+            if (mine != null && mine > at) {
+                return;
+            }
+        }
         APPLYING.set(Boolean.TRUE);
         try {
-            keys.adopt(s, source);
+            if (keys.adopt(s, source) && at >= 0) {
+                // Its time is the state's own, not when it arrived here.
+                changedAt.put(s.id(), at);
+            }
         } finally {
             APPLYING.set(Boolean.FALSE);
         }
