@@ -969,6 +969,21 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             return;
         }
         waiter = null;
+        // Waiters are woken one per returning key and then one per accepted request: behind a
+        // slow answer a key may have stood free for most of this wait. It came back within
+        // KEY_WAIT, so the request goes on with it (contract §7) instead of a 503 saying none is.
+        avoidFrom = triedCount;
+        ApiKey next = pick();
+        if (next != null) {
+            events.keyWait(RelayEvents.KeyWait.SERVED, EventClock.nanoTime() - waitStart);
+            waitStart = 0;
+            if (waitIsSwitch && next != trialKey) {
+                switches++;
+                events.keySwitch();
+            }
+            use(next);
+            return;
+        }
         events.keyWait(RelayEvents.KeyWait.TIMED_OUT, EventClock.nanoTime() - waitStart);
         outOfKeys();
     }
