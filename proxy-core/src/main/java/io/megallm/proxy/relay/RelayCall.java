@@ -972,12 +972,13 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         // Waiters are woken one per returning key and then one per accepted request: behind a
         // slow answer a key may have stood free for most of this wait. It came back within
         // KEY_WAIT, so the request goes on with it (contract §7) instead of a 503 saying none is.
-        avoidFrom = triedCount;
+        // Only a key it waited for: not one it tried that was usable all along (keyMayBeUsable).
+        avoidFrom = returnable;
         ApiKey next = pick();
         if (next != null) {
             events.keyWait(RelayEvents.KeyWait.SERVED, EventClock.nanoTime() - waitStart);
             waitStart = 0;
-            if (waitIsSwitch && next != trialKey) {
+            if (waitIsSwitch && !freeMove(next)) {
                 switches++;
                 events.keySwitch();
             }

@@ -641,7 +641,9 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
                         adopt(new SavedKeyState(s.id(), kindOf(RedisReplies.text(r.get(1))),
                                 emptyToNull(RedisReplies.text(r.get(5))), RedisReplies.number(r.get(2)),
                                 (int) RedisReplies.number(r.get(3)), RedisReplies.number(r.get(4))),
-                                "as shared in Redis", r.size() > 6 ? RedisReplies.number(r.get(6)) : -1);
+                                // Redis' merge decided against this instance's state: its answer is
+                                // taken whatever its time (it is older than the change just sent).
+                                "as shared in Redis", -1);
                     }
                 }, worker);
     }
@@ -695,7 +697,8 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     }
 
     /**
-     * {@code at}: when that state came about (epoch ms), -1 when unknown. A state older than this
+     * {@code at}: when that state came about (epoch ms), or -1 for no comparison (Redis' own answer to
+     * a merge of this instance's, which decided against it). A state older than this
      * instance's own of the key (pub/sub delivers late: the other instance's merge came before this
      * one's change) is not taken: this one's is merged in Redis in turn, and Redis' answer decides.
      */

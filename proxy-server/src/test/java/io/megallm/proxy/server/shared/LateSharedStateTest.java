@@ -60,4 +60,33 @@ class LateSharedStateTest {
         }
     }
 
+    /**
+     * The other way round: Redis' answer to this instance's own merge is taken whatever its time.
+     * B failed key 0 a while ago and A never heard (no message reached it); A's 429 on the key makes
+     * it rest here, Redis keeps the failure (a failure is not forgotten) and answers with it, and A
+     * takes it although it is older than A's own change. (A first version of the fix above compared
+     * times here too, and A went on with a key Redis said was dead.)
+     */
+    @Test
+    void redisAnswerToThisInstancesMergeIsTakenThoughOlder() throws Exception {
+        List<String> keys = ProxyUnderTest.keys(2);
+        RedisKeyStates.useNioTransport();
+        try (LocalRedis redis = LocalRedis.start(); MockUpstream upstream = new MockUpstream();
+             RedisClient client = RedisClient.create(redis.url());
+             StatefulRedisConnection<String, String> c = client.connect()) {
+            Map<String, String> env = new HashMap<>(Map.of("KEY_RECHECK", "600", "REDIS_URL", redis.url()));
+            try (ProxyUnderTest a = ProxyUnderTest.start(keys, env, KeyClock.SYSTEM, null, upstream)) {
+                await(10_000, "A shares", () -> "ok".equals(sharedState(a)));
+                String entry = "megallm:{default}:key:" + SharedKeyStatesTest.sha256(keys.get(0));
+                long now = System.currentTimeMillis();
+                c.sync().hset(entry, Map.of("kind", "failed", "until", Long.toString(now + 600_000), "strikes", "0",
+                        "recheck", "600", "reason", "upstream 401", "at", Long.toString(now - 5_000), "by", "0123456789ab"));
+                upstream.on(keys.get(0), MockUpstream.json(429, "{}", Map.of("Retry-After", "5")));
+                assertEquals(200, a.chat().statusCode(), "key 1 takes it");
+                await(2000, "A takes Redis' failure", () -> "failed".equals(keyEntry(a, 0).get("state")));
+                assertEquals("failed", c.sync().hget(entry, "kind"));
+            }
+        }
+    }
+
 }
