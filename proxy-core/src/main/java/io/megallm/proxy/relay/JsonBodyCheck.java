@@ -90,8 +90,12 @@ public final class JsonBodyCheck {
                 while ((t = p.nextToken()) != JsonToken.END_OBJECT) {
                     String field = p.currentName();
                     t = p.nextToken();
-                    if ("model".equals(field) && t == JsonToken.VALUE_STRING) {
-                        model = p.getText();
+                    if ("model".equals(field)) {
+                        // The last one wins, as in the upstream's parser: {"model":"allowed","model":null}
+                        // passed a client's allow-list as "allowed" while the upstream read null
+                        // (and one that falls back to its default model served that).
+                        model = t == JsonToken.VALUE_STRING ? p.getText() : null;
+                        p.skipChildren();
                     } else if ("stream".equals(field)) {
                         // A stream unless false or null: upstreams read 1, "true", "yes" as true
                         // (pydantic's lax bool, JavaScript's truthiness), and max_streams must count

@@ -92,6 +92,15 @@ class JsonBodyCheckTest {
         assertNull(r.model());
     }
 
+    /** Review (2026-12-07): the check read the last string model, the upstream reads the last model. */
+    @Test
+    void theLastModelWinsWhateverItsType() {
+        assertNull(check("{\"model\":\"allowed\",\"model\":null}").model());
+        assertNull(check("{\"model\":\"allowed\",\"model\":{\"name\":\"other\"}}").model());
+        assertEquals("other", check("{\"model\":\"allowed\",\"model\":\"other\"}").model());
+        assertEquals("allowed", check("{\"model\":null,\"model\":\"allowed\",\"n\":[1,{\"model\":\"x\"}]}").model());
+    }
+
     @Test
     void streamIsAnyValueButFalseOrNull() {
         // An upstream with a lax bool (pydantic: 1, "true", "yes") or JavaScript's truthiness streams these.

@@ -185,6 +185,12 @@ class UsageAndLimitsTest {
             assertEquals(403, model.statusCode());
             assertTrue(model.body().contains("\"code\":\"model_not_allowed\""), model.body());
             assertEquals(200, chat(p, "ck-mod-000000000000000003", "{\"model\":\"gpt-4o-mini\"}").statusCode());
+            // The upstream reads the last "model": an allowed one before a null is no pass.
+            int sent = p.upstream.requestCount();
+            var twice = chat(p, "ck-mod-000000000000000003", "{\"model\":\"gpt-4o-mini\",\"model\":null}");
+            assertEquals(403, twice.statusCode(), twice.body());
+            assertTrue(twice.body().contains("\"code\":\"model_not_allowed\""), twice.body());
+            assertEquals(sent, p.upstream.requestCount(), "nothing sent");
 
             assertEquals(401, chat(p, "ck-bad-000000000000000005", body).statusCode(), "a bad line gives no client");
 
