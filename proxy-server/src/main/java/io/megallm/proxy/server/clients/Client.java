@@ -53,9 +53,24 @@ public final class Client {
         return id;
     }
 
-    /** From now on the limit windows are counted over every instance sharing {@code counters}. */
+    /**
+     * From now on the limit windows are counted over every instance sharing {@code counters}. The
+     * token windows of a client with token limits are named at once, so that they are read from
+     * Redis before its first request here: unread, they count as 0, and a client over its
+     * daily_tokens on another instance got a whole burst through on one started later.
+     */
     void share(SharedCounters counters) {
         this.shared = counters;
+        ClientSpec spec = this.spec;
+        long nowSecond = Math.floorDiv(System.currentTimeMillis(), 1000L);
+        if (spec.dailyTokens() > 0) {
+            counters.total(name("day", Math.floorDiv(nowSecond, DAY_SECONDS)), DAY_TTL_MILLIS);
+        }
+        if (spec.tpm() > 0) {
+            long minute = Math.floorDiv(nowSecond, 60);
+            counters.total(name("tpm", minute - 1), WINDOW_TTL_MILLIS);
+            counters.total(name("tpm", minute), WINDOW_TTL_MILLIS);
+        }
     }
 
     public ClientSpec spec() {
@@ -187,7 +202,7 @@ public final class Client {
      */
     private Refusal tokenRefusal(ClientSpec spec, SharedCounters counters, long nowSecond, long reserved) {
         if (spec.dailyTokens() > 0) {
-            long today = counters != null ? counters.total(name("day", Math.floorDiv(nowSecond, DAY_SECONDS)))
+            long today = counters != null ? counters.total(name("day", Math.floorDiv(nowSecond, DAY_SECONDS)), DAY_TTL_MILLIS)
                     : tokensToday(nowSecond);
             if (plus(today, reserved) >= spec.dailyTokens()) {
                 return new Refusal(429, "daily_tokens", "This client key has used its " + spec.dailyTokens()
@@ -245,8 +260,8 @@ public final class Client {
     }
 
     private long slidingMinute(SharedCounters counters, String kind, long minute, long intoMinute) {
-        long previous = counters.total(name(kind, minute - 1));
-        return counters.total(name(kind, minute)) + previous * (60 - intoMinute) / 60;
+        long previous = counters.total(name(kind, minute - 1), WINDOW_TTL_MILLIS);
+        return counters.total(name(kind, minute), WINDOW_TTL_MILLIS) + previous * (60 - intoMinute) / 60;
     }
 
     private String name(String kind, long window) {
@@ -254,6 +269,7 @@ public final class Client {
     }
 
     private static final long WINDOW_TTL_MILLIS = 180_000;
+    private static final long DAY_TTL_MILLIS = 2 * DAY_SECONDS * 1000;
 
     private static String sha256(String key) {
         try {
@@ -290,7 +306,7 @@ public final class Client {
         SharedCounters counters = shared;
         if (counters != null) {
             counters.add(name("tpm", Math.floorDiv(nowSecond, 60)), total, WINDOW_TTL_MILLIS);
-            counters.add(name("day", Math.floorDiv(nowSecond, DAY_SECONDS)), total, 2 * DAY_SECONDS * 1000);
+            counters.add(name("day", Math.floorDiv(nowSecond, DAY_SECONDS)), total, DAY_TTL_MILLIS);
         }
         long day = Math.floorDiv(nowSecond, DAY_SECONDS);
         for (;;) {

@@ -25,7 +25,12 @@ import java.util.concurrent.atomic.LongAdder;
 public final class RedisCounters implements SharedCounters {
 
     static final long FLUSH_MILLIS = 500;
-    /** A counter nobody added to or read for this long is forgotten here (Redis keeps it). */
+    /**
+     * A counter without a lifetime that nobody added to or read for this long is forgotten here
+     * (Redis keeps it). A window (a counter with a lifetime) is kept, and read, until it ends:
+     * forgotten after two idle minutes, a client's day window read as 0 again, and a client over
+     * its daily_tokens got a burst through after every pause of two minutes.
+     */
     private static final long IDLE_MILLIS = TimeUnit.MINUTES.toMillis(2);
 
     private final RedisKeyStates link;
@@ -109,10 +114,16 @@ public final class RedisCounters implements SharedCounters {
 
     @Override
     public long total(String counter) {
+        return total(counter, 0);
+    }
+
+    @Override
+    public long total(String counter, long ttlMillis) {
         Counter c = counters.get(counter);
         if (c == null) {
-            c = counters.computeIfAbsent(counter, n -> new Counter(link.prefix() + "n:" + n, 0));
+            c = counters.computeIfAbsent(counter, n -> new Counter(link.prefix() + "n:" + n, Math.max(0L, ttlMillis)));
         }
+        c.lifetime(ttlMillis);
         c.touchedMillis = System.currentTimeMillis();
         return c.total();
     }
@@ -149,8 +160,8 @@ public final class RedisCounters implements SharedCounters {
     /** On the shared-state thread. */
     private void flush() {
         long now = System.currentTimeMillis();
-        counters.values().removeIf(c -> c.expiresAtMillis < now
-                || (now - c.touchedMillis > IDLE_MILLIS && c.pending.sum() == 0 && c.inFlight.get() == 0));
+        counters.values().removeIf(c -> c.expiresAtMillis < now || (c.ttlMillis == 0
+                && now - c.touchedMillis > IDLE_MILLIS && c.pending.sum() == 0 && c.inFlight.get() == 0));
         StatefulRedisConnection<String, String> conn = link.connectionIfUp();
         if (conn == null) {
             return;

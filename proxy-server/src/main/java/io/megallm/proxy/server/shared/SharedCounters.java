@@ -24,6 +24,14 @@ public interface SharedCounters {
      */
     long total(String counter);
 
+    /**
+     * As {@link #total(String)} for a window that lives {@code ttlMillis} (0: unknown), so that a
+     * counter first met by a read knows when it ends, as one met by an add does.
+     */
+    default long total(String counter, long ttlMillis) {
+        return total(counter);
+    }
+
     /** The in-process default: every instance counts alone, as without REDIS_URL. */
     static SharedCounters local() {
         return new LocalCounters();
