@@ -46,6 +46,8 @@ public final class UsageScanner implements ByteProcessor {
     private static final byte CACHE_READ = 7;
     /** Anthropic's {@code cache_creation_input_tokens}: input written to the cache, not in {@code input_tokens} either. */
     private static final byte CACHE_WRITE = 8;
+    /** OpenAI's {@code prompt_tokens}: it includes cached input, so cache counts beside it are not added. */
+    private static final byte PROMPT_ALL = 9;
 
     private static final byte[] USAGE_NAME = ascii("usage");
     private static final byte[] PROMPT_NAME = ascii("prompt_tokens");
@@ -111,6 +113,8 @@ public final class UsageScanner implements ByteProcessor {
     private long cached = -1;
     private long cacheRead = -1;
     private long cacheWrite = -1;
+    private boolean promptAll;
+    private boolean foundPromptAll;
     private boolean found;
     private long foundPrompt;
     private long foundCompletion;
@@ -334,7 +338,7 @@ public final class UsageScanner implements ByteProcessor {
      * must not count as the few tokens after the cache point against its {@code tpm}.
      */
     public long promptTokens() {
-        return foundPrompt + foundCacheRead + foundCacheWrite;
+        return foundPromptAll ? foundPrompt : foundPrompt + foundCacheRead + foundCacheWrite;
     }
 
     public long completionTokens() {
@@ -343,7 +347,7 @@ public final class UsageScanner implements ByteProcessor {
 
     /** {@code prompt_tokens_details.cached_tokens} (Anthropic: {@code cache_read_input_tokens}), 0 when the answer did not say. */
     public long cachedTokens() {
-        return foundCached + foundCacheRead;
+        return foundPromptAll ? Math.max(foundCached, foundCacheRead) : foundCached + foundCacheRead;
     }
 
     @Override
@@ -490,7 +494,10 @@ public final class UsageScanner implements ByteProcessor {
 
     /** A field of a usage object. */
     private byte usageField() {
-        if (equalsText(PROMPT_NAME) || equalsText(INPUT_NAME)) {
+        if (equalsText(PROMPT_NAME)) {
+            return PROMPT_ALL;
+        }
+        if (equalsText(INPUT_NAME)) {
             return PROMPT;
         }
         if (equalsText(COMPLETION_NAME) || equalsText(OUTPUT_NAME)) {
@@ -544,6 +551,7 @@ public final class UsageScanner implements ByteProcessor {
             cached = -1;
             cacheRead = -1;
             cacheWrite = -1;
+            promptAll = false;
         }
     }
 
@@ -557,6 +565,7 @@ public final class UsageScanner implements ByteProcessor {
             found = true;
             if (prompt >= 0) {
                 foundPrompt = prompt;
+                foundPromptAll = promptAll;
             }
             if (completion >= 0) {
                 foundCompletion = completion;
@@ -579,7 +588,14 @@ public final class UsageScanner implements ByteProcessor {
 
     private void endNumber() {
         switch (numberKey) {
-            case PROMPT -> prompt = number;
+            case PROMPT -> {
+                prompt = number;
+                promptAll = false;
+            }
+            case PROMPT_ALL -> {
+                prompt = number;
+                promptAll = true;
+            }
             case COMPLETION -> completion = number;
             case CACHED -> cached = number;
             case CACHE_READ -> cacheRead = number;

@@ -389,4 +389,19 @@ class UsageScannerTest {
         wire.append("0\r\n\r\n");
         return wire.toString().getBytes(StandardCharsets.ISO_8859_1);
     }
+
+    /**
+     * An OpenAI-format answer from a gateway in front of Claude (LiteLLM's shape) carries the cache
+     * counts next to prompt_tokens, which already includes them: they are not added again.
+     */
+    @Test
+    void cacheCountsBesideOpenAisPromptTokensAreNotAddedTwice() {
+        UsageScanner s = scanWhole("{\"id\":\"c\",\"object\":\"chat.completion\",\"choices\":[],\"usage\":"
+                + "{\"prompt_tokens\":1000,\"completion_tokens\":5,\"total_tokens\":1005,"
+                + "\"prompt_tokens_details\":{\"cached_tokens\":800},"
+                + "\"cache_creation_input_tokens\":150,\"cache_read_input_tokens\":800}}");
+        assertEquals(1000, s.promptTokens());
+        assertEquals(5, s.completionTokens());
+        assertEquals(800, s.cachedTokens());
+    }
 }
