@@ -177,6 +177,25 @@ public final class KeyWaiters {
         }
     }
 
+    /**
+     * Wakes the first waiter behind {@code w}: {@code w} was woken, found only keys it may not take
+     * (it tried them) and is back at the front, so the turn it took goes to the next. Backwards
+     * only: two such waiters handing it to the front would wake each other for ever. (A waiter
+     * that avoided the free key held every newcomer behind it until its own key came back.)
+     */
+    public void wakeBehind(Waiter w) {
+        boolean behind = false;
+        for (java.util.Iterator<Waiter> it = queue.iterator(); it.hasNext(); ) {
+            Waiter x = it.next();
+            if (!behind) {
+                behind = x == w;
+            } else if (x.woken()) {
+                it.remove();
+                return;
+            }
+        }
+    }
+
     /** Wakes everyone: the pool changed as a whole (a reload, a reset). */
     public void wakeAll() {
         wake(Integer.MAX_VALUE);

@@ -921,11 +921,16 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         if (waitStart == 0) {
             returnable = restingFirst();
         }
-        KeyWaiters.Waiter w = waiters.await(exchange.eventLoop(), left, this, keepPlace, usableButAvoided());
+        int avoided = usableButAvoided();
+        KeyWaiters.Waiter w = waiters.await(exchange.eventLoop(), left, this, keepPlace, avoided);
         if (w == null) {
             events.keyWait(RelayEvents.KeyWait.FULL, 0);
             outOfKeys();
             return;
+        }
+        if (keepPlace && avoided > 0) {
+            // Woken for a key this request may not take (it tried it): another waiter may.
+            waiters.wakeBehind(w);
         }
         waiting(w, now, isSwitch);
     }
