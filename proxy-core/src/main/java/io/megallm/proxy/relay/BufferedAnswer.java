@@ -70,7 +70,7 @@ final class BufferedAnswer {
     FullHttpResponse toResponse(ApiKey[] usedKeys, int usedCount) {
         if (body != null) {
             ContentDecoding.Result decoded = ContentDecoding.decode(
-                    head.headers().get(HttpHeaderNames.CONTENT_ENCODING), body, MAX_BODY, alloc);
+                    String.join(",", head.headers().getAll(HttpHeaderNames.CONTENT_ENCODING)), body, MAX_BODY, alloc);
             switch (decoded.outcome()) {
                 case DECODED -> {
                     body.release();

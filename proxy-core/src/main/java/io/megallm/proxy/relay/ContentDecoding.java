@@ -32,8 +32,20 @@ final class ContentDecoding {
      * is). The caller keeps {@code body}; a DECODED result's buffer is the caller's to release.
      */
     static Result decode(String coding, ByteBuf body, int max, ByteBufAllocator alloc) {
-        String c = coding == null ? "" : coding.strip().toLowerCase(Locale.ROOT);
-        if (c.isEmpty() || c.equals("identity")) {
+        // A list (one field "identity, gzip", or several fields joined) is read as its codings
+        // besides identity: one that this reads, or none.
+        String c = "";
+        for (String element : (coding == null ? "" : coding).split(",")) {
+            String e = element.strip().toLowerCase(Locale.ROOT);
+            if (e.isEmpty() || e.equals("identity")) {
+                continue;
+            }
+            if (!c.isEmpty()) {
+                return new Result(Outcome.UNREADABLE, null);
+            }
+            c = e;
+        }
+        if (c.isEmpty()) {
             return new Result(Outcome.PLAIN, null);
         }
         boolean gzip = c.equals("gzip") || c.equals("x-gzip");

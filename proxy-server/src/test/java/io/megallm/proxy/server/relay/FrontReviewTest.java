@@ -1,0 +1,74 @@
+package io.megallm.proxy.server.relay;
+
+import io.megallm.proxy.server.testing.ProxyUnderTest;
+import io.netty.buffer.Unpooled;
+import org.junit.jupiter.api.Test;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.InputStream;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.Map;
+import java.util.zip.GZIPInputStream;
+import java.util.zip.GZIPOutputStream;
+
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Review of the client-facing HTTP layer, over real sockets. */
+class FrontReviewTest {
+
+    /**
+     * §9: a pool key in a relayed rejection is masked, also inside a gzip body. With the coding
+     * split over two Content-Encoding fields ("identity", then "gzip": the coding list
+     * "identity, gzip", which a client decodes as gzip), only the first field was read: the body
+     * passed as it came, compressed, the key in it unmasked, and the client's decoder read it.
+     */
+    @Test
+    void aPoolKeyInAGzipRejectionIsMaskedWhenTheCodingComesInTwoFields() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MAX_KEY_RETRIES", "0"))) {
+            String key = p.keys.get(0);
+            byte[] gz = gzip(("{\"error\":{\"message\":\"Incorrect API key provided: " + key + "\"}}")
+                    .getBytes(StandardCharsets.UTF_8));
+            p.upstream.otherwise((ctx, req) -> {
+                byte[] head = ("HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+                        + "Content-Encoding: identity\r\nContent-Encoding: gzip\r\n"
+                        + "Content-Length: " + gz.length + "\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1);
+                byte[] all = Arrays.copyOf(head, head.length + gz.length);
+                System.arraycopy(gz, 0, all, head.length, gz.length);
+                ctx.pipeline().firstContext().writeAndFlush(Unpooled.wrappedBuffer(all));
+            });
+            byte[] answer = raw(p.port(), "GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            String text = new String(answer, StandardCharsets.ISO_8859_1);
+            int end = text.indexOf("\r\n\r\n");
+            String head = text.substring(0, end);
+            assertTrue(head.startsWith("HTTP/1.1 401"), head);
+            byte[] body = Arrays.copyOfRange(answer, end + 4, answer.length);
+            String seen = head.toLowerCase(Locale.ROOT).contains("content-encoding: gzip")
+                    ? new String(new GZIPInputStream(new ByteArrayInputStream(body)).readAllBytes(), StandardCharsets.UTF_8)
+                    : new String(body, StandardCharsets.UTF_8);
+            assertFalse(seen.contains(key), "the client decoded the pool key in full: " + seen.replace(key, "<KEY>"));
+        }
+    }
+
+    static byte[] gzip(byte[] plain) throws java.io.IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        try (GZIPOutputStream z = new GZIPOutputStream(out)) {
+            z.write(plain);
+        }
+        return out.toByteArray();
+    }
+
+    static byte[] raw(int port, String request) throws Exception {
+        try (Socket s = new Socket("127.0.0.1", port)) {
+            s.setSoTimeout(10_000);
+            s.getOutputStream().write(request.getBytes(StandardCharsets.ISO_8859_1));
+            s.getOutputStream().flush();
+            InputStream in = s.getInputStream();
+            return in.readAllBytes();
+        }
+    }
+}
