@@ -214,8 +214,16 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     /** Reads requests from the cumulation until one is in progress, or more bytes are needed. */
     private void process() {
         processing = true;
+        boolean paused = false;
         try {
             while (current == null && !rejected && cumulation != null && cumulation.isReadable()) {
+                if (head == null && !ctx.channel().isWritable()) {
+                    // The client has not taken the last answer: the next request waits (it and
+                    // what follows it unread) until it does, so that a client that reads nothing
+                    // cannot have answer after answer queued here. SEND_TIMEOUT runs meanwhile.
+                    paused = true;
+                    break;
+                }
                 if (head == null) {
                     RequestHead h = parser.parse(cumulation);
                     if (h == null) {
@@ -240,11 +248,11 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
             cumulation = null;
         }
         if (!rejected) {
-            enter(current != null ? BUSY : head != null ? BODY : cumulation != null ? HEAD : servedOne ? IDLE : FIRST);
+            enter(current != null || paused ? BUSY : head != null ? BODY : cumulation != null ? HEAD : servedOne ? IDLE : FIRST);
         }
         // Read on while a request is incomplete, and once while an answer runs, to see a hang-up;
         // bytes already waiting behind an answer are enough until it ends.
-        if (!rejected && (current == null || cumulation == null)) {
+        if (!rejected && !paused && (current == null || cumulation == null)) {
             ctx.read();
         }
     }
@@ -389,6 +397,9 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
             }
             if (current != null) {
                 current.clientWritable();
+            } else if (!rejected && !processing && cumulation != null) {
+                // Requests that waited for the client to take an answer (process()).
+                process();
             }
         } else if (watch != null) {
             unsentAtArm = ch.bytesBeforeWritable();
