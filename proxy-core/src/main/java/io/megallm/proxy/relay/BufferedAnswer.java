@@ -69,8 +69,7 @@ final class BufferedAnswer {
      */
     FullHttpResponse toResponse(ApiKey[] usedKeys, int usedCount) {
         if (body != null) {
-            ContentDecoding.Result decoded = ContentDecoding.decode(
-                    String.join(",", head.headers().getAll(HttpHeaderNames.CONTENT_ENCODING)), body, MAX_BODY, alloc);
+            ContentDecoding.Result decoded = ContentDecoding.decode(codings(), body, MAX_BODY, alloc);
             switch (decoded.outcome()) {
                 case DECODED -> {
                     body.release();
@@ -103,6 +102,26 @@ final class BufferedAnswer {
         return new DefaultFullHttpResponse(HttpVersion.HTTP_1_1,
                 SecretScrubber.scrub(head.status(), usedKeys, usedCount), content, head.headers(),
                 io.netty.handler.codec.http.EmptyHttpHeaders.INSTANCE);
+    }
+
+    /**
+     * Every coding still on the body: the transfer codings but chunked (the parser took the chunks
+     * off; the Transfer-Encoding is dropped below, so a gzip among them would reach the client as
+     * gzip'd bytes, unmasked), then the content codings, of all their fields.
+     */
+    private String codings() {
+        StringBuilder b = new StringBuilder();
+        for (String te : head.headers().getAll(HttpHeaderNames.TRANSFER_ENCODING)) {
+            for (String element : te.split(",")) {
+                if (!element.strip().equalsIgnoreCase("chunked")) {
+                    b.append(element).append(',');
+                }
+            }
+        }
+        for (String ce : head.headers().getAll(HttpHeaderNames.CONTENT_ENCODING)) {
+            b.append(ce).append(',');
+        }
+        return b.toString();
     }
 
     /** Lets the body go (too big to keep); the status and Retry-After still make an answer. */

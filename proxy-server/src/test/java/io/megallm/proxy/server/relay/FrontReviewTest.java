@@ -54,6 +54,39 @@ class FrontReviewTest {
         }
     }
 
+    /**
+     * §9 again, with the gzip as a transfer coding ("Transfer-Encoding: gzip, chunked"): the
+     * chunks were taken off and the Transfer-Encoding dropped, but the gzip'd bytes went to the
+     * client as they were, the key in them unmasked (and nothing in the head saying how to read them).
+     */
+    @Test
+    void aPoolKeyInARejectionWithAGzipTransferCodingIsMasked() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MAX_KEY_RETRIES", "0"))) {
+            String key = p.keys.get(0);
+            byte[] gz = gzip(("{\"error\":{\"message\":\"Incorrect API key provided: " + key + "\"}}")
+                    .getBytes(StandardCharsets.UTF_8));
+            p.upstream.otherwise((ctx, req) -> {
+                ByteArrayOutputStream out = new ByteArrayOutputStream();
+                out.writeBytes(("HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+                        + "Transfer-Encoding: gzip, chunked\r\n\r\n" + Integer.toHexString(gz.length) + "\r\n")
+                        .getBytes(StandardCharsets.ISO_8859_1));
+                out.writeBytes(gz);
+                out.writeBytes("\r\n0\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1));
+                ctx.pipeline().firstContext().writeAndFlush(Unpooled.wrappedBuffer(out.toByteArray()));
+            });
+            byte[] answer = raw(p.port(), "GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            String text = new String(answer, StandardCharsets.ISO_8859_1);
+            int end = text.indexOf("\r\n\r\n");
+            String head = text.substring(0, end);
+            assertTrue(head.startsWith("HTTP/1.1 401"), head);
+            byte[] body = Arrays.copyOfRange(answer, end + 4, answer.length);
+            String seen = body.length > 2 && body[0] == (byte) 0x1f && body[1] == (byte) 0x8b
+                    ? new String(new GZIPInputStream(new ByteArrayInputStream(body)).readAllBytes(), StandardCharsets.UTF_8)
+                    : new String(body, StandardCharsets.UTF_8);
+            assertFalse(seen.contains(key), "the pool key reached the client in gzip'd bytes: " + seen.replace(key, "<KEY>"));
+        }
+    }
+
     static byte[] gzip(byte[] plain) throws java.io.IOException {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         try (GZIPOutputStream z = new GZIPOutputStream(out)) {
