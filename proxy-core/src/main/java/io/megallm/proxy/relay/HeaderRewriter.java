@@ -73,7 +73,9 @@ public final class HeaderRewriter {
         String host = target.hostHeader();
         int length = request.body().readableBytes();
         String contentLength = length > 0 || methodHasBody(request.method()) ? Integer.toString(length) : null;
-        String forwardedFor = forwardedFor(in, request.clientIp());
+        // An X-Forwarded-For named in Connection is hop-by-hop like any other: only our hop is sent.
+        String forwardedFor = named(connectionNamed, X_FORWARDED_FOR) ? request.clientIp()
+                : forwardedFor(in, request.clientIp());
         String id = request.requestId();
         int size = method.length() + 1 + prefix.length() + rest.length() + " HTTP/1.1\r\n".length()
                 + lineLength(HttpHeaderNames.HOST, host) + lineLength(Exchange.X_REQUEST_ID, id);

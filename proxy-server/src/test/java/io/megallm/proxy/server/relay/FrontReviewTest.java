@@ -87,6 +87,24 @@ class FrontReviewTest {
         }
     }
 
+    /**
+     * §6: every header named in the client's Connection header is not forwarded. An
+     * X-Forwarded-For so named still crossed: its value went upstream inside the proxy's own
+     * X-Forwarded-For, as if a hop had added it.
+     */
+    @Test
+    void anXForwardedForNamedInConnectionDoesNotCross() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            p.upstream.otherwise(io.megallm.proxy.testing.MockUpstream.json(200, "{}"));
+            String answer = new String(raw(p.port(), "GET /v1/models HTTP/1.1\r\nHost: x\r\n"
+                    + "Connection: close, X-Forwarded-For\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n"),
+                    StandardCharsets.ISO_8859_1);
+            assertTrue(answer.startsWith("HTTP/1.1 200"), answer);
+            org.junit.jupiter.api.Assertions.assertEquals("127.0.0.1",
+                    p.upstream.take().headers().get("X-Forwarded-For"));
+        }
+    }
+
     static byte[] gzip(byte[] plain) throws java.io.IOException {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         try (GZIPOutputStream z = new GZIPOutputStream(out)) {
