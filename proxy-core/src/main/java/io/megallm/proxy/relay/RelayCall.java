@@ -948,14 +948,22 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             return;
         }
         waiter = null;
-        // Having waited, the request may go back to a key it tried before (contract §7): to the
-        // ones it waited for, not to those it could have taken again without waiting.
+        if (!takeKeyAfterWait()) {
+            // Another request was quicker, or the key rested again: wait on for what is left, in front.
+            awaitKey(waitIsSwitch, true);
+        }
+    }
+
+    /**
+     * Having waited, the request may go back to a key it tried before (contract §7): to the ones
+     * it waited for, not to those it could have taken again without waiting. False when there is
+     * none to take now.
+     */
+    private boolean takeKeyAfterWait() {
         avoidFrom = returnable;
         ApiKey next = pick();
         if (next == null) {
-            // Another request was quicker, or the key rested again: wait on for what is left, in front.
-            awaitKey(waitIsSwitch, true);
-            return;
+            return false;
         }
         events.keyWait(RelayEvents.KeyWait.SERVED, EventClock.nanoTime() - waitStart);
         // A later wait is a wait of its own (it shares what is left of KEY_WAIT).
@@ -965,6 +973,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             events.keySwitch();
         }
         use(next);
+        return true;
     }
 
     /** From the waiters, on this request's loop: KEY_WAIT is over and no key came back. */
@@ -977,17 +986,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         // Waiters are woken one per returning key and then one per accepted request: behind a
         // slow answer a key may have stood free for most of this wait. It came back within
         // KEY_WAIT, so the request goes on with it (contract §7) instead of a 503 saying none is.
-        // Only a key it waited for: not one it tried that was usable all along (keyMayBeUsable).
-        avoidFrom = returnable;
-        ApiKey next = pick();
-        if (next != null) {
-            events.keyWait(RelayEvents.KeyWait.SERVED, EventClock.nanoTime() - waitStart);
-            waitStart = 0;
-            if (waitIsSwitch && !freeMove(next)) {
-                switches++;
-                events.keySwitch();
-            }
-            use(next);
+        if (takeKeyAfterWait()) {
             return;
         }
         events.keyWait(RelayEvents.KeyWait.TIMED_OUT, EventClock.nanoTime() - waitStart);

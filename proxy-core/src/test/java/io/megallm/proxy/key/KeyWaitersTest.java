@@ -61,17 +61,7 @@ class KeyWaitersTest {
     }
 
     private KeyWaiters.Waiter await(String name, long seconds, boolean keepPlace) {
-        return waiters.await(loop, TimeUnit.SECONDS.toNanos(seconds), new KeyWaiters.Callback() {
-            @Override
-            public void keyMayBeUsable() {
-                events.add(name + " woken");
-            }
-
-            @Override
-            public void waitOver() {
-                events.add(name + " timed out");
-            }
-        }, keepPlace);
+        return waiters.await(loop, TimeUnit.SECONDS.toNanos(seconds), callback(name), keepPlace);
     }
 
     @Test
