@@ -23,6 +23,12 @@ public final class KeyPool {
     private final KeyLifecycle lifecycle;
     private final CopyOnWriteArrayList<Runnable> reloadListeners = new CopyOnWriteArrayList<>();
     private volatile ApiKey[] keys = new ApiKey[0];
+    /**
+     * Saved states ({@link #restore}) of keys the pool did not hold then, by id: applied once, when
+     * a reload brings the key. A proxy started before its key file (missing, or a directory Docker
+     * made) lost them, and the reload that brought the keys put failed ones back in rotation.
+     */
+    private final Map<String, SavedKeyState> pendingRestore = new HashMap<>();
 
     public KeyPool(KeyClock clock, KeyPolicy policy) {
         this.lifecycle = new KeyLifecycle(clock, policy);
@@ -77,6 +83,9 @@ public final class KeyPool {
             }
         }
         keys = next.toArray(new ApiKey[0]);
+        if (!pendingRestore.isEmpty()) {
+            apply(pendingRestore);
+        }
         for (Runnable l : reloadListeners) {
             l.run();
         }
@@ -281,17 +290,28 @@ public final class KeyPool {
         return out;
     }
 
-    /** Applies saved states to the keys still in the pool; returns how many were restored. */
-    public int restore(Collection<SavedKeyState> saved) {
+    /**
+     * Applies saved states to the keys in the pool; returns how many were restored. The states of
+     * keys it does not hold are kept and applied, once, when a reload brings their key.
+     */
+    public synchronized int restore(Collection<SavedKeyState> saved) {
         Map<String, SavedKeyState> byId = new HashMap<>();
         for (SavedKeyState s : saved) {
             byId.put(s.id(), s);
         }
+        int restored = apply(byId);
+        // What is left is for keys not in the pool yet: theirs when a reload brings them.
+        pendingRestore.putAll(byId);
+        return restored;
+    }
+
+    /** Applies the saved states of the pool's keys found in {@code byId}, taking each out of it. */
+    private int apply(Map<String, SavedKeyState> byId) {
         long now = now();
         long wall = lifecycle.clock().epochMillis();
         int restored = 0;
         for (ApiKey k : keys) {
-            SavedKeyState s = byId.get(k.id());
+            SavedKeyState s = byId.remove(k.id());
             if (s == null || s.kind() == null) {
                 continue;
             }

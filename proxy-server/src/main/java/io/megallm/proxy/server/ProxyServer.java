@@ -228,38 +228,11 @@ public final class ProxyServer {
     /** States of the keys still in the key file come back from KEY_STATE_FILE; later changes go to it. */
     private void restoreKeyStates() {
         stateFile = new KeyStateFile(settings.keyStateFile());
-        List<io.megallm.proxy.key.SavedKeyState> saved = stateFile.load();
-        int restored = keys.restore(saved);
+        // Keys the key file lacks now get theirs when a reload brings them (KeyPool.restore).
+        int restored = keys.restore(stateFile.load());
         if (restored > 0) {
             log.info("restored the states of {} key(s) from {}", restored, stateFile.path());
         }
-        // States of keys the key file did not list at start (missing, empty, late): theirs when a
-        // reload brings them, once (contract §4: a missing key file is picked up on the next reload).
-        java.util.Map<String, io.megallm.proxy.key.SavedKeyState> unapplied = new java.util.HashMap<>();
-        for (io.megallm.proxy.key.SavedKeyState s : saved) {
-            unapplied.put(s.id(), s);
-        }
-        for (io.megallm.proxy.key.ApiKey k : keys.keys()) {
-            unapplied.remove(k.id());
-        }
-        keys.onReload(() -> {
-            // Reloads are serialised (KeyPool.reload is synchronized): one at a time here.
-            if (unapplied.isEmpty()) {
-                return;
-            }
-            List<io.megallm.proxy.key.SavedKeyState> due = new ArrayList<>();
-            for (io.megallm.proxy.key.ApiKey k : keys.keys()) {
-                io.megallm.proxy.key.SavedKeyState s = unapplied.remove(k.id());
-                if (s != null) {
-                    due.add(s);
-                }
-            }
-            int late = due.isEmpty() ? 0 : keys.restore(due);
-            if (late > 0) {
-                log.info("restored the states of {} key(s) from {} as the key file brought them", late,
-                        stateFile.path());
-            }
-        });
         keys.lifecycle().addListener((key, from, to) -> stateFile.changed(keys));
         keys.onReload(() -> stateFile.changed(keys));
     }
