@@ -8,9 +8,7 @@ import io.netty.channel.ChannelHandlerContext;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -37,13 +35,13 @@ class KeyWaitDrainTest {
                     MockUpstream.json(429, "{}", Map.of("Retry-After", "1")),
                     hold, // the first waiter's request: a long completion
                     MockUpstream.json(200, "{\"id\":\"ok\"}")));
-            CompletableFuture<HttpResponse<String>> first = chatAsync(p);
+            CompletableFuture<HttpResponse<String>> first = p.chatAsync();
             p.upstream.take();
             Eventually.await(5000, "the key rests after its 429",
                     () -> p.server.keys().keys().get(0).state().kind() == KeyState.Kind.COOLING_DOWN);
 
             // Two more requests while the key rests a second: they wait behind the first.
-            List<CompletableFuture<HttpResponse<String>>> later = List.of(chatAsync(p), chatAsync(p));
+            List<CompletableFuture<HttpResponse<String>>> later = List.of(p.chatAsync(), p.chatAsync());
             // The rest ends; the first waiter takes the key, and its answer takes long.
             slow.get(10, TimeUnit.SECONDS);
 
@@ -55,13 +53,5 @@ class KeyWaitDrainTest {
             MockUpstream.json(200, "{\"id\":\"slow\"}").respond(slow.get(), null);
             assertEquals(200, first.get(10, TimeUnit.SECONDS).statusCode());
         }
-    }
-
-    private static CompletableFuture<HttpResponse<String>> chatAsync(ProxyUnderTest p) {
-        return p.client().sendAsync(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
-                        .header("Content-Type", "application/json")
-                        .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"m\",\"messages\":[]}"))
-                        .timeout(Duration.ofSeconds(30)).build(),
-                HttpResponse.BodyHandlers.ofString());
     }
 }

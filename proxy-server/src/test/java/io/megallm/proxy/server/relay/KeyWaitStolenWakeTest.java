@@ -7,9 +7,7 @@ import io.megallm.proxy.testing.MockUpstream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -34,14 +32,14 @@ class KeyWaitStolenWakeTest {
                     MockUpstream.json(429, "{}", Map.of("Retry-After", "8")),
                     MockUpstream.json(200, "{\"id\":\"k1\"}")));
             // A: key 0 answers 500, key 1 429 (rests 8 s): A waits for key 1, avoiding key 0.
-            CompletableFuture<HttpResponse<String>> a = chatAsync(p);
+            CompletableFuture<HttpResponse<String>> a = p.chatAsync();
             p.upstream.take();
             p.upstream.take();
             Eventually.await(5000, "A waits", () -> p.server.keys().keys().get(1).state().kind()
                     == KeyState.Kind.COOLING_DOWN && waiters(p) == 1);
 
             // B: key 0 is free and B never tried it.
-            HttpResponse<String> b = chatAsync(p).get(30, TimeUnit.SECONDS);
+            HttpResponse<String> b = p.chatAsync().get(30, TimeUnit.SECONDS);
             assertEquals(200, b.statusCode(), b.body());
             assertEquals("{\"id\":\"k0\"}", b.body());
             assertEquals(KeyState.Kind.COOLING_DOWN, p.server.keys().keys().get(1).state().kind(),
@@ -61,13 +59,5 @@ class KeyWaitStolenWakeTest {
             throw new AssertionError(e);
         }
         throw new AssertionError("no megallm_key_waiters");
-    }
-
-    private static CompletableFuture<HttpResponse<String>> chatAsync(ProxyUnderTest p) {
-        return p.client().sendAsync(HttpRequest.newBuilder(p.uri("/v1/chat/completions"))
-                        .header("Content-Type", "application/json")
-                        .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"m\",\"messages\":[]}"))
-                        .timeout(Duration.ofSeconds(30)).build(),
-                HttpResponse.BodyHandlers.ofString());
     }
 }

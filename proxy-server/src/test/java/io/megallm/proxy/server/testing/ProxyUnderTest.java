@@ -139,8 +139,18 @@ public final class ProxyUnderTest implements AutoCloseable {
     }
 
     public HttpResponse<String> chat() throws IOException, InterruptedException {
-        return post("/v1/chat/completions", "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+        return post("/v1/chat/completions", CHAT);
     }
+
+    /** {@link #chat()} without waiting for its answer. */
+    public java.util.concurrent.CompletableFuture<HttpResponse<String>> chatAsync() {
+        return http.sendAsync(HttpRequest.newBuilder(uri("/v1/chat/completions"))
+                .header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(CHAT))
+                .timeout(Duration.ofSeconds(30)).build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    private static final String CHAT = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
 
     /** Every line logged since this proxy started. */
     public List<String> logLines() {
