@@ -66,6 +66,8 @@ public final class Exchange {
     private long promptTokens = -1;
     private long completionTokens = -1;
     private long cachedTokens = -1;
+    /** JSON documents (events) of a 2xx answer relayed without its usage; -1: none such. */
+    private int documentsWithoutUsage = -1;
     /** What the program attaches to a request (its client), handed back when the exchange ends. */
     private Object attachment;
 
@@ -173,6 +175,20 @@ public final class Exchange {
         this.promptTokens = prompt;
         this.completionTokens = completion;
         this.cachedTokens = cached;
+    }
+
+    /**
+     * A 2xx answer's body was read for its usage and none came, after {@code documents} JSON
+     * documents (a stream's events): the upstream did the work, but did not say (or not yet, when
+     * the answer was cut) what it cost.
+     */
+    public void usageMissing(int documents) {
+        this.documentsWithoutUsage = documents;
+    }
+
+    /** The documents of a 2xx answer relayed without its usage ({@link #usageMissing}), or -1. */
+    public int documentsWithoutUsage() {
+        return documentsWithoutUsage;
     }
 
     /** False when the answer carried no usage (a stream without include_usage): unknown, not zero. */

@@ -17,6 +17,8 @@ public final class InboundRequest {
 
     private final RequestHead head;
     private ByteBuf body;
+    /** The body's length as read (or as rewritten), kept after the body itself is let go. */
+    private int bodyBytes;
     private final String requestId;
     private final InetSocketAddress remote;
     private final String clientIp;
@@ -76,6 +78,12 @@ public final class InboundRequest {
     /** The body, once read whole; the exchange owns it from here. */
     void body(ByteBuf whole) {
         this.body = whole;
+        this.bodyBytes = whole.readableBytes();
+    }
+
+    /** The body's length in bytes, also once it has been let go ({@link #dropBody}). */
+    public int bodyBytes() {
+        return bodyBytes;
     }
 
     /**
@@ -83,8 +91,13 @@ public final class InboundRequest {
      * new one is owned from now on like the old one was.
      */
     public void replaceBody(ByteBuf rewritten) {
+        swapBody(rewritten);
+        bodyBytes = rewritten.readableBytes();
+    }
+
+    private void swapBody(ByteBuf next) {
         ByteBuf old = body;
-        body = rewritten;
+        body = next;
         old.release();
     }
 
@@ -94,7 +107,7 @@ public final class InboundRequest {
      * whole buffer it was read into; a write still in flight holds its own reference.
      */
     void dropBody() {
-        replaceBody(Unpooled.EMPTY_BUFFER);
+        swapBody(Unpooled.EMPTY_BUFFER);
     }
 
     public String requestId() {

@@ -1077,6 +1077,8 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         if (u != null && u.found()) {
             key.addTokens(u.promptTokens(), u.completionTokens(), u.cachedTokens());
             exchange.usage(u.promptTokens(), u.completionTokens(), u.cachedTokens());
+        } else if (u != null) {
+            exchange.usageMissing(u.documents());
         }
     }
 

@@ -121,6 +121,8 @@ public final class UsageScanner implements ByteProcessor {
     private long foundCached;
     private long foundCacheRead;
     private long foundCacheWrite;
+    /** Top-level documents begun: the answer, or each SSE event (a JSON stream's every event is one). */
+    private int documents;
 
     /** A scanner of plain body bytes. */
     public UsageScanner() {
@@ -326,6 +328,15 @@ public final class UsageScanner implements ByteProcessor {
         textLength = (int) Math.min((long) textLength + n, KEY_CAPACITY + 1);
     }
 
+    /**
+     * JSON documents begun in the bytes so far: 1 for a JSON answer, one per event of a stream. A
+     * stream cut before its usage has generated at least about this many tokens (an event carries
+     * a token or more, but for the first and last few).
+     */
+    public int documents() {
+        return documents;
+    }
+
     /** True once a whole {@code usage} object with token counts has been read. */
     public boolean found() {
         return found;
@@ -528,6 +539,9 @@ public final class UsageScanner implements ByteProcessor {
         if (depth == 0) {
             // A new top-level document (the answer, or the next SSE event).
             via = OTHER;
+            if (documents < Integer.MAX_VALUE) {
+                documents++;
+            }
         }
         if (depth == Integer.MAX_VALUE) {
             // 2 GiB of opening brackets from a broken upstream would wrap the count into a negative

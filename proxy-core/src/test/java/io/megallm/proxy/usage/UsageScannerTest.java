@@ -65,6 +65,15 @@ class UsageScannerTest {
     }
 
     @Test
+    void countsTheDocumentsItHasSeenOneAnEventOfAStream() {
+        // What a stream cut before its usage is charged by: its events, not the objects inside them.
+        assertEquals(2, scanWhole("data: {\"choices\":[{\"delta\":{\"content\":\"{hi}\"}}]}\n\n"
+                + "data: {\"usage\":null,\"x\":[{},{}]}\n\ndata: [DONE]\n\n").documents());
+        assertEquals(1, scanWhole("{\"id\":\"x\",\"choices\":[{\"message\":{}}]}").documents());
+        assertEquals(0, scanWhole(": keep-alive\n\n").documents());
+    }
+
+    @Test
     void aUsageNestedDeeperIsNotTheAnswersUsage() {
         assertFalse(scanWhole("{\"choices\":[{\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":6}}],"
                 + "\"meta\":{\"usage\":{\"prompt_tokens\":7}}}").found());

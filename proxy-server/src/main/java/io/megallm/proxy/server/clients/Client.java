@@ -302,6 +302,36 @@ public final class Client {
             return;
         }
         expect(total);
+        charge(nowSecond, total);
+    }
+
+    /**
+     * An answer cut off before the upstream said what it cost (the client left, or the upstream
+     * failed, after {@code documents} events): charged against the token limits as an estimate,
+     * not counted as usage. Without it, a client that hangs up just before a stream's last event
+     * (the usage comes after {@code finish_reason}) kept whole answers off its limits, which the
+     * upstream billed all the same. The estimate: a token per relayed event, and the prompt at the
+     * usual four bytes a token of the body, but no more than this client's answers have lately
+     * brought (an image's base64 is not a hundred thousand tokens).
+     */
+    public void chargeCutAnswer(long nowSecond, int documents, int bodyBytes) {
+        ClientSpec s = spec;
+        if (s.tpm() <= 0 && s.dailyTokens() <= 0) {
+            return;
+        }
+        long prompt = bodyBytes / 4;
+        long usual = perAnswer.get();
+        if (usual > 0) {
+            prompt = Math.min(prompt, usual);
+        }
+        long total = prompt + Math.max(0, documents);
+        if (total > 0) {
+            charge(nowSecond, total);
+        }
+    }
+
+    /** Tokens into the limit windows: this instance's, the shared ones, and the UTC day's. */
+    private void charge(long nowSecond, long total) {
         tokenWindow.add(nowSecond, total);
         SharedCounters counters = shared;
         if (counters != null) {

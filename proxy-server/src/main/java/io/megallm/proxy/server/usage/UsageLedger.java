@@ -69,6 +69,11 @@ public final class UsageLedger {
                 client.addTokens(epochMillis.getAsLong() / 1000, exchange.promptTokens(), exchange.completionTokens(),
                         exchange.cachedTokens());
             }
+        } else if (client != null && exchange.documentsWithoutUsage() >= 0
+                && exchange.ending() != Exchange.Ending.COMPLETE) {
+            // Cut before its usage: unknown in the tables, but the limits are charged an estimate.
+            client.chargeCutAnswer(epochMillis.getAsLong() / 1000, exchange.documentsWithoutUsage(),
+                    exchange.request().bodyBytes());
         }
     }
 

@@ -471,6 +471,54 @@ class UsageAndLimitsTest {
         }
     }
 
+    /**
+     * A stream cut before its usage counted as nothing: the usage is the event after
+     * finish_reason, so a client that hung up there kept every answer off its token limits while
+     * the upstream billed them. Now it is charged an estimate (an event a token, and the prompt
+     * from the body's length); the usage tables still show only what the upstream said.
+     */
+    @Test
+    void aStreamTheClientLeavesBeforeItsUsageIsChargedAgainstItsLimits() throws Exception {
+        Path file = Files.createTempDirectory("clients").resolve("clients.txt");
+        Files.writeString(file, "ck-cut-0000000000000000001 name=cutter tpm=30\n");
+        String key = "ck-cut-0000000000000000001";
+        // 20 events, then the upstream holds the stream open: its usage has not come yet.
+        MockUpstream.Behavior eventsThenHold = (ctx, req) -> {
+            HttpResponse head = new DefaultHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK);
+            head.headers().set(HttpHeaderNames.CONTENT_TYPE, "text/event-stream");
+            HttpUtil.setTransferEncodingChunked(head, true);
+            ctx.write(head);
+            for (int i = 0; i < 20; i++) {
+                ctx.writeAndFlush(new DefaultHttpContent(Unpooled.copiedBuffer(MockUpstream.event(i), StandardCharsets.UTF_8)));
+            }
+        };
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("PROXY_API_KEYS", "@" + file))) {
+            p.upstream.otherwise(MockUpstream.sequence(eventsThenHold, sse(STREAM)));
+            String body = "{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}";
+            try (java.net.Socket s = new java.net.Socket("127.0.0.1", p.port())) {
+                s.setSoTimeout(30_000);
+                s.getOutputStream().write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Request-Id: cut-1\r\n"
+                        + "Authorization: Bearer " + key + "\r\nContent-Type: application/json\r\nContent-Length: "
+                        + body.length() + "\r\n\r\n" + body).getBytes(StandardCharsets.ISO_8859_1));
+                StringBuilder seen = new StringBuilder();
+                byte[] buf = new byte[4096];
+                while (!seen.toString().contains("tok19")) {
+                    int n = s.getInputStream().read(buf);
+                    assertTrue(n > 0, "the stream ended early: " + seen);
+                    seen.append(new String(buf, 0, n, StandardCharsets.ISO_8859_1));
+                }
+            }
+            assertTrue(accessLine(p, "cut-1").endsWith(" tokens=-"), accessLine(p, "cut-1"));
+            // 20 events and the 67-byte body's 16: 36 tokens against tpm=30 (either alone is under it).
+            java.net.http.HttpResponse<String> next = chat(p, key, body);
+            assertEquals(429, next.statusCode(), "the cut stream was charged: " + next.body());
+            assertTrue(next.body().contains("\"code\":\"tpm\""), next.body());
+            String usage = p.get("/admin/usage").body();
+            assertTrue(usage.contains("\"name\":\"cutter\",\"requests\":1,\"prompt_tokens\":0,\"completion_tokens\":0"),
+                    "an estimate is not usage: " + usage);
+        }
+    }
+
     @Test
     void aTokenLimitedClientsStreamMustAskForItsUsage() throws Exception {
         // A Chat Completions stream carries its usage only when asked (stream_options.include_usage,
