@@ -14,7 +14,9 @@ import io.netty.buffer.ByteBuf;
 import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.QueryStringDecoder;
 
+import java.util.Locale;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentMap;
 
@@ -112,7 +114,24 @@ public final class Relay {
     private static boolean reportsUsageOnRequest(String rest) {
         int q = rest.indexOf('?');
         String path = q < 0 ? rest : rest.substring(0, q);
-        return path.equals("/chat/completions") || path.equals("/completions");
+        try {
+            path = QueryStringDecoder.decodeComponent(path);
+        } catch (IllegalArgumentException e) {
+            // A broken escape: judged as written (the upstream refuses it, or reads it as written).
+        }
+        // As the upstream routes it, not as written: servers decode escapes (uvicorn reads %63 as
+        // c), lenient ones ignore case, empty segments (nginx merges slashes), a trailing slash and
+        // ;params. Matched as written, any such spelling streamed uncounted past a token limit.
+        StringBuilder routed = new StringBuilder(path.length());
+        for (String segment : path.split("/")) {
+            int params = segment.indexOf(';');
+            String s = params < 0 ? segment : segment.substring(0, params);
+            if (!s.isEmpty()) {
+                routed.append('/').append(s.toLowerCase(Locale.ROOT));
+            }
+        }
+        String routedPath = routed.toString();
+        return routedPath.equals("/chat/completions") || routedPath.equals("/completions");
     }
 
     /** The silence timeouts of one event loop, made on first use there. */

@@ -588,4 +588,38 @@ class UsageAndLimitsTest {
             assertTrue(metrics.contains("megallm_key_state{key=\"" + mask + "\",state=\"available\"} 2\n"), metrics);
         }
     }
+
+    /**
+     * White-box review (2026-12-07): the include_usage rule matched the path as written, but
+     * upstreams route what they decode and normalise: uvicorn decodes %63 to c, Express ignores
+     * case and a trailing slash, nginx merges slashes, servlet containers drop ;params. Any of
+     * these spellings streamed uncounted past a token limit.
+     */
+    @Test
+    void aChatStreamSpelledOtherwiseMustAskForItsUsageToo() throws Exception {
+        Path file = Files.createTempDirectory("clients").resolve("clients.txt");
+        Files.writeString(file, "ck-spell-00000000000000001 name=speller tpm=1000\n");
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("PROXY_API_KEYS", "@" + file))) {
+            // Routes as lenient servers do: decoded, case ignored, empty segments and ;params dropped.
+            MockUpstream.Behavior noUsage = sse(List.of("data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n",
+                    "data: [DONE]\n\n"));
+            p.upstream.otherwise((ctx, req) -> {
+                String path = new io.netty.handler.codec.http.QueryStringDecoder(req.uri()).path();
+                String routed = java.util.Arrays.stream(path.split("/")).map(s -> s.replaceAll(";.*", ""))
+                        .filter(s -> !s.isEmpty()).map(s -> s.toLowerCase(java.util.Locale.ROOT))
+                        .collect(java.util.stream.Collectors.joining("/", "/", ""));
+                (routed.equals("/v1/chat/completions") || routed.equals("/v1/completions") ? noUsage
+                        : MockUpstream.json(404, "{\"error\":{\"message\":\"no route\"}}")).respond(ctx, req);
+            });
+            for (String path : List.of("/v1/chat/%63ompletions", "/v1/chat/completions/", "/v1//chat/completions",
+                    "/v1/Chat/Completions", "/v1/chat/completions;x", "/v1/%63ompletions")) {
+                java.net.http.HttpResponse<String> r = p.send(HttpRequest.newBuilder(p.uri(path))
+                        .header("Content-Type", "application/json").header("Authorization", "Bearer ck-spell-00000000000000001")
+                        .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"m\",\"stream\":true}")));
+                assertEquals(400, r.statusCode(), path + ": " + r.body());
+                assertTrue(r.body().contains("\"code\":\"include_usage_required\""), path + ": " + r.body());
+            }
+            assertEquals(0, p.upstream.requestCount(), "no uncounted stream went upstream");
+        }
+    }
 }
