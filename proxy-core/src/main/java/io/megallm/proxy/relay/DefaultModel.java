@@ -55,7 +55,8 @@ final class DefaultModel {
             JsonToken t = p.nextToken();
             empty = t == JsonToken.END_OBJECT;
             while (t == JsonToken.FIELD_NAME) {
-                if ("model".equals(p.currentName())) {
+                // In any case: an upstream that matches names so (Go) reads a later "MODEL" over ours.
+                if ("model".equalsIgnoreCase(p.currentName())) {
                     return null;
                 }
                 p.nextToken();

@@ -75,11 +75,16 @@ public final class JsonBodyCheck {
         if (!body.isReadable()) {
             return new Result("The request body is empty; a JSON body was expected.", null, false);
         }
+        // Two readings: names as written (Python, Node) and names in any case, the last match
+        // winning (Go's encoding/json, ASP.NET's web defaults). The limits take the stricter one.
         String model = null;
+        String anyCaseModel = null;
         boolean stream = false;
+        boolean anyCaseStream = false;
         long cacheKey = 0;
         long user = 0;
         boolean usageAsked = false;
+        boolean anyCaseUsageAsked = false;
         try (JsonParser p = parser(body)) {
             JsonToken root = p.nextToken();
             if (root == null) {
@@ -90,23 +95,33 @@ public final class JsonBodyCheck {
                 while ((t = p.nextToken()) != JsonToken.END_OBJECT) {
                     String field = p.currentName();
                     t = p.nextToken();
-                    if ("model".equals(field)) {
+                    if ("model".equalsIgnoreCase(field)) {
                         // The last one wins, as in the upstream's parser: {"model":"allowed","model":null}
                         // passed a client's allow-list as "allowed" while the upstream read null
                         // (and one that falls back to its default model served that).
-                        model = t == JsonToken.VALUE_STRING ? p.getText() : null;
+                        anyCaseModel = t == JsonToken.VALUE_STRING ? p.getText() : null;
+                        if ("model".equals(field)) {
+                            model = anyCaseModel;
+                        }
                         p.skipChildren();
-                    } else if ("stream".equals(field)) {
+                    } else if ("stream".equalsIgnoreCase(field)) {
                         // A stream unless false or null: upstreams read 1, "true", "yes" as true
                         // (pydantic's lax bool, JavaScript's truthiness), and max_streams must count
                         // what the upstream will stream; a value no upstream streams costs at worst
                         // a 429 to a client already at its limit. The last one wins, as in parsers.
-                        stream = t != JsonToken.VALUE_FALSE && t != JsonToken.VALUE_NULL;
+                        anyCaseStream = t != JsonToken.VALUE_FALSE && t != JsonToken.VALUE_NULL;
+                        if ("stream".equals(field)) {
+                            stream = anyCaseStream;
+                        }
                         p.skipChildren();
-                    } else if ("stream_options".equals(field)) {
+                    } else if ("stream_options".equalsIgnoreCase(field)) {
                         // The last one wins, as in the upstream's parser: a later null must not
                         // leave an earlier {"include_usage":true} standing.
-                        usageAsked = t == JsonToken.START_OBJECT && includeUsage(p);
+                        int asked = t == JsonToken.START_OBJECT ? includeUsage(p) : 0;
+                        anyCaseUsageAsked = (asked & ANY_CASE) != 0;
+                        if ("stream_options".equals(field)) {
+                            usageAsked = (asked & AS_WRITTEN) != 0;
+                        }
                         p.skipChildren();
                     } else if ("prompt_cache_key".equals(field) && t == JsonToken.VALUE_STRING) {
                         cacheKey = hashText(p);
@@ -125,21 +140,34 @@ public final class JsonBodyCheck {
         } catch (IOException e) {
             return new Result("The request body is not valid JSON: " + describe(e), null, false);
         }
-        return new Result(null, model, stream, cacheKey != 0 ? cacheKey : user, usageAsked);
+        // Where the readings differ the model is not known (an allow-list refuses it); a stream in
+        // either is a stream, and its usage is asked only if both ask.
+        return new Result(null, java.util.Objects.equals(model, anyCaseModel) ? model : null, stream || anyCaseStream,
+                cacheKey != 0 ? cacheKey : user, usageAsked && anyCaseUsageAsked);
     }
 
-    /** Reads a {@code stream_options} object to its end: true when its {@code include_usage} is {@code true}. */
-    private static boolean includeUsage(JsonParser p) throws IOException {
+    private static final int AS_WRITTEN = 1;
+    private static final int ANY_CASE = 2;
+
+    /**
+     * Reads a {@code stream_options} object to its end: {@link #AS_WRITTEN} and/or {@link #ANY_CASE}
+     * set when its {@code include_usage}, in that reading of its name, is {@code true}.
+     */
+    private static int includeUsage(JsonParser p) throws IOException {
         boolean asked = false;
+        boolean anyCase = false;
         while (p.nextToken() != JsonToken.END_OBJECT) {
             String field = p.currentName();
             JsonToken t = p.nextToken();
-            if ("include_usage".equals(field)) {
-                asked = t == JsonToken.VALUE_TRUE;
+            if ("include_usage".equalsIgnoreCase(field)) {
+                anyCase = t == JsonToken.VALUE_TRUE;
+                if ("include_usage".equals(field)) {
+                    asked = anyCase;
+                }
             }
             p.skipChildren();
         }
-        return asked;
+        return (asked ? AS_WRITTEN : 0) | (anyCase ? ANY_CASE : 0);
     }
 
     /**

@@ -622,4 +622,36 @@ class UsageAndLimitsTest {
             assertEquals(0, p.upstream.requestCount(), "no uncounted stream went upstream");
         }
     }
+
+    /**
+     * White-box review (2026-12-07): Go's encoding/json (and ASP.NET's web defaults) match keys
+     * case-insensitively, the last match winning, so such an upstream reads {"MODEL":…} as the
+     * model and {"Stream":true} as a stream. The checks read only the exact names: a model outside
+     * the allow-list, or an uncounted stream, went through.
+     */
+    @Test
+    void keysSpelledInAnotherCaseDoNotSlipPastTheLimits() throws Exception {
+        Path file = Files.createTempDirectory("clients").resolve("clients.txt");
+        Files.writeString(file, "ck-case-00000000000000001 name=picky models=gpt-4o-mini\n"
+                + "ck-case-00000000000000002 name=counted tpm=1000\n");
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("PROXY_API_KEYS", "@" + file))) {
+            p.upstream.otherwise(sse(List.of("data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n",
+                    "data: [DONE]\n\n")));
+            java.net.http.HttpResponse<String> model = chat(p, "ck-case-00000000000000001",
+                    "{\"model\":\"gpt-4o-mini\",\"MODEL\":\"gpt-4o\"}");
+            assertEquals(403, model.statusCode(), model.body());
+            assertTrue(model.body().contains("\"code\":\"model_not_allowed\""), model.body());
+            for (String body : List.of("{\"model\":\"m\",\"Stream\":true}",
+                    "{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+                            + "\"Stream_Options\":{\"include_usage\":false}}",
+                    "{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":true,\"INCLUDE_USAGE\":false}}")) {
+                java.net.http.HttpResponse<String> r = chat(p, "ck-case-00000000000000002", body);
+                assertEquals(400, r.statusCode(), body + ": " + r.body());
+                assertTrue(r.body().contains("\"code\":\"include_usage_required\""), body + ": " + r.body());
+            }
+            assertEquals(0, p.upstream.requestCount(), "nothing refused went upstream");
+            assertEquals(200, chat(p, "ck-case-00000000000000001", "{\"model\":\"gpt-4o-mini\",\"Model\":\"gpt-4o-mini\"}")
+                    .statusCode(), "the same model twice is that model");
+        }
+    }
 }
