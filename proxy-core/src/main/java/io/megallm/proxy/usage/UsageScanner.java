@@ -104,8 +104,20 @@ public final class UsageScanner implements ByteProcessor {
     /** The key whose value comes next (after its colon), or -1 while none does. */
     private int valueOf = -1;
     private boolean inNumber;
+    /** The number's significant digits (its point and exponent aside): at most 18 of them. */
     private long number;
     private byte numberKey;
+    // A count is a JSON number, and JSON allows 1.2345678E7 for 12,345,678: the value is
+    // number × 10^(±exponent − numberScale), read as the number ends.
+    private static final byte INTEGER = 0;
+    private static final byte FRACTION = 1;
+    private static final byte EXPONENT_SIGN = 2;
+    private static final byte EXPONENT = 3;
+    private byte numberPart;
+    /** Digits kept after the point, less integer digits past the significant ones. */
+    private int numberScale;
+    private int exponent;
+    private boolean exponentNegative;
 
     // The usage object being read, and the last complete one.
     private long prompt = -1;
@@ -440,19 +452,57 @@ public final class UsageScanner implements ByteProcessor {
 
     // digit and value are apart from json(byte) to keep it small enough for C2 to inline into the scan loop.
 
-    /** A byte of the number being read: true if it was a digit, else the number ends here. */
+    /** No answer has that many tokens: a hostile upstream gets no overflow out of us. */
+    private static final long MAX_COUNT = 1_000_000_000_000L;
+    private static final long SIGNIFICANT = 100_000_000_000_000_000L;
+    private static final int MAX_EXPONENT = 10_000;
+
+    /** A byte of the number being read: true if it was part of it, else the number ends here. */
     private boolean digit(byte b) {
         if (b >= '0' && b <= '9') {
-            number = number * 10 + (b - '0');
-            if (number > 1_000_000_000_000L) {
-                // No answer has that many tokens: a hostile upstream gets no overflow out of us.
-                number = 1_000_000_000_000L;
+            if (numberPart >= EXPONENT_SIGN) {
+                numberPart = EXPONENT;
+                exponent = Math.min(exponent * 10 + (b - '0'), MAX_EXPONENT);
+            } else if (number < SIGNIFICANT) {
+                number = number * 10 + (b - '0');
+                if (numberPart == FRACTION) {
+                    numberScale++;
+                }
+            } else if (numberPart == INTEGER && numberScale > -MAX_EXPONENT) {
+                // A digit past the significant ones: the value is ten times larger.
+                numberScale--;
             }
+            return true;
+        }
+        if (b == '.' && numberPart == INTEGER) {
+            numberPart = FRACTION;
+            return true;
+        }
+        if ((b == 'e' || b == 'E') && numberPart <= FRACTION) {
+            numberPart = EXPONENT_SIGN;
+            return true;
+        }
+        if ((b == '+' || b == '-') && numberPart == EXPONENT_SIGN) {
+            exponentNegative = b == '-';
+            numberPart = EXPONENT;
             return true;
         }
         inNumber = false;
         endNumber();
         return false;
+    }
+
+    /** The number just read, whole tokens (a fraction is cut), at most {@link #MAX_COUNT}. */
+    private long numberValue() {
+        int shift = (exponentNegative ? -exponent : exponent) - numberScale;
+        long v = number;
+        for (; shift < 0 && v > 0; shift++) {
+            v /= 10;
+        }
+        for (; shift > 0 && v > 0 && v < MAX_COUNT; shift--) {
+            v *= 10;
+        }
+        return Math.min(v, MAX_COUNT);
     }
 
     /** The first byte of a value that is not a string or a container. */
@@ -461,6 +511,10 @@ public final class UsageScanner implements ByteProcessor {
             inNumber = true;
             number = b - '0';
             numberKey = (byte) valueOf;
+            numberPart = INTEGER;
+            numberScale = 0;
+            exponent = 0;
+            exponentNegative = false;
         }
         valueOf = -1;
     }
@@ -601,6 +655,10 @@ public final class UsageScanner implements ByteProcessor {
     }
 
     private void endNumber() {
+        if (numberKey == OTHER) {
+            return;
+        }
+        long number = numberValue();
         switch (numberKey) {
             case PROMPT -> {
                 prompt = number;

@@ -310,6 +310,33 @@ class UsageScannerTest {
         assertFalse(g.found());
     }
 
+    /**
+     * White-box review (2026-12-07): a count in exponent form is a valid JSON number (a gateway
+     * that keeps counts as doubles writes 1.2345678E7 in Java) and was read as its first digits:
+     * 12,345,678 tokens counted as 1.
+     */
+    @Test
+    void numbersWithAFractionOrAnExponentCountAsTheirValue() {
+        String[][] cases = {
+            {"1.2345678E7", "12345678"}, {"1e3", "1000"}, {"25E+1", "250"}, {"0.5e2", "50"},
+            {"12.0", "12"}, {"12.9", "12"}, {"1200e-2", "12"}, {"5e-1", "0"}, {"1e999", "1000000000000"},
+            {"123456789012345678901234.5e-20", "1234"},
+        };
+        for (String[] c : cases) {
+            String json = "{\"usage\":{\"prompt_tokens\":" + c[0] + ",\"completion_tokens\":" + c[0] + "}}";
+            UsageScanner whole = scanWhole(json);
+            assertEquals(Long.parseLong(c[1]), whole.promptTokens(), c[0]);
+            assertEquals(Long.parseLong(c[1]), whole.completionTokens(), c[0]);
+            byte[] bytes = json.getBytes(StandardCharsets.UTF_8);
+            for (int cut = 0; cut <= bytes.length; cut++) {
+                UsageScanner s = new UsageScanner();
+                s.scan(Unpooled.wrappedBuffer(bytes, 0, cut));
+                s.scan(Unpooled.wrappedBuffer(bytes, cut, bytes.length - cut));
+                assertEquals(whole.promptTokens(), s.promptTokens(), c[0] + " cut at " + cut);
+            }
+        }
+    }
+
     @Test
     void throughTheUpstreamsChunkLinesWhenTheyArePassedOn() {
         // The usage key split by a chunk boundary: chunk lines land inside the JSON string.
