@@ -119,13 +119,16 @@ public final class UsageScanner implements ByteProcessor {
     private int exponent;
     private boolean exponentNegative;
 
-    // The usage object being read, and the last complete one.
+    // The usage object being read, and the last complete one. A count may come under both its
+    // names (new-api writes every name of one Go struct, 0 for the other API's): the larger wins.
+    /** {@code prompt_tokens}, which includes cached input. */
     private long prompt = -1;
+    /** {@code input_tokens}, which in Anthropic's usage does not. */
+    private long input = -1;
     private long completion = -1;
     private long cached = -1;
     private long cacheRead = -1;
     private long cacheWrite = -1;
-    private boolean promptAll;
     private boolean foundPromptAll;
     private boolean found;
     private long foundPrompt;
@@ -615,11 +618,11 @@ public final class UsageScanner implements ByteProcessor {
         container = kind;
         if (kind == IN_USAGE) {
             prompt = -1;
+            input = -1;
             completion = -1;
             cached = -1;
             cacheRead = -1;
             cacheWrite = -1;
-            promptAll = false;
         }
     }
 
@@ -627,13 +630,13 @@ public final class UsageScanner implements ByteProcessor {
         if (depth == 0) {
             return;
         }
-        if (container == IN_USAGE && (prompt >= 0 || completion >= 0)) {
+        if (container == IN_USAGE && (prompt >= 0 || input >= 0 || completion >= 0)) {
             // A later usage object says what it says and leaves the rest: Anthropic's stream sends
             // the input count at its start and only the output count in its last event.
             found = true;
-            if (prompt >= 0) {
-                foundPrompt = prompt;
-                foundPromptAll = promptAll;
+            if (prompt >= 0 || input >= 0) {
+                foundPromptAll = prompt >= input;
+                foundPrompt = Math.max(prompt, input);
             }
             if (completion >= 0) {
                 foundCompletion = completion;
@@ -660,15 +663,9 @@ public final class UsageScanner implements ByteProcessor {
         }
         long number = numberValue();
         switch (numberKey) {
-            case PROMPT -> {
-                prompt = number;
-                promptAll = false;
-            }
-            case PROMPT_ALL -> {
-                prompt = number;
-                promptAll = true;
-            }
-            case COMPLETION -> completion = number;
+            case PROMPT -> input = Math.max(input, number);
+            case PROMPT_ALL -> prompt = Math.max(prompt, number);
+            case COMPLETION -> completion = Math.max(completion, number);
             case CACHED -> cached = number;
             case CACHE_READ -> cacheRead = number;
             case CACHE_WRITE -> cacheWrite = number;

@@ -311,6 +311,25 @@ class UsageScannerTest {
     }
 
     /**
+     * White-box review (2026-12-07): new-api (QuantumNous/new-api, a common OpenAI-compatible
+     * gateway) writes one Go struct for every API's usage, both names of each count and no
+     * omitempty: a chat answer ends its usage with "input_tokens":0,"output_tokens":0, and the
+     * later zeros replaced the counts. A count given under both names is the larger.
+     */
+    @Test
+    void aCountGivenUnderBothNamesIsNotZeroedByTheOther() {
+        UsageScanner chat = scanWhole("{\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":38,"
+                + "\"input_tokens\":0,\"output_tokens\":0,\"total_tokens\":50,\"prompt_tokens_details\":{\"cached_tokens\":4}}}");
+        assertEquals(12, chat.promptTokens());
+        assertEquals(38, chat.completionTokens());
+        assertEquals(4, chat.cachedTokens());
+        UsageScanner responses = scanWhole("{\"usage\":{\"prompt_tokens\":0,\"completion_tokens\":0,"
+                + "\"input_tokens\":30,\"output_tokens\":20,\"total_tokens\":50}}");
+        assertEquals(30, responses.promptTokens());
+        assertEquals(20, responses.completionTokens());
+    }
+
+    /**
      * White-box review (2026-12-07): a count in exponent form is a valid JSON number (a gateway
      * that keeps counts as doubles writes 1.2345678E7 in Java) and was read as its first digits:
      * 12,345,678 tokens counted as 1.

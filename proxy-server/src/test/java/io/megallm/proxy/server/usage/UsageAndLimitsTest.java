@@ -654,4 +654,20 @@ class UsageAndLimitsTest {
                     .statusCode(), "the same model twice is that model");
         }
     }
+
+    /** White-box review (2026-12-07): new-api's usage carries both names of each count, the other API's as 0. */
+    @Test
+    void aGatewaysZeroedSecondNamesDoNotEraseTheCounts() throws Exception {
+        String answer = "{\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":38,"
+                + "\"input_tokens\":0,\"output_tokens\":0,\"total_tokens\":50}}";
+        Path file = Files.createTempDirectory("clients").resolve("clients.txt");
+        Files.writeString(file, "ck-newapi-0000000000000001 name=gw-client tpm=10\n");
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("PROXY_API_KEYS", "@" + file))) {
+            p.upstream.otherwise(MockUpstream.json(200, answer));
+            assertEquals(200, chat(p, "ck-newapi-0000000000000001", "{\"model\":\"m\"}").statusCode());
+            java.net.http.HttpResponse<String> second = chat(p, "ck-newapi-0000000000000001", "{\"model\":\"m\"}");
+            assertEquals(429, second.statusCode(), "50 tokens counted against tpm=10: " + second.body());
+            assertEquals(1, p.upstream.requestCount());
+        }
+    }
 }
