@@ -4,6 +4,7 @@ import io.megallm.proxy.clock.EventClock;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFactory;
+import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.ChannelPipeline;
@@ -68,6 +69,17 @@ public final class UpstreamPool {
     private boolean closed;
     /** {@code idle.size()} for other loops to read; written only by this loop. */
     private volatile int idleCount;
+    /**
+     * A connection that closes leaves the idle set at once. One the upstream cut while idle (its
+     * keep-alive timeout) stayed counted until a request of this loop polled it: a waiter on
+     * another loop asked this one to give up an idle connection, the one given up was already
+     * closed, no permit came back, and the waiter got 503 while a live one sat idle elsewhere.
+     */
+    private final ChannelFutureListener leaveIdle = f -> {
+        if (idle.remove(f.channel())) {
+            publishIdle();
+        }
+    };
 
     UpstreamPool(EventLoop loop, ChannelFactory<? extends SocketChannel> channels, UpstreamTarget target,
                  SslContext ssl, ConnectionLimiter limiter, UpstreamSettings settings, int index,
@@ -95,6 +107,7 @@ public final class UpstreamPool {
                 .handler(new ChannelInitializer<SocketChannel>() {
                     @Override
                     protected void initChannel(SocketChannel ch) {
+                        ch.closeFuture().addListener(leaveIdle);
                         ChannelPipeline p = ch.pipeline();
                         if (egress != null) {
                             // First in the pipeline, below TLS: the tunnel carries TLS end to end.

@@ -326,6 +326,81 @@ class UpstreamPoolTest {
         assertEquals(1, pools.openConnections());
     }
 
+    /**
+     * Idle connections the upstream closed (its keep-alive timeout) leave the idle set when they
+     * close, not when a request of their loop next looks: a waiter on a third loop asks the loop
+     * with the most idle connections to give one up, and a loop whose idle set held only closed
+     * ones gave up nothing while a live idle connection sat on another loop. The waiter got 503.
+     */
+    @Test
+    void connectionsTheUpstreamClosedWhileIdleDoNotHideALiveIdleOneFromAWaiter() throws Exception {
+        EventLoopGroup three = new MultiThreadIoEventLoopGroup(3, NioIoHandler.newFactory());
+        java.util.concurrent.BlockingQueue<Socket> accepted = new java.util.concurrent.LinkedBlockingQueue<>();
+        try (ServerSocket server = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
+            Thread acceptor = new Thread(() -> {
+                try {
+                    while (true) {
+                        accepted.add(server.accept());
+                    }
+                } catch (java.io.IOException e) {
+                    // closed at the end of the test
+                }
+            });
+            acceptor.setDaemon(true);
+            acceptor.start();
+            EventLoop a = three.next();
+            EventLoop b = three.next();
+            EventLoop c = three.next();
+            // The waiter's 5 s is only how long a failing run takes: a passing one is served at once.
+            pools = new UpstreamPools(UpstreamTarget.parse("http://127.0.0.1:" + server.getLocalPort() + "/v1"),
+                    NioSocketChannel::new, new UpstreamSettings(2, 100, 5_000, 240, 3));
+            UpstreamPool poolA = pools.forLoop(a);
+            Recorder a1 = new Recorder(a);
+            Recorder a2 = new Recorder(a);
+            acquire(a, a1);
+            acquire(a, a2);
+            Channel ca1 = a1.channel();
+            Channel ca2 = a2.channel();
+            on(a, () -> {
+                poolA.release(ca1);
+                poolA.release(ca2);
+                return null;
+            });
+            // The upstream cuts both idle connections: their permits come back, loop A's idle set
+            // is left with two closed connections.
+            accepted.poll(20, TimeUnit.SECONDS).close();
+            accepted.poll(20, TimeUnit.SECONDS).close();
+            ca1.closeFuture().get(20, TimeUnit.SECONDS);
+            ca2.closeFuture().get(20, TimeUnit.SECONDS);
+            awaitOpen(pools, 0, a);
+            // Loop B: one connection busy, one idle; the cap of 2 is reached.
+            UpstreamPool poolB = pools.forLoop(b);
+            Recorder b1 = new Recorder(b);
+            Recorder b2 = new Recorder(b);
+            acquire(b, b1);
+            acquire(b, b2);
+            Channel cb1 = b1.channel();
+            b2.channel();
+            on(b, () -> {
+                poolB.release(cb1);
+                return null;
+            });
+            assertEquals(2, pools.openConnections());
+            Recorder waiter = new Recorder(c);
+            acquire(c, waiter);
+            CompletableFuture.anyOf(waiter.acquired, waiter.failed).get(20, TimeUnit.SECONDS);
+            assertFalse(waiter.failed.isDone(), "the waiter got " + waiter.failed.getNow(null)
+                    + " while loop B had an idle connection");
+            assertFalse(cb1.isActive(), "loop B gave its idle connection up");
+        } finally {
+            if (pools != null) {
+                pools.close();
+                pools = null;
+            }
+            three.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+        }
+    }
+
     // ---- idle connections above HTTP_POOL_CONNECTIONS: kept for a grace, not churned ----------
 
     @Test
