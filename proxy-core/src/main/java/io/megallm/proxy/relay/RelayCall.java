@@ -105,6 +105,13 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private int switches;
     private int sameKeyRetries;
     private boolean staleRetried;
+    /**
+     * The next attempt opens a new connection: a kept one died unanswered under this request's
+     * send. The other kept connections were opened with it and are as likely cut (an upstream's
+     * keep-alive timeout); taking the next of them spent §7's one resend on another dead
+     * connection, and a healthy upstream's request ended in 502.
+     */
+    private boolean freshConnection;
     /** The current attempt's request was written whole: a failure now may have been processed (and billed). */
     private boolean requestSent;
     /**
@@ -280,7 +287,9 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         keys.recordAttempt(key);
         exchange.attempt(key.masked());
         attemptStart = EventClock.nanoTime();
-        acquiring = pool.acquire(this);
+        boolean fresh = freshConnection;
+        freshConnection = false;
+        acquiring = fresh ? pool.acquireFresh(this) : pool.acquire(this);
     }
 
     // ---- connection and request -------------------------------------------------------------
@@ -696,6 +705,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private void failedBeforeAnswer(Throwable cause) {
         cancelTimer();
         if (requestSent) {
+            freshConnection = upstreamReused;
             noAnswerAfterSending(Failure.UNREACHABLE, RelayEvents.Outcome.CONNECT_ERROR);
             return;
         }
