@@ -35,10 +35,15 @@ final class TestProxy implements AutoCloseable {
     final List<String> forwarded = new CopyOnWriteArrayList<>();
 
     TestProxy(Kind kind, String user, String password) throws IOException {
+        this(kind, user, password, InetAddress.getLoopbackAddress());
+    }
+
+    /** Listening on {@code address} (an IPv6 loopback, say). */
+    TestProxy(Kind kind, String user, String password, InetAddress address) throws IOException {
         this.kind = kind;
         this.user = user;
         this.password = password;
-        this.server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+        this.server = new ServerSocket(0, 50, address);
         Thread t = new Thread(this::acceptLoop, "test-proxy-" + kind);
         t.setDaemon(true);
         t.start();
