@@ -33,7 +33,9 @@ public final class ConnectFailures {
                 String m = t.getMessage().toLowerCase(Locale.ROOT);
                 // Netty's words: an HTTP proxy's "status: 407 …" or "status: 403 …"; a SOCKS5
                 // proxy's "authStatus: FAILURE", "status: FORBIDDEN(2)", "unexpected authMethod".
-                if (m.contains("status: 4") || m.contains("authstatus") || m.contains("forbidden")
+                // A 429 or 408 says "later", not "never": the retries may pass.
+                boolean later = m.contains("status: 429") || m.contains("status: 408");
+                if ((m.contains("status: 4") && !later) || m.contains("authstatus") || m.contains("forbidden")
                         || m.contains("authmethod")) {
                     return true;
                 }

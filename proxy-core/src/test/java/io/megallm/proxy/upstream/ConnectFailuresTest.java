@@ -45,6 +45,21 @@ class ConnectFailuresTest {
         assertFalse(ConnectFailures.permanent(null));
     }
 
+    /**
+     * An HTTP proxy's 429 or 408 to CONNECT says "later", not "never": README names the refusals
+     * that fail at once (407, 403 to CONNECT); a rate-limited proxy's 429 gave the client a 502
+     * with x-should-retry: false and no retry.
+     */
+    @Test
+    void aProxysTooManyRequestsOrRequestTimeoutIsNoRefusal() {
+        assertFalse(ConnectFailures.permanent(new ProxyConnectException(
+                "http, basic, /127.0.0.1:3128 => a:443, status: 429 Too Many Requests")));
+        assertFalse(ConnectFailures.permanent(new SSLException("failure when writing TLS control frames",
+                new ProxyConnectException("http, none, /127.0.0.1:3128 => a:443, status: 408 Request Timeout"))));
+        assertTrue(ConnectFailures.permanent(new ProxyConnectException(
+                "http, none, /127.0.0.1:3128 => a:443, status: 405 Method Not Allowed")));
+    }
+
     @Test
     void aDescriptionIsOnePrintableLine() {
         assertEquals("no answer head within MEGALLM_TIMEOUT", ConnectFailures.describe(null));
