@@ -77,7 +77,10 @@ public final class HeaderRewriter {
         String forwardedFor = named(connectionNamed, X_FORWARDED_FOR) ? request.clientIp()
                 : forwardedFor(in, request.clientIp());
         String id = request.requestId();
-        int size = method.length() + 1 + prefix.length() + rest.length() + " HTTP/1.1\r\n".length()
+        // A base URL without a path and a client path of just /v1 ("", "?x=1"): the origin form
+        // starts with "/" all the same (RFC 9112 3.2.1); servers refuse "POST ?x=1 HTTP/1.1".
+        boolean slash = prefix.isEmpty() && (rest.isEmpty() || rest.charAt(0) != '/');
+        int size = method.length() + 1 + (slash ? 1 : 0) + prefix.length() + rest.length() + " HTTP/1.1\r\n".length()
                 + lineLength(HttpHeaderNames.HOST, host) + lineLength(Exchange.X_REQUEST_ID, id);
         FieldNameView view = in.nameView();
         for (int i = 0; i < n; i++) {
@@ -102,6 +105,9 @@ public final class HeaderRewriter {
         byte[] out = new byte[size];
         int at = text(method, out, 0);
         out[at++] = ' ';
+        if (slash) {
+            out[at++] = '/';
+        }
         at = text(prefix, out, at);
         at = text(rest, out, at);
         at = text(" HTTP/1.1\r\n", out, at);

@@ -51,6 +51,23 @@ class ForwardingTest {
         }
     }
 
+    /**
+     * A base URL without a path and a client path of just {@code /v1}: the upstream's request
+     * target is "/" (origin form), not empty. It went out as {@code POST ?x=1 HTTP/1.1}, a request
+     * line servers refuse with 400.
+     */
+    @Test
+    void aBaseUrlWithoutPathAndAPathOfJustV1GiveTheTargetSlash() throws Exception {
+        try (MockUpstream upstream = new MockUpstream();
+             ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("MEGALLM_BASE_URL", "http://127.0.0.1:" + upstream.port()))) {
+            upstream.otherwise(MockUpstream.json(200, "{}"));
+            assertEquals(200, p.post("/v1?x=1", "{\"model\":\"m\"}").statusCode());
+            assertEquals("/?x=1", upstream.take().uri());
+            assertEquals(200, p.post("/v1", "{\"model\":\"m\"}").statusCode());
+            assertEquals("/", upstream.take().uri());
+        }
+    }
+
     @Test
     void keepsTheClientsRequestIdAndAppendsToForwardedFor() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
