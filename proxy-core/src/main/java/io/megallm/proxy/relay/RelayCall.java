@@ -11,6 +11,7 @@ import io.megallm.proxy.key.KeyWaiters;
 import io.megallm.proxy.upstream.AcquireCallback;
 import io.megallm.proxy.usage.UsageScanner;
 import io.megallm.proxy.upstream.PendingAcquire;
+import io.megallm.proxy.upstream.ProxyAnswers;
 import io.megallm.proxy.upstream.UpstreamListener;
 import io.megallm.proxy.upstream.UpstreamPool;
 import io.megallm.proxy.upstream.BaseUrls;
@@ -423,7 +424,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         }
         touch();
         int code = head.status().code();
-        if (code == 407 && forwarding != null) {
+        if (forwarding != null && (code == 407 || ProxyAnswers.cannotConnect(head))) {
             proxyRefused(head);
             return false;
         }
@@ -462,9 +463,10 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     }
 
     /**
-     * A forwarding HTTP proxy refused our credentials: the same failure as a CONNECT proxy's 407
-     * (ConnectFailures), which every retry and every key would meet again. The key is not blamed
-     * and the proxy's answer is not the client's; the connection goes, whatever follows on it.
+     * A forwarding HTTP proxy refused our credentials, or said it could not reach the upstream:
+     * the same failure as a CONNECT proxy's 407 or 503 (ConnectFailures: the 407 is permanent, the
+     * 503 a connect failure that moves to the next base URL). The key is not blamed and the
+     * proxy's answer is not the client's; the connection goes, whatever follows on it.
      */
     private void proxyRefused(HttpResponse head) {
         cancelTimer();

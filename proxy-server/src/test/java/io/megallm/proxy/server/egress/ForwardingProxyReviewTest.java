@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Contract §15: an http base URL's requests forwarded by an HTTP proxy in absolute form, edge cases. */
 class ForwardingProxyReviewTest {
@@ -66,6 +67,38 @@ class ForwardingProxyReviewTest {
                 assertEquals("false", r.headers().firstValue("x-should-retry").orElse(null), creds);
                 assertEquals(creds.isEmpty() ? 0 : 1, socks.refusals.size(), creds + socks.refusals);
                 assertEquals(0, p.upstream.requestCount());
+            }
+        }
+    }
+
+    /**
+     * Contract §15: a dead base URL among several, behind a forwarding proxy. The proxy cannot
+     * connect and says so in its own 503 (squid's X-Squid-Error: ERR_CONNECT_FAIL): that is a
+     * connect failure, as the same proxy's 503 to CONNECT is, and the request moves to the next
+     * base URL with the same key. It was taken for the upstream's 5xx: retried on the dead URL,
+     * every key tried, and the backup URL never used.
+     */
+    @Test
+    void aProxysCannotConnectAnswerMovesTheRequestToTheNextBaseUrl() throws Exception {
+        int dead;
+        try (java.net.ServerSocket s = new java.net.ServerSocket(0)) {
+            dead = s.getLocalPort();
+        }
+        try (TestProxy proxy = new TestProxy(TestProxy.Kind.HTTP, null, null);
+             MockUpstream second = new MockUpstream()) {
+            second.otherwise(MockUpstream.json(200, OK));
+            String first = "http://127.0.0.1:" + dead + "/v1";
+            try (ProxyUnderTest p = ProxyUnderTest.start(2, Map.of("MEGALLM_BASE_URL", first + "," + second.baseUrl(),
+                    "HTTP_PROXY", "http://127.0.0.1:" + proxy.port()))) {
+                HttpResponse<String> r = p.chat();
+                assertEquals(200, r.statusCode(), r.body());
+                assertEquals(OK, r.body());
+                assertEquals(List.of(first + "/chat/completions"), proxy.unreachable, "one try of the dead URL");
+                assertEquals(1, second.requestCount());
+                for (io.megallm.proxy.key.ApiKey k : p.server.keys().keys()) {
+                    assertEquals("available", k.state().kind().name().toLowerCase(), "no key's fault");
+                }
+                assertTrue(p.get("/health").body().contains("{\"url\":\"" + first + "\",\"state\":\"paused\"}"));
             }
         }
     }

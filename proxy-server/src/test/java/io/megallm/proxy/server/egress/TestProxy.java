@@ -33,6 +33,8 @@ final class TestProxy implements AutoCloseable {
     final List<String> refusals = new CopyOnWriteArrayList<>();
     /** The request lines of forwarded requests, as they came. */
     final List<String> forwarded = new CopyOnWriteArrayList<>();
+    /** The targets of forwarded requests whose origin could not be reached (answered 503, as squid does). */
+    final List<String> unreachable = new CopyOnWriteArrayList<>();
 
     TestProxy(Kind kind, String user, String password) throws IOException {
         this(kind, user, password, InetAddress.getLoopbackAddress());
@@ -182,7 +184,18 @@ final class TestProxy implements AutoCloseable {
                 forwarded.add(lines[0]);
                 java.net.URI uri = java.net.URI.create(requestLine[1]);
                 if (upstream == null) {
-                    upstream = new Socket(uri.getHost(), uri.getPort());
+                    try {
+                        upstream = new Socket(uri.getHost(), uri.getPort());
+                    } catch (IOException e) {
+                        // As squid answers when it cannot connect: its own 503, the connection kept.
+                        String page = "<html>The requested URL could not be retrieved</html>";
+                        out.write(("HTTP/1.1 503 Service Unavailable\r\nX-Squid-Error: ERR_CONNECT_FAIL 111\r\n"
+                                + "Content-Type: text/html\r\nContent-Length: " + page.length() + "\r\n\r\n" + page)
+                                .getBytes(StandardCharsets.US_ASCII));
+                        out.flush();
+                        unreachable.add(requestLine[1]);
+                        continue;
+                    }
                     Socket u = upstream;
                     back = new Thread(() -> pipe(upstreamIn(u), out), "test-proxy-back");
                     back.setDaemon(true);
