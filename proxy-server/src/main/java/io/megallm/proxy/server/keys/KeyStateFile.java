@@ -56,6 +56,11 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
     private final AtomicBoolean pending = new AtomicBoolean();
     /** The last write (or the probe at start) failed: the next is a retry, and its failure is no news. */
     private volatile boolean failing;
+    /**
+     * The file in KEY_STATE_FILE's place holds something else (the setting names the key file or
+     * another of the operator's files): it is never written over, the states are not kept.
+     */
+    private volatile boolean foreign;
     private volatile KeyPool dirty;
     private volatile long lastWriteNanos = System.nanoTime() - TimeUnit.MILLISECONDS.toNanos(MIN_INTERVAL_MILLIS);
     /** Each key's state as last loaded or written, and since when; under this object's lock. */
@@ -88,7 +93,7 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
 
     /** False while the location cannot be written (the last try failed). */
     public boolean writable() {
-        return !failing;
+        return !failing && !foreign;
     }
 
     /** Creates the folder and tries a temp file in it, so that the warning comes at start, not at the first failure. */
@@ -121,6 +126,14 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
         try {
             // A state line is ~150 bytes; 64 MiB holds the states of far more keys than a key file may list.
             byte[] bytes = OperatorFile.read(path, 64L * 1024 * 1024);
+            if (!jsonObject(bytes)) {
+                // Writing states over it would replace the operator's file (the key file itself, when
+                // the setting was copied from KEYS_FILE: its keys lost, and the JSON lines reloaded as keys).
+                foreign = true;
+                log.warn("KEY_STATE_FILE {} is not a key state file (no JSON object in it): it is left as it is,"
+                        + " and key states will not survive a restart; point KEY_STATE_FILE at a file of its own", path);
+                return List.of();
+            }
             // A file written before states carried their time: none of them is newer than the file.
             List<Stamped> stamped = parseStamped(bytes, Files.getLastModifiedTime(path).toMillis());
             List<SavedKeyState> out = new ArrayList<>(stamped.size());
@@ -150,8 +163,21 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
         return s == null ? 0 : s.atEpochMillis();
     }
 
+    /** Whether the text starts as a JSON object does, as every state file this class wrote (torn ones too). */
+    private static boolean jsonObject(byte[] bytes) {
+        for (byte b : bytes) {
+            if (b != ' ' && b != '\t' && b != '\r' && b != '\n') {
+                return b == '{';
+            }
+        }
+        return true;
+    }
+
     @Override
     public void changed(KeyPool pool) {
+        if (foreign) {
+            return;
+        }
         dirty = pool;
         if (pending.compareAndSet(false, true)) {
             schedule(failing ? retryMillis : MIN_INTERVAL_MILLIS);
@@ -186,7 +212,7 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
         // Cleared before the snapshot: a change during the write schedules the next one.
         pending.set(false);
         KeyPool pool = dirty;
-        if (pool == null) {
+        if (pool == null || foreign) {
             return;
         }
         lastWriteNanos = System.nanoTime();
