@@ -25,7 +25,12 @@ public final class DotEnv {
         } catch (IOException e) {
             throw new ConfigError(".env could not be read: " + e.getClass().getSimpleName());
         }
-        for (String raw : lines) {
+        for (int i = 0; i < lines.size(); i++) {
+            String raw = lines.get(i);
+            if (i == 0 && raw.startsWith("\uFEFF")) {
+                // Notepad's UTF-8 mark: kept, it made the first name another one, and that setting was lost.
+                raw = raw.substring(1);
+            }
             String line = raw.strip();
             if (line.isEmpty() || line.startsWith("#")) {
                 continue;
@@ -39,9 +44,9 @@ public final class DotEnv {
             }
             String name = line.substring(0, eq).strip();
             String value = line.substring(eq + 1).strip();
-            if (value.length() >= 2 && (value.startsWith("\"") && value.endsWith("\"")
-                    || value.startsWith("'") && value.endsWith("'"))) {
-                value = value.substring(1, value.length() - 1);
+            int close = quoteEnd(value);
+            if (close > 0) {
+                value = value.substring(1, close);
             } else {
                 int hash = value.indexOf(" #");
                 if (hash >= 0) {
@@ -51,5 +56,21 @@ public final class DotEnv {
             values.put(name, value);
         }
         return values;
+    }
+
+    /**
+     * Where a quoted value's closing quote is: the last character, or the quote followed by a
+     * comment ({@code KEY="value" # note}, which Compose reads as {@code value}); -1 when unquoted.
+     */
+    private static int quoteEnd(String value) {
+        if (value.length() < 2 || value.charAt(0) != '"' && value.charAt(0) != '\'') {
+            return -1;
+        }
+        char quote = value.charAt(0);
+        if (value.charAt(value.length() - 1) == quote) {
+            return value.length() - 1;
+        }
+        int close = value.indexOf(quote, 1);
+        return close > 0 && value.substring(close + 1).strip().startsWith("#") ? close : -1;
     }
 }

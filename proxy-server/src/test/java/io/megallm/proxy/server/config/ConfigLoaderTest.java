@@ -322,6 +322,26 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void aDotEnvSavedWithAByteOrderMarkKeepsItsFirstVariable() throws Exception {
+        // Notepad saves UTF-8 with a BOM; the first name must not become "\uFEFFPROXY_API_KEYS".
+        write(".env", "\uFEFFPROXY_API_KEYS=ck-first-line\r\nPORT=9100\r\n");
+        Settings s = load(Map.of());
+        assertEquals(List.of("ck-first-line"), s.proxyApiKeys(), "the first line is a setting like the others");
+        assertEquals(9100, s.port());
+    }
+
+    @Test
+    void aQuotedDotEnvValueWithACommentAfterItLosesItsQuotes() throws Exception {
+        write(".env", """
+                ADMIN_TOKEN="%s" # for the dashboard
+                MEGALLM_BASE_URL='http://upstream.internal:8081/v1'   # staging
+                """.formatted(ADMIN_TOKEN));
+        Settings s = load(Map.of());
+        assertEquals(ADMIN_TOKEN, s.adminToken());
+        assertEquals("http://upstream.internal:8081/v1", s.baseUrl());
+    }
+
+    @Test
     void dotEnvOverridesTheConfigFileBecauseItActsAsEnvironment() throws Exception {
         write("config/application.conf", "PORT = 9001\n");
         write(".env", "PORT=9100\n");
