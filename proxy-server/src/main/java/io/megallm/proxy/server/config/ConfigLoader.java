@@ -69,7 +69,8 @@ public final class ConfigLoader {
             try {
                 file = ConfigFactory.parseFile(path.toFile());
             } catch (ConfigException e) {
-                throw new ConfigError("CONFIG_FILE=\"" + path + "\" is not valid HOCON (" + firstLine(e.getMessage()) + ")");
+                throw new ConfigError("CONFIG_FILE=\"" + path + "\" is not valid HOCON ("
+                        + quotedTextHidden(firstLine(e.getMessage())) + ")");
             }
             fileWarnings = new ArrayList<>(unknownNames(file, path));
             fileWarnings.addAll(commentCuts(path));
@@ -504,6 +505,19 @@ public final class ConfigLoader {
         } catch (ConfigException e) {
             return "\"\"";
         }
+    }
+
+    private static final java.util.regex.Pattern QUOTED = java.util.regex.Pattern.compile("'([^']*)'");
+
+    /**
+     * HOCON's parse errors quote the text they stumbled on: {@code ADMIN_TOKEN s3cret} (no '=') is
+     * "Key 'ADMIN_TOKEN s3cret' may not be…", and a pool key pasted into the file is quoted whole.
+     * Quoted text of more than one character is not shown; the single-character tokens HOCON names
+     * ("got ':'") stay, as they say what to fix.
+     */
+    static String quotedTextHidden(String message) {
+        return QUOTED.matcher(message).replaceAll(m -> m.group(1).length() <= 1
+                ? java.util.regex.Matcher.quoteReplacement(m.group()) : "'(not shown)'");
     }
 
     private static String firstLine(String message) {

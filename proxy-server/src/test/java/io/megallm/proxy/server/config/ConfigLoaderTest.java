@@ -288,6 +288,21 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void aConfigFileSyntaxErrorNeverEchoesTheTextItStumbledOn() throws Exception {
+        // A forgotten '=' makes HOCON read the setting and its value as one key, which its
+        // message quotes; so does a pool key pasted into the wrong file.
+        String poolKey = "sk-mega-pasted-into-the-config-0123456789";
+        for (String text : new String[] {"ADMIN_TOKEN " + ADMIN_TOKEN + "\n", "PORT = 9001\n" + poolKey + "\n",
+                "PORT = 9001\n" + poolKey + "\n" + poolKey + "x\n"}) {
+            write("config/application.conf", text);
+            ConfigError e = rejected(Map.of());
+            assertTrue(e.getMessage().contains("application.conf"), e.getMessage());
+            assertFalse(e.getMessage().contains(ADMIN_TOKEN), e.getMessage());
+            assertFalse(e.getMessage().contains(poolKey), e.getMessage());
+        }
+    }
+
+    @Test
     void configFileThatIsADirectoryStopsTheStart() throws Exception {
         Files.createDirectories(dir.resolve("etc/conf.d"));
         ConfigError e = rejected(Map.of("CONFIG_FILE", "etc/conf.d"));
