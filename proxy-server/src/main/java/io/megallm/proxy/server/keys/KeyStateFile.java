@@ -126,7 +126,12 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
         try {
             // A state line is ~150 bytes; 64 MiB holds the states of far more keys than a key file may list.
             byte[] bytes = OperatorFile.read(path, 64L * 1024 * 1024);
-            if (!jsonObject(bytes)) {
+            int first = firstVisible(bytes);
+            if (first < 0) {
+                // Made with touch for a mount, or left by a crash before the first write: no states yet.
+                return List.of();
+            }
+            if (first != '{') {
                 // Writing states over it would replace the operator's file (the key file itself, when
                 // the setting was copied from KEYS_FILE: its keys lost, and the JSON lines reloaded as keys).
                 foreign = true;
@@ -163,14 +168,17 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
         return s == null ? 0 : s.atEpochMillis();
     }
 
-    /** Whether the text starts as a JSON object does, as every state file this class wrote (torn ones too). */
-    private static boolean jsonObject(byte[] bytes) {
+    /**
+     * The first byte that is not JSON white space, -1 for none. Every state file this class wrote
+     * (a torn one too) starts with the '{' of a JSON object.
+     */
+    private static int firstVisible(byte[] bytes) {
         for (byte b : bytes) {
             if (b != ' ' && b != '\t' && b != '\r' && b != '\n') {
-                return b == '{';
+                return b;
             }
         }
-        return true;
+        return -1;
     }
 
     @Override

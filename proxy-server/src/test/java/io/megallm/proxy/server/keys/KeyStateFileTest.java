@@ -185,6 +185,24 @@ class KeyStateFileTest {
     }
 
     @Test
+    void anEmptyFileIsAStateFileWithNoStatesYetAndNoWarning() throws Exception {
+        // What an operator makes with touch before mounting it, or a crash leaves before the first write lands.
+        Path path = dir.resolve("state.json");
+        Files.writeString(path, "\n");
+        int mark = LogCapture.size();
+        KeyPool pool = pool();
+        pool.markFailed(pool.keys().get(0), 401);
+        try (KeyStateFile file = new KeyStateFile(path)) {
+            assertEquals(List.of(), file.load());
+            assertTrue(file.writable());
+            file.changed(pool);
+        }
+        List<String> lines = LogCapture.since(mark).stream().filter(l -> l.contains("KEY_STATE_FILE")).toList();
+        assertEquals(List.of(), lines, "nothing is wrong with the file");
+        assertTrue(Files.readString(path).contains("\"state\":\"failed\""), "written over: it was ours");
+    }
+
+    @Test
     void keysNoLongerInTheKeyFileAreIgnored() throws Exception {
         KeyPool pool = pool();
         pool.markFailed(pool.keys().get(0), 401);
