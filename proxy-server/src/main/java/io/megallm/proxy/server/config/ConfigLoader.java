@@ -387,11 +387,16 @@ public final class ConfigLoader {
         return v;
     }
 
-    private String optional(String name) {
+    private String optional(String name) throws ConfigError {
         if (!config.hasPath(name)) {
             return null;
         }
-        String v = config.getValue(name).unwrapped().toString().strip();
+        Object raw = config.getValue(name).unwrapped();
+        if (raw instanceof Map || raw instanceof List) {
+            // Its text ("[ck-one, ck-two]") would be taken for the value: client keys "[ck-one" and "ck-two]".
+            throw bad(name, "is not a single value (a list? write it as one string, comma-separated where a list is meant)");
+        }
+        String v = raw.toString().strip();
         return v.isEmpty() ? null : v;
     }
 

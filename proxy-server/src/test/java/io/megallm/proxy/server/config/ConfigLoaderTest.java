@@ -303,6 +303,18 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void aListWhereOneValueBelongsStopsTheStartInsteadOfBecomingItsText() throws Exception {
+        // HOCON invites a list; its text "[ck-one, ck-two]" split at the comma made the client keys
+        // "[ck-one" and "ck-two]", so that neither client could authenticate.
+        write("config/application.conf", "PROXY_API_KEYS = [\"ck-one\", \"ck-two\"]\n");
+        ConfigError e = rejected(Map.of());
+        assertTrue(e.getMessage().startsWith("PROXY_API_KEYS="), e.getMessage());
+        assertFalse(e.getMessage().contains("ck-one"), e.getMessage());
+        write("config/application.conf", "DEFAULT_MODEL { name = gpt-4o }\n");
+        assertTrue(rejected(Map.of()).getMessage().startsWith("DEFAULT_MODEL="));
+    }
+
+    @Test
     void configFileThatIsADirectoryStopsTheStart() throws Exception {
         Files.createDirectories(dir.resolve("etc/conf.d"));
         ConfigError e = rejected(Map.of("CONFIG_FILE", "etc/conf.d"));
