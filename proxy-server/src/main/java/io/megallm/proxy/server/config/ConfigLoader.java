@@ -143,6 +143,11 @@ public final class ConfigLoader {
         long maxBody = bytes("MAX_REQUEST_BODY");
         long cooldown = (long) Math.ceil(nonNegativeNumber("KEY_COOLDOWN"));
         String adminToken = optional("ADMIN_TOKEN");
+        if (adminToken != null && adminToken.chars().anyMatch(c -> c < 0x20 || c > 0x7e)) {
+            // Header bytes are read one char per byte and clients disagree on how to encode the rest
+            // (curl: UTF-8, browsers and Python: Latin-1): such a token shut the admin routes for good.
+            throw bad("ADMIN_TOKEN", "must be printable ASCII (it travels in an HTTP header)");
+        }
         String apiKeys = optional("PROXY_API_KEYS");
         List<String> clientKeys = clientKeys(apiKeys);
         Path clientsFile = apiKeys != null && apiKeys.startsWith("@") ? workDir.resolve(apiKeys.substring(1).strip()) : null;

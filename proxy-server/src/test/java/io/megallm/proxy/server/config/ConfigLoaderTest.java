@@ -315,6 +315,17 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void anAdminTokenNoHeaderCanCarryStopsTheStart() throws Exception {
+        // Header bytes are read one char per byte: a token with "é" or "€" never equals what curl
+        // (UTF-8) or a browser can send, and the admin routes were shut to everyone, without a word.
+        for (String token : new String[] {"admin-t\u00f6ken-value", "admin-\u20ac-token", "admin\ttoken"}) {
+            ConfigError e = rejected(Map.of("ADMIN_TOKEN", token));
+            assertTrue(e.getMessage().startsWith("ADMIN_TOKEN=(hidden)"), e.getMessage());
+        }
+        assertEquals("admin token with spaces", load(Map.of("ADMIN_TOKEN", "admin token with spaces")).adminToken());
+    }
+
+    @Test
     void configFileThatIsADirectoryStopsTheStart() throws Exception {
         Files.createDirectories(dir.resolve("etc/conf.d"));
         ConfigError e = rejected(Map.of("CONFIG_FILE", "etc/conf.d"));
