@@ -361,6 +361,10 @@ public final class ConfigLoader {
                 keys.add(k.strip());
             }
         }
+        if (keys.stream().anyMatch(k -> k.chars().anyMatch(c -> c < 0x20 || c > 0x7e))) {
+            // As the client file skips such a key: no client could ever present it (see ADMIN_TOKEN).
+            throw bad("PROXY_API_KEYS", "holds a key that is not printable ASCII (keys travel in an HTTP header)");
+        }
         if (keys.isEmpty()) {
             // Only commas and blanks: what Compose makes of ${K1},${K2} when both are missing. The
             // operator meant to require keys; taking it as unset would open the pool to everyone.

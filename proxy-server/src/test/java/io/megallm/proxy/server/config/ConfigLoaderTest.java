@@ -326,6 +326,13 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void aPlainClientKeyNoHeaderCanCarryStopsTheStartAsTheClientFileSkipsIt() throws Exception {
+        ConfigError e = rejected(Map.of("PROXY_API_KEYS", "ck-plain-one,ck-cl\u00e9-two"));
+        assertTrue(e.getMessage().startsWith("PROXY_API_KEYS=(hidden)"), e.getMessage());
+        assertFalse(e.getMessage().contains("ck-"), e.getMessage());
+    }
+
+    @Test
     void configFileThatIsADirectoryStopsTheStart() throws Exception {
         Files.createDirectories(dir.resolve("etc/conf.d"));
         ConfigError e = rejected(Map.of("CONFIG_FILE", "etc/conf.d"));
