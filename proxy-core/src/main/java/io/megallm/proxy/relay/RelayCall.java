@@ -102,6 +102,12 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private long waitStart;
     /** The wait began in a move to another key: the move counts once a key is found. */
     private boolean waitIsSwitch;
+    /**
+     * This request took a key on waking from the wait and no key has accepted it since: waiters
+     * are woken one per returning key, then one per success, so if it ends without one the turn
+     * it holds goes to the next waiter (else that one sleeps beside the free key until KEY_WAIT).
+     */
+    private boolean holdsTurn;
     private ApiKey key;
     private int switches;
     private int sameKeyRetries;
@@ -547,6 +553,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
 
     /** The key took the request (the answer is the client's, not a reason to move on); earlier answers go. */
     private void keyAccepted(int status) {
+        holdsTurn = false;
         keys.recordSuccess(key, status);
         KeyWaiters waiting = relay.access().waiters();
         if (waiting != null) {
@@ -978,6 +985,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             return false;
         }
         events.keyWait(RelayEvents.KeyWait.SERVED, EventClock.nanoTime() - waitStart);
+        holdsTurn = true;
         // A later wait is a wait of its own (it shares what is left of KEY_WAIT).
         waitStart = 0;
         if (waitIsSwitch && !freeMove(next)) {
@@ -1104,6 +1112,13 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         if (waiter != null) {
             waiter.cancel();
             waiter = null;
+        }
+        if (holdsTurn) {
+            holdsTurn = false;
+            KeyWaiters waiters = access.waiters();
+            if (waiters != null) {
+                waiters.served();
+            }
         }
         if (onTrial()) {
             // The request ended before the trial key answered (client gone, upstream pool full):

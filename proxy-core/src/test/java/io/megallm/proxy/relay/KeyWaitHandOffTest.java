@@ -24,6 +24,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Contract §7, waiting for a key: waiters are woken one per key that comes back. A waiter woken
@@ -102,5 +103,34 @@ class KeyWaitHandOffTest {
         assertEquals(0, waiters.size(), "B still waits beside a usable key");
         String bSaw = outbound(b);
         assertEquals(-1, bSaw.indexOf("no_available_keys"), bSaw);
+    }
+    /**
+     * Found by KeyLifecycleModelTest: the woken waiter took the key that came back, then ended
+     * without a key accepting its request (here its upstream could not be reached: a 502; a
+     * client that leaves, a 5xx or a second 403 end it the same way). Only a success woke the
+     * next waiter, so the one behind slept beside the free key until its KEY_WAIT ran out.
+     */
+    @Test
+    void aWokenRequestThatEndsWithoutASuccessPassesTheTurnOn() {
+        keys.reload(List.of("sk-mega-handoff-test-key-0000001"));
+        ApiKey key = keys.keys().get(0);
+        keys.limited(key, 429, 30);
+        KeyWaiters waiters = new KeyWaiters(keys, 10);
+        Relay relay = new Relay(keys, pools, new RelaySettings(1000, 0, 0, 60), lifecycle, RelayEvents.NONE,
+                new Relay.KeyAccess(null, waiters, TimeUnit.SECONDS.toNanos(60)));
+
+        a = client(relay);
+        b = client(relay);
+        assertEquals(2, waiters.size(), "both requests wait for the resting key");
+
+        keys.lifecycle().reset(key);
+        // A is woken, takes the key, and its upstream cannot be reached (the embedded loop opens
+        // no socket): 502, and no key accepted anything.
+        a.runPendingTasks();
+        String aSaw = outbound(a);
+        assertTrue(aSaw.startsWith("HTTP/1.1 502"), aSaw);
+        b.runPendingTasks();
+
+        assertEquals(0, waiters.size(), "B still waits beside a usable key");
     }
 }
