@@ -253,8 +253,9 @@ public final class KeyLifecycle {
     }
 
     /**
-     * A 5xx, a timeout or a connect error: not the key's fault. On a trial, an HTTP answer
-     * ({@code status > 0}) is "an answer other than 401/402/403/429" and passes it; no answer at
+     * A 5xx, a timeout or a connect error: not the key's fault (nor, yet, a 403: the relay blames
+     * it only when another key accepts the request). On a trial, a 5xx is "an answer other than
+     * 401/402/403/429" and passes it; no answer at
      * all ({@code status == 0}) says nothing, and the trial is handed back to be claimed again.
      */
     public void transientFailure(ApiKey key, int status) {
@@ -263,11 +264,13 @@ public final class KeyLifecycle {
         if (!s.onTrial()) {
             return;
         }
-        if (status > 0) {
+        if (status >= 500) {
             accepted(key, status);
-        } else {
+        } else if (status == 0) {
             abandonTrial(key);
         }
+        // A 403 the relay does not blame yet is a refusal: it never passes a trial (the trial's own
+        // 403 fails it, reported as a rejection); this one came for a request sent before the failure.
     }
 
     // ---- trials ---------------------------------------------------------------------------------

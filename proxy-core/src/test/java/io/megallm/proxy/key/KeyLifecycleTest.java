@@ -258,6 +258,21 @@ class KeyLifecycleTest {
         assertEquals(KeyState.Kind.AVAILABLE, kind(a));
     }
 
+    /**
+     * Found by KeyLifecycleModelTest: a 403 that the relay does not blame yet (it reports it as
+     * not the key's fault until another key proves it) reached a key on trial, from a request
+     * sent with the key before it failed, and passed the trial: "passed its trial (upstream
+     * 403): back in rotation". A refusal never passes a trial (contract §7).
+     */
+    @Test
+    void aRefusalReportedAsNotTheKeysFaultNeverPassesATrial() {
+        life.rejected(a, 401);
+        advanceSeconds(300);
+        assertSame(a, selector.trial(NONE, 0));
+        pool.recordTransient(a, 403);
+        assertEquals(KeyState.Kind.FAILED, a.state().kind());
+    }
+
     @Test
     void anAnswerToARequestSentBeforeTheFailureDoesNotHealTheKey() {
         life.rejected(a, 401);
