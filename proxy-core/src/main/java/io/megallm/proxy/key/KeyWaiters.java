@@ -58,11 +58,17 @@ public final class KeyWaiters {
         private final EventLoop loop;
         private final Callback callback;
         private final AtomicInteger state = new AtomicInteger(WAITING);
+        /**
+         * Back in front after declining the keys usable now (it tried them): a turn passed along
+         * the queue ({@link #wakeBehind}) goes past it, since it would only decline it again.
+         */
+        private final boolean declined;
         private ScheduledFuture<?> deadline;
 
-        private Waiter(EventLoop loop, Callback callback) {
+        private Waiter(EventLoop loop, Callback callback, boolean declined) {
             this.loop = loop;
             this.callback = callback;
+            this.declined = declined;
         }
 
         /** The client left: out of the queue now, and no callback will come. */
@@ -133,7 +139,7 @@ public final class KeyWaiters {
                 break;
             }
         }
-        Waiter w = new Waiter(loop, callback);
+        Waiter w = new Waiter(loop, callback, keepPlace && usableAtLook > 0);
         w.deadline = loop.schedule(w::timedOut, maxWaitNanos, TimeUnit.NANOSECONDS);
         if (keepPlace) {
             queue.addFirst(w);
@@ -181,7 +187,9 @@ public final class KeyWaiters {
      * Wakes the first waiter behind {@code w}: {@code w} was woken, found only keys it may not take
      * (it tried them) and is back at the front, so the turn it took goes to the next. Backwards
      * only: two such waiters handing it to the front would wake each other for ever. (A waiter
-     * that avoided the free key held every newcomer behind it until its own key came back.)
+     * that avoided the free key held every newcomer behind it until its own key came back.) Waiters
+     * that declined the turn themselves are passed over: two of them, each back in front of the
+     * other, woke each other for ever, and the loops spun while the waiter behind them starved.
      */
     public void wakeBehind(Waiter w) {
         boolean behind = false;
@@ -189,7 +197,7 @@ public final class KeyWaiters {
             Waiter x = it.next();
             if (!behind) {
                 behind = x == w;
-            } else if (x.woken()) {
+            } else if (!x.declined && x.woken()) {
                 it.remove();
                 return;
             }

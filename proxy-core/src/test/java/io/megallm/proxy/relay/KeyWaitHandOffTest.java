@@ -46,16 +46,17 @@ class KeyWaitHandOffTest {
             NioSocketChannel.class, new UpstreamSettings(10, 10, 1000, 60, 1));
     private EmbeddedChannel a;
     private EmbeddedChannel b;
+    private EmbeddedChannel c;
 
     @AfterEach
     void tearDown() {
-        for (EmbeddedChannel ch : new EmbeddedChannel[]{a, b}) {
+        for (EmbeddedChannel ch : new EmbeddedChannel[]{a, b, c}) {
             if (ch != null) {
                 ch.finishAndReleaseAll();
             }
         }
         pools.close();
-        for (EmbeddedChannel ch : new EmbeddedChannel[]{a, b}) {
+        for (EmbeddedChannel ch : new EmbeddedChannel[]{a, b, c}) {
             if (ch != null) {
                 ch.runPendingTasks();
             }
@@ -132,5 +133,43 @@ class KeyWaitHandOffTest {
         b.runPendingTasks();
 
         assertEquals(0, waiters.size(), "B still waits beside a usable key");
+    }
+    /**
+     * Found by KeyLifecycleModelTest: two waiters that may not take the free key (each tried it)
+     * passed the turn to each other for ever. A woken waiter that may not take the key goes back
+     * to the front and wakes the first behind it; the one it woke did the same, and the first was
+     * now behind it. The loops spun, and the request behind them that could take the key waited
+     * out its KEY_WAIT.
+     */
+    @Test
+    void twoWaitersThatMayNotTakeTheFreeKeyDoNotPassTheTurnToEachOtherForEver() {
+        keys.reload(List.of("sk-mega-handoff-test-key-0000001", "sk-mega-handoff-test-key-0000002"));
+        ApiKey free = keys.keys().get(0);
+        ApiKey resting = keys.keys().get(1);
+        keys.limited(resting, 429, 30);
+        KeyWaiters waiters = new KeyWaiters(keys, 10);
+        Relay relay = new Relay(keys, pools, new RelaySettings(1000, 0, 3, 60), lifecycle, RelayEvents.NONE,
+                new Relay.KeyAccess(null, waiters, TimeUnit.SECONDS.toNanos(60)));
+
+        // A and B each try the free key (its upstream cannot be reached: the embedded loop opens no
+        // socket) and wait for the resting one; they may not go back to the key they tried.
+        a = client(relay);
+        b = client(relay);
+        for (int i = 0; i < 3; i++) {
+            a.runPendingTasks();
+            b.runPendingTasks();
+        }
+        assertEquals(2, waiters.size(), "A and B wait for the resting key");
+        c = client(relay);
+        int turns = 0;
+        while ((a.hasPendingTasks() || b.hasPendingTasks() || c.hasPendingTasks()) && turns++ < 100) {
+            a.runPendingTasks();
+            b.runPendingTasks();
+            c.runPendingTasks();
+        }
+        assertTrue(turns < 100, "the waiters wake each other for ever");
+        // C tried the free key in its turn (it met the unreachable upstream too, and waits on for
+        // the resting key, as A and B do).
+        assertEquals(3, free.requests(), "C never got its turn on the free key");
     }
 }
