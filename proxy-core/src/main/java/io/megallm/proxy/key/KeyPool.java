@@ -175,21 +175,24 @@ public final class KeyPool {
     }
 
     /**
-     * Nanoseconds until the first cooling key may be taken (0 if it may now) or an available key
-     * held back by its pace gets a slot, -1 when neither: what a request that found no key to
-     * move to may wait for (KEY_WAIT). An available key that may be taken now is not counted: the
-     * request found none, so it has tried them.
+     * Nanoseconds until the first cooling key may be taken or an available key held back by its
+     * pace gets a slot, -1 when neither: what a request that found no key to move to may wait for
+     * (KEY_WAIT). A key that may be taken now is not counted, cooling or not: the request found
+     * none, so it has tried them, and waiting for one that is back already would only hold it
+     * (a cooling key whose rest is over counted as 0, and the request waited out KEY_WAIT).
      */
     public long nanosUntilRestEnds() {
-        return nanosUntilRestEnds(now());
+        return nanosUntilRestEnds(now(), false);
     }
 
-    private long nanosUntilRestEnds(long now) {
+    /** {@code countReturned}: a cooling key whose rest is over counts, as 0. */
+    private long nanosUntilRestEnds(long now, boolean countReturned) {
         long best = Long.MAX_VALUE;
         for (ApiKey k : keys) {
             KeyState s = k.state();
             long wait = k.pacer().nanosUntilTakeable(s, now);
-            if (s.kind() == KeyState.Kind.COOLING_DOWN || (s.kind() == KeyState.Kind.AVAILABLE && wait > 0)) {
+            if ((s.kind() == KeyState.Kind.COOLING_DOWN && (countReturned || wait > 0))
+                    || (s.kind() == KeyState.Kind.AVAILABLE && wait > 0)) {
                 best = Math.min(best, wait);
             }
         }
@@ -201,7 +204,7 @@ public final class KeyPool {
      * cooling (every unavailable key has failed and only a trial or an operator brings it back).
      */
     public long secondsUntilNextAvailable() {
-        long best = nanosUntilRestEnds(now());
+        long best = nanosUntilRestEnds(now(), true);
         if (best < 0) {
             return -1;
         }

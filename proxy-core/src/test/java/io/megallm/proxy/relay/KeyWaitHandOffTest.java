@@ -172,4 +172,28 @@ class KeyWaitHandOffTest {
         // the resting key, as A and B do).
         assertEquals(3, free.requests(), "C never got its turn on the free key");
     }
+    /**
+     * Found by KeyLifecycleModelTest: a request that had tried the only key and found no other
+     * to move to waited out its KEY_WAIT when that key was still marked cooling although its rest
+     * was over (nothing had flipped it back yet). Nothing was resting: it waited for a key it may
+     * not go back to, then got the answer it had at once when the key was marked available.
+     */
+    @Test
+    void aRequestOutOfKeysDoesNotWaitForAKeyWhoseRestIsAlreadyOver() {
+        keys.reload(List.of("sk-mega-handoff-test-key-0000001"));
+        ApiKey key = keys.keys().get(0);
+        keys.limited(key, 429, 1);
+        nanos.addAndGet(TimeUnit.SECONDS.toNanos(2));
+        KeyWaiters waiters = new KeyWaiters(keys, 10);
+        Relay relay = new Relay(keys, pools, new RelaySettings(1000, 0, 3, 60), lifecycle, RelayEvents.NONE,
+                new Relay.KeyAccess(null, waiters, TimeUnit.SECONDS.toNanos(60)));
+
+        // The key's upstream cannot be reached (the embedded loop opens no socket): no key is left.
+        a = client(relay);
+        a.runPendingTasks();
+
+        assertEquals(0, waiters.size(), "waits for a key that is back already");
+        String aSaw = outbound(a);
+        assertTrue(aSaw.startsWith("HTTP/1.1 502"), aSaw);
+    }
 }
