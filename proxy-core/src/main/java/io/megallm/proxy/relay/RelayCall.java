@@ -950,7 +950,12 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         if (keepPlace && avoided > 0) {
             // Woken for a key this request may not take (it tried it): another waiter may.
             waiters.wakeBehind(w);
+        } else if (holdsTurn && avoided > 0) {
+            // It took its turn on a key, failed there and waits again (at the end) beside that key,
+            // which it may not take again: the turn goes to the next waiter.
+            waiters.wake(1);
         }
+        holdsTurn = false;
         waiting(w, now, isSwitch);
     }
 

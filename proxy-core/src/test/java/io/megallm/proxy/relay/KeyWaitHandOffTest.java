@@ -196,4 +196,32 @@ class KeyWaitHandOffTest {
         String aSaw = outbound(a);
         assertTrue(aSaw.startsWith("HTTP/1.1 502"), aSaw);
     }
+    /**
+     * Found by KeyLifecycleModelTest: the woken waiter took the key that came back, met a failure
+     * that is not the key's (here an unreachable upstream; a 5xx the same) and went back to wait
+     * for another, resting key, leaving the free key it may not take again. The turn it took went
+     * with it: the waiter behind, which may take the free key, slept until its KEY_WAIT ran out.
+     */
+    @Test
+    void aWokenRequestThatWaitsAgainBesideTheFreeKeyPassesTheTurnOn() {
+        keys.reload(List.of("sk-mega-handoff-test-key-0000001", "sk-mega-handoff-test-key-0000002"));
+        ApiKey back = keys.keys().get(0);
+        keys.limited(back, 429, 30);
+        keys.limited(keys.keys().get(1), 429, 30);
+        KeyWaiters waiters = new KeyWaiters(keys, 10);
+        Relay relay = new Relay(keys, pools, new RelaySettings(1000, 0, 3, 60), lifecycle, RelayEvents.NONE,
+                new Relay.KeyAccess(null, waiters, TimeUnit.SECONDS.toNanos(60)));
+
+        a = client(relay);
+        b = client(relay);
+        assertEquals(2, waiters.size(), "both requests wait for a resting key");
+
+        keys.lifecycle().reset(back);
+        // A takes the key that came back; its upstream cannot be reached (the embedded loop opens no
+        // socket), so A waits again, for the other key.
+        a.runPendingTasks();
+        b.runPendingTasks();
+
+        assertEquals(2, back.requests(), "B never got its turn on the key that came back");
+    }
 }
