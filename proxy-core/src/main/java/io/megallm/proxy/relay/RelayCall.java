@@ -93,6 +93,11 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
      * ordinary key of this request, and moves to and from it count like any other.
      */
     private boolean trialPassed;
+    /**
+     * The request moved away from its trial key: the trial is over for it, and a later move to or
+     * from that key (after a wait, say) is an ordinary one that counts.
+     */
+    private boolean trialLeft;
     /** The trial key answered with a rejection: its answer is not the client's business. */
     private boolean trialFailed;
     private boolean affinityCounted;
@@ -277,7 +282,7 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
 
     /** A move to or from {@code k} is free: it is this request's trial key, still a trial. */
     private boolean freeMove(ApiKey k) {
-        return k == trialKey && !trialPassed;
+        return k == trialKey && !trialPassed && !trialLeft;
     }
 
     /** The key is this request's trial and the trial has not been decided yet. */
@@ -886,6 +891,9 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
         cancelTimer();
         // A move to or from the trial key is free: the trial is an extra attempt the client never sees.
         boolean counts = !freeMove(key);
+        if (key == trialKey) {
+            trialLeft = true;
+        }
         if (counts && switches >= relay.settings().maxKeyRetries()) {
             giveUp();
             return;

@@ -224,4 +224,36 @@ class KeyWaitHandOffTest {
 
         assertEquals(2, back.requests(), "B never got its turn on the key that came back");
     }
+    /**
+     * Found by KeyLifecycleModelTest: a request whose trial key was decided (here handed back
+     * after no answer) kept treating moves to and from that key as free, as during its trial.
+     * Going back to it after a wait, it moved past MAX_KEY_RETRIES; back to it after each of
+     * several waits, past the end of the array of keys it tried (sized for MAX_KEY_RETRIES moves
+     * and one trial): an exception on the event loop.
+     */
+    @Test
+    void aKeyNoLongerOnTrialCostsAMoveLikeAnyOther() {
+        keys.reload(List.of("sk-mega-handoff-test-key-0000001", "sk-mega-handoff-test-key-0000002"));
+        ApiKey trial = keys.keys().get(0);
+        keys.markFailed(trial, 401);
+        nanos.addAndGet(TimeUnit.SECONDS.toNanos(300));
+        keys.limited(keys.keys().get(1), 429, 30);
+        KeyWaiters waiters = new KeyWaiters(keys, 10);
+        Relay relay = new Relay(keys, pools, new RelaySettings(1000, 0, 0, 60), lifecycle, RelayEvents.NONE,
+                new Relay.KeyAccess(null, waiters, TimeUnit.SECONDS.toNanos(60)));
+
+        // A takes the trial; no answer (the embedded loop opens no socket) hands it back, free, and
+        // A waits for the resting key.
+        a = client(relay);
+        a.runPendingTasks();
+        assertEquals(1, waiters.size(), "A waits for the resting key");
+        // The failed key is back (reset): A goes back to it, an ordinary key now, and fails there.
+        keys.lifecycle().reset(trial);
+        a.runPendingTasks();
+
+        assertEquals(2, trial.requests());
+        assertEquals(0, waiters.size(), "leaving the key is a move, and MAX_KEY_RETRIES=0 allows none");
+        String aSaw = outbound(a);
+        assertTrue(aSaw.startsWith("HTTP/1.1 502"), aSaw);
+    }
 }
