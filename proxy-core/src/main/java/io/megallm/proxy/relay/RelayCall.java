@@ -980,6 +980,9 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             return;
         }
         waiter = null;
+        // Woken, it holds the turn of a key that came back: if it neither takes a key nor waits on
+        // (nothing left to wait for), done() hands the turn to the next waiter.
+        holdsTurn = true;
         if (!takeKeyAfterWait()) {
             // Another request was quicker, or the key rested again: wait on for what is left, in front.
             awaitKey(waitIsSwitch, true);

@@ -256,4 +256,37 @@ class KeyWaitHandOffTest {
         String aSaw = outbound(a);
         assertTrue(aSaw.startsWith("HTTP/1.1 502"), aSaw);
     }
+    /**
+     * Found by KeyLifecycleModelTest: a key came back and woke the oldest waiter, which may not
+     * take it (it tried it) and had nothing left to wait for, so it ended instead of waiting on.
+     * The turn ended with it: the waiter behind, which may take the key, slept until its KEY_WAIT
+     * ran out.
+     */
+    @Test
+    void aWokenWaiterThatGivesUpPassesTheTurnOn() {
+        keys.reload(List.of("sk-mega-handoff-test-key-0000001", "sk-mega-handoff-test-key-0000002"));
+        ApiKey back = keys.keys().get(0);
+        ApiKey other = keys.keys().get(1);
+        keys.limited(other, 429, 30);
+        KeyWaiters waiters = new KeyWaiters(keys, 10);
+        Relay relay = new Relay(keys, pools, new RelaySettings(1000, 0, 3, 60), lifecycle, RelayEvents.NONE,
+                new Relay.KeyAccess(null, waiters, TimeUnit.SECONDS.toNanos(60)));
+
+        // A tries the free key (its upstream cannot be reached: the embedded loop opens no socket)
+        // and waits for the resting one; then the tried key rests too, and B waits behind A.
+        a = client(relay);
+        a.runPendingTasks();
+        keys.limited(back, 429, 30);
+        b = client(relay);
+        assertEquals(2, waiters.size(), "A and B wait");
+        // The key A waited for fails; the one A tried comes back: A is woken, may not take it, and
+        // has nothing left to wait for.
+        keys.markFailed(other, 401);
+        keys.lifecycle().reset(back);
+        a.runPendingTasks();
+        assertTrue(outbound(a).startsWith("HTTP/1.1 502"));
+        b.runPendingTasks();
+
+        assertEquals(2, back.requests(), "B never got its turn on the key that came back");
+    }
 }
