@@ -42,7 +42,7 @@ class KeyLifecycleModelTest {
 
     @Test
     void randomSequencesFollowTheModel() {
-        for (long seed = 1; seed <= 200; seed++) {
+        for (long seed = 1; seed <= 300; seed++) {
             new Run(seed).go(250);
         }
     }
@@ -105,7 +105,7 @@ class KeyLifecycleModelTest {
                     settle();
                     check();
                 }
-            } catch (AssertionError e) {
+            } catch (AssertionError | RuntimeException e) {
                 int to = Math.min(log.size(), stepStart + 12);
                 int from = Math.max(0, to - 40);
                 fail("seed " + seed + ": " + e.getMessage() + "\nsteps:\n  "
@@ -369,6 +369,7 @@ class KeyLifecycleModelTest {
             int returnable;
             ApiKey trialKey;
             boolean trialPassed;
+            boolean trialLeft;
             ApiKey key;
             ApiKey forbidden;
             int switches;
@@ -443,7 +444,8 @@ class KeyLifecycleModelTest {
                 key = next;
                 tried[triedCount++] = next;
                 phase = Phase.IN_FLIGHT;
-                note("request " + id + " sends with " + name(next) + (next == trialKey ? " (trial)" : ""));
+                note("request " + id + " sends with " + name(next) + (next == trialKey ? " (trial)" : "")
+                        + " [switches " + switches + ", tried " + triedCount + "]");
                 pool.recordAttempt(next);
             }
 
@@ -452,7 +454,7 @@ class KeyLifecycleModelTest {
             }
 
             boolean freeMove(ApiKey k) {
-                return k == trialKey && !trialPassed;
+                return k == trialKey && !trialPassed && !trialLeft;
             }
 
             void answer(int status) {
@@ -522,6 +524,9 @@ class KeyLifecycleModelTest {
 
             void switchKey() {
                 boolean counts = !freeMove(key);
+                if (key == trialKey) {
+                    trialLeft = true;
+                }
                 if (counts && switches >= MAX_KEY_RETRIES) {
                     note("request " + id + " out of moves");
                     finish();
@@ -608,6 +613,7 @@ class KeyLifecycleModelTest {
                 }
                 note("request " + id + " woken");
                 waiter = null;
+                holdsTurn = true;
                 if (!takeKeyAfterWait()) {
                     awaitKey(waitIsSwitch, true);
                 }
