@@ -63,6 +63,12 @@ class KeyWaitHandOffTest {
         }
     }
 
+    /** A relay whose requests wait for keys in {@code waiters}, with {@code maxKeyRetries} moves each. */
+    private Relay relay(KeyWaiters waiters, int maxKeyRetries) {
+        return new Relay(keys, pools, new RelaySettings(1000, 0, maxKeyRetries, 60), lifecycle, RelayEvents.NONE,
+                new Relay.KeyAccess(null, waiters, TimeUnit.SECONDS.toNanos(60)));
+    }
+
     private EmbeddedChannel client(Relay relay) {
         EmbeddedChannel ch = new EmbeddedChannel(new ResponseEncoder(),
                 new RequestReader(ex -> relay.forward(ex, "/chat/completions"), 1024 * 1024, lifecycle));
@@ -87,8 +93,7 @@ class KeyWaitHandOffTest {
         ApiKey key = keys.keys().get(0);
         keys.limited(key, 429, 30);
         KeyWaiters waiters = new KeyWaiters(keys, 10);
-        Relay relay = new Relay(keys, pools, new RelaySettings(1000, 0, 0, 60), lifecycle, RelayEvents.NONE,
-                new Relay.KeyAccess(null, waiters, TimeUnit.SECONDS.toNanos(60)));
+        Relay relay = relay(waiters, 0);
 
         a = client(relay);
         b = client(relay);
@@ -105,6 +110,7 @@ class KeyWaitHandOffTest {
         String bSaw = outbound(b);
         assertEquals(-1, bSaw.indexOf("no_available_keys"), bSaw);
     }
+
     /**
      * Found by KeyLifecycleModelTest: the woken waiter took the key that came back, then ended
      * without a key accepting its request (here its upstream could not be reached: a 502; a
@@ -117,8 +123,7 @@ class KeyWaitHandOffTest {
         ApiKey key = keys.keys().get(0);
         keys.limited(key, 429, 30);
         KeyWaiters waiters = new KeyWaiters(keys, 10);
-        Relay relay = new Relay(keys, pools, new RelaySettings(1000, 0, 0, 60), lifecycle, RelayEvents.NONE,
-                new Relay.KeyAccess(null, waiters, TimeUnit.SECONDS.toNanos(60)));
+        Relay relay = relay(waiters, 0);
 
         a = client(relay);
         b = client(relay);
@@ -134,6 +139,7 @@ class KeyWaitHandOffTest {
 
         assertEquals(0, waiters.size(), "B still waits beside a usable key");
     }
+
     /**
      * Found by KeyLifecycleModelTest: two waiters that may not take the free key (each tried it)
      * passed the turn to each other for ever. A woken waiter that may not take the key goes back
@@ -148,8 +154,7 @@ class KeyWaitHandOffTest {
         ApiKey resting = keys.keys().get(1);
         keys.limited(resting, 429, 30);
         KeyWaiters waiters = new KeyWaiters(keys, 10);
-        Relay relay = new Relay(keys, pools, new RelaySettings(1000, 0, 3, 60), lifecycle, RelayEvents.NONE,
-                new Relay.KeyAccess(null, waiters, TimeUnit.SECONDS.toNanos(60)));
+        Relay relay = relay(waiters, 3);
 
         // A and B each try the free key (its upstream cannot be reached: the embedded loop opens no
         // socket) and wait for the resting one; they may not go back to the key they tried.
@@ -172,6 +177,7 @@ class KeyWaitHandOffTest {
         // the resting key, as A and B do).
         assertEquals(3, free.requests(), "C never got its turn on the free key");
     }
+
     /**
      * Found by KeyLifecycleModelTest: a request that had tried the only key and found no other
      * to move to waited out its KEY_WAIT when that key was still marked cooling although its rest
@@ -185,8 +191,7 @@ class KeyWaitHandOffTest {
         keys.limited(key, 429, 1);
         nanos.addAndGet(TimeUnit.SECONDS.toNanos(2));
         KeyWaiters waiters = new KeyWaiters(keys, 10);
-        Relay relay = new Relay(keys, pools, new RelaySettings(1000, 0, 3, 60), lifecycle, RelayEvents.NONE,
-                new Relay.KeyAccess(null, waiters, TimeUnit.SECONDS.toNanos(60)));
+        Relay relay = relay(waiters, 3);
 
         // The key's upstream cannot be reached (the embedded loop opens no socket): no key is left.
         a = client(relay);
@@ -196,6 +201,7 @@ class KeyWaitHandOffTest {
         String aSaw = outbound(a);
         assertTrue(aSaw.startsWith("HTTP/1.1 502"), aSaw);
     }
+
     /**
      * Found by KeyLifecycleModelTest: the woken waiter took the key that came back, met a failure
      * that is not the key's (here an unreachable upstream; a 5xx the same) and went back to wait
@@ -209,8 +215,7 @@ class KeyWaitHandOffTest {
         keys.limited(back, 429, 30);
         keys.limited(keys.keys().get(1), 429, 30);
         KeyWaiters waiters = new KeyWaiters(keys, 10);
-        Relay relay = new Relay(keys, pools, new RelaySettings(1000, 0, 3, 60), lifecycle, RelayEvents.NONE,
-                new Relay.KeyAccess(null, waiters, TimeUnit.SECONDS.toNanos(60)));
+        Relay relay = relay(waiters, 3);
 
         a = client(relay);
         b = client(relay);
@@ -224,6 +229,7 @@ class KeyWaitHandOffTest {
 
         assertEquals(2, back.requests(), "B never got its turn on the key that came back");
     }
+
     /**
      * Found by KeyLifecycleModelTest: a request whose trial key was decided (here handed back
      * after no answer) kept treating moves to and from that key as free, as during its trial.
@@ -239,8 +245,7 @@ class KeyWaitHandOffTest {
         nanos.addAndGet(TimeUnit.SECONDS.toNanos(300));
         keys.limited(keys.keys().get(1), 429, 30);
         KeyWaiters waiters = new KeyWaiters(keys, 10);
-        Relay relay = new Relay(keys, pools, new RelaySettings(1000, 0, 0, 60), lifecycle, RelayEvents.NONE,
-                new Relay.KeyAccess(null, waiters, TimeUnit.SECONDS.toNanos(60)));
+        Relay relay = relay(waiters, 0);
 
         // A takes the trial; no answer (the embedded loop opens no socket) hands it back, free, and
         // A waits for the resting key.
@@ -256,6 +261,7 @@ class KeyWaitHandOffTest {
         String aSaw = outbound(a);
         assertTrue(aSaw.startsWith("HTTP/1.1 502"), aSaw);
     }
+
     /**
      * Found by KeyLifecycleModelTest: a key came back and woke the oldest waiter, which may not
      * take it (it tried it) and had nothing left to wait for, so it ended instead of waiting on.
@@ -269,8 +275,7 @@ class KeyWaitHandOffTest {
         ApiKey other = keys.keys().get(1);
         keys.limited(other, 429, 30);
         KeyWaiters waiters = new KeyWaiters(keys, 10);
-        Relay relay = new Relay(keys, pools, new RelaySettings(1000, 0, 3, 60), lifecycle, RelayEvents.NONE,
-                new Relay.KeyAccess(null, waiters, TimeUnit.SECONDS.toNanos(60)));
+        Relay relay = relay(waiters, 3);
 
         // A tries the free key (its upstream cannot be reached: the embedded loop opens no socket)
         // and waits for the resting one; then the tried key rests too, and B waits behind A.
