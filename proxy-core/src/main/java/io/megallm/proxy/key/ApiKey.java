@@ -149,12 +149,14 @@ public final class ApiKey {
         pacer.sent();
     }
 
-    void recordStatus(int status, boolean failure) {
+    /** True when the answer freed the key's probe (it was on probation, and this was the probe's answer). */
+    boolean recordStatus(int status, boolean failure) {
         lastStatus = status;
-        pacer.answered();
+        boolean probeFreed = pacer.answered();
         if (failure) {
             failures.incrementAndGet();
         }
+        return probeFreed;
     }
 
     @Override

@@ -38,6 +38,7 @@ public final class KeyLifecycle {
     private final KeyClock clock;
     private final KeyPolicy policy;
     private final CopyOnWriteArrayList<KeyStateListener> listeners = new CopyOnWriteArrayList<>();
+    private final CopyOnWriteArrayList<java.util.function.Consumer<ApiKey>> probeListeners = new CopyOnWriteArrayList<>();
     private volatile TrialGate trialGate = TrialGate.OPEN;
     /** How trials ended, for /metrics: only this class knows a failed trial from one that got no answer. */
     private final LongAdder[] trials = new LongAdder[TrialOutcome.values().length];
@@ -69,6 +70,15 @@ public final class KeyLifecycle {
     /** Registered at start; the list is read without a lock on every change. */
     public void addListener(KeyStateListener listener) {
         listeners.add(listener);
+    }
+
+    /**
+     * Told when a failure that is not the key's (a 5xx, a 403 not yet blamed, no answer) frees
+     * the probe of a key on probation: the key may take a request again, with no change of state
+     * for {@link #addListener} to see. Registered at start.
+     */
+    public void addProbeListener(java.util.function.Consumer<ApiKey> listener) {
+        probeListeners.add(listener);
     }
 
     /** Set once at start when instances share key states; {@link TrialGate#OPEN} otherwise. */
@@ -259,9 +269,17 @@ public final class KeyLifecycle {
      * all ({@code status == 0}) says nothing, and the trial is handed back to be claimed again.
      */
     public void transientFailure(ApiKey key, int status) {
-        key.recordStatus(status, false);
+        boolean probeFreed = key.recordStatus(status, false);
         KeyState s = key.state();
         if (!s.onTrial()) {
+            if (probeFreed) {
+                // Waiters for this key slept until the probe's lease ran out (5 s) beside a key
+                // they could take (found by KeyLifecycleModelTest, seed 1535). A waiter woken for
+                // a key that rests again after all only waits on.
+                for (java.util.function.Consumer<ApiKey> l : probeListeners) {
+                    l.accept(key);
+                }
+            }
             return;
         }
         if (status >= 500) {

@@ -291,11 +291,13 @@ public final class KeyPacer {
         return wait;
     }
 
-    /** An answer came for a request sent with this key: the probe, if one was out, is over. */
-    void answered() {
+    /** An answer came for a request sent with this key: the probe, if one was out, is over (true). */
+    boolean answered() {
         if (probeAt.get() != 0) {
             probeAt.set(0);
+            return true;
         }
+        return false;
     }
 
     /** The learned rate per second, or 0 when the key is not paced now. */

@@ -51,6 +51,7 @@ public final class KeyWaiters {
             }
         });
         pool.onReload(this::wakeAll);
+        pool.lifecycle().addProbeListener(key -> served());
     }
 
     /** One request's place in the wait. */

@@ -219,6 +219,32 @@ class KeyWaitersTest {
         assertEquals(List.of("late woken"), events);
     }
 
+    /**
+     * Found by KeyLifecycleModelTest (seed 1535): a key on probation (back from its second rest in
+     * a row) takes one request at a time, its probe, and the others wait. A probe answered by a
+     * failure that is not the key's (a 5xx, a 403 not yet blamed, no answer) freed the probe but
+     * woke no waiter: they slept beside a key they could take until the probe's lease ran out.
+     */
+    @Test
+    void aProbeAnsweredByAFailureThatIsNotTheKeysWakesAWaiter() {
+        pool.limited(b, 429, 60);
+        for (int i = 0; i < 2; i++) {
+            pool.recordAttempt(a);
+            pool.limited(a, 429, 1);
+            advanceSeconds(1);
+        }
+        assertEquals(a, new KeySelector(pool).next(new ApiKey[1], 0), "the probe");
+        pool.recordAttempt(a);
+        await("w", 10);
+        channel.runPendingTasks();
+        assertEquals(List.of(), events, "the probe is out: the waiter waits");
+
+        pool.recordTransient(a, 503);
+        channel.runPendingTasks();
+
+        assertEquals(List.of("w woken"), events, "the probe is back, and so is the key");
+    }
+
     private KeyWaiters.Callback callback(String name) {
         return new KeyWaiters.Callback() {
             @Override
