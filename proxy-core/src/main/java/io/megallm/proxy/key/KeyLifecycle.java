@@ -6,6 +6,7 @@ import org.slf4j.LoggerFactory;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.function.Consumer;
 
 /**
  * Every transition of a key's state (contract §7), in one place:
@@ -38,7 +39,7 @@ public final class KeyLifecycle {
     private final KeyClock clock;
     private final KeyPolicy policy;
     private final CopyOnWriteArrayList<KeyStateListener> listeners = new CopyOnWriteArrayList<>();
-    private final CopyOnWriteArrayList<java.util.function.Consumer<ApiKey>> probeListeners = new CopyOnWriteArrayList<>();
+    private final CopyOnWriteArrayList<Consumer<ApiKey>> probeListeners = new CopyOnWriteArrayList<>();
     private volatile TrialGate trialGate = TrialGate.OPEN;
     /** How trials ended, for /metrics: only this class knows a failed trial from one that got no answer. */
     private final LongAdder[] trials = new LongAdder[TrialOutcome.values().length];
@@ -77,7 +78,7 @@ public final class KeyLifecycle {
      * the probe of a key on probation: the key may take a request again, with no change of state
      * for {@link #addListener} to see. Registered at start.
      */
-    public void addProbeListener(java.util.function.Consumer<ApiKey> listener) {
+    public void addProbeListener(Consumer<ApiKey> listener) {
         probeListeners.add(listener);
     }
 
@@ -276,7 +277,7 @@ public final class KeyLifecycle {
                 // Waiters for this key slept until the probe's lease ran out (5 s) beside a key
                 // they could take (found by KeyLifecycleModelTest, seed 1535). A waiter woken for
                 // a key that rests again after all only waits on.
-                for (java.util.function.Consumer<ApiKey> l : probeListeners) {
+                for (Consumer<ApiKey> l : probeListeners) {
                     l.accept(key);
                 }
             }
