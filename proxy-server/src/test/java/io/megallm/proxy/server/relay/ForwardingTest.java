@@ -85,6 +85,24 @@ class ForwardingTest {
         }
     }
 
+    /**
+     * README, decisions: names with {@code _} cross as they came (Nginx drops them by default);
+     * the proxy's own fields are matched by exact name, so {@code X_Forwarded_For} is not taken
+     * for, and does not replace, the {@code X-Forwarded-For} the proxy sets.
+     */
+    @Test
+    void headerNamesWithUnderscoresCrossAndAreNotTakenForTheProxysOwn() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
+            String raw = RawHttp.exchange(p.port(), "GET /v1/models HTTP/1.1\r\nHost: x\r\n"
+                    + "X_Custom_Field: kept\r\nX_Forwarded_For: 198.51.100.7\r\n\r\n");
+            assertTrue(raw.startsWith("HTTP/1.1 200"), raw);
+            MockUpstream.Received seen = p.upstream.take();
+            assertEquals("kept", seen.headers().get("X_Custom_Field"));
+            assertEquals("198.51.100.7", seen.headers().get("X_Forwarded_For"));
+            assertEquals("127.0.0.1", seen.headers().get("X-Forwarded-For"));
+        }
+    }
+
     @Test
     void dropsHopByHopHeadersBothWays() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of())) {
