@@ -17,6 +17,7 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -36,7 +37,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@code KEY_STATE_FILE} (contract §7): key states written on change, atomically (a temp file in
  * the same folder, then a rename, so a crash leaves the old file or the new one, never half of
  * one), at most {@value #MIN_INTERVAL_MILLIS} ms apart so that a 429 storm costs a few writes, and
- * on a thread of its own: an event loop only flips a flag. Keys are named by SHA-256 only.
+ * on a thread of its own: an event loop only flips a flag. Keys are named by SHA-256 only. A file
+ * mounted on its own cannot be renamed over, and is written in place (one warning).
  * A location that cannot be written (at start, or later: a full disk) is one warning, and the
  * pending states are tried again every {@value #RETRY_MILLIS} ms while there are any: a disk that
  * has room again, or a folder that was mounted late, gets the current states without a restart.
@@ -65,6 +67,8 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
      */
     private volatile boolean foreign;
     private volatile KeyPool dirty;
+    /** The file cannot be replaced by a rename but can be written: it is, in place (see write). */
+    private boolean inPlace;
     private volatile long lastWriteNanos = System.nanoTime() - TimeUnit.MILLISECONDS.toNanos(MIN_INTERVAL_MILLIS);
     /** Each key's state as last loaded or written, and since when; under this object's lock. */
     private Map<String, Stamped> recorded = new HashMap<>();
@@ -267,16 +271,18 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
     }
 
     void write(List<Stamped> states) throws IOException {
+        byte[] text = renderStamped(states).getBytes(StandardCharsets.UTF_8);
+        if (inPlace) {
+            writeInPlace(text);
+            return;
+        }
         Path dir = path.toAbsolutePath().getParent();
         Path temp = Files.createTempFile(dir, ".key-state", ".tmp");
         try {
             // On disk before the rename: after a power loss a renamed file whose data never reached
             // the disk comes back empty (ext4 without auto_da_alloc, XFS), and every state is lost.
             try (FileChannel out = FileChannel.open(temp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-                ByteBuffer bytes = ByteBuffer.wrap(renderStamped(states).getBytes(StandardCharsets.UTF_8));
-                while (bytes.hasRemaining()) {
-                    out.write(bytes);
-                }
+                writeAll(out, text);
                 out.force(true);
             }
             try {
@@ -284,8 +290,35 @@ public final class KeyStateFile implements KeyStateStore, AutoCloseable {
             } catch (AtomicMoveNotSupportedException e) {
                 Files.move(temp, path, StandardCopyOption.REPLACE_EXISTING);
             }
+        } catch (FileSystemException e) {
+            // A file mounted on its own (a single-file Docker bind mount) refuses to be replaced
+            // (EBUSY) while it can be written: in place then, with the crash risk said once.
+            if (e.getClass() != FileSystemException.class || !Files.isRegularFile(path) || !Files.isWritable(path)) {
+                throw e;
+            }
+            writeInPlace(text);
+            inPlace = true;
+            log.warn("KEY_STATE_FILE {} cannot be replaced by a rename ({}): it is written in place from now on, and a"
+                    + " crash during a write can leave it damaged (every key then starts available); to keep writes"
+                    + " atomic, mount its folder rather than the file", path, e.getReason());
         } finally {
             Files.deleteIfExists(temp);
+        }
+    }
+
+    private void writeInPlace(byte[] text) throws IOException {
+        try (FileChannel out = FileChannel.open(path, StandardOpenOption.WRITE)) {
+            // Over the old bytes, then cut: never an empty file between two writes.
+            writeAll(out, text);
+            out.truncate(text.length);
+            out.force(true);
+        }
+    }
+
+    private static void writeAll(FileChannel out, byte[] text) throws IOException {
+        ByteBuffer bytes = ByteBuffer.wrap(text);
+        while (bytes.hasRemaining()) {
+            out.write(bytes);
         }
     }
 

@@ -7,6 +7,7 @@ import io.megallm.proxy.key.KeyPool;
 import io.megallm.proxy.key.KeyState;
 import io.megallm.proxy.key.SavedKeyState;
 import io.megallm.proxy.server.testing.LogCapture;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -135,6 +136,55 @@ class KeyStateFileTest {
         assertEquals(2, lines.size(), "one warning for the failing stretch, one line when it ends: " + lines);
         assertTrue(lines.get(0).startsWith("WARN") && lines.get(0).contains("could not be written"), lines.get(0));
         assertTrue(lines.get(1).contains("is written again"), lines.get(1));
+    }
+
+    /**
+     * A file mounted on its own ({@code docker run -v ./key-state.json:/app/data/key-state.json})
+     * cannot be replaced by a rename: the kernel answers EBUSY, and every write failed for ever
+     * with "could not be written (FileSystemException)". It is written in place instead, with one
+     * warning that says why and what to mount. Needs root and {@code mount} (skipped elsewhere).
+     */
+    @Test
+    void aFileMountedOnItsOwnIsWrittenInPlace() throws Exception {
+        Path folder = Files.createDirectories(dir.resolve("data"));
+        Path path = folder.resolve("key-state.json");
+        Path source = dir.resolve("host-key-state.json");
+        Files.writeString(path, "");
+        Files.writeString(source, "");
+        Assumptions.assumeTrue(run("mount", "--bind", source.toString(), path.toString()) == 0,
+                "bind mounts need root and mount(8)");
+        int mark = LogCapture.size();
+        try {
+            KeyPool pool = pool();
+            pool.markFailed(pool.keys().get(0), 401);
+            try (KeyStateFile file = new KeyStateFile(path)) {
+                file.changed(pool);
+            }
+            String text = Files.readString(source, StandardCharsets.UTF_8);
+            assertTrue(text.contains("\"state\":\"failed\""), "the host's file holds the states: " + text);
+            try (KeyStateFile file = new KeyStateFile(path)) {
+                assertEquals(2, file.load().size());
+            }
+            try (var files = Files.list(folder)) {
+                assertEquals(List.of(path), files.toList(), "no temp file left behind");
+            }
+        } finally {
+            run("umount", path.toString());
+        }
+        List<String> lines = LogCapture.since(mark).stream().filter(l -> l.contains("KEY_STATE_FILE")).toList();
+        assertEquals(1, lines.size(), lines.toString());
+        assertTrue(lines.get(0).startsWith("WARN") && lines.get(0).contains("in place")
+                && lines.get(0).contains("mount its folder"), lines.get(0));
+    }
+
+    private static int run(String... command) throws Exception {
+        try {
+            Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+            p.getInputStream().readAllBytes();
+            return p.waitFor();
+        } catch (java.io.IOException e) {
+            return -1;
+        }
     }
 
     /** Polls for {@code path} to hold {@code text}: the writes are on the file's own thread. */
