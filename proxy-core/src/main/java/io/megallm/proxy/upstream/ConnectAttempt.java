@@ -10,6 +10,7 @@ import io.netty.handler.ssl.SslHandler;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.ScheduledFuture;
 
+import java.net.InetAddress;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 
@@ -26,14 +27,17 @@ final class ConnectAttempt {
     private final EventLoop loop;
     private final PendingAcquire waiter;
     private final Permit permit;
+    /** Told whether the dialled address took the connection; null when there is nothing to choose. */
+    private final AddressHealth health;
     private Channel channel;
     private ScheduledFuture<?> timer;
     private boolean answered;
 
-    ConnectAttempt(EventLoop loop, PendingAcquire waiter, Permit permit) {
+    ConnectAttempt(EventLoop loop, PendingAcquire waiter, Permit permit, AddressHealth health) {
         this.loop = loop;
         this.waiter = waiter;
         this.permit = permit;
+        this.health = health;
     }
 
     /**
@@ -56,8 +60,12 @@ final class ConnectAttempt {
             later(() -> fail(t));
             return;
         }
-        timer = loop.schedule(() -> fail(new ConnectTimeoutException("upstream connect timed out after "
-                + timeoutMillis + " ms")), timeoutMillis, TimeUnit.MILLISECONDS);
+        timer = loop.schedule(() -> {
+            if (!answered && !channel.isActive()) {
+                dialled(false);
+            }
+            fail(new ConnectTimeoutException("upstream connect timed out after " + timeoutMillis + " ms"));
+        }, timeoutMillis, TimeUnit.MILLISECONDS);
         // Also a hop when the future is done already, or completes on Netty's global executor
         // (a socket that never registered).
         connect.addListener(f -> later(() -> connected(f)));
@@ -65,9 +73,13 @@ final class ConnectAttempt {
 
     private void connected(Future<? super Void> f) {
         if (!f.isSuccess()) {
+            if (!answered) {
+                dialled(false);
+            }
             fail(f.cause());
             return;
         }
+        dialled(true);
         SslHandler tls = channel.pipeline().get(SslHandler.class);
         if (tls == null) {
             ProxyHandler egress = channel.pipeline().get(ProxyHandler.class);
@@ -120,6 +132,22 @@ final class ConnectAttempt {
         }
         permit.release();
         waiter.failed(cause);
+    }
+
+    /** Whether the socket to the dialled address opened: the next connection to its name may go elsewhere. */
+    private void dialled(boolean opened) {
+        if (health == null || channel == null) {
+            return;
+        }
+        InetAddress address = DialedAddress.of(channel);
+        if (address == null) {
+            return;
+        }
+        if (opened) {
+            health.opened(address);
+        } else {
+            health.failed(address);
+        }
     }
 
     /** Runs {@code task} on a later turn of the loop, from any thread. */

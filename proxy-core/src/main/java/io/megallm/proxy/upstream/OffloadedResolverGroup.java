@@ -35,6 +35,8 @@ final class OffloadedResolverGroup extends AddressResolverGroup<InetSocketAddres
 
     private final ExecutorService lookups;
     private final ConcurrentHashMap<String, Resolved> recent = new ConcurrentHashMap<>();
+    /** Which of a name's addresses a connection goes to: not one that just refused one. */
+    private final AddressHealth health = new AddressHealth();
 
     private record Resolved(List<InetAddress> addresses, long atNanos) {
         boolean fresh(long now) {
@@ -60,12 +62,12 @@ final class OffloadedResolverGroup extends AddressResolverGroup<InetSocketAddres
             protected void doResolve(String host, Promise<InetAddress> promise) {
                 List<InetAddress> known = known(host);
                 if (known != null) {
-                    promise.trySuccess(known.get(0));
+                    promise.trySuccess(health.pick(known));
                     return;
                 }
                 lookups.execute(() -> {
                     try {
-                        promise.trySuccess(lookUp(host).get(0));
+                        promise.trySuccess(health.pick(lookUp(host)));
                     } catch (UnknownHostException | SecurityException e) {
                         promise.tryFailure(e);
                     }
@@ -108,6 +110,11 @@ final class OffloadedResolverGroup extends AddressResolverGroup<InetSocketAddres
         List<InetAddress> addresses = Arrays.asList(InetAddress.getAllByName(host));
         recent.put(host, new Resolved(addresses, System.nanoTime()));
         return addresses;
+    }
+
+    /** What the connections through this resolver report about the addresses they dialled. */
+    AddressHealth health() {
+        return health;
     }
 
     @Override

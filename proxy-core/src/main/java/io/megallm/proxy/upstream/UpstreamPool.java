@@ -60,6 +60,8 @@ public final class UpstreamPool {
     private final long acquireTimeoutMillis;
     private final Bootstrap bootstrap;
     private final String dialHost;
+    /** Where a name with several addresses should go next; null when only one address can come up. */
+    private final AddressHealth health;
     private final int dialPort;
     private final ArrayDeque<Channel> idle = new ArrayDeque<>();
     private final ScheduledFuture<?> sweeper;
@@ -83,12 +85,13 @@ public final class UpstreamPool {
 
     UpstreamPool(EventLoop loop, ChannelFactory<? extends SocketChannel> channels, UpstreamTarget target,
                  SslContext ssl, ConnectionLimiter limiter, UpstreamSettings settings, int index,
-                 AddressResolverGroup<? extends java.net.SocketAddress> resolver, EgressRoute egress,
-                 EgressProxy forwarding) {
+                 AddressResolverGroup<? extends java.net.SocketAddress> resolver, AddressHealth health,
+                 EgressRoute egress, EgressProxy forwarding) {
         this.loop = loop;
         this.target = target;
         // Forwarded requests go to the HTTP proxy; its name is looked up per connection as the upstream's is.
         this.dialHost = forwarding != null ? forwarding.host() : target.host();
+        this.health = health;
         this.dialPort = forwarding != null ? forwarding.port() : target.port();
         this.limiter = limiter;
         this.maxIdle = settings.maxIdleOfPool(index);
@@ -126,6 +129,10 @@ public final class UpstreamPool {
                         }
                         // No request encoder: RelayCall writes the request head as bytes.
                         p.addLast("relay", new UpstreamHandler());
+                        if (health != null) {
+                            // Last added, first in line: it sees the address the socket dials.
+                            p.addFirst("dialed", DialedAddress.RECORDER);
+                        }
                     }
                 });
         limiter.register(this);
@@ -179,7 +186,7 @@ public final class UpstreamPool {
 
     /** Opens a connection for a waiter that holds {@code permit}; on this loop. */
     void connect(PendingAcquire waiter, Permit permit) {
-        new ConnectAttempt(loop, waiter, permit).start(bootstrap, dialHost, dialPort, acquireTimeoutMillis);
+        new ConnectAttempt(loop, waiter, permit, health).start(bootstrap, dialHost, dialPort, acquireTimeoutMillis);
     }
 
     /**

@@ -7,6 +7,7 @@ import io.netty.channel.ReflectiveChannelFactory;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.ssl.SslContext;
 import io.netty.resolver.NoopAddressResolverGroup;
+import io.netty.util.NetUtil;
 import io.netty.handler.ssl.SslContextBuilder;
 
 import javax.net.ssl.SSLException;
@@ -127,10 +128,16 @@ public final class UpstreamPools {
         if (pool != null) {
             return pool;
         }
+        boolean remote = egress != null && egress.proxy().resolvesRemotely();
         return pools.computeIfAbsent(loop, l -> new UpstreamPool(l, channels, target, ssl, limiter, settings,
-                made.getAndIncrement(),
-                egress != null && egress.proxy().resolvesRemotely() ? NoopAddressResolverGroup.INSTANCE : resolver, egress,
-                forwarding));
+                made.getAndIncrement(), remote ? NoopAddressResolverGroup.INSTANCE : resolver,
+                remote || dialsLiteral() ? null : resolver.health(), egress, forwarding));
+    }
+
+    /** Every connection goes to one address given as such: there is no other address to go to. */
+    private boolean dialsLiteral() {
+        String host = forwarding != null ? forwarding.host() : egress != null ? egress.proxy().host() : target.host();
+        return NetUtil.isValidIpV4Address(host) || NetUtil.isValidIpV6Address(host);
     }
 
     /** Binds a held connection to the request that now uses it. */

@@ -91,11 +91,13 @@ class MainProcessTest {
         return launch(List.of(), env, heap);
     }
 
-    /** {@code prefix}: a command the program runs under (setpriv), or none. */
-    private Process launch(List<String> prefix, Map<String, String> env, String heap) throws IOException {
+    /** {@code prefix}: a command the program runs under (setpriv), or none; {@code jvm}: the heap and any -D. */
+    private Process launch(List<String> prefix, Map<String, String> env, String... jvm) throws IOException {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         List<String> command = new ArrayList<>(prefix);
-        command.addAll(List.of(java, heap, "-cp", runtimeClasspath(), "io.megallm.proxy.server.Main"));
+        command.add(java);
+        command.addAll(List.of(jvm));
+        command.addAll(List.of("-cp", runtimeClasspath(), "io.megallm.proxy.server.Main"));
         ProcessBuilder pb = new ProcessBuilder(command)
                 .directory(work.toFile())
                 .redirectOutput(out.resolve("stdout.txt").toFile())
@@ -625,6 +627,41 @@ class MainProcessTest {
                 }
                 p.destroy(); // SIGTERM
                 assertTrue(p.waitFor(15, TimeUnit.SECONDS), "the program did not exit after SIGTERM");
+            } finally {
+                stop(p);
+            }
+        }
+    }
+
+    /**
+     * §15, outbound "as httpx honours them": a base URL's name with several addresses, the first
+     * of which refuses connections (a dead node of a DNS round robin; a dual-stack name whose
+     * service listens on one family). httpx goes on to the next address; the proxy dialled only
+     * the first, and every request got 502 until the lookup's answer changed. The name comes
+     * from a hosts file of the program's own ({@code jdk.net.hosts.file}).
+     */
+    @Test
+    @Timeout(60)
+    void aNameWithSeveralAddressesIsServedThroughTheOneThatAnswers() throws Exception {
+        writePoolKeyFile();
+        int port = freePort();
+        Path hosts = work.resolve("hosts");
+        Files.writeString(hosts, "127.0.0.2 upstream.test\n127.0.0.1 upstream.test\n");
+        try (MockUpstream mock = new MockUpstream()) {
+            mock.otherwise(MockUpstream.json(200, "{\"id\":\"c1\",\"object\":\"chat.completion\"}"));
+            Process p = launch(List.of(), Map.of(
+                    "MEGALLM_BASE_URL", "http://upstream.test:" + mock.port() + "/v1",
+                    "HOST", "127.0.0.1",
+                    "PORT", Integer.toString(port)), "-Xmx256m", "-Djdk.net.hosts.file=" + hosts);
+            try {
+                awaitListening(p, port);
+                String body = "{\"model\":\"" + MODEL + "\",\"messages\":[]}";
+                for (int i = 0; i < 3; i++) {
+                    try (Socket s = post(port, body, "Connection: close\r\n", 20_000)) {
+                        String head = readHead(s.getInputStream());
+                        assertTrue(head.startsWith("HTTP/1.1 200"), "request " + i + ": " + head);
+                    }
+                }
             } finally {
                 stop(p);
             }
