@@ -60,13 +60,14 @@ public final class KeyWaiters {
         private final Callback callback;
         private final AtomicInteger state = new AtomicInteger(WAITING);
         /**
-         * Back in front after declining the keys usable now (it tried them): a turn passed along
-         * the queue ({@link #wakeBehind}) goes past it, since it would only decline it again.
+         * Back in front after declining the keys usable now (it tried them), this many: a turn
+         * passed along the queue ({@link #wakeBehind}) goes past it while no more keys are usable,
+         * since it would only decline it again; 0 when it declined none.
          */
-        private final boolean declined;
+        private final int declined;
         private ScheduledFuture<?> deadline;
 
-        private Waiter(EventLoop loop, Callback callback, boolean declined) {
+        private Waiter(EventLoop loop, Callback callback, int declined) {
             this.loop = loop;
             this.callback = callback;
             this.declined = declined;
@@ -140,7 +141,7 @@ public final class KeyWaiters {
                 break;
             }
         }
-        Waiter w = new Waiter(loop, callback, keepPlace && usableAtLook > 0);
+        Waiter w = new Waiter(loop, callback, keepPlace ? usableAtLook : 0);
         w.deadline = loop.schedule(w::timedOut, maxWaitNanos, TimeUnit.NANOSECONDS);
         if (keepPlace) {
             queue.addFirst(w);
@@ -191,14 +192,27 @@ public final class KeyWaiters {
      * that avoided the free key held every newcomer behind it until its own key came back.) Waiters
      * that declined the turn themselves are passed over: two of them, each back in front of the
      * other, woke each other for ever, and the loops spun while the waiter behind them starved.
+     * Not once more keys are usable than they declined: the turn may be for a key one of them
+     * has not tried (passed over, it slept beside that key until its KEY_WAIT ran out).
      */
     public void wakeBehind(Waiter w) {
         boolean behind = false;
+        int usable = -1;
         for (java.util.Iterator<Waiter> it = queue.iterator(); it.hasNext(); ) {
             Waiter x = it.next();
             if (!behind) {
                 behind = x == w;
-            } else if (!x.declined && x.woken()) {
+                continue;
+            }
+            if (x.declined > 0) {
+                if (usable < 0) {
+                    usable = pool.usableNow();
+                }
+                if (usable <= x.declined) {
+                    continue;
+                }
+            }
+            if (x.woken()) {
                 it.remove();
                 return;
             }

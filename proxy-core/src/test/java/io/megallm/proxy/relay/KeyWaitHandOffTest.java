@@ -294,4 +294,52 @@ class KeyWaitHandOffTest {
 
         assertEquals(2, back.requests(), "B never got its turn on the key that came back");
     }
+
+    /**
+     * A waiter that declined a turn (every key usable then was one it had tried) was passed over
+     * by every later turn handed along the queue, also when a key it had not tried came back.
+     * Here W tried A and B, D only A; both decline A, W in front. Then B returns: W is woken, may
+     * not take it, and hands the turn on past D, which slept beside B until its KEY_WAIT ran out.
+     */
+    @Test
+    void aTurnHandedOnReachesAWaiterThatDeclinedAnEarlierKey() {
+        List<String> list = List.of("sk-mega-handoff-test-key-0000001", "sk-mega-handoff-test-key-0000002",
+                "sk-mega-handoff-test-key-0000003");
+        keys.reload(list);
+        ApiKey first = keys.keys().get(0);
+        ApiKey back = keys.keys().get(1);
+        keys.limited(keys.keys().get(2), 429, 40);
+        KeyWaiters waiters = new KeyWaiters(keys, 10);
+        Relay relay = relay(waiters, 3);
+
+        // W tries A and B (their upstream cannot be reached: the embedded loop opens no socket) and
+        // waits for the resting key; D queues behind it.
+        a = client(relay);
+        assertEquals(1, back.requests(), "W tried B");
+        b = client(relay);
+        // B rests before D's turn: D tries only A, and both wait on, having declined A.
+        keys.limited(back, 429, 30);
+        runAll();
+        assertEquals(2, first.requests(), "D tried A");
+        assertEquals(2, waiters.size(), "W and D wait");
+        // A reload wakes both; D looks first, W after it: W is in front.
+        keys.reload(list);
+        b.runPendingTasks();
+        a.runPendingTasks();
+        runAll();
+        assertEquals(2, waiters.size(), "W and D wait on");
+
+        // B comes back: W may not take it; D may, and must get the turn.
+        keys.lifecycle().reset(back);
+        runAll();
+
+        assertEquals(2, back.requests(), "D never got its turn on the key it had not tried");
+    }
+
+    private void runAll() {
+        for (int i = 0; i < 10 && (a.hasPendingTasks() || b.hasPendingTasks()); i++) {
+            a.runPendingTasks();
+            b.runPendingTasks();
+        }
+    }
 }
