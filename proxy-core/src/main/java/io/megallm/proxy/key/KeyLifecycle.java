@@ -292,6 +292,20 @@ public final class KeyLifecycle {
         // 403 fails it, reported as a rejection); this one came for a request sent before the failure.
     }
 
+    /**
+     * No answer came for a request sent with a key not on trial: it says nothing about the key, and
+     * the key's probe, if that request was it, is free again for the next request (else the waiters
+     * slept out the probe's 5-s lease beside the key, while the request had moved on). Its last
+     * status stays the last one it answered with.
+     */
+    public void unanswered(ApiKey key) {
+        if (key.pacer().answered()) {
+            for (Consumer<ApiKey> l : probeListeners) {
+                l.accept(key);
+            }
+        }
+    }
+
     // ---- trials ---------------------------------------------------------------------------------
 
     /**

@@ -256,6 +256,11 @@ public final class KeyPool {
         lifecycle.transientFailure(key, status);
     }
 
+    /** No answer at all (connect error, timeout) for a request sent with a key not on trial. */
+    public void recordUnanswered(ApiKey key) {
+        lifecycle.unanswered(key);
+    }
+
     /** 401/402 or a confirmed 403: failed, with a trial after KEY_RECHECK. */
     public void markFailed(ApiKey key, int status) {
         lifecycle.rejected(key, status);

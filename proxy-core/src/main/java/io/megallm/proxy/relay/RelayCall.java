@@ -860,6 +860,9 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
             // No answer from the key on trial says nothing about it: the trial goes back for another
             // request to claim.
             keys.recordTransient(key, 0);
+        } else {
+            // A probe that got no answer: the next request may probe the key now (README, Probation).
+            keys.recordUnanswered(key);
         }
         if (access.budget() != null && !access.budget().tryRetry()) {
             // Over the retry budget: the failure goes to the client now, so that a failing upstream

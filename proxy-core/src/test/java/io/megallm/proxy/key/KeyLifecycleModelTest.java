@@ -516,6 +516,8 @@ class KeyLifecycleModelTest {
                         if (trial) {
                             pool.recordTransient(key, 0);
                             abandoned(key);
+                        } else {
+                            pool.recordUnanswered(key);
                         }
                         switchKey();
                     }

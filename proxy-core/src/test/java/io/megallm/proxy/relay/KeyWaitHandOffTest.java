@@ -336,6 +336,37 @@ class KeyWaitHandOffTest {
         assertEquals(2, back.requests(), "D never got its turn on the key it had not tried");
     }
 
+    /**
+     * A key back from its second rest in a row takes one request at a time, its probe. README:
+     * "An answer that frees the probe wakes a waiting request at once, also a failure that is not
+     * the key's (a 5xx, a 403 not yet blamed, no answer)". A probe that got no answer (its upstream
+     * could not be reached) kept the probe held: the request moved on, and the request behind it
+     * slept beside the key until the probe's 5-s lease ran out.
+     */
+    @Test
+    void aProbeThatGotNoAnswerLetsTheNextRequestTakeTheKey() {
+        keys.reload(List.of("sk-mega-handoff-test-key-0000001", "sk-mega-handoff-test-key-0000002"));
+        ApiKey probed = keys.keys().get(0);
+        keys.limited(keys.keys().get(1), 429, 30);
+        for (int i = 0; i < 2; i++) {
+            keys.recordAttempt(probed);
+            keys.limited(probed, 429, 1);
+            nanos.addAndGet(TimeUnit.SECONDS.toNanos(1));
+        }
+        KeyWaiters waiters = new KeyWaiters(keys, 10);
+        Relay relay = relay(waiters, 3);
+
+        // R probes the key; its upstream cannot be reached (the embedded loop opens no socket), and
+        // R, which may not go back to it, waits for the resting key. W comes next.
+        a = client(relay);
+        assertEquals(3, probed.requests(), "R took the probe");
+        assertEquals(1, waiters.size(), "R waits for the resting key");
+        b = client(relay);
+        runAll();
+
+        assertEquals(4, probed.requests(), "W slept beside the key whose probe got no answer");
+    }
+
     private void runAll() {
         for (int i = 0; i < 10 && (a.hasPendingTasks() || b.hasPendingTasks()); i++) {
             a.runPendingTasks();
