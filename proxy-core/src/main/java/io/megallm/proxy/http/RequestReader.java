@@ -80,7 +80,10 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     private boolean counted;
     /** Refused over the cap: the 503 is out, reads are discarded until the client closes. */
     private boolean lingering;
-    /** {@code current} was counted in flight by the lifecycle (an answer from the head check is not). */
+    /**
+     * {@code current}, or the request whose body is being read, was counted in flight by the
+     * lifecycle (an answer from the head check is not).
+     */
     private boolean inFlight;
     private boolean servedOne;
     /** The connection's peer and its address as text, looked up once per connection. */
@@ -288,6 +291,11 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
         head = h;
         next = exchange;
         bodyRemaining = Math.max(0, h.contentLength());
+        if (bodyFollows) {
+            // In flight from here: a drain lets an upload in progress finish (contract §10).
+            inFlight = true;
+            lifecycle.requestStarted();
+        }
         return true;
     }
 
@@ -338,8 +346,10 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
         head = null;
         exchange.request().body(body.take());
         current = exchange;
-        inFlight = true;
-        lifecycle.requestStarted();
+        if (!inFlight) {
+            inFlight = true;
+            lifecycle.requestStarted();
+        }
         enter(BUSY);
         try {
             router.route(exchange);
@@ -376,6 +386,15 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
             // The close itself follows the last write; nothing more is read from this connection.
             rejected = true;
             releasePartial();
+            return;
+        }
+        if (lifecycle.draining() && cumulation == null) {
+            // The answer's head went out before the drain, without Connection: close: the
+            // connection is an idle keep-alive one now, and those close at SIGTERM (README). A
+            // request already pipelined behind it is served, and its answer says close.
+            rejected = true;
+            releasePartial();
+            ctx.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
             return;
         }
         if (!processing) {
@@ -604,6 +623,11 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
     }
 
     private void releasePartial() {
+        if (inFlight && current == null) {
+            // A request whose body was being read ends unanswered (refused, timed out, client gone).
+            inFlight = false;
+            lifecycle.requestEnded();
+        }
         head = null;
         next = null;
         chunks.reset();
