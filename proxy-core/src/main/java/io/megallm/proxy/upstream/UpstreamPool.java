@@ -125,7 +125,11 @@ public final class UpstreamPool {
                                 params.setServerNames(List.of(new SNIHostName(target.host())));
                             }
                             engine.setSSLParameters(params);
-                            p.addLast("tls", new SslHandler(engine));
+                            SslHandler tls = new SslHandler(engine);
+                            // The handshake is under ConnectAttempt's MEGALLM_TIMEOUT (a 504), not
+                            // Netty's own 10 s default, which cut a slow handshake early as a 502.
+                            tls.setHandshakeTimeoutMillis(0);
+                            p.addLast("tls", tls);
                         }
                         // No request encoder: RelayCall writes the request head as bytes.
                         p.addLast("relay", new UpstreamHandler());
