@@ -388,7 +388,7 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
             releasePartial();
             return;
         }
-        if (lifecycle.draining() && cumulation == null) {
+        if (lifecycle.draining() && (cumulation == null || !cumulation.isReadable())) {
             // The answer's head went out before the drain, without Connection: close: the
             // connection is an idle keep-alive one now, and those close at SIGTERM (README). A
             // request already pipelined behind it is served, and its answer says close.
