@@ -394,7 +394,8 @@ public final class RequestReader extends ChannelInboundHandlerAdapter {
             // request already pipelined behind it is served, and its answer says close.
             rejected = true;
             releasePartial();
-            ctx.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
+            // After the answer's last bytes, past the encoder as the exchange wrote them.
+            encoder.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
             return;
         }
         if (!processing) {
