@@ -68,6 +68,8 @@ public final class Exchange {
     private long cachedTokens = -1;
     /** JSON documents (events) of a 2xx answer relayed without its usage; -1: none such. */
     private int documentsWithoutUsage = -1;
+    /** JSON documents (events) of a 2xx answer read for its usage, with or without it; -1: none read. */
+    private int documents = -1;
     /** What the program attaches to a request (its client), handed back when the exchange ends. */
     private Object attachment;
 
@@ -184,6 +186,16 @@ public final class Exchange {
      */
     public void usageMissing(int documents) {
         this.documentsWithoutUsage = documents;
+    }
+
+    /** A 2xx answer's body was read for its usage: {@code documents} JSON documents (a stream's events) went by. */
+    public void documents(int documents) {
+        this.documents = documents;
+    }
+
+    /** The documents of a 2xx answer read for its usage ({@link #documents(int)}), or -1. */
+    public int documents() {
+        return documents;
     }
 
     /** The documents of a 2xx answer relayed without its usage ({@link #usageMissing}), or -1. */

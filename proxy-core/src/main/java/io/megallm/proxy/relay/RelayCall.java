@@ -1113,6 +1113,9 @@ final class RelayCall implements UpstreamListener, ClientListener, AcquireCallba
     private void recordUsage() {
         UsageScanner u = usage;
         usage = null;
+        if (u != null) {
+            exchange.documents(u.documents());
+        }
         if (u != null && u.found()) {
             key.addTokens(u.promptTokens(), u.completionTokens(), u.cachedTokens());
             exchange.usage(u.promptTokens(), u.completionTokens(), u.cachedTokens());

@@ -66,8 +66,15 @@ public final class UsageLedger {
             t.completion.add(exchange.completionTokens());
             t.cached.add(exchange.cachedTokens());
             if (client != null) {
-                client.addTokens(epochMillis.getAsLong() / 1000, exchange.promptTokens(), exchange.completionTokens(),
-                        exchange.cachedTokens());
+                long now = epochMillis.getAsLong() / 1000;
+                client.addTokens(now, exchange.promptTokens(), exchange.completionTokens(), exchange.cachedTokens());
+                long beyond = exchange.documents() - exchange.completionTokens();
+                if (beyond > 0 && exchange.ending() != Exchange.Ending.COMPLETE) {
+                    // Cut after a usage that was not the last: Anthropic's message_start says the
+                    // prompt and 1 output token, the output comes at the end. Its events read
+                    // since are charged as any cut answer's are, a token each.
+                    client.chargeCutAnswer(now, (int) beyond, 0);
+                }
             }
         } else if (client != null && exchange.documentsWithoutUsage() >= 0
                 && exchange.ending() != Exchange.Ending.COMPLETE) {

@@ -519,6 +519,58 @@ class UsageAndLimitsTest {
         }
     }
 
+    /**
+     * Anthropic's stream gives its usage twice: the prompt at message_start (with output_tokens 1),
+     * the output at message_delta, the last event. A client that hung up before message_delta was
+     * charged its prompt and one token, however many events it had read: the same escape from the
+     * token limits as a chat stream left before its usage, which is charged an event a token.
+     */
+    @Test
+    void anAnthropicStreamLeftBeforeItsOutputUsageIsChargedItsEvents() throws Exception {
+        Path file = Files.createTempDirectory("clients").resolve("clients.txt");
+        String key = "ck-anth-cut-00000000000001";
+        Files.writeString(file, key + " name=anth-cutter tpm=20\n");
+        MockUpstream.Behavior eventsThenHold = (ctx, req) -> {
+            HttpResponse head = new DefaultHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK);
+            head.headers().set(HttpHeaderNames.CONTENT_TYPE, "text/event-stream");
+            HttpUtil.setTransferEncodingChunked(head, true);
+            ctx.write(head);
+            ctx.writeAndFlush(new DefaultHttpContent(Unpooled.copiedBuffer("event: message_start\ndata: {\"type\":"
+                    + "\"message_start\",\"message\":{\"id\":\"msg_1\",\"role\":\"assistant\",\"content\":[],"
+                    + "\"usage\":{\"input_tokens\":2,\"output_tokens\":1}}}\n\n", StandardCharsets.UTF_8)));
+            for (int i = 0; i < 25; i++) {
+                ctx.writeAndFlush(new DefaultHttpContent(Unpooled.copiedBuffer("event: content_block_delta\ndata: "
+                        + "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
+                        + "\"text\":\"tok" + i + "\"}}\n\n", StandardCharsets.UTF_8)));
+            }
+        };
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("PROXY_API_KEYS", "@" + file))) {
+            p.upstream.otherwise(eventsThenHold);
+            String body = "{\"model\":\"claude\",\"max_tokens\":64,\"stream\":true}";
+            try (java.net.Socket s = new java.net.Socket("127.0.0.1", p.port())) {
+                s.setSoTimeout(30_000);
+                s.getOutputStream().write(("POST /v1/messages HTTP/1.1\r\nHost: x\r\nX-Request-Id: anth-cut-1\r\n"
+                        + "x-api-key: " + key + "\r\nContent-Type: application/json\r\nContent-Length: "
+                        + body.length() + "\r\n\r\n" + body).getBytes(StandardCharsets.ISO_8859_1));
+                StringBuilder seen = new StringBuilder();
+                byte[] buf = new byte[4096];
+                while (!seen.toString().contains("tok24")) {
+                    int n = s.getInputStream().read(buf);
+                    assertTrue(n > 0, "the stream ended early: " + seen);
+                    seen.append(new String(buf, 0, n, StandardCharsets.ISO_8859_1));
+                }
+            }
+            assertTrue(accessLine(p, "anth-cut-1").endsWith(" tokens=2/1"), accessLine(p, "anth-cut-1"));
+            // 26 events read: at least 26 tokens against tpm=20, not the 3 the first event said.
+            p.upstream.otherwise(MockUpstream.json(200, JSON));
+            java.net.http.HttpResponse<String> next = p.send(HttpRequest.newBuilder(p.uri("/v1/messages"))
+                    .header("Content-Type", "application/json").header("x-api-key", key)
+                    .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"claude\",\"max_tokens\":64}")));
+            assertEquals(429, next.statusCode(), "the cut stream was charged its events: " + next.body());
+            assertTrue(next.body().contains("\"code\":\"tpm\""), next.body());
+        }
+    }
+
     @Test
     void aTokenLimitedClientsStreamMustAskForItsUsage() throws Exception {
         // A Chat Completions stream carries its usage only when asked (stream_options.include_usage,
