@@ -108,19 +108,31 @@ public final class Client {
         // Only a look: the answers in flight are reserved for when the body is admitted.
         Refusal tokens = tokenRefusal(spec, null, nowSecond, reserved(inFlight.get()));
         if (tokens != null) {
-            return tokens;
+            // One limit is named, but Retry-After is the wait for every one that refuses: a client
+            // told the tpm's few seconds came back to an rpm refusal.
+            return spec.rpm() > 0 && requestWindow.sum(nowSecond) >= spec.rpm()
+                    ? later(tokens, rpmRefusal(spec, requestWindow.secondsUntilAtMost(nowSecond, spec.rpm() - 1)))
+                    : tokens;
         }
         if (spec.rpm() > 0) {
             // Count first, then check: two racing requests can both be refused, never both let through.
             requestWindow.add(nowSecond, 1);
             if (requestWindow.sum(nowSecond) > spec.rpm()) {
                 requestWindow.add(nowSecond, -1);
-                return new Refusal(429, "rpm", "This client key has made its " + spec.rpm()
-                        + " requests per minute.", requestWindow.secondsUntilAtMost(nowSecond, spec.rpm() - 1));
+                return rpmRefusal(spec, requestWindow.secondsUntilAtMost(nowSecond, spec.rpm() - 1));
             }
         }
         requests.increment();
         return null;
+    }
+
+    private static Refusal rpmRefusal(ClientSpec spec, long retryAfter) {
+        return new Refusal(429, "rpm", "This client key has made its " + spec.rpm() + " requests per minute.", retryAfter);
+    }
+
+    /** Of two refusals (either may be null), the one that lasts longer. */
+    private static Refusal later(Refusal a, Refusal b) {
+        return a == null || (b != null && b.retryAfterSeconds() > a.retryAfterSeconds()) ? b : a;
     }
 
     /**
@@ -201,31 +213,37 @@ public final class Client {
      * has room for them (60 when they alone fill it), for {@code daily_tokens} UTC midnight.
      */
     private Refusal tokenRefusal(ClientSpec spec, SharedCounters counters, long nowSecond, long reserved) {
+        Refusal daily = null;
         if (spec.dailyTokens() > 0) {
             long today = counters != null ? counters.total(name("day", Math.floorDiv(nowSecond, DAY_SECONDS)), DAY_TTL_MILLIS)
                     : tokensToday(nowSecond);
             if (plus(today, reserved) >= spec.dailyTokens()) {
-                return new Refusal(429, "daily_tokens", "This client key has used its " + spec.dailyTokens()
+                daily = new Refusal(429, "daily_tokens", "This client key has used its " + spec.dailyTokens()
                         + " tokens for today (UTC).", DAY_SECONDS - Math.floorMod(nowSecond, DAY_SECONDS));
+                if (daily.retryAfterSeconds() >= 60) {
+                    return daily;
+                }
             }
         }
         if (spec.tpm() <= 0) {
-            return null;
+            return daily;
         }
         long retryAfter;
         if (counters != null) {
             long minute = Math.floorDiv(nowSecond, 60);
             long intoMinute = Math.floorMod(nowSecond, 60L);
             if (plus(slidingMinute(counters, "tpm", minute, intoMinute), reserved) < spec.tpm()) {
-                return null;
+                return daily;
             }
             retryAfter = 60 - intoMinute;
         } else if (plus(tokenWindow.sum(nowSecond), reserved) < spec.tpm()) {
-            return null;
+            return daily;
         } else {
             retryAfter = tokenWindow.secondsUntilAtMost(nowSecond, spec.tpm() - 1 - reserved);
         }
-        return new Refusal(429, "tpm", "This client key has used its " + spec.tpm() + " tokens per minute.", retryAfter);
+        // A second before midnight daily_tokens ends sooner than the minute: the later one is the wait.
+        return later(daily, new Refusal(429, "tpm", "This client key has used its " + spec.tpm() + " tokens per minute.",
+                retryAfter));
     }
 
     private static long plus(long a, long b) {

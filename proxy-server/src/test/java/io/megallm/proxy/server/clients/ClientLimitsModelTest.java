@@ -29,7 +29,7 @@ class ClientLimitsModelTest {
     /** 2025-12-06T23:57:00Z: three minutes before a UTC midnight, so that runs cross one. */
     private static final long START = 1_764_979_200L + 86_400 - 180;
     static boolean RPM_COUNTED_UNLIMITED = false;
-    static boolean STRICT_RETRY = false;
+    static boolean STRICT_RETRY = true;
     private static final String[] MODELS = {"m-a", "m-b", "m-c"};
 
     @Test

@@ -314,6 +314,34 @@ class ClientLimitsTest {
         assertEquals(9, c.inFlight());
     }
 
+    /**
+     * Found by ClientLimitsModelTest: a refusal names one limit, and its Retry-After must be the
+     * time the request would wait for all of them. The head step answered tpm with the seconds
+     * until its tokens left the window although rpm still refused for most of a minute (and
+     * daily_tokens a second before midnight although tpm refused for a minute): a client that
+     * obeyed came back early and was refused again.
+     */
+    @Test
+    void retryAfterIsTheLongestWaitOfTheLimitsThatRefuse() {
+        Client c = client("ck-x-000000000000001 rpm=1 tpm=1000");
+        assertNull(c.admitRequest(T0));
+        assertNull(c.admitBody(T0, "m", false));
+        answer(c, T0 + 5, 600);
+        assertNull(c.admit(T0 + 60, "m", false), "the minute has passed: 600 counted, none in flight");
+        Client.Refusal r = c.admitRequest(T0 + 61);
+        assertNotNull(r);
+        // 600 counted and 600 expected in flight against tpm=1000: room at T0+65; rpm: at T0+120.
+        assertEquals(59, r.retryAfterSeconds(), r.code());
+        assertEquals("rpm", c.admitRequest(T0 + 65).code(), "tpm has room now, rpm does not");
+
+        Client d = client("ck-x-000000000000002 tpm=100 daily_tokens=1000");
+        assertNull(d.admit(T0 + 86_399 - 30, "m", false));
+        answer(d, T0 + 86_399, 1500);
+        Client.Refusal late = d.admitRequest(T0 + 86_399);
+        assertEquals(60, late.retryAfterSeconds(), late.code() + ": midnight is in 1 s, the 1500 tokens leave tpm in 60");
+        assertEquals("tpm", d.admitRequest(T0 + 86_400).code());
+    }
+
     @Test
     void dailyTokensLastUntilUtcMidnight() {
         Client c = client("ck-x-000000000000001 daily_tokens=1000");
