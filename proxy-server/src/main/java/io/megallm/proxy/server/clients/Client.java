@@ -359,6 +359,11 @@ public final class Client {
         long day = Math.floorDiv(nowSecond, DAY_SECONDS);
         for (;;) {
             long v = today.get();
+            if ((v >>> TOKEN_BITS) > day) {
+                // Stamped before a midnight another loop's charge already crossed: that day is
+                // over, and taking the counter back to it would wipe the new day's count.
+                return;
+            }
             long tokens = (v >>> TOKEN_BITS) == day ? v & TOKEN_MASK : 0;
             long next = day << TOKEN_BITS | Math.min(TOKEN_MASK, tokens + total);
             if (today.compareAndSet(v, next)) {

@@ -342,6 +342,20 @@ class ClientLimitsTest {
         assertEquals("tpm", d.admitRequest(T0 + 86_400).code());
     }
 
+    /**
+     * Two event loops charge answers at midnight: one read its clock at 23:59:59, the other at
+     * 00:00:00, and the first's charge lands second. It took the day counter back to the old
+     * day, wiping what the new day had counted: the new day's check then saw 0.
+     */
+    @Test
+    void aChargeStampedBeforeMidnightThatLandsAfterOneOfTheNewDayLeavesTheNewDaysCount() {
+        Client c = client("ck-x-000000000000001 daily_tokens=1000");
+        c.addTokens(T0 + 86_400, 1000, 200, 0);
+        c.addTokens(T0 + 86_399, 5, 5, 0);
+        assertEquals(1200, c.tokensToday(T0 + 86_400));
+        assertEquals("daily_tokens", c.admit(T0 + 86_401, "m", false).code());
+    }
+
     @Test
     void dailyTokensLastUntilUtcMidnight() {
         Client c = client("ck-x-000000000000001 daily_tokens=1000");
