@@ -28,8 +28,11 @@ class ClientLimitsModelTest {
 
     /** 2025-12-06T23:57:00Z: three minutes before a UTC midnight, so that runs cross one. */
     private static final long START = 1_764_979_200L + 86_400 - 180;
-    static boolean RPM_COUNTED_UNLIMITED = false;
-    static boolean STRICT_RETRY = true;
+    /**
+     * Requests count against rpm only while the client has one: a reload that gives a client an
+     * rpm starts it from an empty window (the README is silent; tpm's window counts always).
+     */
+    private static final boolean RPM_COUNTED_UNLIMITED = false;
     private static final String[] MODELS = {"m-a", "m-b", "m-c"};
 
     @Test
@@ -385,12 +388,11 @@ class ClientLimitsModelTest {
             if (status == 429 && got.retryAfterSeconds() < 1) {
                 throw new AssertionError("a 429 without Retry-After: " + show(got));
             }
-            if (STRICT_RETRY) {
-                long max = want.values().stream().filter(v -> v != null).mapToLong(Long::longValue).max().orElse(-1);
-                if (max > got.retryAfterSeconds()) {
-                    throw new AssertionError("Retry-After " + got.retryAfterSeconds() + " for " + got.code()
-                            + ", but the request is refused until " + max + " s: " + want);
-                }
+            // One limit is named; the wait is the longest of those that refuse.
+            long max = want.values().stream().filter(v -> v != null).mapToLong(Long::longValue).max().orElse(-1);
+            if (max > got.retryAfterSeconds()) {
+                throw new AssertionError("Retry-After " + got.retryAfterSeconds() + " for " + got.code()
+                        + ", but the request is refused for " + max + " s: " + want);
             }
             Long retry = want.get(got.code());
             if (retry != null && retry != got.retryAfterSeconds()) {
