@@ -132,6 +132,11 @@ class DeployFilesTest {
                         .matcher(conf);
                 assertTrue(m.find(), file + ": no JSON answer for " + code);
             }
+            // Nginx's buffers no smaller than the proxy's head limits, and its refusals in the shape too
+            // (NativeNginxFrontTest runs the single config through a real nginx).
+            assertTrue(conf.contains("large_client_header_buffers 4 16k;"), file);
+            assertTrue(conf.contains("error_page 414 /__megallm_error_414;"), file);
+            assertTrue(conf.contains("error_page 494 =431 /__megallm_error_431;"), file);
         }
     }
 

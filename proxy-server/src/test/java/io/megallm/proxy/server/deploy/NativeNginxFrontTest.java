@@ -1,0 +1,100 @@
+package io.megallm.proxy.server.deploy;
+
+import io.megallm.proxy.server.keys.Json;
+import io.megallm.proxy.server.testing.ProxyUnderTest;
+import io.megallm.proxy.testing.MockUpstream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * docker/nginx/megallm-proxy.conf as shipped, run by this machine's nginx in front of an
+ * in-process proxy: what the front does to requests the proxy itself would take or refuse.
+ */
+@Timeout(value = 2, unit = TimeUnit.MINUTES)
+class NativeNginxFrontTest {
+
+    private static final String OK = "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\"}";
+
+    private static ProxyUnderTest proxy;
+    private static NativeNginx nginx;
+    private static final HttpClient HTTP = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+            .connectTimeout(Duration.ofSeconds(5)).build();
+
+    @BeforeAll
+    static void start() throws Exception {
+        assumeTrue(NativeNginx.available(), "no nginx binary at " + NativeNginx.BINARY);
+        proxy = ProxyUnderTest.start(1, Map.of());
+        proxy.upstream.otherwise(MockUpstream.json(200, OK));
+        nginx = NativeNginx.site(proxy.port());
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        if (nginx != null) {
+            nginx.close();
+        }
+        if (proxy != null) {
+            proxy.close();
+        }
+    }
+
+    private static HttpResponse<String> chat(int port, String... headers) throws Exception {
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/v1/chat/completions"))
+                .header("Content-Type", "application/json")
+                .timeout(Duration.ofSeconds(30))
+                .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"gpt-4o\",\"messages\":[]}"));
+        if (headers.length > 0) {
+            b.headers(headers);
+        }
+        return HTTP.send(b.build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    /**
+     * README "Limits and timeouts": the proxy takes a head of up to 16 KiB (its Nginx counterpart
+     * being large_client_header_buffers). Nginx's default buffers (8k) refused one 12 KiB field
+     * with its own HTML 400, so a request that works against the proxy failed behind the front.
+     */
+    @Test
+    void aHeadTheProxyTakesAlsoPassesTheFront() throws Exception {
+        String field = "a".repeat(12 * 1024);
+        HttpResponse<String> direct = chat(proxy.port(), "X-Trace-Context", field);
+        assertEquals(200, direct.statusCode(), "straight to the proxy: " + direct.body());
+        HttpResponse<String> fronted = chat(nginx.port, "X-Trace-Context", field);
+        assertEquals(200, fronted.statusCode(), "through nginx: " + fronted.body());
+        assertEquals(OK, fronted.body());
+    }
+
+    /** A head too large for the proxy gets its 431 in the error shape (§9), through the front too. */
+    @Test
+    void aHeadTooLargeGets431InTheErrorShapeThroughTheFront() throws Exception {
+        String field = "a".repeat(20 * 1024);
+        HttpResponse<String> direct = chat(proxy.port(), "X-Trace-Context", field);
+        assertEquals(431, direct.statusCode(), "straight to the proxy: " + direct.body());
+        HttpResponse<String> fronted = chat(nginx.port, "X-Trace-Context", field);
+        assertEquals(431, fronted.statusCode(), "through nginx: " + fronted.body());
+        Json.assertErrorShape(fronted.body());
+    }
+
+    /** A request line longer than even the front's buffers: 414 in the error shape, not Nginx's HTML. */
+    @Test
+    void aRequestLineTooLongGets414InTheErrorShapeThroughTheFront() throws Exception {
+        URI uri = URI.create("http://127.0.0.1:" + nginx.port + "/v1/models?q=" + "a".repeat(20 * 1024));
+        HttpResponse<String> fronted = HTTP.send(HttpRequest.newBuilder(uri).timeout(Duration.ofSeconds(30)).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertEquals(414, fronted.statusCode(), "through nginx: " + fronted.body());
+        Json.assertErrorShape(fronted.body());
+    }
+}
