@@ -128,7 +128,7 @@ public final class Router implements RequestRouter, HeadCheck {
                     FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK, body);
                     response.headers().set(HttpHeaderNames.CONTENT_TYPE, ProxyMetrics.contentType())
                             .setInt(HttpHeaderNames.CONTENT_LENGTH, body.readableBytes());
-                    exchange.respond(response);
+                    exchange.respond(noStore(response));
                 } else if (metrics == null) {
                     notFound(exchange, method, path);
                 }
@@ -150,8 +150,8 @@ public final class Router implements RequestRouter, HeadCheck {
             }
             case "/admin/usage" -> {
                 if (allow(exchange, method, HttpMethod.GET) && access.admitAdmin(exchange)) {
-                    exchange.respond(ErrorResponses.json(exchange.alloc(), HttpResponseStatus.OK,
-                            usage.json(keys.keys(), access.clients().clients())));
+                    exchange.respond(noStore(ErrorResponses.json(exchange.alloc(), HttpResponseStatus.OK,
+                            usage.json(keys.keys(), access.clients().clients()))));
                 }
             }
             case "/admin/keys" -> {
@@ -237,15 +237,15 @@ public final class Router implements RequestRouter, HeadCheck {
             return;
         }
         ReloadResult r = outcome.result();
-        exchange.respond(ErrorResponses.json(exchange.alloc(), HttpResponseStatus.OK,
+        exchange.respond(noStore(ErrorResponses.json(exchange.alloc(), HttpResponseStatus.OK,
                 "{\"total\":" + r.total() + ",\"added\":" + r.added() + ",\"removed\":" + r.removed()
-                        + ",\"kept\":" + r.kept() + "}"));
+                        + ",\"kept\":" + r.kept() + "}")));
     }
 
     private void resetKeys(Exchange exchange) {
         ResetResult r = keys.resetFailed();
-        exchange.respond(ErrorResponses.json(exchange.alloc(), HttpResponseStatus.OK,
-                "{\"reset\":" + r.reset() + ",\"total\":" + r.total() + ",\"available\":" + r.available() + "}"));
+        exchange.respond(noStore(ErrorResponses.json(exchange.alloc(), HttpResponseStatus.OK,
+                "{\"reset\":" + r.reset() + ",\"total\":" + r.total() + ",\"available\":" + r.available() + "}")));
     }
 
     private void listKeys(Exchange exchange) {
@@ -275,7 +275,16 @@ public final class Router implements RequestRouter, HeadCheck {
                     .append('}');
         }
         b.append("]}");
-        exchange.respond(ErrorResponses.json(exchange.alloc(), HttpResponseStatus.OK, b.toString()));
+        exchange.respond(noStore(ErrorResponses.json(exchange.alloc(), HttpResponseStatus.OK, b.toString())));
+    }
+
+    /**
+     * Admin answers (the pool's state, usage per client, the metrics) are the operator's: like
+     * /health, no browser or cache in between may keep a copy of them.
+     */
+    private static FullHttpResponse noStore(FullHttpResponse response) {
+        response.headers().set(HttpHeaderNames.CACHE_CONTROL, "no-store");
+        return response;
     }
 
     private static String stateName(KeyState.Kind kind) {

@@ -95,6 +95,27 @@ class AdminAccessTest {
         }
     }
 
+    /**
+     * Review (2026-12-08): /health said no-store, but the admin answers (pool state, usage per
+     * client, the metrics) said nothing, so a browser or a cache in between could keep them on disk.
+     */
+    @Test
+    void adminAnswersAreNeverStored() throws Exception {
+        try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("ADMIN_TOKEN", TOKEN))) {
+            for (String path : new String[]{"/admin/keys", "/admin/usage", "/metrics"}) {
+                HttpResponse<String> r = get(p, p.uri(path), "Authorization", "Bearer " + TOKEN);
+                assertEquals(200, r.statusCode(), path + ": " + r.body());
+                assertEquals("no-store", r.headers().firstValue("cache-control").orElse(null), path);
+            }
+            for (String path : new String[]{"/admin/reload-keys", "/admin/reset-failed-keys"}) {
+                HttpResponse<String> r = p.send(HttpRequest.newBuilder(p.uri(path))
+                        .header("Authorization", "Bearer " + TOKEN).POST(HttpRequest.BodyPublishers.noBody()));
+                assertEquals(200, r.statusCode(), path + ": " + r.body());
+                assertEquals("no-store", r.headers().firstValue("cache-control").orElse(null), path);
+            }
+        }
+    }
+
     @Test
     void healthStaysPublicWhenAdminTokenIsSet() throws Exception {
         try (ProxyUnderTest p = ProxyUnderTest.start(1, Map.of("ADMIN_TOKEN", TOKEN, "PROXY_API_KEYS", "ck-one"))) {
