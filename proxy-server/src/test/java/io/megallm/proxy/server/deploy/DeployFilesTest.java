@@ -125,7 +125,7 @@ class DeployFilesTest {
         for (String file : List.of("docker/nginx/megallm-proxy.conf", "docker/nginx/megallm-proxy-scale.conf")) {
             String conf = read(file);
             assertTrue(!conf.matches("(?s).*\\n\\s*proxy_intercept_errors\\s+on.*"), file + ": the proxy's own errors pass through");
-            for (int code : new int[]{413, 502, 503, 504}) {
+            for (int code : new int[]{400, 405, 413, 414, 501, 502, 503, 504, 505}) {
                 assertTrue(conf.contains("error_page " + code + " /__megallm_error_" + code + ";"), file + ": " + code);
                 Matcher m = Pattern.compile("location = /__megallm_error_" + code + " \\{\\s*internal;\\s*default_type application/json;"
                         + "\\s*return " + code + " '(\\{\"error\":\\{\"message\":\"[^\"]+\",\"type\":\"[a-z_]+\",\"code\":\"[a-z_]+\"\\}\\})\\\\n';")

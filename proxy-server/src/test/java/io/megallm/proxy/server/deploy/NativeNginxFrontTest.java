@@ -17,6 +17,7 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
@@ -96,5 +97,32 @@ class NativeNginxFrontTest {
                 HttpResponse.BodyHandlers.ofString());
         assertEquals(414, fronted.statusCode(), "through nginx: " + fronted.body());
         Json.assertErrorShape(fronted.body());
+    }
+
+    /**
+     * Contract §9: malformed HTTP gets 400 (and the other low-level refusals their status) in the
+     * error shape. Nginx refuses these itself before the proxy sees them, and answered HTML.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource(delimiter = '|', value = {
+            "400|GET /v1/models HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n",
+            "400|GET /v1/models HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 1\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nab",
+            "400|garbage\\r\\n\\r\\n",
+            "405|TRACE /v1/models HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n",
+            "501|POST /v1/models HTTP/1.1\\r\\nHost: x\\r\\nTransfer-Encoding: gzip\\r\\nConnection: close\\r\\n\\r\\n",
+            "505|GET /v1/models HTTP/2.0\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n",
+    })
+    void nginxsOwnRefusalsHaveTheErrorShape(int status, String request) throws Exception {
+        String answer;
+        try (java.net.Socket s = new java.net.Socket("127.0.0.1", nginx.port)) {
+            s.setSoTimeout(30_000);
+            s.getOutputStream().write(request.replace("\\r\\n", "\r\n").getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+            s.getOutputStream().flush();
+            answer = new String(s.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.ISO_8859_1);
+        }
+        assertTrue(answer.startsWith("HTTP/1.1 " + status + " "), answer);
+        int body = answer.indexOf("\r\n\r\n");
+        assertTrue(answer.toLowerCase(java.util.Locale.ROOT).contains("\r\ncontent-type: application/json\r\n"), answer);
+        Json.assertErrorShape(answer.substring(body + 4));
     }
 }
