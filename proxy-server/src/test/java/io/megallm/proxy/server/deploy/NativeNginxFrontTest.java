@@ -17,6 +17,7 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -124,5 +125,61 @@ class NativeNginxFrontTest {
         int body = answer.indexOf("\r\n\r\n");
         assertTrue(answer.toLowerCase(java.util.Locale.ROOT).contains("\r\ncontent-type: application/json\r\n"), answer);
         Json.assertErrorShape(answer.substring(body + 4));
+    }
+
+    /**
+     * Contract §11: the front streams SSE unbuffered. Event-driven, no clock: the upstream sends
+     * one small event and holds the stream open until the client has read that event through
+     * Nginx; a front that buffered would never hand it over and the read would time out. (Either
+     * guard suffices: the site's proxy_buffering off, or the proxy's X-Accel-Buffering: no on SSE.)
+     */
+    @Test
+    void anEventReachesTheClientThroughTheFrontWhileTheStreamIsStillOpen() throws Exception {
+        java.util.concurrent.CountDownLatch seen = new java.util.concurrent.CountDownLatch(1);
+        String key = "sk-mega-native-nginx-stream-key-0001";
+        try (ProxyUnderTest p = ProxyUnderTest.start(java.util.List.of(key), Map.of());
+             NativeNginx front = NativeNginx.site(p.port())) {
+            p.upstream.otherwise((ctx, req) -> {
+                io.netty.handler.codec.http.HttpResponse head = new io.netty.handler.codec.http.DefaultHttpResponse(
+                        io.netty.handler.codec.http.HttpVersion.HTTP_1_1, io.netty.handler.codec.http.HttpResponseStatus.OK);
+                head.headers().set("content-type", "text/event-stream");
+                io.netty.handler.codec.http.HttpUtil.setTransferEncodingChunked(head, true);
+                ctx.writeAndFlush(head);
+                ctx.writeAndFlush(new io.netty.handler.codec.http.DefaultHttpContent(io.netty.buffer.Unpooled.copiedBuffer(
+                        MockUpstream.event(0), java.nio.charset.StandardCharsets.UTF_8)));
+                // The rest only once the client has the first event (or never, and the test fails).
+                Thread rest = new Thread(() -> {
+                    try {
+                        if (seen.await(60, TimeUnit.SECONDS)) {
+                            ctx.writeAndFlush(new io.netty.handler.codec.http.DefaultHttpContent(io.netty.buffer.Unpooled.copiedBuffer(
+                                    "data: [DONE]\n\n", java.nio.charset.StandardCharsets.UTF_8)));
+                            ctx.writeAndFlush(io.netty.handler.codec.http.LastHttpContent.EMPTY_LAST_CONTENT);
+                        }
+                    } catch (InterruptedException ignored) {
+                        ctx.close();
+                    }
+                }, "upstream-rest");
+                rest.setDaemon(true);
+                rest.start();
+            });
+            try (java.net.Socket s = new java.net.Socket("127.0.0.1", front.port)) {
+                s.setSoTimeout(20_000);
+                s.getOutputStream().write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: 42\r\nConnection: close\r\n\r\n{\"model\":\"gpt-4o\",\"stream\":true,\"n\":1}    ")
+                        .getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+                java.io.InputStream in = s.getInputStream();
+                StringBuilder got = new StringBuilder();
+                byte[] buf = new byte[4096];
+                while (!got.toString().contains("tok0")) {
+                    int n = in.read(buf);   // a SocketTimeoutException here: the front held the event back
+                    assertTrue(n > 0, "closed before the first event: " + got);
+                    got.append(new String(buf, 0, n, java.nio.charset.StandardCharsets.ISO_8859_1));
+                }
+                assertFalse(got.toString().contains("[DONE]"), "the stream was still open upstream");
+                seen.countDown();
+                String rest = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.ISO_8859_1);
+                assertTrue(rest.contains("data: [DONE]"), rest);
+            }
+        }
     }
 }
