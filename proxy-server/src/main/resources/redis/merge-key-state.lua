@@ -45,7 +45,8 @@ elseif cur[1] then
     if kind == 'cooling_down' then
       take = untl >= cu
     elseif kind == 'available' then
-      take = clears or cu <= at
+      -- A recovery sent again after a cut is as old as it is: a rest that came after it stays.
+      take = (clears and at >= cat) or cu <= at
     end
   end
 end

@@ -158,6 +158,13 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     private final Map<String, Long> yielding = new HashMap<>();
     /** When each key's local state came about (epoch ms), as this process saw it change. */
     private final ConcurrentHashMap<String, Long> changedAt = new ConcurrentHashMap<>();
+    /**
+     * Keys whose state here is a recovery made here (a passed trial, a reset), not changed since:
+     * sent again (a reconnection, a reload) it is still a recovery of that time, which clears an
+     * older failure or rest in Redis. Sent as a plain "available", a reset made while Redis was
+     * away lost to the failure it had undone.
+     */
+    private final java.util.Set<String> recovered = ConcurrentHashMap.newKeySet();
     /** When a state restored at start was recorded ({@code KEY_STATE_FILE}), by key id; 0 if unknown. */
     private final ToLongFunction<String> restoredAt;
     /**
@@ -405,6 +412,13 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
     @Override
     public void changed(ApiKey key, KeyState from, KeyState to) {
         changedAt.put(key.id(), keys.lifecycle().clock().epochMillis());
+        // A rest that ran out is no recovery: it clears nothing another instance learnt meanwhile.
+        if (!APPLYING.get() && to.kind() == KeyState.Kind.AVAILABLE && from.kind() != KeyState.Kind.AVAILABLE
+                && (from.onTrial() || !(from.kind() == KeyState.Kind.COOLING_DOWN && from.usableAt(keys.now())))) {
+            recovered.add(key.id());
+        } else {
+            recovered.remove(key.id());
+        }
         if (to.kind() == KeyState.Kind.AVAILABLE && !heldElsewhere.isEmpty()) {
             // Back in rotation (here or elsewhere): a later failure's trial owes nothing to that lease.
             heldElsewhere.remove(key.id());
@@ -592,7 +606,7 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         Round round = new Round(this, Sharing.KEY_STATES);
         pipelined(() -> {
             for (SavedKeyState s : keys.savedStates()) {
-                publish(s, false, round);
+                publish(s, s.kind() == KeyState.Kind.AVAILABLE && recovered.contains(s.id()), round);
             }
         });
         round.end();
