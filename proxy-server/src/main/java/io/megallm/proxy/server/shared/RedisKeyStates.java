@@ -656,8 +656,10 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
                                 emptyToNull(RedisReplies.text(r.get(5))), RedisReplies.number(r.get(2)),
                                 (int) RedisReplies.number(r.get(3)), RedisReplies.number(r.get(4))),
                                 // Redis' merge decided against this instance's state: its answer is
-                                // taken whatever its time (it is older than the change just sent).
-                                "as shared in Redis", -1);
+                                // taken whatever its time (it is older than the change just sent),
+                                // and keeps that time: dated to now, it made this instance ignore
+                                // a recovery shared later but made before now.
+                                "as shared in Redis", -1, r.size() > 6 ? RedisReplies.number(r.get(6)) : -1);
                     }
                 }, worker);
     }
@@ -717,6 +719,11 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
      * one's change) is not taken: this one's is merged in Redis in turn, and Redis' answer decides.
      */
     private void adopt(SavedKeyState s, String source, long at) {
+        adopt(s, source, at, at);
+    }
+
+    /** {@code stateAt}: when the state came about, kept as its time here (-1: unknown, now). */
+    private void adopt(SavedKeyState s, String source, long at, long stateAt) {
         if (at >= 0) {
             // A time ahead of this clock (a clock running ahead, a hand in Redis) counts as now:
             // kept as it is, it would make this instance ignore every later state until then.
@@ -728,9 +735,9 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
         }
         APPLYING.set(Boolean.TRUE);
         try {
-            if (keys.adopt(s, source) && at >= 0) {
+            if (keys.adopt(s, source) && stateAt >= 0) {
                 // Its time is the state's own, not when it arrived here.
-                changedAt.put(s.id(), at);
+                changedAt.put(s.id(), Math.min(stateAt, keys.lifecycle().clock().epochMillis()));
             }
         } finally {
             APPLYING.set(Boolean.FALSE);
