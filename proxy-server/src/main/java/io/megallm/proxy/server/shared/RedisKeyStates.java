@@ -730,6 +730,13 @@ public final class RedisKeyStates implements KeyStateListener, TrialGate, Shared
             at = Math.min(at, keys.lifecycle().clock().epochMillis());
             Long mine = changedAt.get(s.id());
             if (mine != null && mine > at) {
+                // This instance's newer state may have been merged before that one (Redis then
+                // kept the older failure, or the longer rest, and will not say so again): merged
+                // once more, Redis' answer decides. Ignored alone, the two views stayed apart.
+                pending.merge(s.id(), STATE, (a, b) -> a | b);
+                if (flushScheduled.compareAndSet(false, true)) {
+                    run(this::flush);
+                }
                 return;
             }
         }

@@ -130,6 +130,32 @@ class SharedKeyStatesModelTest {
         }
     }
 
+    /**
+     * Found by the model (seed 42): an instance back from a cut merged a failure it had learnt
+     * there; Redis kept it over the rest another instance had shared since (a failure is not
+     * forgotten for a rest) and published it, and that instance ignored it as older than its own
+     * rest: it went on with the key once the rest ended, while Redis held it failed.
+     */
+    @Test
+    void anOlderFailureRedisKeepsOverANewerRestReachesTheInstanceWithTheRest() throws Exception {
+        RedisKeyStates.useNioTransport();
+        try (Run run = new Run(0, dir.resolve("older-failure"))) {
+            Node a = run.nodes.get(0);
+            Node b = run.nodes.get(1);
+            String key = UNIVERSE[0];
+            run.cutOff(a);
+            a.pool.lifecycle().rejected(a.key(key), 401);
+            run.advance(1000);
+            b.pool.lifecycle().limited(b.key(key), 429, 30);
+            run.await("Redis has B's rest", () -> "cooling_down".equals(
+                    run.c.sync().hget("megallm:{model}:key:" + id(key), "kind")));
+            run.heal(a);
+            run.await("Redis keeps A's failure", () -> "failed".equals(
+                    run.c.sync().hget("megallm:{model}:key:" + id(key), "kind")));
+            run.await("B takes the failure Redis kept", () -> b.key(key).state().kind() == KeyState.Kind.FAILED);
+        }
+    }
+
     /** What the rules say one instance's state of one key is. */
     private static final class Exp {
         KeyState.Kind kind = KeyState.Kind.AVAILABLE;
