@@ -199,10 +199,8 @@ public final class Router implements RequestRouter, HeadCheck {
                 + ",\"cooling_down\":" + s.coolingDown()
                 + "}" + sharedStateField() + upstreamsField()
                 + ",\"version\":" + JsonText.quote(Version.VALUE) + "}";
-        FullHttpResponse response = ErrorResponses.json(exchange.alloc(),
-                healthy ? HttpResponseStatus.OK : HttpResponseStatus.SERVICE_UNAVAILABLE, body);
-        response.headers().set(HttpHeaderNames.CACHE_CONTROL, "no-store");
-        exchange.respond(response);
+        exchange.respond(noStore(ErrorResponses.json(exchange.alloc(),
+                healthy ? HttpResponseStatus.OK : HttpResponseStatus.SERVICE_UNAVAILABLE, body)));
     }
 
     /** Only with several base URLs: each with its state (available, or paused after a failed connection). */
@@ -279,8 +277,8 @@ public final class Router implements RequestRouter, HeadCheck {
     }
 
     /**
-     * Admin answers (the pool's state, usage per client, the metrics) are the operator's: like
-     * /health, no browser or cache in between may keep a copy of them.
+     * /health and the admin answers (the pool's state, usage per client, the metrics) are the
+     * operator's: no browser or cache in between may keep a copy of them.
      */
     private static FullHttpResponse noStore(FullHttpResponse response) {
         response.headers().set(HttpHeaderNames.CACHE_CONTROL, "no-store");
